@@ -1,0 +1,34 @@
+"""rnnkit: recurrent neural networks for PyTorch, from the cell equations to trained models."""
+
+from rnnkit.cells import (
+    GRUCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    RecurrentCell,
+    RNNCell,
+)
+from rnnkit.errors import RnnkitError
+from rnnkit.layers import GRU, LSTM, RNN, RecurrentLayer
+from rnnkit.tbptt import detach_state, tbptt_windows
+from rnnkit.unroll import unroll
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "GRU",
+    "LSTM",
+    "RNN",
+    "GRUCell",
+    "LSTMCell",
+    "LayerNormGRUCell",
+    "LayerNormLSTMCell",
+    "RNNCell",
+    "RecurrentCell",
+    "RecurrentLayer",
+    "RnnkitError",
+    "__version__",
+    "detach_state",
+    "tbptt_windows",
+    "unroll",
+]

@@ -1,0 +1,9 @@
+"""The one error class for user mistakes.
+
+Library code raises :class:`RnnkitError` when the caller passed something wrong; the CLI turns it into
+``error: <message>`` on stderr and exit code 2. Bugs stay ordinary exceptions with tracebacks.
+"""
+
+
+class RnnkitError(ValueError):
+    """A user mistake, described in one sentence: what was wrong, the value given, and what to do."""

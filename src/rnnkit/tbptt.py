@@ -1,0 +1,43 @@
+"""Truncated backpropagation through time: carry the state across windows, cut the gradient at their edges.
+
+A long stream is cut into windows of ``window`` steps; the state at the end of one window starts the next,
+so the network sees the whole past, but gradients stop at the window edge, so memory and time stay bounded::
+
+    state = None
+    for x, y in tbptt_windows(stream_x, stream_y, window=35):  # each (35, N, ·), time first
+        state = detach_state(state)          # detach so BPTT stops at the window edge
+        output, state = lstm(x, state)
+        loss = criterion(head(output), y)
+        loss.backward(); optimizer.step(); optimizer.zero_grad()
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from torch import Tensor
+
+from rnnkit.cells import State
+from rnnkit.errors import RnnkitError
+from rnnkit.unroll import map_state
+
+
+def detach_state(state: State | None) -> State | None:
+    """The same state values, cut from the graph that produced them (``None`` stays ``None``)."""
+    if state is None:
+        return None
+    return map_state(lambda s: s.detach(), state)
+
+
+def tbptt_windows(*streams: Tensor, window: int, time_dim: int = 0) -> Iterator[tuple[Tensor, ...]]:
+    """Yield aligned consecutive windows of ``window`` steps from each stream (the last may be shorter)."""
+    if window < 1:
+        raise RnnkitError(f"window must be at least 1 step, got {window}.")
+    length = streams[0].shape[time_dim]
+    if any(s.shape[time_dim] != length for s in streams):
+        raise RnnkitError(
+            f"all streams must have the same length along dim {time_dim}, got "
+            f"{[s.shape[time_dim] for s in streams]}."
+        )
+    for start in range(0, length, window):
+        yield tuple(s.narrow(time_dim, start, min(window, length - start)) for s in streams)
