@@ -193,7 +193,8 @@ class LSTMCell(RecurrentCell):
         self.reset_parameters()
 
     def init_state(self, batch_size, *, device=None, dtype=None):
-        h = super().init_state(batch_size, device=device, dtype=dtype)
+        # named base call (not super()) so LayerNormLSTMCell can share this method
+        h = RecurrentCell.init_state(self, batch_size, device=device, dtype=dtype)
         return h, h.new_zeros(batch_size, self.hidden_size)
 
     def equations(self, xp, state, recurrent_mask=None):

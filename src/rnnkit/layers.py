@@ -26,7 +26,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from rnnkit import kernels
 from rnnkit.cells import GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell, RecurrentCell, RNNCell, State
 from rnnkit.errors import RnnkitError
-from rnnkit.unroll import Trace, check_lengths, map_state, unroll
+from rnnkit.unroll import Trace, apply_zoneout, check_lengths, map_state, unroll
 
 CellFactory = Callable[[int, int], RecurrentCell]
 
@@ -274,9 +274,7 @@ class RecurrentLayer(nn.Module):
             cell_state = map_state(lambda s, i=index: s[i], state)
             h, cell_state = cell.step(cell.project(x_t), cell_state)
             if self.training and self.zoneout > 0:
-                old_state = map_state(lambda s, i=index: s[i], state)
-                cell_state = map_state(lambda o, n: torch.where(torch.rand_like(n) < self.zoneout, o, n),
-                                       old_state, cell_state)
+                cell_state = apply_zoneout(map_state(lambda s, i=index: s[i], state), cell_state, self.zoneout)
                 h = cell_state if isinstance(cell_state, Tensor) else cell_state[0]
             new_states.append(cell_state)
             x_t = h

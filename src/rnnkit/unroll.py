@@ -51,6 +51,11 @@ def dropout_mask(like: Tensor, p: float) -> Tensor:
     return torch.empty_like(like).bernoulli_(1 - p) / (1 - p)
 
 
+def apply_zoneout(old: State, new: State, p: float) -> State:
+    """Keep each unit's previous value with probability ``p`` (a fresh mask per call, i.e. per step)."""
+    return map_state(lambda o, n: torch.where(torch.rand_like(n) < p, o, n), old, new)
+
+
 def check_lengths(lengths: Tensor | list[int], num_steps: int, batch_size: int, device: torch.device) -> Tensor:
     """Validate ``lengths`` and return it as an int64 tensor on ``device``."""
     if not isinstance(lengths, Tensor):
@@ -132,8 +137,7 @@ def unroll(
         else:
             h, new_state = cell.step(xp[t], state, recurrent_mask=mask)
         if training and zoneout > 0:
-            new_state = map_state(lambda old, new: torch.where(torch.rand_like(new) < zoneout, old, new),
-                                  state, new_state)
+            new_state = apply_zoneout(state, new_state, zoneout)
             h = new_state if isinstance(new_state, Tensor) else new_state[0]
         if valid is not None:
             # padded steps: the state stays, the output is zero

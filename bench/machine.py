@@ -1,0 +1,50 @@
+"""What machine a benchmark ran on: CPU model, cores, torch threads, and its fp32 matrix-product rate.
+
+Budgets in the issues are set for an 80 GFLOP/s machine (AMD EPYC, 2 cores); recording the rate beside every
+figure lets a reader scale timings between machines.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+
+import torch
+
+
+def cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """Best-of-``repeats`` fp32 rate of a ``size x size`` matrix product, in GFLOP/s."""
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    torch.mm(a, b)  # warm up
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        torch.mm(a, b)
+        best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best / 1e9
+
+
+def describe() -> dict:
+    return {
+        "cpu": cpu_model(),
+        "cores": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "matmul_gflops_2048": round(matmul_gflops(), 1),
+    }
+
+
+if __name__ == "__main__":
+    print(describe())

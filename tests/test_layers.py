@@ -1,0 +1,335 @@
+"""Layers against torch.nn over random configurations; state_dicts, PackedSequence, step API, extras."""
+
+import random
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
+from torch.testing import assert_close
+
+import rnnkit
+from rnnkit import GRU, LSTM, RNN, RnnkitError, unroll
+
+TORCH_CLASS = {"rnn_tanh": nn.RNN, "rnn_relu": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def random_config(seed: int) -> dict:
+    rng = random.Random(seed)
+    kind = rng.choice(list(TORCH_CLASS))
+    config = {
+        "kind": kind,
+        "num_layers": rng.randint(1, 3),
+        "bidirectional": rng.random() < 0.5,
+        "batch_first": rng.random() < 0.5,
+        "bias": rng.random() < 0.8,
+        "proj_size": rng.choice([0, 0, 2]) if kind == "lstm" else 0,
+        "lengths": rng.random() < 0.5,
+        "hx": rng.random() < 0.5,
+        "batch": rng.randint(1, 4),
+        "steps": rng.randint(1, 6),
+        "input_size": rng.randint(1, 5),
+        "hidden_size": rng.randint(3, 6),
+    }
+    return config
+
+
+def build_pair(config):
+    kwargs = dict(num_layers=config["num_layers"], bias=config["bias"], batch_first=config["batch_first"],
+                  bidirectional=config["bidirectional"])
+    if config["kind"] == "lstm":
+        kwargs["proj_size"] = config["proj_size"]
+    if config["kind"].startswith("rnn"):
+        kwargs["nonlinearity"] = config["kind"][4:]
+    ref = TORCH_CLASS[config["kind"]](config["input_size"], config["hidden_size"], **kwargs)
+    ours = {"lstm": LSTM, "gru": GRU}.get(config["kind"], RNN)(config["input_size"], config["hidden_size"],
+                                                                **kwargs)
+    ours.load_state_dict(ref.state_dict())
+    return ours, ref
+
+
+def run_reference(ref, x, hx, lengths, batch_first):
+    if lengths is None:
+        return ref(x, hx)
+    packed = pack_padded_sequence(x, lengths, batch_first=batch_first, enforce_sorted=False)
+    output, h_n = ref(packed, hx)
+    output, _ = pad_packed_sequence(output, batch_first=batch_first, total_length=x.shape[1 if batch_first else 0])
+    return output, h_n
+
+
+def parts(state):
+    return (state,) if isinstance(state, torch.Tensor) else tuple(state)
+
+
+@pytest.mark.parametrize("path", ["auto", "unroll"])
+@pytest.mark.parametrize("seed", range(40))
+def test_matches_torch_nn_in_outputs_states_and_all_gradients(seed, path):
+    config = random_config(seed)
+    ours, ref = build_pair(config)
+    batch, steps = config["batch"], config["steps"]
+    shape = (batch, steps, config["input_size"]) if config["batch_first"] else (steps, batch, config["input_size"])
+    x = torch.randn(shape)
+    lengths = torch.randint(1, steps + 1, (batch,)) if config["lengths"] else None
+    hx = None
+    if config["hx"]:
+        hx = tuple(torch.randn_like(s) for s in parts(ours.initial_state(batch)))
+        hx = hx if config["kind"] == "lstm" else hx[0]
+
+    x_ours, x_ref = x.clone().requires_grad_(), x.clone().requires_grad_()
+    # return_trace forces the explicit cells; "auto" lets the layer pick its fastest kernel
+    result = ours(x_ours, hx, lengths=lengths, return_trace=path == "unroll")
+    out_ours, h_ours = result[0], result[1]
+    out_ref, h_ref = run_reference(ref, x_ref, hx, lengths, config["batch_first"])
+
+    tight = {"atol": 1e-5, "rtol": 1e-5}
+    assert_close(out_ours, out_ref, **tight)
+    for a, b in zip(parts(h_ours), parts(h_ref), strict=True):
+        assert_close(a, b, **tight)
+    weights = [torch.randn_like(t) for t in (out_ref, *parts(h_ref))]
+    loss = lambda out, h: sum((w * t).sum() for w, t in zip(weights, (out, *parts(h)), strict=True))  # noqa: E731
+    loss(out_ours, h_ours).backward()
+    loss(out_ref, h_ref).backward()
+    assert_close(x_ours.grad, x_ref.grad, **tight)
+    for name, param in ref.named_parameters():
+        assert_close(getattr(ours, name).grad, param.grad, **tight, msg=f"gradient of {name}")
+
+
+@pytest.mark.parametrize("kind", ["rnn", "lstm", "gru"])
+def test_state_dict_keys_equal_torch_and_load_both_ways(kind):
+    ours_class, ref_class = {"rnn": (RNN, nn.RNN), "lstm": (LSTM, nn.LSTM), "gru": (GRU, nn.GRU)}[kind]
+    extra = {"proj_size": 2} if kind == "lstm" else {}
+    ours = ours_class(4, 5, num_layers=2, bidirectional=True, **extra)
+    ref = ref_class(4, 5, num_layers=2, bidirectional=True, **extra)
+    assert list(ours.state_dict()) == list(ref.state_dict())
+    ref.load_state_dict(ours.state_dict())  # rnnkit -> torch
+    x = torch.randn(3, 2, 4)
+    assert_close(ours(x), ref(x))
+    fresh = ours_class(4, 5, num_layers=2, bidirectional=True, **extra)
+    fresh.load_state_dict(ref.state_dict())  # torch -> rnnkit
+    assert_close(fresh(x), ref(x))
+
+
+def test_from_torch_copies_configuration_and_weights():
+    ref = nn.LSTM(4, 6, num_layers=2, batch_first=True, proj_size=3).double().eval()
+    ours = rnnkit.LSTM.from_torch(ref)
+    assert isinstance(ours, LSTM) and ours.batch_first and ours.proj_size == 3 and not ours.training
+    x = torch.randn(2, 5, 4, dtype=torch.float64)
+    assert_close(ours(x), ref(x))
+
+
+def test_torch_parameter_names_are_attributes():
+    ours = GRU(3, 4, num_layers=2, bidirectional=True)
+    assert ours.weight_hh_l1_reverse is ours.cells[3].weight_hh
+    assert [p.shape for p in ours._flat_weights[:4]] == [(12, 3), (12, 4), (12,), (12,)]
+
+
+def test_packed_sequence_in_gives_torchs_packed_sequence_out():
+    ref = nn.GRU(3, 4, bidirectional=True)
+    ours = GRU.from_torch(ref)
+    x, lengths = torch.randn(5, 3, 3), torch.tensor([2, 5, 3])
+    packed = pack_padded_sequence(x, lengths, enforce_sorted=False)
+    (out_ours, h_ours), (out_ref, h_ref) = ours(packed), ref(packed)
+    assert_close(out_ours.data, out_ref.data)
+    assert torch.equal(out_ours.batch_sizes, out_ref.batch_sizes)
+    assert torch.equal(out_ours.unsorted_indices, out_ref.unsorted_indices)
+    assert_close(h_ours, h_ref)
+
+
+@pytest.mark.parametrize("kind", [RNN, LSTM, GRU])
+def test_unbatched_input_as_torch(kind):
+    ours = kind(3, 4, num_layers=2)
+    x = torch.randn(5, 3)
+    output, state = ours(x)
+    assert output.shape == (5, 4)
+    assert_close(output, ours(x.unsqueeze(1))[0].squeeze(1))
+    assert all(s.shape[1:] == (4,) for s in parts(state))
+
+
+@pytest.mark.parametrize("make", [
+    lambda: RNN(3, 5, num_layers=2, nonlinearity="relu"), lambda: LSTM(3, 5, num_layers=3),
+    lambda: LSTM(3, 5, num_layers=2, proj_size=2), lambda: GRU(3, 5, num_layers=2),
+    lambda: LSTM(3, 5, num_layers=2, layer_norm=True), lambda: GRU(3, 5, layer_norm=True),
+])
+def test_step_api_equals_full_sequence(make):
+    layer = make().eval()
+    x = torch.randn(7, 2, 3)
+    expected_output, expected_state = layer(x)
+    state, outputs = None, []
+    for x_t in x:
+        y_t, state = layer.step(x_t, state)
+        outputs.append(y_t)
+    assert_close(torch.stack(outputs), expected_output)
+    assert_close(state, expected_state)
+
+
+def test_step_continues_from_forward():
+    layer = LSTM(3, 5, num_layers=2)
+    x = torch.randn(6, 2, 3)
+    _, state = layer(x[:4])
+    y, state = layer.step(x[4], state)
+    y, state = layer.step(x[5], state)
+    full_output, full_state = layer(x)
+    assert_close(y, full_output[-1])
+    assert_close(state, full_state)
+
+
+def test_layer_norm_layer_is_its_cells_unrolled():
+    layer = LSTM(3, 5, num_layers=2, bidirectional=True, layer_norm=True)
+    x, lengths = torch.randn(6, 2, 3), torch.tensor([6, 3])
+    output, _ = layer(x, lengths=lengths)
+    forward, _ = unroll(layer.cells[0], x, lengths=lengths)
+    backward, _ = unroll(layer.cells[1], x, lengths=lengths, reverse=True)
+    second_f, _ = unroll(layer.cells[2], torch.cat([forward, backward], -1), lengths=lengths)
+    assert_close(output[..., :5], second_f)
+    assert "ln_ih_weight_l0" in layer.state_dict() and "ln_c_bias_l1_reverse" in layer.state_dict()
+
+
+class MinimalGatedCell(rnnkit.RecurrentCell):
+    """A user cell: h' = (1 - f) * h + f * tanh(W x + U (f * h)) — minimal gated unit (Zhou et al. 2016)."""
+
+    num_gates = 2
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__(input_size, hidden_size)
+        self.reset_parameters()
+
+    def equations(self, xp, state, recurrent_mask=None):
+        h = state if recurrent_mask is None else state * recurrent_mask
+        x_f, x_n = xp.chunk(2, -1)
+        w_f, w_n = self.weight_hh.chunk(2, 0)
+        b_f, b_n = self.bias_hh.chunk(2, 0)
+        f = torch.sigmoid(x_f + h @ w_f.T + b_f)
+        n = torch.tanh(x_n + (f * h) @ w_n.T + b_n)
+        h = (1 - f) * state + f * n
+        return h, h, {"f": f}
+
+
+def test_user_cell_becomes_a_stacked_bidirectional_layer():
+    layer = GRU(3, 4, num_layers=2, bidirectional=True, cell=MinimalGatedCell)
+    x, lengths = torch.randn(5, 2, 3), [5, 2]
+    output, h_n, trace = layer(x, lengths=lengths, return_trace=True)
+    assert output.shape == (5, 2, 8) and h_n.shape == (4, 2, 4)
+    assert set(trace) == {"l0", "l0_reverse", "l1", "l1_reverse"} and "f" in trace["l1"]
+    first, _ = unroll(layer.cells[0], x, lengths=lengths)
+    assert_close(trace["l0"]["h"], first)
+    assert "weight_hh_l1_reverse" in layer.state_dict()
+    output.sum().backward()
+    assert layer.weight_ih_l0.grad is not None
+
+
+def test_trace_covers_every_layer_and_direction():
+    layer = LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+    x = torch.randn(2, 5, 3)
+    output, (h_n, c_n), trace = layer(x, return_trace=True)
+    assert set(trace) == {"l0", "l0_reverse", "l1", "l1_reverse"}
+    assert trace["l1"]["h"].shape == (5, 2, 4)  # time first
+    assert_close(trace["l1"]["h"].transpose(0, 1), output[..., :4])
+    assert_close(trace["l1_reverse"]["c"][0], c_n[3])
+
+
+def test_recurrent_dropout_and_zoneout_are_identity_at_eval():
+    plain = LSTM(3, 4, num_layers=2)
+    extras = LSTM(3, 4, num_layers=2, recurrent_dropout=0.3, zoneout=0.2)
+    extras.load_state_dict(plain.state_dict())
+    x = torch.randn(6, 2, 3)
+    assert_close(extras.eval()(x), plain.eval()(x))
+    assert not torch.allclose(extras.train()(x)[0], plain(x)[0])
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])
+@pytest.mark.parametrize("kind", [RNN, LSTM, GRU])
+def test_layers_follow_the_dtype(kind, dtype):
+    layer = kind(3, 4, num_layers=2, dtype=dtype)
+    x = torch.randn(5, 2, 3, dtype=dtype)
+    output, state = layer(x, lengths=[5, 3])
+    assert output.dtype == dtype and all(s.dtype == dtype for s in parts(state))
+    output_traced = layer(x, lengths=[5, 3], return_trace=True)[0]
+    tolerance = {"atol": 2e-2, "rtol": 2e-2} if dtype == torch.bfloat16 else {}
+    assert_close(output, output_traced, **tolerance)
+
+
+# --- bad input: one clear RnnkitError each ------------------------------------------------------------------
+
+def test_wrong_rank_is_refused():
+    with pytest.raises(RnnkitError, match="input must be 3-D .* got 4-D"):
+        LSTM(3, 4)(torch.randn(2, 5, 3, 1))
+
+
+def test_wrong_feature_size_is_refused():
+    with pytest.raises(RnnkitError, match="input has 7 features but the layer expects input_size=3"):
+        GRU(3, 4)(torch.randn(5, 2, 7))
+
+
+def test_state_batch_mismatch_is_refused():
+    with pytest.raises(RnnkitError, match="hx has batch size 3 but the input has batch size 2"):
+        GRU(3, 4)(torch.randn(5, 2, 3), torch.zeros(1, 3, 4))
+
+
+def test_state_shape_mismatch_is_refused():
+    with pytest.raises(RnnkitError, match=r"hx must have shape \(2, 2, 4\)"):
+        GRU(3, 4, num_layers=2)(torch.randn(5, 2, 3), torch.zeros(1, 2, 4))
+
+
+def test_lstm_state_must_be_a_pair():
+    with pytest.raises(RnnkitError, match="hx must be a tuple of 2 tensors"):
+        LSTM(3, 4)(torch.randn(5, 2, 3), torch.zeros(1, 2, 4))
+
+
+def test_lengths_longer_than_the_sequence_are_refused():
+    with pytest.raises(RnnkitError, match=r"lengths must lie in \[1, 5\].*max 9"):
+        LSTM(3, 4)(torch.randn(5, 2, 3), lengths=[9, 2])
+
+
+def test_lengths_below_one_are_refused():
+    with pytest.raises(RnnkitError, match=r"lengths must lie in \[1, 5\].*min 0"):
+        LSTM(3, 4)(torch.randn(5, 2, 3), lengths=[0, 2])
+
+
+def test_lengths_on_the_wrong_device_are_refused():
+    with pytest.raises(RnnkitError, match="lengths is on meta but the input is on cpu"):
+        LSTM(3, 4)(torch.randn(5, 2, 3), lengths=torch.ones(2, dtype=torch.long, device="meta"))
+
+
+def test_packed_sequence_with_lengths_is_refused():
+    packed = pack_padded_sequence(torch.randn(5, 2, 3), [5, 2])
+    with pytest.raises(RnnkitError, match="either a PackedSequence or lengths"):
+        LSTM(3, 4)(packed, lengths=[5, 2])
+
+
+@pytest.mark.parametrize("name", ["dropout", "recurrent_dropout", "zoneout"])
+@pytest.mark.parametrize("value", [-0.1, 1.0, 1.5])
+def test_probabilities_outside_unit_interval_are_refused(name, value):
+    with pytest.raises(RnnkitError, match=f"{name} must be a probability in \\[0, 1\\), got {value}"):
+        LSTM(3, 4, num_layers=2, **{name: value})
+
+
+def test_proj_size_not_below_hidden_size_is_refused():
+    with pytest.raises(RnnkitError, match=r"proj_size must be in \[0, hidden_size\) = \[0, 4\), got 4"):
+        LSTM(3, 4, proj_size=4)
+
+
+def test_bad_sizes_are_refused():
+    with pytest.raises(RnnkitError, match="num_layers must be at least 1"):
+        GRU(3, 4, num_layers=0)
+    with pytest.raises(RnnkitError, match="must be positive"):
+        GRU(3, 0)
+
+
+def test_bad_nonlinearity_is_refused():
+    with pytest.raises(RnnkitError, match="Unknown nonlinearity 'gelu'"):
+        RNN(3, 4, nonlinearity="gelu")
+
+
+def test_dropout_with_one_layer_warns():
+    with pytest.warns(UserWarning, match="does nothing with num_layers=1"):
+        GRU(3, 4, dropout=0.5)
+
+
+def test_step_on_bidirectional_layer_is_refused():
+    with pytest.raises(RnnkitError, match="unidirectional"):
+        GRU(3, 4, bidirectional=True).step(torch.randn(2, 3))
+
+
+def test_step_with_wrong_input_shape_is_refused():
+    with pytest.raises(RnnkitError, match=r"x_t must have shape \(batch, 3\)"):
+        GRU(3, 4).step(torch.randn(2, 5))
