@@ -1,0 +1,46 @@
+"""The ``rnnkit`` command: one typer app, a sub-command group per task.
+
+Commands are thin: parse, call the library, print. User mistakes (:class:`rnnkit.RnnkitError`) are caught
+in one place, the root group's ``invoke``: ``error: <message>`` on stderr and exit code 2, no traceback.
+"""
+
+from __future__ import annotations
+
+import typer
+from typer.core import TyperGroup
+
+from rnnkit.errors import RnnkitError
+
+
+class RnnkitGroup(TyperGroup):
+    """Root group: turns a user mistake anywhere below into one line on stderr and exit code 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except RnnkitError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=RnnkitGroup,
+    help="Recurrent neural networks for PyTorch: cells, unfolding, fast kernels and trained task models.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """Recurrent neural networks for PyTorch."""
+
+
+from rnnkit.cli import demo  # noqa: E402  (registers its commands on app)
+
+demo.register(app)
+
+
+def main() -> None:
+    app()

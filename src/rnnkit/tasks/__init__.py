@@ -1,0 +1,1 @@
+"""Task models: one file per application (model + its inference + its metrics)."""
