@@ -220,7 +220,7 @@ def test_user_cell_becomes_a_stacked_bidirectional_layer():
 def test_trace_covers_every_layer_and_direction():
     layer = LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)
     x = torch.randn(2, 5, 3)
-    output, (h_n, c_n), trace = layer(x, return_trace=True)
+    output, (_h_n, c_n), trace = layer(x, return_trace=True)
     assert set(trace) == {"l0", "l0_reverse", "l1", "l1_reverse"}
     assert trace["l1"]["h"].shape == (5, 2, 4)  # time first
     assert_close(trace["l1"]["h"].transpose(0, 1), output[..., :4])
@@ -251,7 +251,7 @@ def test_layers_follow_the_dtype(kind, dtype):
 # --- bad input: one clear RnnkitError each ------------------------------------------------------------------
 
 def test_wrong_rank_is_refused():
-    with pytest.raises(RnnkitError, match="input must be 3-D .* got 4-D"):
+    with pytest.raises(RnnkitError, match=r"input must be 3-D .* got 4-D"):
         LSTM(3, 4)(torch.randn(2, 5, 3, 1))
 
 

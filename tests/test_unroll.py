@@ -86,7 +86,7 @@ def test_reverse_within_lengths_is_an_involution():
 def test_trace_shows_states_and_gates_at_every_step():
     cell = LSTMCell(IN, HIDDEN)
     x = torch.randn(STEPS, BATCH, IN)
-    output, (h, c), trace = unroll(cell, x, trace=True)
+    output, (_h, c), trace = unroll(cell, x, trace=True)
     assert set(trace) == {"h", "c", "i", "f", "g", "o"}
     assert_close(trace["h"], output)
     assert_close(trace["c"][-1], c)

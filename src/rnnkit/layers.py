@@ -15,6 +15,7 @@ H_out = P if proj_size else H.
 
 from __future__ import annotations
 
+import functools
 import warnings
 from collections.abc import Callable
 
@@ -97,7 +98,10 @@ class RecurrentLayer(nn.Module):
         except AttributeError:
             names = self.__dict__.get("_torch_names", {})
             if name in names:
-                return self.get_parameter(names[name])
+                # attribute walk, not get_parameter: under torch.func.functional_call the
+                # cells hold plain tensors in place of their parameters
+                cell_index, parameter = names[name].removeprefix("cells.").split(".", 1)
+                return functools.reduce(getattr, parameter.split("."), self.cells[int(cell_index)])
             raise
 
     @property

@@ -19,14 +19,18 @@ from torch import Tensor
 
 from rnnkit.cells import State
 from rnnkit.errors import RnnkitError
-from rnnkit.unroll import map_state
 
 
 def detach_state(state: State | None) -> State | None:
-    """The same state values, cut from the graph that produced them (``None`` stays ``None``)."""
+    """The same state values, cut from the graph that produced them.
+
+    Works on any nesting of tuples and lists of tensors (one state per layer, say); ``None`` stays ``None``.
+    """
     if state is None:
         return None
-    return map_state(lambda s: s.detach(), state)
+    if isinstance(state, Tensor):
+        return state.detach()
+    return type(state)(detach_state(s) for s in state)
 
 
 def tbptt_windows(*streams: Tensor, window: int, time_dim: int = 0) -> Iterator[tuple[Tensor, ...]]:

@@ -1,0 +1,205 @@
+"""Run directories: weights as safetensors, everything else as JSON, every file written atomically.
+
+A run directory holds::
+
+    config.json              task, model config, data/tokenizer config, rnnkit version, weights checksum
+    model.safetensors        the model to use (the best on validation)
+    trainer_state/           what --resume needs: latest weights, optimizer, scheduler, RNG, data position
+        state.json           the structure, with tensors replaced by references into tensors.safetensors
+        tensors.safetensors
+    metrics.json, log.csv    written by the trainer
+
+Nothing here unpickles or executes anything from a file: a checkpoint is data. Truncated, corrupt or
+mismatched files are refused with a :class:`RnnkitError` that names the file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import nn
+
+from rnnkit.errors import RnnkitError
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TRAINER_DIR = "trainer_state"
+
+
+# --- atomic files ------------------------------------------------------------------------------------------
+
+def write_atomic(path: Path | str, data: bytes) -> None:
+    """Write ``data`` so that ``path`` holds either its old or its new content, never a mix.
+
+    The bytes go to a temporary file in the same directory, are flushed to disk (fsync), then renamed over
+    ``path`` (a rename within one file system is atomic); the directory is synced so the rename survives a crash.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(directory)
+    finally:
+        os.close(directory)
+
+
+def write_json(path: Path | str, obj: Any) -> None:
+    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
+
+
+def read_json(path: Path | str) -> Any:
+    path = Path(path)
+    if not path.is_file():
+        raise RnnkitError(f"{path} does not exist; is {path.parent} a run directory written by rnnkit?")
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise RnnkitError(f"{path} is not valid JSON ({error}); the checkpoint is corrupt.") from None
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- tensors -----------------------------------------------------------------------------------------------
+
+def save_tensors(path: Path | str, tensors: dict[str, torch.Tensor]) -> str:
+    """Write tensors as safetensors, atomically; return the file's sha256."""
+    # safetensors wants contiguous, non-shared storage
+    data = save_safetensors_bytes({k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()})
+    write_atomic(path, data)
+    return sha256(data)
+
+
+def load_tensors(path: Path | str, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Read a safetensors file, refusing it clearly if missing, truncated, corrupt or not the one expected."""
+    path = Path(path)
+    if not path.is_file():
+        raise RnnkitError(f"{path} does not exist; the checkpoint is incomplete.")
+    data = path.read_bytes()
+    if expected_sha256 is not None and sha256(data) != expected_sha256:
+        raise RnnkitError(
+            f"{path} does not match the checksum in its config.json: the file is truncated, corrupt or from "
+            "another run; restore it or train again."
+        )
+    try:
+        return load_safetensors_bytes(data)
+    except (SafetensorError, ValueError, OSError) as error:
+        raise RnnkitError(f"{path} is not a readable safetensors file ({error}); the checkpoint is corrupt.") from None
+
+
+# --- nested state (optimizer, scheduler, RNG) without pickles ---------------------------------------------
+
+def flatten_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "t") -> Any:
+    """JSON-able copy of ``obj`` whose tensors move into ``tensors`` and leave ``{"__tensor__": key}``."""
+    if isinstance(obj, torch.Tensor):
+        key = f"{prefix}.{len(tensors)}"
+        tensors[key] = obj
+        return {"__tensor__": key}
+    if isinstance(obj, dict):
+        # JSON keys are strings: remember int keys (optimizer state is keyed by parameter index)
+        return {"__dict__": [[k, flatten_state(v, tensors, prefix)] for k, v in obj.items()]}
+    if isinstance(obj, tuple):
+        return {"__tuple__": [flatten_state(v, tensors, prefix) for v in obj]}
+    if isinstance(obj, list):
+        return [flatten_state(v, tensors, prefix) for v in obj]
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    raise TypeError(f"cannot store a {type(obj).__name__} in a checkpoint without pickling it")
+
+
+def unflatten_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+    """Inverse of :func:`flatten_state`."""
+    if isinstance(obj, dict):
+        if "__tensor__" in obj:
+            return tensors[obj["__tensor__"]]
+        if "__tuple__" in obj:
+            return tuple(unflatten_state(v, tensors) for v in obj["__tuple__"])
+        return {k: unflatten_state(v, tensors) for k, v in obj["__dict__"]}
+    if isinstance(obj, list):
+        return [unflatten_state(v, tensors) for v in obj]
+    return obj
+
+
+def save_state(directory: Path | str, state: dict[str, Any]) -> None:
+    """Store nested trainer state in ``directory``: tensors first, then the JSON that points at them."""
+    directory = Path(directory)
+    tensors: dict[str, torch.Tensor] = {}
+    structure = flatten_state(state, tensors)
+    digest = save_tensors(directory / "tensors.safetensors", tensors)
+    write_json(directory / "state.json", {"format": FORMAT_VERSION, "tensors_sha256": digest, "state": structure})
+
+
+def load_state(directory: Path | str) -> dict[str, Any]:
+    directory = Path(directory)
+    meta = read_json(directory / "state.json")
+    tensors = load_tensors(directory / "tensors.safetensors", meta.get("tensors_sha256"))
+    return unflatten_state(meta["state"], tensors)
+
+
+# --- models ------------------------------------------------------------------------------------------------
+
+def save_model(directory: Path | str, model: nn.Module, config: dict[str, Any]) -> None:
+    """Write ``model.safetensors`` then ``config.json`` (with the weights' checksum) into ``directory``."""
+    from rnnkit import __version__
+
+    directory = Path(directory)
+    digest = save_tensors(directory / WEIGHTS_FILE, model.state_dict())
+    write_json(directory / CONFIG_FILE, {
+        "format": FORMAT_VERSION, "rnnkit_version": __version__, **config, "weights_sha256": digest,
+    })
+
+
+def read_config(directory: Path | str) -> dict[str, Any]:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise RnnkitError(f"{directory} is not a directory; pass the --out directory of a training run.")
+    config = read_json(directory / CONFIG_FILE)
+    if not isinstance(config, dict) or config.get("format") != FORMAT_VERSION:
+        found = config.get("format") if isinstance(config, dict) else None
+        raise RnnkitError(
+            f"{directory / CONFIG_FILE} has checkpoint format {found!r}; this rnnkit reads format "
+            f"{FORMAT_VERSION}."
+        )
+    return config
+
+
+def load_weights(directory: Path | str, model: nn.Module, config: dict[str, Any]) -> None:
+    """Load verified weights into ``model``; refuse missing, extra or misshapen tensors by name."""
+    tensors = load_tensors(Path(directory) / WEIGHTS_FILE, config.get("weights_sha256"))
+    load_into(model, tensors, Path(directory) / WEIGHTS_FILE)
+
+
+def load_into(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path | str) -> None:
+    expected = model.state_dict()
+    missing = sorted(set(expected) - set(tensors))
+    unexpected = sorted(set(tensors) - set(expected))
+    misshapen = [k for k in expected if k in tensors and tensors[k].shape != expected[k].shape]
+    if missing or unexpected or misshapen:
+        details = "; ".join(
+            f"{label}: {', '.join(keys[:4])}{' ...' if len(keys) > 4 else ''}"
+            for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshapen))
+            if keys
+        )
+        raise RnnkitError(f"{source} does not fit the model its config.json describes ({details}).")
+    model.load_state_dict(tensors)

@@ -1,0 +1,349 @@
+"""One Trainer for every task model.
+
+The trainer only uses the task-model contract (../shared/DESIGN.md):
+
+* ``model.loss(batch)`` -> :class:`LossOutput` (mean loss, the units it averages over, optional state);
+  a model with ``carries_state = True`` is called as ``model.loss(batch, state)`` and its state is carried
+  from batch to batch, detached at each edge (truncated BPTT over a stream);
+* ``model.evaluate(data)`` -> dict of metrics, lower ``monitor`` is better.
+
+``run_config`` is what ``config.json`` records beside the weights (task, model config, tokenizer), enough
+for :func:`rnnkit.load` to rebuild the model.
+
+Training data is any object with ``len()`` (batches per epoch) and ``batches(epoch)``, which must yield the
+same batches for the same epoch: that is what makes ``--resume`` land on bit-identical weights.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from itertools import islice
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from rnnkit import checkpoint
+from rnnkit.errors import RnnkitError
+from rnnkit.tbptt import detach_state
+
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+SCHEDULES = ("constant", "cosine", "plateau")
+
+
+@dataclass
+class LossOutput:
+    loss: Tensor  # mean over ``units``: what backward() sees
+    units: int  # tokens, examples or frames averaged over (throughput, weighted means)
+    state: Any = None  # carried to the next batch of a stream
+
+
+class TrainData(Protocol):
+    def __len__(self) -> int: ...
+    def batches(self, epoch: int): ...
+
+
+class TrainingDiverged(RnnkitError):
+    """The loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    max_minutes: float | None = None  # wall-clock budget, checked between batches
+    optimizer: str = "adamw"
+    learning_rate: float = 2e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.9  # SGD only
+    schedule: str = "cosine"
+    warmup_steps: int = 0
+    plateau_factor: float = 0.5  # "plateau": LR multiplier when validation stalls
+    clip_norm: float | None = 1.0
+    accumulate: int = 1  # batches per optimizer step
+    patience: int | None = None  # evaluations without improvement before stopping early
+    eval_every: int = 0  # optimizer steps between validations; 0 = once per epoch
+    checkpoint_every: int = 0  # optimizer steps between resume checkpoints; 0 = at each validation
+    monitor: str = "loss"  # validation metric to minimise
+    seed: int = 0
+    device: str = "auto"
+    quiet: bool = False
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise RnnkitError(f"Unknown optimizer {self.optimizer!r}. Select from {', '.join(OPTIMIZERS)}.")
+        if self.schedule not in SCHEDULES:
+            raise RnnkitError(f"Unknown schedule {self.schedule!r}. Select from {', '.join(SCHEDULES)}.")
+        if self.epochs < 1 or self.accumulate < 1:
+            raise RnnkitError(f"epochs and accumulate must be at least 1, got {self.epochs} and {self.accumulate}.")
+        if self.learning_rate <= 0:
+            raise RnnkitError(f"learning_rate must be positive, got {self.learning_rate}.")
+        if self.max_minutes is not None and self.max_minutes <= 0:
+            raise RnnkitError(f"max_minutes must be positive, got {self.max_minutes}.")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise RnnkitError(f"Unknown device {self.device!r}. Select from auto, cpu, cuda.")
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise RnnkitError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
+    return torch.device(name)
+
+
+def to_device(batch: Any, device: torch.device) -> Any:
+    """Move every tensor inside ``batch`` (tensors, tuples, lists, dicts) to ``device``."""
+    if isinstance(batch, Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, tuple | list):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def rng_state() -> dict:
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
+             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+@dataclass
+class Position:
+    """Where training stands: the next batch to read and what the stream carried into it."""
+
+    epoch: int = 0
+    batch: int = 0  # index within the epoch of the next batch
+    step: int = 0  # optimizer steps taken
+    best: float = math.inf
+    stale: int = 0  # evaluations since the best
+    elapsed: float = 0.0  # seconds trained, over all sessions
+    history: list = field(default_factory=list)
+
+
+class Trainer:
+    """Fits a task model; writes checkpoints, ``log.csv`` and ``metrics.json`` into ``out``."""
+
+    def __init__(self, model: nn.Module, config: TrainConfig, out: Path | str, train_data: TrainData,
+                 valid_data: Any = None, *, run_config: dict | None = None) -> None:
+        self.config = config
+        self.run_config = run_config or {}
+        self.out = Path(out)
+        self.device = resolve_device(config.device)
+        self.model = model.to(self.device)
+        self.train_data = train_data
+        self.valid_data = valid_data
+        if len(train_data) < 1:
+            raise RnnkitError("the training data yields no batches; give more data or a smaller batch size.")
+        options = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
+        if config.optimizer == "sgd":
+            options["momentum"] = config.momentum
+        self.optimizer = OPTIMIZERS[config.optimizer](model.parameters(), **options)
+        self.scheduler = self._make_scheduler()
+        self.position = Position()
+        self.carried = None  # the stream's state entering batch ``position.batch``
+
+    def _make_scheduler(self):
+        config = self.config
+        if config.schedule == "plateau":
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.plateau_factor,
+                                                              patience=0)
+        total = max(1, config.epochs * math.ceil(len(self.train_data) / config.accumulate))
+        warmup = config.warmup_steps
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            if config.schedule == "cosine":
+                progress = min(1.0, (step - warmup) / max(1, total - warmup))
+                return 0.5 * (1 + math.cos(math.pi * progress))
+            return 1.0
+
+        return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+
+    # --- checkpoints ---------------------------------------------------------------------------------------
+
+    def save_resume_state(self, boundary: dict) -> None:
+        """Write what --resume needs: current weights and optimizer, and the last step boundary's
+        RNG, stream state and position (the weights only change at that boundary, so they agree)."""
+        directory = self.out / checkpoint.TRAINER_DIR
+        checkpoint.save_tensors(directory / "model.safetensors", self.model.state_dict())
+        checkpoint.save_state(directory, {
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), **boundary,
+            "train_config": asdict(self.config),
+        })
+
+    def _boundary(self) -> dict:
+        """The cheap part of the state at an optimizer-step boundary (weights are saved as they are)."""
+        return {"rng": rng_state(), "carried": _clone(detach_state(self.carried)),
+                "position": _clone(asdict(self.position))}
+
+    def resume(self) -> None:
+        directory = self.out / checkpoint.TRAINER_DIR
+        if not (directory / "state.json").is_file():
+            raise RnnkitError(f"nothing to resume in {self.out}: it has no {checkpoint.TRAINER_DIR}/state.json.")
+        state = checkpoint.load_state(directory)
+        tensors = checkpoint.load_tensors(directory / "model.safetensors")
+        checkpoint.load_into(self.model, tensors, directory / "model.safetensors")
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        set_rng_state(state["rng"])
+        self.carried = to_device(state["carried"], self.device)
+        self.position = Position(**state["position"])
+
+    def save_best(self) -> None:
+        checkpoint.save_model(self.out, self.model, self.run_config)
+
+    # --- the loop ------------------------------------------------------------------------------------------
+
+    def fit(self, *, resume: bool = False) -> dict:
+        """Train until the epochs, the time budget or early stopping end it; return the summary."""
+        config, position = self.config, self.position
+        self.out.mkdir(parents=True, exist_ok=True)
+        if resume:
+            self.resume()
+        else:
+            seed_everything(config.seed)
+        stateful = getattr(self.model, "carries_state", False)
+        budget = None if config.max_minutes is None else config.max_minutes * 60
+        session_start, elapsed_before = time.perf_counter(), position.elapsed
+        boundary = self._boundary()  # the last optimizer-step boundary: what a checkpoint stores
+        reason = "epochs"
+        units, units_start = 0, time.perf_counter()
+        try:
+            while position.epoch < config.epochs and reason == "epochs":
+                self.model.train()
+                bar = tqdm(total=len(self.train_data), initial=position.batch, desc=f"epoch {position.epoch + 1}",
+                           disable=True if config.quiet else None, leave=False, dynamic_ncols=True)
+                batches = islice(self.train_data.batches(position.epoch), position.batch, None)
+                for batch in batches:
+                    batch = to_device(batch, self.device)
+                    # forward backward (detach so BPTT stops at the batch edge; the values carry on)
+                    if stateful:
+                        output = self.model.loss(batch, detach_state(self.carried))
+                    else:
+                        output = self.model.loss(batch)
+                    if not torch.isfinite(output.loss):
+                        raise TrainingDiverged(
+                            f"the loss became {output.loss.item()} at step {position.step + 1} (epoch "
+                            f"{position.epoch + 1}, batch {position.batch + 1}); the last good checkpoint is kept "
+                            f"in {self.out}; lower the learning rate or clip gradients harder."
+                        )
+                    (output.loss / config.accumulate).backward()
+                    self.carried = output.state
+                    position.batch += 1
+                    units += output.units
+                    bar.update(1)
+                    at_end = position.batch == len(self.train_data)
+                    if position.batch % config.accumulate and not at_end:
+                        continue
+                    # clip the gradient, then update
+                    if config.clip_norm:
+                        nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_norm)
+                    self.optimizer.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    if config.schedule != "plateau":
+                        self.scheduler.step()
+                    position.step += 1
+                    if at_end:
+                        position.epoch, position.batch, self.carried = position.epoch + 1, 0, None
+                    position.elapsed = elapsed_before + time.perf_counter() - session_start
+                    rate = units / max(1e-9, time.perf_counter() - units_start)
+                    bar.set_postfix(loss=f"{output.loss.item():.3f}", units_s=f"{rate:,.0f}")
+                    boundary = self._boundary()
+                    if at_end or (config.eval_every and position.step % config.eval_every == 0):
+                        reason = self._validate(output.loss.item())
+                        boundary = self._boundary()
+                        self.save_resume_state(boundary)
+                    elif config.checkpoint_every and position.step % config.checkpoint_every == 0:
+                        self.save_resume_state(boundary)
+                    if budget is not None and position.elapsed >= budget:
+                        reason = "time budget"
+                    if at_end or reason != "epochs":
+                        break
+                bar.close()
+        except KeyboardInterrupt:
+            reason = "interrupted"
+            self.save_resume_state(boundary)
+        summary = {
+            "stopped_by": reason, "steps": position.step, "epochs_completed": position.epoch,
+            "train_seconds": round(position.elapsed, 1),
+            "best_valid": position.best if math.isfinite(position.best) else None,
+            "history": position.history,
+        }
+        if reason != "interrupted" and position.history and not (self.out / checkpoint.CONFIG_FILE).exists():
+            self.save_best()  # no validation data: the last model is the best we know
+        checkpoint.write_json(self.out / "metrics.json", summary)
+        return summary
+
+    def _validate(self, train_loss: float) -> str:
+        """Evaluate, log, keep the best model, step the plateau schedule; say whether to stop early."""
+        config, position = self.config, self.position
+        metrics = self.model.evaluate(self.valid_data) if self.valid_data is not None else {}
+        self.model.train()
+        score = metrics.get(config.monitor, train_loss)
+        row = {"step": position.step, "epoch": position.epoch, "elapsed_s": round(position.elapsed, 1),
+               "lr": self.optimizer.param_groups[0]["lr"], "train_loss": train_loss,
+               **{f"valid_{k}": v for k, v in metrics.items()}}
+        position.history.append(row)
+        self._append_log(row)
+        if config.schedule == "plateau":
+            self.scheduler.step(score)
+        if score < position.best:
+            position.best, position.stale = score, 0
+            self.save_best()
+        else:
+            position.stale += 1
+        if config.patience is not None and position.stale > config.patience:
+            return "early stopping"
+        return "epochs"
+
+    def _append_log(self, row: dict) -> None:
+        path = self.out / "log.csv"
+        new = not path.exists()
+        with path.open("a", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(row))
+            if new:
+                writer.writeheader()
+            writer.writerow(row)
+            f.flush()
+            os.fsync(f.fileno())
+
+
+def _clone(obj: Any) -> Any:
+    """Deep copy of nested state, cloning tensors (a snapshot must not change as training goes on)."""
+    if isinstance(obj, Tensor):
+        return obj.detach().clone()
+    if isinstance(obj, dict):
+        return {k: _clone(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return type(obj)(_clone(v) for v in obj)
+    return obj
+
