@@ -10,6 +10,7 @@ from rnnkit.cells import (
 )
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import GRU, LSTM, RNN, RecurrentLayer
+from rnnkit.tasks import from_pretrained, load
 from rnnkit.tbptt import detach_state, tbptt_windows
 from rnnkit.unroll import unroll
 
@@ -29,6 +30,8 @@ __all__ = [
     "RnnkitError",
     "__version__",
     "detach_state",
+    "from_pretrained",
+    "load",
     "tbptt_windows",
     "unroll",
 ]

@@ -4,9 +4,10 @@ A run directory holds::
 
     config.json              task, model config, data/tokenizer config, rnnkit version, weights checksum
     model.safetensors        the model to use (the best on validation)
-    trainer_state/           what --resume needs: latest weights, optimizer, scheduler, RNG, data position
-        state.json           the structure, with tensors replaced by references into tensors.safetensors
-        tensors.safetensors
+    trainer_state/
+        resume.safetensors   what --resume needs: latest weights, optimizer, scheduler, RNG, data position;
+                             tensors as tensors, the nesting as JSON in the file's metadata (one file, so
+                             a crash can never pair new tensors with an old structure)
     metrics.json, log.csv    written by the trainer
 
 Nothing here unpickles or executes anything from a file: a checkpoint is data. Truncated, corrupt or
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
@@ -34,6 +35,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TRAINER_DIR = "trainer_state"
+RESUME_FILE = "trainer_state/resume.safetensors"
 
 
 # --- atomic files ------------------------------------------------------------------------------------------
@@ -141,20 +143,29 @@ def unflatten_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
     return obj
 
 
-def save_state(directory: Path | str, state: dict[str, Any]) -> None:
-    """Store nested trainer state in ``directory``: tensors first, then the JSON that points at them."""
-    directory = Path(directory)
+def save_state(path: Path | str, state: dict[str, Any]) -> None:
+    """Store nested state (tensors, numbers, strings, lists, dicts, tuples) in one safetensors file."""
     tensors: dict[str, torch.Tensor] = {}
     structure = flatten_state(state, tensors)
-    digest = save_tensors(directory / "tensors.safetensors", tensors)
-    write_json(directory / "state.json", {"format": FORMAT_VERSION, "tensors_sha256": digest, "state": structure})
+    data = save_safetensors_bytes(
+        {k: v.detach().contiguous().cpu().clone() for k, v in tensors.items()},
+        metadata={"format": str(FORMAT_VERSION), "state": json.dumps(structure)},
+    )
+    write_atomic(path, data)
 
 
-def load_state(directory: Path | str) -> dict[str, Any]:
-    directory = Path(directory)
-    meta = read_json(directory / "state.json")
-    tensors = load_tensors(directory / "tensors.safetensors", meta.get("tensors_sha256"))
-    return unflatten_state(meta["state"], tensors)
+def load_state(path: Path | str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise RnnkitError(f"{path} does not exist; there is no saved training state to resume.")
+    try:
+        with safe_open(path, framework="pt") as f:
+            metadata = f.metadata() or {}
+            tensors = {key: f.get_tensor(key) for key in f.keys()}
+        structure = json.loads(metadata["state"])
+    except (SafetensorError, ValueError, OSError, KeyError) as error:
+        raise RnnkitError(f"{path} is truncated or corrupt ({error}); resume from another copy or start over.") from None
+    return unflatten_state(structure, tensors)
 
 
 # --- models ------------------------------------------------------------------------------------------------

@@ -193,11 +193,9 @@ class Trainer:
     def save_resume_state(self, boundary: dict) -> None:
         """Write what --resume needs: current weights and optimizer, and the last step boundary's
         RNG, stream state and position (the weights only change at that boundary, so they agree)."""
-        directory = self.out / checkpoint.TRAINER_DIR
-        checkpoint.save_tensors(directory / "model.safetensors", self.model.state_dict())
-        checkpoint.save_state(directory, {
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(), **boundary,
-            "train_config": asdict(self.config),
+        checkpoint.save_state(self.out / checkpoint.RESUME_FILE, {
+            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(), **boundary, "train_config": asdict(self.config),
         })
 
     def _boundary(self) -> dict:
@@ -206,12 +204,11 @@ class Trainer:
                 "position": _clone(asdict(self.position))}
 
     def resume(self) -> None:
-        directory = self.out / checkpoint.TRAINER_DIR
-        if not (directory / "state.json").is_file():
-            raise RnnkitError(f"nothing to resume in {self.out}: it has no {checkpoint.TRAINER_DIR}/state.json.")
-        state = checkpoint.load_state(directory)
-        tensors = checkpoint.load_tensors(directory / "model.safetensors")
-        checkpoint.load_into(self.model, tensors, directory / "model.safetensors")
+        path = self.out / checkpoint.RESUME_FILE
+        if not path.is_file():
+            raise RnnkitError(f"nothing to resume in {self.out}: it has no {checkpoint.RESUME_FILE}.")
+        state = checkpoint.load_state(path)
+        checkpoint.load_into(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
@@ -225,12 +222,13 @@ class Trainer:
 
     def fit(self, *, resume: bool = False) -> dict:
         """Train until the epochs, the time budget or early stopping end it; return the summary."""
-        config, position = self.config, self.position
+        config = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         if resume:
             self.resume()
         else:
             seed_everything(config.seed)
+        position = self.position
         stateful = getattr(self.model, "carries_state", False)
         budget = None if config.max_minutes is None else config.max_minutes * 60
         session_start, elapsed_before = time.perf_counter(), position.elapsed

@@ -1,0 +1,359 @@
+// Recurrent time loops for rnnkit's fused kernels: the per-step part only (rnnkit/kernels/recurrence.py
+// owns the autograd Function, the input projection and the weight gradients).
+//
+// Every loop works on one layer and direction in time-first layout with sequences sorted by length,
+// longest first: at step t only rows [0, batch_sizes[t]) are active (empty batch_sizes: all N rows), the
+// rest keep their state and emit zeros. Masks: rmask (N, H) multiplies h before W_hh (recurrent dropout);
+// zoneout masks (L, N, H) hold 1 where a unit keeps its previous value. The equations and their backward
+// are written out in rnnkit/kernels/loops.py, the pure-PyTorch twin of this file.
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+using at::Tensor;
+using Opt = c10::optional<Tensor>;
+using Sizes = std::vector<int64_t>;
+
+namespace {
+
+template <typename T>
+inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+
+inline int64_t active(const Sizes& batch_sizes, int64_t t, int64_t N) {
+  return batch_sizes.empty() ? N : batch_sizes[t];
+}
+
+// f(n) for each active row; two threads only when a step has enough work to pay for the hand-off
+template <typename F>
+void for_rows(int64_t rows, int64_t width, const F& f) {
+  if (rows * width < 32768) {
+    for (int64_t n = 0; n < rows; ++n) f(n);
+    return;
+  }
+  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t n = begin; n < end; ++n) f(n);
+  });
+}
+
+// gh[:bs] = (h[:bs] * rmask[:bs]) @ W_hh^T + b_hh
+void recurrent_product(Tensor& gh, const Tensor& h, const Opt& rmask, const Tensor& w_t, const Opt& b_hh,
+                       int64_t bs, Tensor& scratch) {
+  Tensor h_in = h.narrow(0, 0, bs);
+  if (rmask) {
+    Tensor masked = scratch.narrow(0, 0, bs);
+    at::mul_out(masked, h_in, rmask->narrow(0, 0, bs));
+    h_in = masked;
+  }
+  Tensor out = gh.narrow(0, 0, bs);
+  if (b_hh) {
+    at::addmm_out(out, *b_hh, h_in, w_t);
+  } else {
+    at::mm_out(out, h_in, w_t);
+  }
+}
+
+// dh[:bs] += (dgh[:bs] @ W_hh) * rmask[:bs]
+void recurrent_backward(Tensor& dh, const Tensor& dgh_t, const Opt& rmask, const Tensor& w_hh, int64_t bs,
+                        Tensor& scratch) {
+  Tensor dh_rows = dh.narrow(0, 0, bs);
+  if (rmask) {
+    Tensor product = scratch.narrow(0, 0, bs);
+    at::mm_out(product, dgh_t.narrow(0, 0, bs), w_hh);
+    dh_rows.addcmul_(product, rmask->narrow(0, 0, bs));
+  } else {
+    dh_rows.addmm_(dgh_t.narrow(0, 0, bs), w_hh);
+  }
+}
+
+template <typename T>
+const T* ptr_or_null(const Opt& t) { return t ? t->data_ptr<T>() : nullptr; }
+
+Tensor output_buffer(const Tensor& like, const Sizes& batch_sizes, at::IntArrayRef shape) {
+  // padded rows are never written, so they need zeros only with variable lengths
+  return batch_sizes.empty() ? at::empty(shape, like.options()) : at::zeros(shape, like.options());
+}
+
+Opt contiguous(const Opt& t) { return t ? Opt(t->contiguous()) : Opt(); }
+
+}  // namespace
+
+// ---- Elman RNN: h~ = phi(xp + W_hh (h*m) + b_hh), h = zoneout ? h_prev : h~ ----------------------------
+
+std::vector<Tensor> rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Sizes batch_sizes, Opt rmask,
+                                Opt zmask, bool relu) {
+  xp = xp.contiguous();
+  rmask = contiguous(rmask);
+  zmask = contiguous(zmask);
+  const int64_t L = xp.size(0), N = xp.size(1), H = h0.size(1);
+  Tensor out = output_buffer(xp, batch_sizes, {L, N, H});
+  Tensor act = output_buffer(xp, batch_sizes, {L, N, H});
+  Tensor h = h0.contiguous().clone(), gh = at::empty({N, H}, xp.options()), scratch = at::empty_like(gh);
+  Tensor w_t = w_hh.t();
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnn_forward", [&] {
+    for (int64_t t = 0; t < L; ++t) {
+      const int64_t bs = active(batch_sizes, t, N);
+      if (bs == 0) continue;
+      recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
+      const scalar_t* x_t = xp.data_ptr<scalar_t>() + t * N * H;
+      const scalar_t* g = gh.data_ptr<scalar_t>();
+      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + t * N * H : nullptr;
+      scalar_t* a_t = act.data_ptr<scalar_t>() + t * N * H;
+      scalar_t* o_t = out.data_ptr<scalar_t>() + t * N * H;
+      scalar_t* hp = h.data_ptr<scalar_t>();
+      for_rows(bs, H, [&](int64_t n) {
+        for (int64_t j = n * H; j < (n + 1) * H; ++j) {
+          const scalar_t pre = x_t[j] + g[j];
+          const scalar_t v = relu ? std::max(pre, scalar_t(0)) : std::tanh(pre);
+          a_t[j] = v;
+          const scalar_t h_new = (z_t && z_t[j] != 0) ? hp[j] : v;
+          hp[j] = h_new;
+          o_t[j] = h_new;
+        }
+      });
+    }
+  });
+  return {out, h, act};
+}
+
+std::vector<Tensor> rnn_backward(Tensor grad_out, Tensor grad_hn, Tensor act, Tensor w_hh, Sizes batch_sizes,
+                                 Opt rmask, Opt zmask, bool relu) {
+  grad_out = grad_out.contiguous();
+  rmask = contiguous(rmask);
+  zmask = contiguous(zmask);
+  const int64_t L = act.size(0), N = act.size(1), H = act.size(2);
+  Tensor dxp = output_buffer(act, batch_sizes, {L, N, H});
+  Tensor dh = grad_hn.contiguous().clone(), scratch = at::empty({N, H}, act.options());
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnn_backward", [&] {
+    for (int64_t t = L - 1; t >= 0; --t) {
+      const int64_t bs = active(batch_sizes, t, N);
+      if (bs == 0) continue;
+      const scalar_t* go = grad_out.data_ptr<scalar_t>() + t * N * H;
+      const scalar_t* a_t = act.data_ptr<scalar_t>() + t * N * H;
+      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + t * N * H : nullptr;
+      scalar_t* d_t = dxp.data_ptr<scalar_t>() + t * N * H;
+      scalar_t* d = dh.data_ptr<scalar_t>();
+      for_rows(bs, H, [&](int64_t n) {
+        for (int64_t j = n * H; j < (n + 1) * H; ++j) {
+          const scalar_t grad = d[j] + go[j];
+          const bool keep = z_t && z_t[j] != 0;
+          const scalar_t d_new = keep ? scalar_t(0) : grad;
+          const scalar_t v = a_t[j];
+          d_t[j] = d_new * (relu ? scalar_t(v > 0) : scalar_t(1) - v * v);
+          d[j] = keep ? grad : scalar_t(0);
+        }
+      });
+      recurrent_backward(dh, dxp[t], rmask, w_hh, bs, scratch);
+    }
+  });
+  return {dxp, dh};
+}
+
+// ---- GRU: r, z = sigmoid(x_{r,z} + gh_{r,z}), n = tanh(x_n + r * gh_n), h~ = (1 - z) n + z h_prev --------
+
+std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Sizes batch_sizes, Opt rmask,
+                                Opt zmask) {
+  xp = xp.contiguous();
+  rmask = contiguous(rmask);
+  zmask = contiguous(zmask);
+  const int64_t L = xp.size(0), N = xp.size(1), H = h0.size(1);
+  Tensor out = output_buffer(xp, batch_sizes, {L, N, H});
+  Tensor act = output_buffer(xp, batch_sizes, {L, N, 4 * H});  // r | z | n | gh_n
+  Tensor h = h0.contiguous().clone(), gh = at::empty({N, 3 * H}, xp.options());
+  Tensor scratch = at::empty({N, H}, xp.options()), w_t = w_hh.t();
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_forward", [&] {
+    for (int64_t t = 0; t < L; ++t) {
+      const int64_t bs = active(batch_sizes, t, N);
+      if (bs == 0) continue;
+      recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
+      const scalar_t* x_t = xp.data_ptr<scalar_t>() + t * N * 3 * H;
+      const scalar_t* g = gh.data_ptr<scalar_t>();
+      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + t * N * H : nullptr;
+      scalar_t* a_t = act.data_ptr<scalar_t>() + t * N * 4 * H;
+      scalar_t* o_t = out.data_ptr<scalar_t>() + t * N * H;
+      scalar_t* hp = h.data_ptr<scalar_t>();
+      for_rows(bs, 4 * H, [&](int64_t n) {
+        const scalar_t* x = x_t + n * 3 * H;
+        const scalar_t* gn = g + n * 3 * H;
+        scalar_t* a = a_t + n * 4 * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t r = sigmoid(x[j] + gn[j]);
+          const scalar_t z = sigmoid(x[H + j] + gn[H + j]);
+          const scalar_t nn = std::tanh(x[2 * H + j] + r * gn[2 * H + j]);
+          a[j] = r;
+          a[H + j] = z;
+          a[2 * H + j] = nn;
+          a[3 * H + j] = gn[2 * H + j];
+          const int64_t k = n * H + j;
+          const scalar_t h_new = (scalar_t(1) - z) * nn + z * hp[k];
+          if (!(z_t && z_t[k] != 0)) hp[k] = h_new;
+          o_t[k] = hp[k];
+        }
+      });
+    }
+  });
+  return {out, h, act};
+}
+
+std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Tensor out, Tensor act, Tensor w_hh,
+                                 Sizes batch_sizes, Opt rmask, Opt zmask) {
+  grad_out = grad_out.contiguous();
+  h0 = h0.contiguous();
+  rmask = contiguous(rmask);
+  zmask = contiguous(zmask);
+  const int64_t L = act.size(0), N = act.size(1), H = h0.size(1);
+  Tensor dxp = output_buffer(act, batch_sizes, {L, N, 3 * H});
+  Tensor dgh = output_buffer(act, batch_sizes, {L, N, 3 * H});
+  Tensor dh = grad_hn.contiguous().clone(), scratch = at::empty({N, H}, act.options());
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_backward", [&] {
+    for (int64_t t = L - 1; t >= 0; --t) {
+      const int64_t bs = active(batch_sizes, t, N);
+      if (bs == 0) continue;
+      const scalar_t* go = grad_out.data_ptr<scalar_t>() + t * N * H;
+      const scalar_t* a_t = act.data_ptr<scalar_t>() + t * N * 4 * H;
+      const scalar_t* h_prev = t == 0 ? h0.data_ptr<scalar_t>() : out.data_ptr<scalar_t>() + (t - 1) * N * H;
+      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + t * N * H : nullptr;
+      scalar_t* dx_t = dxp.data_ptr<scalar_t>() + t * N * 3 * H;
+      scalar_t* dg_t = dgh.data_ptr<scalar_t>() + t * N * 3 * H;
+      scalar_t* d = dh.data_ptr<scalar_t>();
+      for_rows(bs, 4 * H, [&](int64_t n) {
+        const scalar_t* a = a_t + n * 4 * H;
+        scalar_t* dx = dx_t + n * 3 * H;
+        scalar_t* dg = dg_t + n * 3 * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const int64_t k = n * H + j;
+          const scalar_t grad = d[k] + go[k];
+          const bool keep = z_t && z_t[k] != 0;
+          const scalar_t d_new = keep ? scalar_t(0) : grad;
+          const scalar_t r = a[j], z = a[H + j], nn = a[2 * H + j], gh_n = a[3 * H + j];
+          const scalar_t d_n_pre = d_new * (scalar_t(1) - z) * (scalar_t(1) - nn * nn);
+          const scalar_t d_z_pre = d_new * (h_prev[k] - nn) * z * (scalar_t(1) - z);
+          const scalar_t d_r_pre = d_n_pre * gh_n * r * (scalar_t(1) - r);
+          dx[j] = d_r_pre;
+          dx[H + j] = d_z_pre;
+          dx[2 * H + j] = d_n_pre;
+          dg[j] = d_r_pre;
+          dg[H + j] = d_z_pre;
+          dg[2 * H + j] = d_n_pre * r;
+          d[k] = (keep ? grad : scalar_t(0)) + d_new * z;
+        }
+      });
+      recurrent_backward(dh, dgh[t], rmask, w_hh, bs, scratch);
+    }
+  });
+  return {dxp, dgh, dh};
+}
+
+// ---- LSTM: i, f, o = sigmoid, g = tanh of xp + gh; c~ = f c + i g; h~ = o tanh(c~) -------------------------
+
+std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, Opt b_hh, Sizes batch_sizes,
+                                 Opt rmask, Opt zmask_h, Opt zmask_c) {
+  xp = xp.contiguous();
+  rmask = contiguous(rmask);
+  zmask_h = contiguous(zmask_h);
+  zmask_c = contiguous(zmask_c);
+  const int64_t L = xp.size(0), N = xp.size(1), H = h0.size(1);
+  Tensor out = output_buffer(xp, batch_sizes, {L, N, H});
+  Tensor cs = output_buffer(xp, batch_sizes, {L, N, H});      // c at every step (after zoneout)
+  Tensor act = output_buffer(xp, batch_sizes, {L, N, 5 * H});  // i | f | g | o | tanh(c~)
+  Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone(), gh = at::empty({N, 4 * H}, xp.options());
+  Tensor scratch = at::empty({N, H}, xp.options()), w_t = w_hh.t();
+  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_forward", [&] {
+    for (int64_t t = 0; t < L; ++t) {
+      const int64_t bs = active(batch_sizes, t, N);
+      if (bs == 0) continue;
+      recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
+      const scalar_t* x_t = xp.data_ptr<scalar_t>() + t * N * 4 * H;
+      const scalar_t* g_all = gh.data_ptr<scalar_t>();
+      const scalar_t* zh_t = zmask_h ? zmask_h->data_ptr<scalar_t>() + t * N * H : nullptr;
+      const scalar_t* zc_t = zmask_c ? zmask_c->data_ptr<scalar_t>() + t * N * H : nullptr;
+      scalar_t* a_t = act.data_ptr<scalar_t>() + t * N * 5 * H;
+      scalar_t* o_t = out.data_ptr<scalar_t>() + t * N * H;
+      scalar_t* c_t = cs.data_ptr<scalar_t>() + t * N * H;
+      scalar_t* hp = h.data_ptr<scalar_t>();
+      scalar_t* cp = c.data_ptr<scalar_t>();
+      for_rows(bs, 5 * H, [&](int64_t n) {
+        const scalar_t* x = x_t + n * 4 * H;
+        const scalar_t* gn = g_all + n * 4 * H;
+        scalar_t* a = a_t + n * 5 * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const scalar_t i = sigmoid(x[j] + gn[j]);
+          const scalar_t f = sigmoid(x[H + j] + gn[H + j]);
+          const scalar_t g = std::tanh(x[2 * H + j] + gn[2 * H + j]);
+          const scalar_t o = sigmoid(x[3 * H + j] + gn[3 * H + j]);
+          const int64_t k = n * H + j;
+          const scalar_t c_new = f * cp[k] + i * g;
+          const scalar_t tc = std::tanh(c_new);
+          a[j] = i;
+          a[H + j] = f;
+          a[2 * H + j] = g;
+          a[3 * H + j] = o;
+          a[4 * H + j] = tc;
+          if (!(zh_t && zh_t[k] != 0)) hp[k] = o * tc;
+          if (!(zc_t && zc_t[k] != 0)) cp[k] = c_new;
+          o_t[k] = hp[k];
+          c_t[k] = cp[k];
+        }
+      });
+    }
+  });
+  return {out, h, c, act, cs};
+}
+
+std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_cn, Tensor c0, Tensor cs, Tensor act,
+                                  Tensor w_hh, Sizes batch_sizes, Opt rmask, Opt zmask_h, Opt zmask_c) {
+  grad_out = grad_out.contiguous();
+  c0 = c0.contiguous();
+  rmask = contiguous(rmask);
+  zmask_h = contiguous(zmask_h);
+  zmask_c = contiguous(zmask_c);
+  const int64_t L = act.size(0), N = act.size(1), H = c0.size(1);
+  Tensor dxp = output_buffer(act, batch_sizes, {L, N, 4 * H});
+  Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();
+  Tensor scratch = at::empty({N, H}, act.options());
+  AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward", [&] {
+    for (int64_t t = L - 1; t >= 0; --t) {
+      const int64_t bs = active(batch_sizes, t, N);
+      if (bs == 0) continue;
+      const scalar_t* go = grad_out.data_ptr<scalar_t>() + t * N * H;
+      const scalar_t* a_t = act.data_ptr<scalar_t>() + t * N * 5 * H;
+      const scalar_t* c_prev = t == 0 ? c0.data_ptr<scalar_t>() : cs.data_ptr<scalar_t>() + (t - 1) * N * H;
+      const scalar_t* zh_t = zmask_h ? zmask_h->data_ptr<scalar_t>() + t * N * H : nullptr;
+      const scalar_t* zc_t = zmask_c ? zmask_c->data_ptr<scalar_t>() + t * N * H : nullptr;
+      scalar_t* dx_t = dxp.data_ptr<scalar_t>() + t * N * 4 * H;
+      scalar_t* dhp = dh.data_ptr<scalar_t>();
+      scalar_t* dcp = dc.data_ptr<scalar_t>();
+      for_rows(bs, 5 * H, [&](int64_t n) {
+        const scalar_t* a = a_t + n * 5 * H;
+        scalar_t* dx = dx_t + n * 4 * H;
+        for (int64_t j = 0; j < H; ++j) {
+          const int64_t k = n * H + j;
+          const scalar_t grad_h = dhp[k] + go[k];
+          const bool keep_h = zh_t && zh_t[k] != 0, keep_c = zc_t && zc_t[k] != 0;
+          const scalar_t d_h_new = keep_h ? scalar_t(0) : grad_h;
+          const scalar_t i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j], tc = a[4 * H + j];
+          const scalar_t d_c_new = (keep_c ? scalar_t(0) : dcp[k]) + d_h_new * o * (scalar_t(1) - tc * tc);
+          dx[j] = d_c_new * g * i * (scalar_t(1) - i);
+          dx[H + j] = d_c_new * c_prev[k] * f * (scalar_t(1) - f);
+          dx[2 * H + j] = d_c_new * i * (scalar_t(1) - g * g);
+          dx[3 * H + j] = d_h_new * tc * o * (scalar_t(1) - o);
+          dhp[k] = keep_h ? grad_h : scalar_t(0);
+          dcp[k] = (keep_c ? dcp[k] : scalar_t(0)) + d_c_new * f;
+        }
+      });
+      recurrent_backward(dh, dxp[t], rmask, w_hh, bs, scratch);
+    }
+  });
+  return {dxp, dh, dc};
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("rnn_forward", &rnn_forward);
+  m.def("rnn_backward", &rnn_backward);
+  m.def("gru_forward", &gru_forward);
+  m.def("gru_backward", &gru_backward);
+  m.def("lstm_forward", &lstm_forward);
+  m.def("lstm_backward", &lstm_backward);
+}

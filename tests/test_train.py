@@ -1,0 +1,197 @@
+"""The trainer: exact resume after SIGKILL, Ctrl-C, NaN, budgets, early stopping, accumulation."""
+
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.testing import assert_close
+
+import rnnkit
+from rnnkit import RnnkitError, checkpoint
+from rnnkit.train import LossOutput, TrainConfig, Trainer, TrainingDiverged
+
+SCRIPT = Path(__file__).parent / "fixtures" / "train_tiny_lm.py"
+
+
+def run_script(out, *flags):
+    return subprocess.Popen([sys.executable, str(SCRIPT), str(out), *flags])
+
+
+def saved_weights(directory: Path) -> dict:
+    return checkpoint.load_state(directory / checkpoint.RESUME_FILE)["model"]
+
+
+def test_sigkill_mid_epoch_then_resume_gives_bit_identical_weights(tmp_path):
+    assert run_script(tmp_path / "straight").wait() == 0
+
+    killed = tmp_path / "killed"
+    process = run_script(killed, "--slow")
+    state_file = killed / checkpoint.RESUME_FILE
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        if state_file.exists():
+            position = checkpoint.load_state(state_file)["position"]
+            if position["epoch"] == 1 and position["batch"] >= 10:  # well inside the second epoch
+                break
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+    assert not (killed / "metrics.json").exists()
+
+    assert run_script(killed, "--resume").wait() == 0
+    straight, resumed = saved_weights(tmp_path / "straight"), saved_weights(killed)
+    assert straight.keys() == resumed.keys()
+    for name in straight:
+        assert torch.equal(straight[name], resumed[name]), name
+    assert json.loads((killed / "metrics.json").read_text())["epochs_completed"] == 3
+
+
+class Regression(nn.Module):
+    """A tiny non-stream task model: y = w x + b, with hooks to fail at a chosen step."""
+
+    def __init__(self, fail_at: int | None = None, fail_with: type[BaseException] | None = None):
+        super().__init__()
+        self.linear = nn.Linear(3, 1)
+        self.calls, self.fail_at, self.fail_with = 0, fail_at, fail_with
+
+    @classmethod
+    def from_config(cls, config):
+        return cls()
+
+    def loss(self, batch):
+        self.calls += 1
+        x, y = batch
+        loss = nn.functional.mse_loss(self.linear(x).squeeze(-1), y)
+        if self.calls == self.fail_at:
+            if self.fail_with is None:
+                return LossOutput(loss * math.nan, len(y))
+            raise self.fail_with
+        return LossOutput(loss, len(y))
+
+    @torch.no_grad()
+    def evaluate(self, data):
+        losses = [self.loss(b).loss.item() for b in data.batches(0)]
+        return {"loss": sum(losses) / len(losses)}
+
+
+class Batches:
+    def __init__(self, x, y, batch_size):
+        self.x, self.y, self.batch_size = x, y, batch_size
+
+    def __len__(self):
+        return math.ceil(len(self.x) / self.batch_size)
+
+    def batches(self, epoch):
+        order = torch.randperm(len(self.x), generator=torch.Generator().manual_seed(epoch))
+        for start in range(0, len(self.x), self.batch_size):
+            index = order[start : start + self.batch_size]
+            yield self.x[index], self.y[index]
+
+
+def regression_data(n=64, batch_size=8):
+    generator = torch.Generator().manual_seed(0)
+    x = torch.randn(n, 3, generator=generator)
+    return Batches(x, x @ torch.tensor([1.0, -2.0, 0.5]) + 0.3, batch_size)
+
+
+def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(tmp_path):
+    config = TrainConfig(epochs=3, schedule="constant", learning_rate=0.05, quiet=True)
+    torch.manual_seed(0)
+    straight = Regression()
+    Trainer(straight, config, tmp_path / "a", regression_data(), regression_data()).fit()
+
+    torch.manual_seed(0)
+    interrupted = Regression(fail_at=13, fail_with=KeyboardInterrupt)
+    summary = Trainer(interrupted, config, tmp_path / "b", regression_data(), regression_data()).fit()
+    assert summary["stopped_by"] == "interrupted"
+    torch.manual_seed(123)  # resuming must not depend on the fresh model's start
+    resumed = Regression()
+    Trainer(resumed, config, tmp_path / "b", regression_data(), regression_data()).fit(resume=True)
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    model = Regression(fail_at=20)  # loss() calls count validation too: this is epoch 2, batch 4
+    trainer = Trainer(model, TrainConfig(epochs=5, quiet=True), tmp_path, regression_data(), regression_data(),
+                      run_config={"task": "test"})
+    with pytest.raises(TrainingDiverged, match=r"the loss became nan at step 12 \(epoch 2, batch 4\)"):
+        trainer.fit()
+    good = checkpoint.load_tensors(tmp_path / checkpoint.WEIGHTS_FILE,
+                                   checkpoint.read_config(tmp_path)["weights_sha256"])
+    assert all(torch.isfinite(t).all() for t in good.values())
+
+
+def test_time_budget_stops_training(tmp_path):
+    config = TrainConfig(epochs=10_000, max_minutes=0.02, quiet=True)
+    summary = Trainer(Regression(), config, tmp_path, regression_data(), regression_data()).fit()
+    assert summary["stopped_by"] == "time budget" and summary["epochs_completed"] < 10_000
+    assert 1.2 <= summary["train_seconds"] < 10
+
+
+def test_early_stopping_after_patience_evaluations(tmp_path):
+    class Stalled(Regression):
+        def evaluate(self, data):
+            return {"loss": 1.0}  # never improves after the first evaluation
+
+    config = TrainConfig(epochs=20, patience=2, quiet=True)
+    summary = Trainer(Stalled(), config, tmp_path, regression_data(), regression_data()).fit()
+    assert summary["stopped_by"] == "early stopping" and summary["epochs_completed"] == 4
+    assert len((tmp_path / "log.csv").read_text().splitlines()) == 1 + 4
+
+
+def test_gradient_accumulation_equals_a_bigger_batch(tmp_path):
+    class Ordered(Batches):
+        def batches(self, epoch):
+            for start in range(0, len(self.x), self.batch_size):
+                yield self.x[start : start + self.batch_size], self.y[start : start + self.batch_size]
+
+    data = regression_data()
+    results = []
+    for batch_size, accumulate in ((16, 1), (8, 2)):
+        torch.manual_seed(0)
+        model = Regression()
+        config = TrainConfig(epochs=2, optimizer="sgd", momentum=0.0, schedule="constant", learning_rate=0.1,
+                             accumulate=accumulate, clip_norm=None, quiet=True)
+        Trainer(model, config, tmp_path / str(batch_size), Ordered(data.x, data.y, batch_size)).fit()
+        results.append(model.linear.weight.detach().clone())
+    assert_close(results[0], results[1])
+
+
+def test_metrics_log_and_checkpoint_are_written(tmp_path):
+    Trainer(Regression(), TrainConfig(epochs=2, quiet=True), tmp_path, regression_data(), regression_data(),
+            run_config={"task": "test"}).fit()
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["steps"] == 16 and metrics["best_valid"] == metrics["history"][-1]["valid_loss"]
+    assert (tmp_path / "log.csv").read_text().startswith("step,epoch,elapsed_s,lr,train_loss,valid_loss")
+    assert checkpoint.read_config(tmp_path)["task"] == "test"
+
+
+def test_resume_without_state_is_refused(tmp_path):
+    with pytest.raises(RnnkitError, match="nothing to resume"):
+        Trainer(Regression(), TrainConfig(quiet=True), tmp_path, regression_data()).fit(resume=True)
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("optimizer", "adam2", "Unknown optimizer 'adam2'"), ("schedule", "poly", "Unknown schedule 'poly'"),
+    ("epochs", 0, "epochs and accumulate must be at least 1"), ("learning_rate", 0, "learning_rate must be"),
+    ("device", "tpu", "Unknown device 'tpu'"),
+])
+def test_bad_train_config_is_refused(field, value, message):
+    with pytest.raises(RnnkitError, match=message):
+        TrainConfig(**{field: value})
+
+
+def test_load_rebuilds_a_language_model_from_its_run_directory(tmp_path):
+    assert run_script(tmp_path).wait() == 0
+    model = rnnkit.load(tmp_path)
+    assert not model.training and model.run_config["task"] == "lm"
+    weights = checkpoint.load_tensors(tmp_path / checkpoint.WEIGHTS_FILE)
+    assert torch.equal(model.state_dict()["embedding.weight"], weights["embedding.weight"])
