@@ -14,10 +14,9 @@ import torch
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import describe  # noqa: E402
-from timing import compare, forward_backward  # noqa: E402
-
-import rnnkit  # noqa: E402
+import rnnkit
+from machine import describe
+from timing import compare, forward_backward
 
 SHAPES = [(32, 100, 128, 256), (64, 50, 64, 128), (16, 200, 256, 512), (1, 1000, 32, 64), (128, 35, 650, 650)]
 PAIRS = {"rnn": (nn.RNN, rnnkit.RNN), "lstm": (nn.LSTM, rnnkit.LSTM), "gru": (nn.GRU, rnnkit.GRU)}

@@ -9,6 +9,8 @@ import statistics
 import time
 from collections.abc import Callable
 
+import torch
+
 
 def seconds(fn: Callable[[], object]) -> float:
     start = time.perf_counter()
@@ -34,7 +36,7 @@ def compare(reference: Callable[[], object], ours: Callable[[], object], *, repe
     }
 
 
-def forward_backward(module, x: "torch.Tensor", **kwargs) -> Callable[[], None]:  # noqa: F821
+def forward_backward(module, x: torch.Tensor, **kwargs) -> Callable[[], None]:
     """A closure running one forward and backward pass of ``module`` on ``x`` (grads cleared first)."""
 
     def run() -> None:

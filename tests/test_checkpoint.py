@@ -45,7 +45,7 @@ def test_corrupt_weights_without_checksum_are_refused(tmp_path):
 def test_corrupt_config_is_refused(tmp_path):
     saved_lm(tmp_path)
     (tmp_path / "config.json").write_text("{broken")
-    with pytest.raises(RnnkitError, match="config.json is not valid JSON"):
+    with pytest.raises(RnnkitError, match=r"config\.json is not valid JSON"):
         rnnkit.load(tmp_path)
 
 
@@ -62,7 +62,7 @@ def test_weights_that_do_not_fit_the_config_are_refused(tmp_path):
     config = json.loads((tmp_path / "config.json").read_text())
     config["model"]["hidden_size"] = 7
     (tmp_path / "config.json").write_text(json.dumps(config))
-    with pytest.raises(RnnkitError, match="does not fit the model .* wrong shape: layers.0.weight_ih_l0"):
+    with pytest.raises(RnnkitError, match=r"does not fit the model .*\(wrong shape: layers\.0\.weight_ih_l0"):
         rnnkit.load(tmp_path)
 
 

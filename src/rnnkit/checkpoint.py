@@ -164,7 +164,9 @@ def load_state(path: Path | str) -> dict[str, Any]:
             tensors = {key: f.get_tensor(key) for key in f.keys()}
         structure = json.loads(metadata["state"])
     except (SafetensorError, ValueError, OSError, KeyError) as error:
-        raise RnnkitError(f"{path} is truncated or corrupt ({error}); resume from another copy or start over.") from None
+        raise RnnkitError(
+            f"{path} is truncated or corrupt ({error}); resume from another copy or start over."
+        ) from None
     return unflatten_state(structure, tensors)
 
 
