@@ -6,7 +6,7 @@ from rnnkit.errors import RnnkitError
 
 def _write_lines(tmp_path, num_lines: int = 100):
     path = tmp_path / "corpus.txt"
-    path.write_text("".join(f"line {i} of the corpus\n" for i in range(num_lines)), encoding="utf-8")
+    path.write_text("".join(f"line {i:03d} of the corpus\n" for i in range(num_lines)), encoding="utf-8")
     return path
 
 
@@ -15,7 +15,7 @@ def test_text_file_splits_into_contiguous_blocks_at_line_ends(tmp_path):
     splits = text_file(path)
     text = path.read_text(encoding="utf-8")
     assert splits.train + splits.valid + splits.test == text
-    assert splits.valid.startswith("line 90 ") and splits.test.startswith("line 95 ")
+    assert splits.valid.startswith("line 090 ") and splits.test.startswith("line 095 ")
     assert all(part.endswith("\n") for part in (splits.train, splits.valid, splits.test))
 
 
@@ -23,7 +23,7 @@ def test_text_file_is_deterministic_and_follows_fractions(tmp_path):
     path = _write_lines(tmp_path)
     assert text_file(path) == text_file(path)
     splits = text_file(path, valid_fraction=0.2, test_fraction=0.1)
-    assert splits.valid.startswith("line 70 ") and splits.test.startswith("line 90 ")
+    assert splits.valid.startswith("line 070 ") and splits.test.startswith("line 090 ")
 
 
 def test_text_file_without_newlines_cuts_mid_text(tmp_path):

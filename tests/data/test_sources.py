@@ -78,7 +78,7 @@ def test_fetch_offline_names_the_command_to_run(monkeypatch, tmp_path):
 
 def test_fetch_rejects_a_wrong_checksum_and_caches_nothing(monkeypatch, tmp_path):
     _fake_pip(monkeypatch, b"something else")
-    with pytest.raises(RnnkitError, match="has sha256 .* but rnnkit expects"):
+    with pytest.raises(RnnkitError, match=r"has sha256 .* but rnnkit expects"):
         fetch_archive(ARCHIVE, cache=tmp_path)
     assert list((tmp_path / "pypi").iterdir()) == []
 
@@ -91,7 +91,7 @@ def test_read_member_reads_from_the_zip_without_extracting(tmp_path):
         file.writestr("pkg/code.py", "")
     assert read_member(archive, "pkg/data/a.txt") == b"ay"
     assert list_members(archive, "pkg/data/", ".txt") == ["pkg/data/a.txt", "pkg/data/b.txt"]
-    with pytest.raises(RnnkitError, match="has no member 'pkg/missing.txt'"):
+    with pytest.raises(RnnkitError, match=r"has no member 'pkg/missing\.txt'"):
         read_member(archive, "pkg/missing.txt")
 
 

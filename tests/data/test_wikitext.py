@@ -3,7 +3,9 @@ from rnnkit.data import WordTokenizer, replace_rare_tokens, wikitext2
 
 def test_rare_tokens_become_unk_and_spacing_stays():
     raw = " \n = A = \n the cat saw the dog , the cat ran \n cat\n"
-    assert replace_rare_tokens(raw, min_count=2) == " \n = <unk> = \n the cat <unk> the <unk> <unk> the cat <unk> \n cat\n"
+    assert (
+        replace_rare_tokens(raw, min_count=2) == " \n = <unk> = \n the cat <unk> the <unk> <unk> the cat <unk> \n cat\n"
+    )
     assert replace_rare_tokens(raw, min_count=1) == raw
 
 

@@ -54,6 +54,6 @@ def text_file(path: str | os.PathLike[str], *, valid_fraction: float = 0.05, tes
 
 
 def _line_boundary(text: str, position: int) -> int:
-    """The index just after the first newline at or after ``position`` (``position`` if there is none)."""
-    newline = text.find("\n", position)
+    """``position`` if a line starts there, else the index just after the next newline (or ``position``)."""
+    newline = text.find("\n", max(position - 1, 0))
     return newline + 1 if newline != -1 else position

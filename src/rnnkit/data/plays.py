@@ -51,6 +51,8 @@ _ESCAPE = re.compile(r"\\([\\`*_{}\[\]()#+\-.!])")
 # A verse line that is only a bracketed direction, however the markup came out:
 # "_\[Within]_", "__\[Reads]_", "[Aside]_", "*[Reads.]*", "__\[ ]_".
 _BRACKET_DIRECTION = re.compile(r"^[_*]*\\?\[[^\]]*\][_*]*$")
+# A whole-line stage direction inside a speech: "_Re-enter ULYSSES_" (once, in troilus-and-cressida).
+_ITALIC_LINE = re.compile(r"^(_[^_].*_|\*[^*].*\*)$")
 # An editor's bracket inside a line: "he'll _[ ]_" marks a gap (dropped), "And _[Censorinus,]_" supplies
 # lost words (kept, without the markup).
 _INLINE_BRACKET = re.compile(r"\s*_+\\?\[\s*\]_+|_+\\?\[([^\]]*)\]_+")
@@ -120,7 +122,7 @@ def play_to_text(markdown: str) -> str:
             if match := _SPEAKER.match(line):
                 speech = [match.group("name").strip() + ":"]
                 paragraphs.append(speech)
-            elif not _BRACKET_DIRECTION.match(line):
+            elif not (_BRACKET_DIRECTION.match(line) or _ITALIC_LINE.match(line)):
                 if speech is None:
                     speech = []
                     paragraphs.append(speech)
