@@ -37,9 +37,10 @@ def _root() -> None:
     """Recurrent neural networks for PyTorch."""
 
 
-from rnnkit.cli import demo  # noqa: E402  (registers its commands on app)
+from rnnkit.cli import demo, lm  # noqa: E402  (each registers its commands)
 
 demo.register(app)
+app.add_typer(lm.app, name="lm")
 
 
 def main() -> None:

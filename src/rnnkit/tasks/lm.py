@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit.data.text import batchify, stream_windows
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import GRU, LSTM, RNN
 from rnnkit.train import LossOutput
@@ -218,30 +219,21 @@ def sample(logits: Tensor, top_k: int, top_p: float, generator: torch.Generator 
 
 
 class TokenStream:
-    """A token stream cut into ``batch_size`` parallel rows and read in windows of ``window`` steps.
+    """Training data for the trainer: a token stream as ``batch_size`` parallel rows, read in windows.
 
-    Row ``n`` holds the ``n``-th contiguous slice of the stream, so the state a window leaves behind is
-    exactly the state the next window of that row needs (truncated BPTT). The tail that does not fill all
-    rows is dropped. ``batches(epoch)`` is the same for every epoch: a resumed run reads what it would have.
+    Rows and windows come from :func:`rnnkit.data.text.batchify` and :func:`~rnnkit.data.text.stream_windows`:
+    the state a window leaves behind is exactly the state the next window of that row needs (truncated
+    BPTT). ``batches(epoch)`` is the same every epoch, so a resumed run reads what it would have.
     """
 
-    def __init__(self, ids: Tensor, batch_size: int, window: int) -> None:
-        if batch_size < 1 or window < 1:
-            raise RnnkitError(f"batch_size and window must be at least 1, got {batch_size} and {window}.")
-        steps = (len(ids) - 1) // batch_size  # each row needs one extra token for its last target
-        if steps < 1:
-            raise RnnkitError(
-                f"the text has {len(ids)} tokens, too few for {batch_size} parallel streams; give more text "
-                "or a smaller batch size."
-            )
-        ids = torch.as_tensor(ids, dtype=torch.long)
-        self.inputs = ids[: batch_size * steps].view(batch_size, steps)  # (N, T_total)
-        self.targets = ids[1 : batch_size * steps + 1].view(batch_size, steps)
+    def __init__(self, ids, batch_size: int, window: int) -> None:
+        if window < 1:
+            raise RnnkitError(f"window must be at least 1 step, got {window}.")
+        self.batched = batchify(ids, batch_size)  # (N, T_total)
         self.window = window
 
     def __len__(self) -> int:
-        return math.ceil(self.inputs.shape[1] / self.window)
+        return math.ceil((self.batched.shape[1] - 1) / self.window)
 
     def batches(self, epoch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
-        for start in range(0, self.inputs.shape[1], self.window):
-            yield self.inputs[:, start : start + self.window], self.targets[:, start : start + self.window]
+        return stream_windows(self.batched, self.window)

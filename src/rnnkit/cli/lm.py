@@ -1,0 +1,118 @@
+"""``rnnkit lm train | eval | generate``: language models on Shakespeare, WikiText-2 or your own text."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import torch
+import typer
+
+from rnnkit.cli import options as o
+from rnnkit.data.text import tokenizer_from_config
+from rnnkit.tasks import load
+from rnnkit.tasks.lm_training import LanguageModelData, evaluate_language_model, train_language_model
+
+app = typer.Typer(help="Language models: train, evaluate, generate text.", no_args_is_help=True)
+
+Data = Annotated[str, typer.Option(help="shakespeare, wikitext2, or a UTF-8 text file.")]
+
+
+@app.command()
+def train(
+    out: o.Out,
+    data: Data = "shakespeare",
+    tokenizer: Annotated[str, typer.Option(help="char, word or subword ('' = the corpus' usual one).")] = "",
+    cell: Annotated[str, typer.Option(help="rnn, lstm or gru.")] = "lstm",
+    layers: Annotated[int, typer.Option(help="Recurrent layers.")] = 2,
+    hidden_size: Annotated[int, typer.Option(help="Units per recurrent layer.")] = 512,
+    embedding_size: Annotated[int, typer.Option(help="Embedding width (also the last layer's, when tied).")] = 256,
+    tie: Annotated[bool, typer.Option(help="Share the embedding with the output layer.")] = True,
+    dropout: Annotated[float, typer.Option(help="Locked dropout before the output layer.")] = 0.2,
+    hidden_dropout: Annotated[float, typer.Option(help="Locked dropout on the input and between layers.")] = 0.1,
+    weight_drop: Annotated[float, typer.Option(help="DropConnect on hidden-to-hidden weights.")] = 0.0,
+    batch_size: Annotated[int, typer.Option(help="Parallel streams per batch.")] = 32,
+    window: Annotated[int, typer.Option(help="Steps per truncated-BPTT window.")] = 128,
+    epochs: o.Epochs = 10,
+    max_minutes: o.MaxMinutes = None,
+    lr: o.LearningRate = 2e-3,
+    optimizer: o.Optimizer = "adamw",
+    schedule: o.Schedule = "cosine",
+    clip: o.Clip = 1.0,
+    patience: o.Patience = None,
+    eval_every: Annotated[int, typer.Option(help="Validate every N optimizer steps (0: once per epoch).")] = 0,
+    seed: o.Seed = 0,
+    device: o.Device = "auto",
+    resume: o.Resume = False,
+    quiet: o.Quiet = False,
+    json_output: o.Json = False,
+) -> None:
+    """Train a language model and report held-out bits per token and perplexity.
+
+    Example: rnnkit lm train --data shakespeare --cell lstm --max-minutes 10 --out runs/char-lstm
+    """
+    data_options = LanguageModelData(data=data, tokenizer=tokenizer, batch_size=batch_size, window=window)
+    model_options = {"cell": cell, "num_layers": layers, "hidden_size": hidden_size,
+                     "embedding_size": embedding_size, "tie_weights": tie, "output_dropout": dropout,
+                     "hidden_dropout": hidden_dropout, "input_dropout": hidden_dropout, "weight_drop": weight_drop}
+    config = o.train_config(epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, quiet=quiet, lr=lr,
+                            optimizer=optimizer, schedule=schedule, clip=clip, patience=patience,
+                            eval_every=eval_every, monitor="loss")
+    summary = train_language_model(data_options, model_options, config, out, resume=resume)
+    test = summary.get("test")
+    if json_output:
+        o.print_json({"task": "lm", "metrics": test or {}, "n": (test or {}).get("tokens", 0), "summary": summary})
+        return
+    typer.echo(f"stopped by {summary['stopped_by']} after {summary['steps']} steps, {summary['train_seconds']:.0f} s")
+    if test:
+        typer.echo(f"test: {test['bits_per_token']:.3f} bits/{summary['unit']}, perplexity {test['perplexity']:.2f}"
+                   f" ({test['tokens']:,} tokens); run in {out}")
+
+
+@app.command("eval")
+def evaluate(
+    run: o.RunDir,
+    data: Data = "shakespeare",
+    json_output: o.Json = False,
+) -> None:
+    """Score a trained model on a corpus' test split or on a whole text file."""
+    metrics = evaluate_language_model(run, data)
+    if json_output:
+        o.print_json({"task": "lm", "metrics": metrics, "n": metrics["tokens"]})
+    else:
+        typer.echo(f"{metrics['bits_per_token']:.3f} bits/token, perplexity {metrics['perplexity']:.2f} "
+                   f"over {metrics['tokens']:,} tokens")
+
+
+@app.command()
+def generate(
+    run: o.RunDir,
+    prime: Annotated[str, typer.Option(help="Text to start from.")] = "\n",
+    length: Annotated[int, typer.Option(help="Tokens to generate.")] = 500,
+    temperature: Annotated[float, typer.Option(help="Below 1: safer text; above 1: wilder.")] = 0.8,
+    top_k: Annotated[int, typer.Option(help="Sample among the k likeliest tokens (0: all).")] = 0,
+    top_p: Annotated[float, typer.Option(help="Nucleus sampling mass (1: off).")] = 1.0,
+    seed: o.Seed = 0,
+    json_output: o.Json = False,
+) -> None:
+    """Generate text from a trained model, printed as it is sampled.
+
+    Example: rnnkit lm generate runs/char-lstm --prime "ROMEO:" --length 500 --temperature 0.8
+    """
+    model = load(run)
+    tokenizer = tokenizer_from_config(model.run_config["tokenizer"])
+    generator = torch.Generator().manual_seed(seed)
+    tokens = model.generate(tokenizer.encode(prime), length, temperature=temperature, top_k=top_k, top_p=top_p,
+                            generator=generator)
+    ids: list[int] = []
+    printed = ""
+    for token in tokens:
+        ids.append(token)
+        if not json_output:
+            # decode the whole tail each time: a subword may only become text with its neighbours
+            text = tokenizer.decode(ids)
+            typer.echo(text[len(printed):], nl=False)
+            printed = text
+    if json_output:
+        o.print_json({"task": "lm", "prime": prime, "text": tokenizer.decode(ids), "n": len(ids)})
+    else:
+        typer.echo()

@@ -1,0 +1,113 @@
+"""Language modelling end to end: corpus -> tokenizer -> streams -> Trainer -> held-out metrics.
+
+The CLI's ``rnnkit lm train|eval`` call these; a notebook can too::
+
+    summary = train_language_model(LanguageModelData("shakespeare"), {"hidden_size": 256},
+                                   TrainConfig(max_minutes=5), "runs/char-lstm")
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from rnnkit import checkpoint
+from rnnkit.data.corpora import TextSplits, text_file
+from rnnkit.data.plays import shakespeare
+from rnnkit.data.text import CharTokenizer, SubwordTokenizer, Tokenizer, WordTokenizer, tokenizer_from_config
+from rnnkit.data.wikitext import wikitext2
+from rnnkit.errors import RnnkitError
+from rnnkit.plots import training_curves
+from rnnkit.tasks import load
+from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig, TokenStream
+from rnnkit.train import TrainConfig, Trainer
+
+CORPORA = {"shakespeare": shakespeare, "wikitext2": wikitext2}
+TOKENIZERS = {"char": CharTokenizer, "word": WordTokenizer, "subword": SubwordTokenizer}
+DEFAULT_TOKENIZER = {"shakespeare": "char", "wikitext2": "word"}
+
+
+@dataclass(frozen=True)
+class LanguageModelData:
+    data: str = "shakespeare"  # a built-in corpus name or a UTF-8 text file
+    tokenizer: str = ""  # char | word | subword; "" picks the corpus' usual one (char for files)
+    batch_size: int = 32  # parallel streams
+    window: int = 128  # steps per truncated-BPTT window
+    eval_batch_size: int = 8
+    subword_vocab_size: int = 4096
+
+    def __post_init__(self) -> None:
+        if self.tokenizer and self.tokenizer not in TOKENIZERS:
+            raise RnnkitError(f"Unknown tokenizer {self.tokenizer!r}. Select from {', '.join(TOKENIZERS)}.")
+
+    @property
+    def tokenizer_kind(self) -> str:
+        return self.tokenizer or DEFAULT_TOKENIZER.get(self.data, "char")
+
+
+def load_corpus(data: str) -> TextSplits:
+    """A built-in corpus by name, or a user's text file split into train / valid / test."""
+    if data in CORPORA:
+        return CORPORA[data]()
+    if not Path(data).exists():
+        raise RnnkitError(
+            f"--data {data!r} is neither a built-in corpus ({', '.join(CORPORA)}) nor an existing file."
+        )
+    return text_file(data)
+
+
+def fit_tokenizer(kind: str, text: str, options: LanguageModelData) -> Tokenizer:
+    if kind == "subword":
+        return SubwordTokenizer.fit(text, vocab_size=options.subword_vocab_size)
+    return TOKENIZERS[kind].fit(text)
+
+
+def train_language_model(options: LanguageModelData, model_options: dict, train_config: TrainConfig,
+                         out: Path | str, *, resume: bool = False) -> dict:
+    """Train, then score the best checkpoint on the held-out test split; returns the run's summary."""
+    out = Path(out)
+    splits = load_corpus(options.data)
+    saved = out / checkpoint.CONFIG_FILE
+    if resume and saved.exists():
+        # the run's own vocabulary, even if the corpus file changed since
+        tokenizer = tokenizer_from_config(checkpoint.read_config(out)["tokenizer"])
+    else:
+        tokenizer = fit_tokenizer(options.tokenizer_kind, splits.train, options)
+    config = LanguageModelConfig(vocab_size=tokenizer.vocab_size, **model_options)
+    model = LanguageModel(config)
+    run_config = {"task": "lm", "model": asdict(config), "tokenizer": tokenizer.to_config(),
+                  "data": asdict(options)}
+    trainer = Trainer(
+        model, train_config, out,
+        TokenStream(tokenizer.encode(splits.train), options.batch_size, options.window),
+        TokenStream(tokenizer.encode(splits.valid), options.eval_batch_size, options.window),
+        run_config=run_config,
+    )
+    summary = trainer.fit(resume=resume)
+    if summary["stopped_by"] == "interrupted":
+        return summary
+    best = load(out).to(trainer.device)
+    summary["test"] = best.evaluate(
+        TokenStream(tokenizer.encode(splits.test), options.eval_batch_size, options.window)
+    )
+    summary["unit"] = "char" if options.tokenizer_kind == "char" else options.tokenizer_kind
+    summary["parameters"] = sum(p.numel() for p in best.parameters())
+    checkpoint.write_json(out / "metrics.json", summary)
+    if (out / "log.csv").exists():
+        training_curves(out / "log.csv", out / "loss.png", title=f"{config.cell} on {options.data}")
+    return summary
+
+
+def evaluate_language_model(directory: Path | str, data: str, *, batch_size: int = 8) -> dict:
+    """Score a trained model on a corpus' test split, or on the whole of a text file."""
+    model = load(directory)
+    run_config = model.run_config
+    tokenizer = tokenizer_from_config(run_config["tokenizer"])
+    if data in CORPORA:
+        text = CORPORA[data]().test
+    else:
+        from rnnkit.data.sources import read_text_file
+
+        text = read_text_file(data)
+    window = run_config.get("data", {}).get("window", 128)
+    return model.evaluate(TokenStream(tokenizer.encode(text), batch_size, window))

@@ -1,0 +1,76 @@
+"""`rnnkit lm` end to end on a tiny text file: train, resume, eval, generate; mistakes exit 2."""
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from rnnkit.cli import app
+
+runner = CliRunner()
+TINY = ["--hidden-size", "16", "--embedding-size", "8", "--batch-size", "4", "--window", "16", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    path = tmp_path_factory.mktemp("text") / "verse.txt"
+    path.write_text("ROMEO:\nBut soft, what light through yonder window breaks?\n\n" * 40, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = runner.invoke(app, ["lm", "train", "--data", str(corpus), "--out", str(out), "--epochs", "2", *TINY,
+                                 "--json"])
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.stdout)
+
+
+def test_train_reports_held_out_metrics_as_one_json_object(trained):
+    out, report = trained
+    assert report["task"] == "lm" and report["n"] > 0
+    assert 0 < report["metrics"]["bits_per_token"] < 8
+    for name in ("config.json", "model.safetensors", "metrics.json", "log.csv", "loss.png"):
+        assert (out / name).is_file(), name
+    assert json.loads((out / "metrics.json").read_text())["test"] == report["metrics"]
+
+
+def test_eval_scores_a_file(trained, corpus):
+    out, _ = trained
+    result = runner.invoke(app, ["lm", "eval", str(out), "--data", str(corpus), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report) == {"task", "metrics", "n"} and report["metrics"]["perplexity"] > 1
+
+
+def test_generate_prints_text_from_the_prime_vocabulary(trained):
+    out, _ = trained
+    result = runner.invoke(app, ["lm", "generate", str(out), "--prime", "ROMEO:", "--length", "40", "--json"])
+    assert result.exit_code == 0, result.output
+    text = json.loads(result.stdout)["text"]
+    assert len(text) == 40 and set(text) <= set("ROMEO:\nBut soft, what light through yonder window breaks?\ufffd")
+
+
+def test_resume_continues_a_finished_run_to_more_epochs(trained, corpus):
+    out, _ = trained
+    result = runner.invoke(app, ["lm", "train", "--data", str(corpus), "--out", str(out), "--epochs", "3", *TINY,
+                                 "--resume", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["summary"]["epochs_completed"] == 3
+
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["lm", "train", "--data", "no/such/file.txt", "--out", "x"], "neither a built-in corpus"),
+    (["lm", "train", "--data", "{corpus}", "--tokenizer", "bytes", "--out", "x"], "Unknown tokenizer 'bytes'"),
+    (["lm", "train", "--data", "{corpus}", "--cell", "mlp", "--out", "x"], "Unknown cell 'mlp'"),
+    (["lm", "eval", "no/such/run"], "is not a directory"),
+    (["lm", "generate", "{run}", "--temperature", "0"], "temperature > 0"),
+])
+def test_user_mistakes_print_one_line_and_exit_2(arguments, message, corpus, trained, tmp_path):
+    arguments = [a.format(corpus=corpus, run=trained[0]) for a in arguments]
+    arguments = [str(tmp_path / "x") if a == "x" else a for a in arguments]
+    result = runner.invoke(app, [*arguments, "--quiet"] if arguments[1] == "train" else arguments)
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: ") and message in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
