@@ -3,19 +3,43 @@
 Each kernel gives the numbers of :func:`rnnkit.unroll` over the same cells (tests hold it to that in values
 and gradients); :func:`run_fused` returns ``None`` when no kernel applies, and the layer unrolls its cells.
 
+- :mod:`rnnkit.kernels.stack` with :mod:`rnnkit.kernels.recurrence`: rnnkit's own fused loops with a
+  hand-written backward, for RNN, GRU and LSTM cells, variable lengths (shrinking batch), recurrent dropout
+  and zoneout. The loops are native (:mod:`rnnkit.kernels.native`, C++) for fp32/fp64 on the CPU, else the
+  pure-PyTorch :mod:`rnnkit.kernels.loops`.
 - :mod:`rnnkit.kernels.aten`: PyTorch's own fused loops (``torch.lstm``, ``torch.gru``, ``torch.rnn_tanh``;
   oneDNN on CPU, cuDNN on GPU), fed with rnnkit's parameters.
+
+Choice (measured by ``bench/kernels.py`` on a 2-core CPU): on GPUs aten (cuDNN) wherever it applies; on the
+CPU the native loops for RNN and GRU, and for LSTM when lengths, recurrent dropout or zoneout are used, but
+aten for a plain LSTM, where oneDNN's loop is faster. Without native loops, aten wherever it applies.
 """
 
 from __future__ import annotations
 
+import torch
 from torch import Tensor
 
-from rnnkit.kernels import aten
+from rnnkit.kernels import aten, loops, native, stack
+from rnnkit.kernels.recurrence import kind_of
+
+
+def native_loops(x: Tensor):
+    """The C++ loops when they serve ``x`` (fp32/fp64 on the CPU and built), else ``None``."""
+    if x.device.type != "cpu" or x.dtype not in (torch.float32, torch.float64):
+        return None
+    return native.load()
 
 
 def run_fused(layer, x: Tensor, hx, lengths: Tensor | None):
     """``(output (L, N, D*H_out), h_n)`` from the fastest applicable kernel, or ``None``."""
+    compiled = native_loops(x)
+    if stack.applies(layer) and compiled is not None:
+        plain_lstm = kind_of(layer.cells[0]) == "lstm" and lengths is None
+        if not (plain_lstm and aten.applies(layer)):
+            return stack.run(layer, x, hx, lengths, compiled)
     if aten.applies(layer):
         return aten.run(layer, x, hx, lengths)
+    if stack.applies(layer):
+        return stack.run(layer, x, hx, lengths, loops)
     return None

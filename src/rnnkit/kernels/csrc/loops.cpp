@@ -17,6 +17,9 @@ using at::Tensor;
 using Opt = c10::optional<Tensor>;
 using Sizes = std::vector<int64_t>;
 
+// a loop without dependencies between iterations: vectorise it, with glibc's vector exp/tanh (libmvec)
+#define SIMD _Pragma("omp simd")
+
 namespace {
 
 template <typename T>
@@ -104,13 +107,15 @@ std::vector<Tensor> rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
       scalar_t* o_t = out.data_ptr<scalar_t>() + t * N * H;
       scalar_t* hp = h.data_ptr<scalar_t>();
       for_rows(bs, H, [&](int64_t n) {
-        for (int64_t j = n * H; j < (n + 1) * H; ++j) {
-          const scalar_t pre = x_t[j] + g[j];
-          const scalar_t v = relu ? std::max(pre, scalar_t(0)) : std::tanh(pre);
-          a_t[j] = v;
-          const scalar_t h_new = (z_t && z_t[j] != 0) ? hp[j] : v;
-          hp[j] = h_new;
-          o_t[j] = h_new;
+        const int64_t begin = n * H, end = begin + H;
+        if (relu) {
+          SIMD for (int64_t j = begin; j < end; ++j) a_t[j] = std::max(x_t[j] + g[j], scalar_t(0));
+        } else {
+          SIMD for (int64_t j = begin; j < end; ++j) a_t[j] = std::tanh(x_t[j] + g[j]);
+        }
+        SIMD for (int64_t j = begin; j < end; ++j) {
+          hp[j] = (z_t && z_t[j] != 0) ? hp[j] : a_t[j];
+          o_t[j] = hp[j];
         }
       });
     }
@@ -136,7 +141,7 @@ std::vector<Tensor> rnn_backward(Tensor grad_out, Tensor grad_hn, Tensor act, Te
       scalar_t* d_t = dxp.data_ptr<scalar_t>() + t * N * H;
       scalar_t* d = dh.data_ptr<scalar_t>();
       for_rows(bs, H, [&](int64_t n) {
-        for (int64_t j = n * H; j < (n + 1) * H; ++j) {
+        SIMD for (int64_t j = n * H; j < (n + 1) * H; ++j) {
           const scalar_t grad = d[j] + go[j];
           const bool keep = z_t && z_t[j] != 0;
           const scalar_t d_new = keep ? scalar_t(0) : grad;
@@ -178,18 +183,20 @@ std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
         const scalar_t* x = x_t + n * 3 * H;
         const scalar_t* gn = g + n * 3 * H;
         scalar_t* a = a_t + n * 4 * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const scalar_t r = sigmoid(x[j] + gn[j]);
-          const scalar_t z = sigmoid(x[H + j] + gn[H + j]);
-          const scalar_t nn = std::tanh(x[2 * H + j] + r * gn[2 * H + j]);
-          a[j] = r;
-          a[H + j] = z;
-          a[2 * H + j] = nn;
+        // r and z are adjacent in xp, gh and act: one loop
+        SIMD for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(x[j] + gn[j]);
+        SIMD for (int64_t j = 0; j < H; ++j) {
+          a[2 * H + j] = std::tanh(x[2 * H + j] + a[j] * gn[2 * H + j]);
           a[3 * H + j] = gn[2 * H + j];
-          const int64_t k = n * H + j;
-          const scalar_t h_new = (scalar_t(1) - z) * nn + z * hp[k];
-          if (!(z_t && z_t[k] != 0)) hp[k] = h_new;
-          o_t[k] = hp[k];
+        }
+        scalar_t* h_row = hp + n * H;
+        scalar_t* o_row = o_t + n * H;
+        const scalar_t* keep = z_t ? z_t + n * H : nullptr;
+        SIMD for (int64_t j = 0; j < H; ++j) {
+          const scalar_t z = a[H + j];
+          const scalar_t h_new = (scalar_t(1) - z) * a[2 * H + j] + z * h_row[j];
+          h_row[j] = (keep && keep[j] != 0) ? h_row[j] : h_new;
+          o_row[j] = h_row[j];
         }
       });
     }
@@ -222,7 +229,7 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
         const scalar_t* a = a_t + n * 4 * H;
         scalar_t* dx = dx_t + n * 3 * H;
         scalar_t* dg = dg_t + n * 3 * H;
-        for (int64_t j = 0; j < H; ++j) {
+        SIMD for (int64_t j = 0; j < H; ++j) {
           const int64_t k = n * H + j;
           const scalar_t grad = d[k] + go[k];
           const bool keep = z_t && z_t[k] != 0;
@@ -278,21 +285,18 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
         const scalar_t* x = x_t + n * 4 * H;
         const scalar_t* gn = g_all + n * 4 * H;
         scalar_t* a = a_t + n * 5 * H;
-        for (int64_t j = 0; j < H; ++j) {
-          const scalar_t i = sigmoid(x[j] + gn[j]);
-          const scalar_t f = sigmoid(x[H + j] + gn[H + j]);
-          const scalar_t g = std::tanh(x[2 * H + j] + gn[2 * H + j]);
-          const scalar_t o = sigmoid(x[3 * H + j] + gn[3 * H + j]);
-          const int64_t k = n * H + j;
-          const scalar_t c_new = f * cp[k] + i * g;
+        // i and f are adjacent: one loop
+        SIMD for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(x[j] + gn[j]);
+        SIMD for (int64_t j = 2 * H; j < 3 * H; ++j) a[j] = std::tanh(x[j] + gn[j]);
+        SIMD for (int64_t j = 3 * H; j < 4 * H; ++j) a[j] = sigmoid(x[j] + gn[j]);
+        const int64_t row = n * H;
+        SIMD for (int64_t j = 0; j < H; ++j) {
+          const int64_t k = row + j;
+          const scalar_t c_new = a[H + j] * cp[k] + a[j] * a[2 * H + j];
           const scalar_t tc = std::tanh(c_new);
-          a[j] = i;
-          a[H + j] = f;
-          a[2 * H + j] = g;
-          a[3 * H + j] = o;
           a[4 * H + j] = tc;
-          if (!(zh_t && zh_t[k] != 0)) hp[k] = o * tc;
-          if (!(zc_t && zc_t[k] != 0)) cp[k] = c_new;
+          hp[k] = (zh_t && zh_t[k] != 0) ? hp[k] : a[3 * H + j] * tc;
+          cp[k] = (zc_t && zc_t[k] != 0) ? cp[k] : c_new;
           o_t[k] = hp[k];
           c_t[k] = cp[k];
         }
@@ -328,7 +332,7 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
       for_rows(bs, 5 * H, [&](int64_t n) {
         const scalar_t* a = a_t + n * 5 * H;
         scalar_t* dx = dx_t + n * 4 * H;
-        for (int64_t j = 0; j < H; ++j) {
+        SIMD for (int64_t j = 0; j < H; ++j) {
           const int64_t k = n * H + j;
           const scalar_t grad_h = dhp[k] + go[k];
           const bool keep_h = zh_t && zh_t[k] != 0, keep_c = zc_t && zc_t[k] != 0;

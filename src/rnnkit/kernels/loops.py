@@ -1,0 +1,164 @@
+r"""Pure-PyTorch time loops: the fallback twin of ``csrc/loops.cpp``, same signatures, same numbers.
+
+Used when the native loops cannot be built, are disabled (``RNNKIT_NO_NATIVE=1``), or the tensors are not
+fp32/fp64 on the CPU (bf16, CUDA). Each ``*_forward`` runs the recurrent part of one layer and direction and
+returns what its ``*_backward`` needs; :mod:`rnnkit.kernels.recurrence` wraps the pair in an autograd Function.
+
+Conventions (both implementations): time-first ``(L, N, ·)``, sequences sorted longest first, at step ``t``
+only rows ``[0, batch_sizes[t])`` are active (empty ``batch_sizes``: all), inactive rows keep their state and
+emit zeros. ``rmask`` ``(N, H)`` multiplies ``h`` before ``W_hh``; a zoneout mask ``(L, N, H)`` is 1 where a unit
+keeps its previous value, :math:`h_t = d \odot h_{t-1} + (1 - d) \odot \tilde h_t`, so
+:math:`\partial h_{t-1} \mathrel{+}= d \odot \partial h_t` and :math:`\partial \tilde h_t = (1 - d) \odot \partial h_t`.
+
+Backward equations per step, with :math:`\delta` the gradient reaching :math:`\tilde h_t` (and :math:`\tilde c_t`):
+
+- RNN: :math:`\partial a = \delta \odot \phi'(a)` (:math:`1 - \tilde h^2` for tanh, :math:`[\tilde h > 0]` for relu);
+  :math:`\partial xp_t = \partial gh_t = \partial a`.
+- GRU: :math:`\partial n_{pre} = \delta (1 - z)(1 - n^2)`, :math:`\partial z_{pre} = \delta (h_{t-1} - n) z (1 - z)`,
+  :math:`\partial r_{pre} = \partial n_{pre}\, gh_n\, r (1 - r)`; :math:`\partial xp = (\partial r_{pre},
+  \partial z_{pre}, \partial n_{pre})`, :math:`\partial gh = (\partial r_{pre}, \partial z_{pre},
+  r \odot \partial n_{pre})`, :math:`\partial h_{t-1} \mathrel{+}= \delta z`.
+- LSTM: :math:`\partial \tilde c = \partial c_t + \delta_h\, o (1 - \tanh^2 \tilde c)`,
+  :math:`\partial(i, f, g, o)_{pre} = (\partial \tilde c\, g\, i(1-i),\ \partial \tilde c\, c_{t-1} f (1-f),\
+  \partial \tilde c\, i (1 - g^2),\ \delta_h \tanh(\tilde c)\, o (1-o))`,
+  :math:`\partial c_{t-1} = f \partial \tilde c`.
+
+In all: :math:`\partial h_{t-1} \mathrel{+}= (\partial gh_t\, W_{hh}) \odot m`. The weight gradients are left to one
+large product over all steps (see :mod:`rnnkit.kernels.recurrence`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _active(batch_sizes: list[int], t: int, batch_size: int) -> int:
+    return batch_sizes[t] if batch_sizes else batch_size
+
+
+def _recurrent(h: Tensor, rmask: Tensor | None, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
+    bs = h.shape[0]
+    return F.linear(h if rmask is None else h * rmask[:bs], w_hh, b_hh)
+
+
+def _back_into(d_prev: Tensor, d_gh: Tensor, rmask: Tensor | None, w_hh: Tensor) -> Tensor:
+    """``d_prev + (d_gh @ W_hh) * m``: the gradient reaching ``h_{t-1}``."""
+    back = d_gh @ w_hh
+    return d_prev + (back if rmask is None else back * rmask[: d_gh.shape[0]])
+
+
+def _zoneout(keep: Tensor | None, old: Tensor, new: Tensor) -> Tensor:
+    return new if keep is None else torch.where(keep != 0, old, new)
+
+
+def _split_grad(keep: Tensor | None, grad: Tensor) -> tuple[Tensor, Tensor | float]:
+    """``(gradient to the new value, gradient passed straight to the old one)`` under zoneout."""
+    if keep is None:
+        return grad, 0.0
+    kept = keep != 0
+    return grad.masked_fill(kept, 0), grad.masked_fill(~kept, 0)
+
+
+def rnn_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask, relu):
+    num_steps, batch_size, hidden_size = xp.shape[0], xp.shape[1], h0.shape[1]
+    out, act = xp.new_zeros(num_steps, batch_size, hidden_size), xp.new_zeros(num_steps, batch_size, hidden_size)
+    h = h0.clone()
+    for t in range(num_steps):
+        bs = _active(batch_sizes, t, batch_size)
+        pre = xp[t, :bs] + _recurrent(h[:bs], rmask, w_hh, b_hh)
+        act[t, :bs] = torch.relu(pre) if relu else torch.tanh(pre)
+        h[:bs] = _zoneout(None if zmask is None else zmask[t, :bs], h[:bs], act[t, :bs])
+        out[t, :bs] = h[:bs]
+    return out, h, act
+
+
+def rnn_backward(grad_out, grad_hn, act, w_hh, batch_sizes, rmask, zmask, relu):
+    num_steps, batch_size = act.shape[0], act.shape[1]
+    dxp, dh = torch.zeros_like(act), grad_hn.clone()
+    for t in reversed(range(num_steps)):
+        bs = _active(batch_sizes, t, batch_size)
+        d_new, d_kept = _split_grad(None if zmask is None else zmask[t, :bs], dh[:bs] + grad_out[t, :bs])
+        v = act[t, :bs]
+        dxp[t, :bs] = d_new * ((v > 0).to(v.dtype) if relu else 1 - v * v)
+        dh[:bs] = _back_into(d_kept, dxp[t, :bs], rmask, w_hh)
+    return dxp, dh
+
+
+def gru_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask):
+    num_steps, batch_size, hidden_size = xp.shape[0], xp.shape[1], h0.shape[1]
+    out = xp.new_zeros(num_steps, batch_size, hidden_size)
+    act = xp.new_zeros(num_steps, batch_size, 4 * hidden_size)  # r | z | n | gh_n
+    h = h0.clone()
+    for t in range(num_steps):
+        bs = _active(batch_sizes, t, batch_size)
+        x_r, x_z, x_n = xp[t, :bs].chunk(3, dim=-1)
+        h_r, h_z, h_n = _recurrent(h[:bs], rmask, w_hh, b_hh).chunk(3, dim=-1)
+        r = torch.sigmoid(x_r + h_r)
+        z = torch.sigmoid(x_z + h_z)
+        n = torch.tanh(x_n + r * h_n)
+        act[t, :bs] = torch.cat([r, z, n, h_n], dim=-1)
+        h[:bs] = _zoneout(None if zmask is None else zmask[t, :bs], h[:bs], (1 - z) * n + z * h[:bs])
+        out[t, :bs] = h[:bs]
+    return out, h, act
+
+
+def gru_backward(grad_out, grad_hn, h0, out, act, w_hh, batch_sizes, rmask, zmask):
+    num_steps, batch_size, hidden_size = act.shape[0], act.shape[1], h0.shape[1]
+    dxp = act.new_zeros(num_steps, batch_size, 3 * hidden_size)
+    dgh = torch.zeros_like(dxp)
+    dh = grad_hn.clone()
+    for t in reversed(range(num_steps)):
+        bs = _active(batch_sizes, t, batch_size)
+        h_prev = h0[:bs] if t == 0 else out[t - 1, :bs]
+        r, z, n, gh_n = act[t, :bs].chunk(4, dim=-1)
+        d_new, d_kept = _split_grad(None if zmask is None else zmask[t, :bs], dh[:bs] + grad_out[t, :bs])
+        d_n_pre = d_new * (1 - z) * (1 - n * n)
+        d_z_pre = d_new * (h_prev - n) * z * (1 - z)
+        d_r_pre = d_n_pre * gh_n * r * (1 - r)
+        dxp[t, :bs] = torch.cat([d_r_pre, d_z_pre, d_n_pre], dim=-1)
+        dgh[t, :bs] = torch.cat([d_r_pre, d_z_pre, d_n_pre * r], dim=-1)
+        dh[:bs] = _back_into(d_kept + d_new * z, dgh[t, :bs], rmask, w_hh)
+    return dxp, dgh, dh
+
+
+def lstm_forward(xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h, zmask_c):
+    num_steps, batch_size, hidden_size = xp.shape[0], xp.shape[1], h0.shape[1]
+    out, cs = xp.new_zeros(num_steps, batch_size, hidden_size), xp.new_zeros(num_steps, batch_size, hidden_size)
+    act = xp.new_zeros(num_steps, batch_size, 5 * hidden_size)  # i | f | g | o | tanh(c~)
+    h, c = h0.clone(), c0.clone()
+    for t in range(num_steps):
+        bs = _active(batch_sizes, t, batch_size)
+        gates = xp[t, :bs] + _recurrent(h[:bs], rmask, w_hh, b_hh)
+        i, f, g, o = gates.chunk(4, dim=-1)
+        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+        c_new = f * c[:bs] + i * g
+        tanh_c = torch.tanh(c_new)
+        act[t, :bs] = torch.cat([i, f, g, o, tanh_c], dim=-1)
+        h[:bs] = _zoneout(None if zmask_h is None else zmask_h[t, :bs], h[:bs], o * tanh_c)
+        c[:bs] = _zoneout(None if zmask_c is None else zmask_c[t, :bs], c[:bs], c_new)
+        out[t, :bs], cs[t, :bs] = h[:bs], c[:bs]
+    return out, h, c, act, cs
+
+
+def lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rmask, zmask_h, zmask_c):
+    num_steps, batch_size, hidden_size = act.shape[0], act.shape[1], c0.shape[1]
+    dxp = act.new_zeros(num_steps, batch_size, 4 * hidden_size)
+    dh, dc = grad_hn.clone(), grad_cn.clone()
+    for t in reversed(range(num_steps)):
+        bs = _active(batch_sizes, t, batch_size)
+        c_prev = c0[:bs] if t == 0 else cs[t - 1, :bs]
+        i, f, g, o, tanh_c = act[t, :bs].chunk(5, dim=-1)
+        d_h_new, d_h_kept = _split_grad(None if zmask_h is None else zmask_h[t, :bs], dh[:bs] + grad_out[t, :bs])
+        d_c_state, d_c_kept = _split_grad(None if zmask_c is None else zmask_c[t, :bs], dc[:bs])
+        d_c_new = d_c_state + d_h_new * o * (1 - tanh_c * tanh_c)
+        dxp[t, :bs] = torch.cat([
+            d_c_new * g * i * (1 - i),
+            d_c_new * c_prev * f * (1 - f),
+            d_c_new * i * (1 - g * g),
+            d_h_new * tanh_c * o * (1 - o),
+        ], dim=-1)
+        dc[:bs] = d_c_kept + d_c_new * f
+        dh[:bs] = _back_into(d_h_kept, dxp[t, :bs], rmask, w_hh)
+    return dxp, dh, dc

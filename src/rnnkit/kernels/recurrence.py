@@ -1,0 +1,101 @@
+r"""The recurrent part of one layer and direction as an autograd Function with a hand-written backward.
+
+The input products are not in here: the caller computes ``xp = cell.project(x)`` for every step at once with
+ordinary autograd, whose backward is then already one large product each
+(:math:`\partial W_{ih} = \partial XP^\top X`, :math:`\partial X = \partial XP\, W_{ih}`). :class:`Recurrence`
+runs the time loop (:mod:`rnnkit.kernels.native` or its PyTorch twin :mod:`rnnkit.kernels.loops`), saving the
+gate activations; backward runs the loop in reverse for the per-step gate gradients :math:`\partial XP_t` and
+:math:`\partial GH_t` (the gradient of :math:`W_{hh} h_{t-1} + b_{hh}`), then forms the recurrent weight
+gradients over all :math:`L N` rows at once instead of one small product per step:
+
+.. math::
+    \partial W_{hh} = \partial GH^\top\, (H_{prev} \odot m), \qquad \partial b_{hh} = \textstyle\sum_{t,n} \partial GH
+
+where :math:`H_{prev}` stacks :math:`h_0, h_1, \dots, h_{L-1}` (rows of ended sequences have
+:math:`\partial GH = 0`, so their stale values do not matter) and :math:`m` is the recurrent-dropout mask.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+from torch.autograd.function import once_differentiable
+
+from rnnkit.cells import GRUCell, LSTMCell, RNNCell
+
+
+def kind_of(cell) -> str | None:
+    """The loop a cell runs on: ``"rnn_tanh"``, ``"rnn_relu"``, ``"gru"``, ``"lstm"``, or ``None``.
+
+    Exact types only, so a subclass with its own equations keeps them (it unrolls instead).
+    """
+    kind = type(cell)
+    if kind is RNNCell:
+        return "rnn_" + cell.nonlinearity
+    if kind is GRUCell:
+        return "gru"
+    if kind is LSTMCell and cell.weight_hr is None:
+        return "lstm"
+    return None
+
+
+class Recurrence(torch.autograd.Function):
+    """``(out (L, N, H), h_n[, c_n])`` of one layer-direction from its projected input ``xp`` ``(L, N, G*H)``.
+
+    ``loops`` is the native module or :mod:`rnnkit.kernels.loops`; ``batch_sizes`` the active rows per step
+    (``[]``: all); masks as in :mod:`rnnkit.kernels.loops`. ``c0`` and ``zmask_c`` are ``None`` except for LSTM.
+    """
+
+    @staticmethod
+    def forward(ctx, loops, kind, batch_sizes, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c):
+        ctx.loops, ctx.kind, ctx.batch_sizes = loops, kind, batch_sizes
+        ctx.has_bias = b_hh is not None
+        if kind == "lstm":
+            out, h_n, c_n, act, cs = loops.lstm_forward(xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h,
+                                                        zmask_c)
+            ctx.save_for_backward(h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c)
+            return out, h_n, c_n
+        if kind == "gru":
+            out, h_n, act = loops.gru_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask_h)
+        else:
+            out, h_n, act = loops.rnn_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask_h, kind == "rnn_relu")
+        ctx.save_for_backward(h0, None, w_hh, out, act, None, rmask, zmask_h, None)
+        return out, h_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_hn, grad_cn=None):
+        h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c = ctx.saved_tensors
+        loops, kind, batch_sizes = ctx.loops, ctx.kind, ctx.batch_sizes
+        # outputs nobody used arrive as None
+        grad_out = torch.zeros_like(out) if grad_out is None else grad_out
+        grad_hn = torch.zeros_like(h0) if grad_hn is None else grad_hn
+        dc0 = None
+        if kind == "lstm":
+            grad_cn = torch.zeros_like(c0) if grad_cn is None else grad_cn
+            dxp, dh0, dc0 = loops.lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rmask,
+                                                zmask_h, zmask_c)
+            dgh = dxp
+        elif kind == "gru":
+            dxp, dgh, dh0 = loops.gru_backward(grad_out, grad_hn, h0, out, act, w_hh, batch_sizes, rmask, zmask_h)
+        else:
+            dxp, dh0 = loops.rnn_backward(grad_out, grad_hn, act, w_hh, batch_sizes, rmask, zmask_h,
+                                          kind == "rnn_relu")
+            dgh = dxp
+        dw_hh = db_hh = None
+        if ctx.needs_input_grad[6]:
+            dw_hh = _recurrent_weight_grad(dgh, h0, out, rmask)
+        if ctx.has_bias and ctx.needs_input_grad[7]:
+            db_hh = dgh.sum((0, 1))
+        return None, None, None, dxp, dh0, dc0, dw_hh, db_hh, None, None, None
+
+
+def _recurrent_weight_grad(dgh: Tensor, h0: Tensor, out: Tensor, rmask: Tensor | None) -> Tensor:
+    """:math:`\\partial W_{hh} = \\sum_t \\partial GH_t^\\top (h_{t-1} \\odot m)` as one product over all steps."""
+    gate_size, hidden_size = dgh.shape[-1], h0.shape[-1]
+    # -> (L, N, H): the state each step read
+    h_prev = torch.cat([h0.unsqueeze(0), out[:-1]])
+    if rmask is not None:
+        h_prev = h_prev * rmask
+    # (G*H, L*N) @ (L*N, H) -> (G*H, H)
+    return dgh.reshape(-1, gate_size).t().mm(h_prev.reshape(-1, hidden_size))

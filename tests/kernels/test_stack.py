@@ -1,0 +1,104 @@
+"""rnnkit's fused loops (native and pure-PyTorch) give the numbers of the reference unroll path."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+import rnnkit
+from rnnkit.kernels import loops, native, stack
+
+NATIVE = native.load()
+IMPLEMENTATIONS = [pytest.param(NATIVE, id="native", marks=pytest.mark.skipif(NATIVE is None, reason="no build")),
+                   pytest.param(loops, id="python")]
+KINDS = {
+    "rnn_tanh": lambda **kw: rnnkit.RNN(5, 6, **kw),
+    "rnn_relu": lambda **kw: rnnkit.RNN(5, 6, nonlinearity="relu", **kw),
+    "gru": lambda **kw: rnnkit.GRU(5, 6, **kw),
+    "lstm": lambda **kw: rnnkit.LSTM(5, 6, **kw),
+}
+CONFIGS = {
+    "plain": ({}, False, False),
+    "no_bias": ({"bias": False}, False, True),
+    "lengths_bidirectional_stacked": ({"num_layers": 2, "bidirectional": True}, True, True),
+    "training_noise": ({"num_layers": 2, "bidirectional": True, "dropout": 0.3, "recurrent_dropout": 0.4,
+                        "zoneout": 0.3}, True, True),
+}
+
+
+def _inputs(layer, dtype, with_lengths, with_state):
+    x = torch.randn(7, 3, 5, dtype=dtype, requires_grad=True)
+    hx = None
+    if with_state:
+        shape = (layer.num_layers * layer.num_directions, 3, 6)
+        hx = torch.randn(shape, dtype=dtype, requires_grad=True)
+        if isinstance(layer, rnnkit.LSTM):
+            hx = (hx, torch.randn(shape, dtype=dtype, requires_grad=True))
+    lengths = torch.tensor([4, 7, 1]) if with_lengths else None
+    return x, hx, lengths
+
+
+def _run_and_grad(run, layer, x, hx):
+    torch.manual_seed(1)  # the same training noise on both paths
+    output, h_n = run()
+    h_n = (h_n,) if isinstance(h_n, torch.Tensor) else h_n
+    # weight the final states unevenly so a wrong state gradient shows
+    loss = output.pow(2).sum() + sum((s * torch.linspace(-1, 1, s.shape[-1], dtype=s.dtype)).sum() for s in h_n)
+    states = [] if hx is None else ([hx] if isinstance(hx, torch.Tensor) else list(hx))
+    return output, h_n, torch.autograd.grad(loss, [x, *layer.parameters(), *states])
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_fused_matches_unroll_in_values_and_gradients(kind, config, implementation):
+    options, with_lengths, with_state = CONFIGS[config]
+    layer = KINDS[kind](**options)
+    x, hx, lengths = _inputs(layer, torch.float32, with_lengths, with_state)
+    expected = _run_and_grad(lambda: layer._unroll_layers(x, hx, lengths, False)[:2], layer, x, hx)
+    actual = _run_and_grad(lambda: stack.run(layer, x, hx, lengths, implementation), layer, x, hx)
+    torch.testing.assert_close(actual, expected, atol=1e-5, rtol=1e-5)
+
+
+class _Fused(nn.Module):
+    """The fused path as a module, so gradcheck can pass every weight through functional_call."""
+
+    def __init__(self, layer, implementation):
+        super().__init__()
+        self.layer, self.implementation = layer, implementation
+
+    def forward(self, x, hx, lengths):
+        output, h_n = stack.run(self.layer, x, hx, lengths, self.implementation)
+        return (output, *((h_n,) if isinstance(h_n, torch.Tensor) else h_n))
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_fused_backward_passes_gradcheck(kind, implementation):
+    layer = KINDS[kind](bidirectional=True, zoneout=0.3, recurrent_dropout=0.3, dtype=torch.float64)
+    x, hx, lengths = _inputs(layer, torch.float64, True, True)
+    x, lengths = x[:5, :2].detach().requires_grad_(), torch.tensor([3, 5])  # smaller: gradcheck is O(inputs)
+    hx = tuple(s[:, :2].detach().requires_grad_() for s in ((hx,) if isinstance(hx, torch.Tensor) else hx))
+    hx = hx[0] if len(hx) == 1 else hx
+    module = _Fused(layer, implementation)
+    names = [name for name, _ in module.named_parameters()]
+    weights = [w.detach().requires_grad_() for w in module.parameters()]
+    states = [hx] if isinstance(hx, torch.Tensor) else list(hx)
+
+    def run(x, *tensors):
+        torch.manual_seed(2)  # the same noise at every evaluation
+        params = dict(zip(names, tensors[: len(names)], strict=True))
+        state = tensors[len(names)] if len(states) == 1 else tuple(tensors[len(names):])
+        return torch.func.functional_call(module, params, (x, state, lengths))
+
+    assert torch.autograd.gradcheck(run, (x, *weights, *states), fast_mode=True)
+
+
+def test_padded_steps_output_zero_and_final_state_is_last_valid_step():
+    layer = rnnkit.GRU(5, 6, bidirectional=True).eval()
+    x, _, lengths = _inputs(layer, torch.float32, True, False)
+    output, h_n = stack.run(layer, x, None, lengths, loops)
+    assert output[4:, 0].abs().sum() == 0 and output[1:, 2].abs().sum() == 0
+    torch.testing.assert_close(h_n[0, 0], output[3, 0, :6])  # forward: state at step lengths-1
+    torch.testing.assert_close(h_n[1, 0], output[0, 0, 6:])  # reverse: its last step is step 0
