@@ -34,12 +34,12 @@ def native_loops(x: Tensor):
 def run_fused(layer, x: Tensor, hx, lengths: Tensor | None):
     """``(output (L, N, D*H_out), h_n)`` from the fastest applicable kernel, or ``None``."""
     compiled = native_loops(x)
-    if stack.applies(layer) and compiled is not None:
+    if stack.applies(layer, x) and compiled is not None:
         plain_lstm = kind_of(layer.cells[0]) == "lstm" and lengths is None
         if not (plain_lstm and aten.applies(layer)):
             return stack.run(layer, x, hx, lengths, compiled)
     if aten.applies(layer):
         return aten.run(layer, x, hx, lengths)
-    if stack.applies(layer):
+    if stack.applies(layer, x):
         return stack.run(layer, x, hx, lengths, loops)
     return None

@@ -4,9 +4,10 @@ Used when the native loops cannot be built, are disabled (``RNNKIT_NO_NATIVE=1``
 fp32/fp64 on the CPU (bf16, CUDA). Each ``*_forward`` runs the recurrent part of one layer and direction and
 returns what its ``*_backward`` needs; :mod:`rnnkit.kernels.recurrence` wraps the pair in an autograd Function.
 
-Conventions (both implementations): time-first ``(L, N, ·)``, sequences sorted longest first, at step ``t``
-only rows ``[0, batch_sizes[t])`` are active (empty ``batch_sizes``: all), inactive rows keep their state and
-emit zeros. ``rmask`` ``(N, H)`` multiplies ``h`` before ``W_hh``; a zoneout mask ``(L, N, H)`` is 1 where a unit
+Conventions (both implementations): packed rows as in ``torch``'s ``PackedSequence``: sequences sorted longest
+first, step ``t`` has ``batch_sizes[t]`` active sequences, stored in rows ``[o_t, o_t + batch_sizes[t])`` of the
+``(T, ·)`` inputs and outputs (:math:`o_t` the sum of earlier batch sizes); ended sequences keep their state.
+``rmask`` ``(N, H)`` multiplies ``h`` before ``W_hh``; a zoneout mask ``(T, H)`` is 1 where a unit
 keeps its previous value, :math:`h_t = d \odot h_{t-1} + (1 - d) \odot \tilde h_t`, so
 :math:`\partial h_{t-1} \mathrel{+}= d \odot \partial h_t` and :math:`\partial \tilde h_t = (1 - d) \odot \partial h_t`.
 
@@ -34,8 +35,17 @@ import torch.nn.functional as F
 from torch import Tensor
 
 
-def _active(batch_sizes: list[int], t: int, batch_size: int) -> int:
-    return batch_sizes[t] if batch_sizes else batch_size
+def _steps(batch_sizes: list[int]):
+    """``(t, first packed row of step t, active rows)`` for every step."""
+    row = 0
+    for t, bs in enumerate(batch_sizes):
+        yield t, row, bs
+        row += bs
+
+
+def _previous_rows(batch_sizes: list[int]) -> list[int]:
+    """First packed row of the step before each step (its first ``bs`` rows hold the previous states)."""
+    return [row - batch_sizes[t - 1] if t else 0 for t, row, _ in _steps(batch_sizes)]
 
 
 def _recurrent(h: Tensor, rmask: Tensor | None, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
@@ -47,6 +57,10 @@ def _back_into(d_prev: Tensor, d_gh: Tensor, rmask: Tensor | None, w_hh: Tensor)
     """``d_prev + (d_gh @ W_hh) * m``: the gradient reaching ``h_{t-1}``."""
     back = d_gh @ w_hh
     return d_prev + (back if rmask is None else back * rmask[: d_gh.shape[0]])
+
+
+def _mask_rows(mask: Tensor | None, row: int, bs: int) -> Tensor | None:
+    return None if mask is None else mask[row : row + bs]
 
 
 def _zoneout(keep: Tensor | None, old: Tensor, new: Tensor) -> Tensor:
@@ -62,103 +76,101 @@ def _split_grad(keep: Tensor | None, grad: Tensor) -> tuple[Tensor, Tensor | flo
 
 
 def rnn_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask, relu):
-    num_steps, batch_size, hidden_size = xp.shape[0], xp.shape[1], h0.shape[1]
-    out, act = xp.new_zeros(num_steps, batch_size, hidden_size), xp.new_zeros(num_steps, batch_size, hidden_size)
+    out, act = xp.new_empty(xp.shape[0], h0.shape[1]), xp.new_empty(xp.shape[0], h0.shape[1])
     h = h0.clone()
-    for t in range(num_steps):
-        bs = _active(batch_sizes, t, batch_size)
-        pre = xp[t, :bs] + _recurrent(h[:bs], rmask, w_hh, b_hh)
-        act[t, :bs] = torch.relu(pre) if relu else torch.tanh(pre)
-        h[:bs] = _zoneout(None if zmask is None else zmask[t, :bs], h[:bs], act[t, :bs])
-        out[t, :bs] = h[:bs]
+    for _, row, bs in _steps(batch_sizes):
+        rows = slice(row, row + bs)
+        pre = xp[rows] + _recurrent(h[:bs], rmask, w_hh, b_hh)
+        act[rows] = torch.relu(pre) if relu else torch.tanh(pre)
+        h[:bs] = _zoneout(_mask_rows(zmask, row, bs), h[:bs], act[rows])
+        out[rows] = h[:bs]
     return out, h, act
 
 
 def rnn_backward(grad_out, grad_hn, act, w_hh, batch_sizes, rmask, zmask, relu):
-    num_steps, batch_size = act.shape[0], act.shape[1]
-    dxp, dh = torch.zeros_like(act), grad_hn.clone()
-    for t in reversed(range(num_steps)):
-        bs = _active(batch_sizes, t, batch_size)
-        d_new, d_kept = _split_grad(None if zmask is None else zmask[t, :bs], dh[:bs] + grad_out[t, :bs])
-        v = act[t, :bs]
-        dxp[t, :bs] = d_new * ((v > 0).to(v.dtype) if relu else 1 - v * v)
-        dh[:bs] = _back_into(d_kept, dxp[t, :bs], rmask, w_hh)
+    dxp, dh = torch.empty_like(act), grad_hn.clone()
+    for _, row, bs in reversed(list(_steps(batch_sizes))):
+        rows = slice(row, row + bs)
+        d_new, d_kept = _split_grad(_mask_rows(zmask, row, bs), dh[:bs] + grad_out[rows])
+        v = act[rows]
+        dxp[rows] = d_new * ((v > 0).to(v.dtype) if relu else 1 - v * v)
+        dh[:bs] = _back_into(d_kept, dxp[rows], rmask, w_hh)
     return dxp, dh
 
 
 def gru_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask):
-    num_steps, batch_size, hidden_size = xp.shape[0], xp.shape[1], h0.shape[1]
-    out = xp.new_zeros(num_steps, batch_size, hidden_size)
-    act = xp.new_zeros(num_steps, batch_size, 4 * hidden_size)  # r | z | n | gh_n
+    hidden_size = h0.shape[1]
+    out = xp.new_empty(xp.shape[0], hidden_size)
+    act = xp.new_empty(xp.shape[0], 4 * hidden_size)  # r | z | n | gh_n
     h = h0.clone()
-    for t in range(num_steps):
-        bs = _active(batch_sizes, t, batch_size)
-        x_r, x_z, x_n = xp[t, :bs].chunk(3, dim=-1)
+    for _, row, bs in _steps(batch_sizes):
+        rows = slice(row, row + bs)
+        x_r, x_z, x_n = xp[rows].chunk(3, dim=-1)
         h_r, h_z, h_n = _recurrent(h[:bs], rmask, w_hh, b_hh).chunk(3, dim=-1)
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)
         n = torch.tanh(x_n + r * h_n)
-        act[t, :bs] = torch.cat([r, z, n, h_n], dim=-1)
-        h[:bs] = _zoneout(None if zmask is None else zmask[t, :bs], h[:bs], (1 - z) * n + z * h[:bs])
-        out[t, :bs] = h[:bs]
+        act[rows] = torch.cat([r, z, n, h_n], dim=-1)
+        h[:bs] = _zoneout(_mask_rows(zmask, row, bs), h[:bs], (1 - z) * n + z * h[:bs])
+        out[rows] = h[:bs]
     return out, h, act
 
 
 def gru_backward(grad_out, grad_hn, h0, out, act, w_hh, batch_sizes, rmask, zmask):
-    num_steps, batch_size, hidden_size = act.shape[0], act.shape[1], h0.shape[1]
-    dxp = act.new_zeros(num_steps, batch_size, 3 * hidden_size)
-    dgh = torch.zeros_like(dxp)
+    dxp = act.new_empty(act.shape[0], 3 * h0.shape[1])
+    dgh = torch.empty_like(dxp)
     dh = grad_hn.clone()
-    for t in reversed(range(num_steps)):
-        bs = _active(batch_sizes, t, batch_size)
-        h_prev = h0[:bs] if t == 0 else out[t - 1, :bs]
-        r, z, n, gh_n = act[t, :bs].chunk(4, dim=-1)
-        d_new, d_kept = _split_grad(None if zmask is None else zmask[t, :bs], dh[:bs] + grad_out[t, :bs])
+    previous = _previous_rows(batch_sizes)
+    for t, row, bs in reversed(list(_steps(batch_sizes))):
+        rows = slice(row, row + bs)
+        h_prev = h0[:bs] if t == 0 else out[previous[t] : previous[t] + bs]
+        r, z, n, gh_n = act[rows].chunk(4, dim=-1)
+        d_new, d_kept = _split_grad(_mask_rows(zmask, row, bs), dh[:bs] + grad_out[rows])
         d_n_pre = d_new * (1 - z) * (1 - n * n)
         d_z_pre = d_new * (h_prev - n) * z * (1 - z)
         d_r_pre = d_n_pre * gh_n * r * (1 - r)
-        dxp[t, :bs] = torch.cat([d_r_pre, d_z_pre, d_n_pre], dim=-1)
-        dgh[t, :bs] = torch.cat([d_r_pre, d_z_pre, d_n_pre * r], dim=-1)
-        dh[:bs] = _back_into(d_kept + d_new * z, dgh[t, :bs], rmask, w_hh)
+        dxp[rows] = torch.cat([d_r_pre, d_z_pre, d_n_pre], dim=-1)
+        dgh[rows] = torch.cat([d_r_pre, d_z_pre, d_n_pre * r], dim=-1)
+        dh[:bs] = _back_into(d_kept + d_new * z, dgh[rows], rmask, w_hh)
     return dxp, dgh, dh
 
 
 def lstm_forward(xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h, zmask_c):
-    num_steps, batch_size, hidden_size = xp.shape[0], xp.shape[1], h0.shape[1]
-    out, cs = xp.new_zeros(num_steps, batch_size, hidden_size), xp.new_zeros(num_steps, batch_size, hidden_size)
-    act = xp.new_zeros(num_steps, batch_size, 5 * hidden_size)  # i | f | g | o | tanh(c~)
+    hidden_size = h0.shape[1]
+    out, cs = xp.new_empty(xp.shape[0], hidden_size), xp.new_empty(xp.shape[0], hidden_size)
+    act = xp.new_empty(xp.shape[0], 5 * hidden_size)  # i | f | g | o | tanh(c~)
     h, c = h0.clone(), c0.clone()
-    for t in range(num_steps):
-        bs = _active(batch_sizes, t, batch_size)
-        gates = xp[t, :bs] + _recurrent(h[:bs], rmask, w_hh, b_hh)
+    for _, row, bs in _steps(batch_sizes):
+        rows = slice(row, row + bs)
+        gates = xp[rows] + _recurrent(h[:bs], rmask, w_hh, b_hh)
         i, f, g, o = gates.chunk(4, dim=-1)
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
         c_new = f * c[:bs] + i * g
         tanh_c = torch.tanh(c_new)
-        act[t, :bs] = torch.cat([i, f, g, o, tanh_c], dim=-1)
-        h[:bs] = _zoneout(None if zmask_h is None else zmask_h[t, :bs], h[:bs], o * tanh_c)
-        c[:bs] = _zoneout(None if zmask_c is None else zmask_c[t, :bs], c[:bs], c_new)
-        out[t, :bs], cs[t, :bs] = h[:bs], c[:bs]
+        act[rows] = torch.cat([i, f, g, o, tanh_c], dim=-1)
+        h[:bs] = _zoneout(_mask_rows(zmask_h, row, bs), h[:bs], o * tanh_c)
+        c[:bs] = _zoneout(_mask_rows(zmask_c, row, bs), c[:bs], c_new)
+        out[rows], cs[rows] = h[:bs], c[:bs]
     return out, h, c, act, cs
 
 
 def lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rmask, zmask_h, zmask_c):
-    num_steps, batch_size, hidden_size = act.shape[0], act.shape[1], c0.shape[1]
-    dxp = act.new_zeros(num_steps, batch_size, 4 * hidden_size)
+    dxp = act.new_empty(act.shape[0], 4 * c0.shape[1])
     dh, dc = grad_hn.clone(), grad_cn.clone()
-    for t in reversed(range(num_steps)):
-        bs = _active(batch_sizes, t, batch_size)
-        c_prev = c0[:bs] if t == 0 else cs[t - 1, :bs]
-        i, f, g, o, tanh_c = act[t, :bs].chunk(5, dim=-1)
-        d_h_new, d_h_kept = _split_grad(None if zmask_h is None else zmask_h[t, :bs], dh[:bs] + grad_out[t, :bs])
-        d_c_state, d_c_kept = _split_grad(None if zmask_c is None else zmask_c[t, :bs], dc[:bs])
+    previous = _previous_rows(batch_sizes)
+    for t, row, bs in reversed(list(_steps(batch_sizes))):
+        rows = slice(row, row + bs)
+        c_prev = c0[:bs] if t == 0 else cs[previous[t] : previous[t] + bs]
+        i, f, g, o, tanh_c = act[rows].chunk(5, dim=-1)
+        d_h_new, d_h_kept = _split_grad(_mask_rows(zmask_h, row, bs), dh[:bs] + grad_out[rows])
+        d_c_state, d_c_kept = _split_grad(_mask_rows(zmask_c, row, bs), dc[:bs])
         d_c_new = d_c_state + d_h_new * o * (1 - tanh_c * tanh_c)
-        dxp[t, :bs] = torch.cat([
+        dxp[rows] = torch.cat([
             d_c_new * g * i * (1 - i),
             d_c_new * c_prev * f * (1 - f),
             d_c_new * i * (1 - g * g),
             d_h_new * tanh_c * o * (1 - o),
         ], dim=-1)
         dc[:bs] = d_c_kept + d_c_new * f
-        dh[:bs] = _back_into(d_h_kept, dxp[t, :bs], rmask, w_hh)
+        dh[:bs] = _back_into(d_h_kept, dxp[rows], rmask, w_hh)
     return dxp, dh, dc

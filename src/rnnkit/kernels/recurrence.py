@@ -11,14 +11,13 @@ gradients over all :math:`L N` rows at once instead of one small product per ste
 .. math::
     \partial W_{hh} = \partial GH^\top\, (H_{prev} \odot m), \qquad \partial b_{hh} = \textstyle\sum_{t,n} \partial GH
 
-where :math:`H_{prev}` stacks :math:`h_0, h_1, \dots, h_{L-1}` (rows of ended sequences have
-:math:`\partial GH = 0`, so their stale values do not matter) and :math:`m` is the recurrent-dropout mask.
+where :math:`H_{prev}` holds, for every packed row (see :mod:`rnnkit.kernels.packing`), the state its step
+read, and :math:`m` is the recurrent-dropout mask.
 """
 
 from __future__ import annotations
 
 import torch
-from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
@@ -40,15 +39,17 @@ def kind_of(cell) -> str | None:
 
 
 class Recurrence(torch.autograd.Function):
-    """``(out (L, N, H), h_n[, c_n])`` of one layer-direction from its projected input ``xp`` ``(L, N, G*H)``.
+    """``(out (T, H), h_n[, c_n])`` of one layer-direction from its packed projected input ``xp`` ``(T, G*H)``.
 
-    ``loops`` is the native module or :mod:`rnnkit.kernels.loops`; ``batch_sizes`` the active rows per step
-    (``[]``: all); masks as in :mod:`rnnkit.kernels.loops`. ``c0`` and ``zmask_c`` are ``None`` except for LSTM.
+    ``loops`` is the native module or :mod:`rnnkit.kernels.loops`; ``packing`` a
+    :class:`rnnkit.kernels.packing.Packing`; masks as in :mod:`rnnkit.kernels.loops`. ``c0`` and ``zmask_c`` are
+    ``None`` except for LSTM.
     """
 
     @staticmethod
-    def forward(ctx, loops, kind, batch_sizes, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c):
-        ctx.loops, ctx.kind, ctx.batch_sizes = loops, kind, batch_sizes
+    def forward(ctx, loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c):
+        ctx.loops, ctx.kind, ctx.packing = loops, kind, packing
+        batch_sizes = packing.batch_sizes
         ctx.has_bias = b_hh is not None
         if kind == "lstm":
             out, h_n, c_n, act, cs = loops.lstm_forward(xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h,
@@ -66,7 +67,7 @@ class Recurrence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out, grad_hn, grad_cn=None):
         h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c = ctx.saved_tensors
-        loops, kind, batch_sizes = ctx.loops, ctx.kind, ctx.batch_sizes
+        loops, kind, batch_sizes = ctx.loops, ctx.kind, ctx.packing.batch_sizes
         # outputs nobody used arrive as None
         grad_out = torch.zeros_like(out) if grad_out is None else grad_out
         grad_hn = torch.zeros_like(h0) if grad_hn is None else grad_hn
@@ -84,18 +85,12 @@ class Recurrence(torch.autograd.Function):
             dgh = dxp
         dw_hh = db_hh = None
         if ctx.needs_input_grad[6]:
-            dw_hh = _recurrent_weight_grad(dgh, h0, out, rmask)
+            h_prev = ctx.packing.previous_states(h0, out)  # (T, H)
+            if rmask is not None:
+                h_prev = h_prev * ctx.packing.per_row(rmask)
+            # (G*H, T) @ (T, H) -> (G*H, H)
+            dw_hh = dgh.t().mm(h_prev)
         if ctx.has_bias and ctx.needs_input_grad[7]:
-            db_hh = dgh.sum((0, 1))
+            db_hh = dgh.sum(0)
         return None, None, None, dxp, dh0, dc0, dw_hh, db_hh, None, None, None
 
-
-def _recurrent_weight_grad(dgh: Tensor, h0: Tensor, out: Tensor, rmask: Tensor | None) -> Tensor:
-    """:math:`\\partial W_{hh} = \\sum_t \\partial GH_t^\\top (h_{t-1} \\odot m)` as one product over all steps."""
-    gate_size, hidden_size = dgh.shape[-1], h0.shape[-1]
-    # -> (L, N, H): the state each step read
-    h_prev = torch.cat([h0.unsqueeze(0), out[:-1]])
-    if rmask is not None:
-        h_prev = h_prev * rmask
-    # (G*H, L*N) @ (L*N, H) -> (G*H, H)
-    return dgh.reshape(-1, gate_size).t().mm(h_prev.reshape(-1, hidden_size))

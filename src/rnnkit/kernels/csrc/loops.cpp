@@ -1,11 +1,13 @@
 // Recurrent time loops for rnnkit's fused kernels: the per-step part only (rnnkit/kernels/recurrence.py
 // owns the autograd Function, the input projection and the weight gradients).
 //
-// Every loop works on one layer and direction in time-first layout with sequences sorted by length,
-// longest first: at step t only rows [0, batch_sizes[t]) are active (empty batch_sizes: all N rows), the
-// rest keep their state and emit zeros. Masks: rmask (N, H) multiplies h before W_hh (recurrent dropout);
-// zoneout masks (L, N, H) hold 1 where a unit keeps its previous value. The equations and their backward
-// are written out in rnnkit/kernels/loops.py, the pure-PyTorch twin of this file.
+// Every loop works on one layer and direction in packed layout (as torch's PackedSequence): sequences are
+// sorted longest first, step t has batch_sizes[t] active sequences stored in rows [offset_t, offset_t +
+// batch_sizes[t]) of the (T, .) inputs and outputs, offset_t = sum of the earlier batch sizes; the other
+// sequences have ended and keep their state in h (N, H). Without lengths every step has all N rows, and the
+// packed rows are just the (L, N, .) tensor flattened. Masks: rmask (N, H) multiplies h before W_hh
+// (recurrent dropout); zoneout masks (T, H) hold 1 where a unit keeps its previous value. The equations and
+// their backward are written out in rnnkit/kernels/loops.py, the pure-PyTorch twin of this file.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 
@@ -25,8 +27,10 @@ namespace {
 template <typename T>
 inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
 
-inline int64_t active(const Sizes& batch_sizes, int64_t t, int64_t N) {
-  return batch_sizes.empty() ? N : batch_sizes[t];
+Sizes offsets_of(const Sizes& batch_sizes) {
+  Sizes offsets(batch_sizes.size() + 1, 0);
+  for (size_t t = 0; t < batch_sizes.size(); ++t) offsets[t + 1] = offsets[t] + batch_sizes[t];
+  return offsets;
 }
 
 // f(n) for each active row; two threads only when a step has enough work to pay for the hand-off
@@ -64,20 +68,15 @@ void recurrent_backward(Tensor& dh, const Tensor& dgh_t, const Opt& rmask, const
   Tensor dh_rows = dh.narrow(0, 0, bs);
   if (rmask) {
     Tensor product = scratch.narrow(0, 0, bs);
-    at::mm_out(product, dgh_t.narrow(0, 0, bs), w_hh);
+    at::mm_out(product, dgh_t, w_hh);
     dh_rows.addcmul_(product, rmask->narrow(0, 0, bs));
   } else {
-    dh_rows.addmm_(dgh_t.narrow(0, 0, bs), w_hh);
+    dh_rows.addmm_(dgh_t, w_hh);
   }
 }
 
 template <typename T>
 const T* ptr_or_null(const Opt& t) { return t ? t->data_ptr<T>() : nullptr; }
-
-Tensor output_buffer(const Tensor& like, const Sizes& batch_sizes, at::IntArrayRef shape) {
-  // padded rows are never written, so they need zeros only with variable lengths
-  return batch_sizes.empty() ? at::empty(shape, like.options()) : at::zeros(shape, like.options());
-}
 
 Opt contiguous(const Opt& t) { return t ? Opt(t->contiguous()) : Opt(); }
 
@@ -90,21 +89,22 @@ std::vector<Tensor> rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
   xp = xp.contiguous();
   rmask = contiguous(rmask);
   zmask = contiguous(zmask);
-  const int64_t L = xp.size(0), N = xp.size(1), H = h0.size(1);
-  Tensor out = output_buffer(xp, batch_sizes, {L, N, H});
-  Tensor act = output_buffer(xp, batch_sizes, {L, N, H});
+  const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
+  const Sizes off = offsets_of(batch_sizes);
+  Tensor out = at::empty({T, H}, xp.options());
+  Tensor act = at::empty({T, H}, xp.options());
   Tensor h = h0.contiguous().clone(), gh = at::empty({N, H}, xp.options()), scratch = at::empty_like(gh);
   Tensor w_t = w_hh.t();
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnn_forward", [&] {
     for (int64_t t = 0; t < L; ++t) {
-      const int64_t bs = active(batch_sizes, t, N);
+      const int64_t bs = batch_sizes[t], row = off[t];
       if (bs == 0) continue;
       recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
-      const scalar_t* x_t = xp.data_ptr<scalar_t>() + t * N * H;
+      const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * H;
       const scalar_t* g = gh.data_ptr<scalar_t>();
-      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + t * N * H : nullptr;
-      scalar_t* a_t = act.data_ptr<scalar_t>() + t * N * H;
-      scalar_t* o_t = out.data_ptr<scalar_t>() + t * N * H;
+      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : nullptr;
+      scalar_t* a_t = act.data_ptr<scalar_t>() + row * H;
+      scalar_t* o_t = out.data_ptr<scalar_t>() + row * H;
       scalar_t* hp = h.data_ptr<scalar_t>();
       for_rows(bs, H, [&](int64_t n) {
         const int64_t begin = n * H, end = begin + H;
@@ -128,17 +128,18 @@ std::vector<Tensor> rnn_backward(Tensor grad_out, Tensor grad_hn, Tensor act, Te
   grad_out = grad_out.contiguous();
   rmask = contiguous(rmask);
   zmask = contiguous(zmask);
-  const int64_t L = act.size(0), N = act.size(1), H = act.size(2);
-  Tensor dxp = output_buffer(act, batch_sizes, {L, N, H});
+  const int64_t T = act.size(0), N = grad_hn.size(0), H = grad_hn.size(1), L = batch_sizes.size();
+  const Sizes off = offsets_of(batch_sizes);
+  Tensor dxp = at::empty({T, H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), scratch = at::empty({N, H}, act.options());
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnn_backward", [&] {
     for (int64_t t = L - 1; t >= 0; --t) {
-      const int64_t bs = active(batch_sizes, t, N);
+      const int64_t bs = batch_sizes[t], row = off[t];
       if (bs == 0) continue;
-      const scalar_t* go = grad_out.data_ptr<scalar_t>() + t * N * H;
-      const scalar_t* a_t = act.data_ptr<scalar_t>() + t * N * H;
-      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + t * N * H : nullptr;
-      scalar_t* d_t = dxp.data_ptr<scalar_t>() + t * N * H;
+      const scalar_t* go = grad_out.data_ptr<scalar_t>() + row * H;
+      const scalar_t* a_t = act.data_ptr<scalar_t>() + row * H;
+      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : nullptr;
+      scalar_t* d_t = dxp.data_ptr<scalar_t>() + row * H;
       scalar_t* d = dh.data_ptr<scalar_t>();
       for_rows(bs, H, [&](int64_t n) {
         SIMD for (int64_t j = n * H; j < (n + 1) * H; ++j) {
@@ -150,7 +151,7 @@ std::vector<Tensor> rnn_backward(Tensor grad_out, Tensor grad_hn, Tensor act, Te
           d[j] = keep ? grad : scalar_t(0);
         }
       });
-      recurrent_backward(dh, dxp[t], rmask, w_hh, bs, scratch);
+      recurrent_backward(dh, dxp.narrow(0, row, bs), rmask, w_hh, bs, scratch);
     }
   });
   return {dxp, dh};
@@ -163,21 +164,22 @@ std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
   xp = xp.contiguous();
   rmask = contiguous(rmask);
   zmask = contiguous(zmask);
-  const int64_t L = xp.size(0), N = xp.size(1), H = h0.size(1);
-  Tensor out = output_buffer(xp, batch_sizes, {L, N, H});
-  Tensor act = output_buffer(xp, batch_sizes, {L, N, 4 * H});  // r | z | n | gh_n
+  const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
+  const Sizes off = offsets_of(batch_sizes);
+  Tensor out = at::empty({T, H}, xp.options());
+  Tensor act = at::empty({T, 4 * H}, xp.options());  // r | z | n | gh_n
   Tensor h = h0.contiguous().clone(), gh = at::empty({N, 3 * H}, xp.options());
   Tensor scratch = at::empty({N, H}, xp.options()), w_t = w_hh.t();
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_forward", [&] {
     for (int64_t t = 0; t < L; ++t) {
-      const int64_t bs = active(batch_sizes, t, N);
+      const int64_t bs = batch_sizes[t], row = off[t];
       if (bs == 0) continue;
       recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
-      const scalar_t* x_t = xp.data_ptr<scalar_t>() + t * N * 3 * H;
+      const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * 3 * H;
       const scalar_t* g = gh.data_ptr<scalar_t>();
-      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + t * N * H : nullptr;
-      scalar_t* a_t = act.data_ptr<scalar_t>() + t * N * 4 * H;
-      scalar_t* o_t = out.data_ptr<scalar_t>() + t * N * H;
+      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : nullptr;
+      scalar_t* a_t = act.data_ptr<scalar_t>() + row * 4 * H;
+      scalar_t* o_t = out.data_ptr<scalar_t>() + row * H;
       scalar_t* hp = h.data_ptr<scalar_t>();
       for_rows(bs, 4 * H, [&](int64_t n) {
         const scalar_t* x = x_t + n * 3 * H;
@@ -210,20 +212,21 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
   h0 = h0.contiguous();
   rmask = contiguous(rmask);
   zmask = contiguous(zmask);
-  const int64_t L = act.size(0), N = act.size(1), H = h0.size(1);
-  Tensor dxp = output_buffer(act, batch_sizes, {L, N, 3 * H});
-  Tensor dgh = output_buffer(act, batch_sizes, {L, N, 3 * H});
+  const int64_t T = act.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
+  const Sizes off = offsets_of(batch_sizes);
+  Tensor dxp = at::empty({T, 3 * H}, act.options());
+  Tensor dgh = at::empty({T, 3 * H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), scratch = at::empty({N, H}, act.options());
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_backward", [&] {
     for (int64_t t = L - 1; t >= 0; --t) {
-      const int64_t bs = active(batch_sizes, t, N);
+      const int64_t bs = batch_sizes[t], row = off[t];
       if (bs == 0) continue;
-      const scalar_t* go = grad_out.data_ptr<scalar_t>() + t * N * H;
-      const scalar_t* a_t = act.data_ptr<scalar_t>() + t * N * 4 * H;
-      const scalar_t* h_prev = t == 0 ? h0.data_ptr<scalar_t>() : out.data_ptr<scalar_t>() + (t - 1) * N * H;
-      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + t * N * H : nullptr;
-      scalar_t* dx_t = dxp.data_ptr<scalar_t>() + t * N * 3 * H;
-      scalar_t* dg_t = dgh.data_ptr<scalar_t>() + t * N * 3 * H;
+      const scalar_t* go = grad_out.data_ptr<scalar_t>() + row * H;
+      const scalar_t* a_t = act.data_ptr<scalar_t>() + row * 4 * H;
+      const scalar_t* h_prev = t == 0 ? h0.data_ptr<scalar_t>() : out.data_ptr<scalar_t>() + off[t - 1] * H;
+      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : nullptr;
+      scalar_t* dx_t = dxp.data_ptr<scalar_t>() + row * 3 * H;
+      scalar_t* dg_t = dgh.data_ptr<scalar_t>() + row * 3 * H;
       scalar_t* d = dh.data_ptr<scalar_t>();
       for_rows(bs, 4 * H, [&](int64_t n) {
         const scalar_t* a = a_t + n * 4 * H;
@@ -247,7 +250,7 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
           d[k] = (keep ? grad : scalar_t(0)) + d_new * z;
         }
       });
-      recurrent_backward(dh, dgh[t], rmask, w_hh, bs, scratch);
+      recurrent_backward(dh, dgh.narrow(0, row, bs), rmask, w_hh, bs, scratch);
     }
   });
   return {dxp, dgh, dh};
@@ -261,24 +264,25 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
   rmask = contiguous(rmask);
   zmask_h = contiguous(zmask_h);
   zmask_c = contiguous(zmask_c);
-  const int64_t L = xp.size(0), N = xp.size(1), H = h0.size(1);
-  Tensor out = output_buffer(xp, batch_sizes, {L, N, H});
-  Tensor cs = output_buffer(xp, batch_sizes, {L, N, H});      // c at every step (after zoneout)
-  Tensor act = output_buffer(xp, batch_sizes, {L, N, 5 * H});  // i | f | g | o | tanh(c~)
+  const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
+  const Sizes off = offsets_of(batch_sizes);
+  Tensor out = at::empty({T, H}, xp.options());
+  Tensor cs = at::empty({T, H}, xp.options());      // c at every step (after zoneout)
+  Tensor act = at::empty({T, 5 * H}, xp.options());  // i | f | g | o | tanh(c~)
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone(), gh = at::empty({N, 4 * H}, xp.options());
   Tensor scratch = at::empty({N, H}, xp.options()), w_t = w_hh.t();
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_forward", [&] {
     for (int64_t t = 0; t < L; ++t) {
-      const int64_t bs = active(batch_sizes, t, N);
+      const int64_t bs = batch_sizes[t], row = off[t];
       if (bs == 0) continue;
       recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
-      const scalar_t* x_t = xp.data_ptr<scalar_t>() + t * N * 4 * H;
+      const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * 4 * H;
       const scalar_t* g_all = gh.data_ptr<scalar_t>();
-      const scalar_t* zh_t = zmask_h ? zmask_h->data_ptr<scalar_t>() + t * N * H : nullptr;
-      const scalar_t* zc_t = zmask_c ? zmask_c->data_ptr<scalar_t>() + t * N * H : nullptr;
-      scalar_t* a_t = act.data_ptr<scalar_t>() + t * N * 5 * H;
-      scalar_t* o_t = out.data_ptr<scalar_t>() + t * N * H;
-      scalar_t* c_t = cs.data_ptr<scalar_t>() + t * N * H;
+      const scalar_t* zh_t = zmask_h ? zmask_h->data_ptr<scalar_t>() + row * H : nullptr;
+      const scalar_t* zc_t = zmask_c ? zmask_c->data_ptr<scalar_t>() + row * H : nullptr;
+      scalar_t* a_t = act.data_ptr<scalar_t>() + row * 5 * H;
+      scalar_t* o_t = out.data_ptr<scalar_t>() + row * H;
+      scalar_t* c_t = cs.data_ptr<scalar_t>() + row * H;
       scalar_t* hp = h.data_ptr<scalar_t>();
       scalar_t* cp = c.data_ptr<scalar_t>();
       for_rows(bs, 5 * H, [&](int64_t n) {
@@ -313,20 +317,21 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
   rmask = contiguous(rmask);
   zmask_h = contiguous(zmask_h);
   zmask_c = contiguous(zmask_c);
-  const int64_t L = act.size(0), N = act.size(1), H = c0.size(1);
-  Tensor dxp = output_buffer(act, batch_sizes, {L, N, 4 * H});
+  const int64_t T = act.size(0), N = c0.size(0), H = c0.size(1), L = batch_sizes.size();
+  const Sizes off = offsets_of(batch_sizes);
+  Tensor dxp = at::empty({T, 4 * H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();
   Tensor scratch = at::empty({N, H}, act.options());
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward", [&] {
     for (int64_t t = L - 1; t >= 0; --t) {
-      const int64_t bs = active(batch_sizes, t, N);
+      const int64_t bs = batch_sizes[t], row = off[t];
       if (bs == 0) continue;
-      const scalar_t* go = grad_out.data_ptr<scalar_t>() + t * N * H;
-      const scalar_t* a_t = act.data_ptr<scalar_t>() + t * N * 5 * H;
-      const scalar_t* c_prev = t == 0 ? c0.data_ptr<scalar_t>() : cs.data_ptr<scalar_t>() + (t - 1) * N * H;
-      const scalar_t* zh_t = zmask_h ? zmask_h->data_ptr<scalar_t>() + t * N * H : nullptr;
-      const scalar_t* zc_t = zmask_c ? zmask_c->data_ptr<scalar_t>() + t * N * H : nullptr;
-      scalar_t* dx_t = dxp.data_ptr<scalar_t>() + t * N * 4 * H;
+      const scalar_t* go = grad_out.data_ptr<scalar_t>() + row * H;
+      const scalar_t* a_t = act.data_ptr<scalar_t>() + row * 5 * H;
+      const scalar_t* c_prev = t == 0 ? c0.data_ptr<scalar_t>() : cs.data_ptr<scalar_t>() + off[t - 1] * H;
+      const scalar_t* zh_t = zmask_h ? zmask_h->data_ptr<scalar_t>() + row * H : nullptr;
+      const scalar_t* zc_t = zmask_c ? zmask_c->data_ptr<scalar_t>() + row * H : nullptr;
+      scalar_t* dx_t = dxp.data_ptr<scalar_t>() + row * 4 * H;
       scalar_t* dhp = dh.data_ptr<scalar_t>();
       scalar_t* dcp = dc.data_ptr<scalar_t>();
       for_rows(bs, 5 * H, [&](int64_t n) {
@@ -347,7 +352,7 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
           dcp[k] = (keep_c ? dcp[k] : scalar_t(0)) + d_c_new * f;
         }
       });
-      recurrent_backward(dh, dxp[t], rmask, w_hh, bs, scratch);
+      recurrent_backward(dh, dxp.narrow(0, row, bs), rmask, w_hh, bs, scratch);
     }
   });
   return {dxp, dh, dc};
