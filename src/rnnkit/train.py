@@ -287,6 +287,10 @@ class Trainer:
                     if at_end or reason != "epochs":
                         break
                 bar.close()
+            if reason == "time budget" and (not position.history or position.history[-1]["step"] != position.step):
+                # the budget ran out between validations: score and keep the newest weights too
+                self._validate(output.loss.item())
+                self.save_resume_state(self._boundary())
         except KeyboardInterrupt:
             reason = "interrupted"
             self.save_resume_state(boundary)
@@ -296,8 +300,6 @@ class Trainer:
             "best_valid": position.best if math.isfinite(position.best) else None,
             "history": position.history,
         }
-        if reason != "interrupted" and position.history and not (self.out / checkpoint.CONFIG_FILE).exists():
-            self.save_best()  # no validation data: the last model is the best we know
         checkpoint.write_json(self.out / "metrics.json", summary)
         return summary
 

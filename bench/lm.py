@@ -1,0 +1,118 @@
+"""Language-model quality: RNN vs LSTM vs GRU on Shakespeare, the best against PPMd, a word LSTM on WikiText-2.
+
+(a) each cell at (about) the same parameter count, trained for the same wall-clock budget on the Shakespeare
+    split (test plays hamlet, the-tempest, twelfth-night), scored in bits per character on the test plays;
+(b) PPMd order 8 (pyppmd), fed the training plays and then the test plays, in the same run: the test plays'
+    share of the compressed stream, in bits per character;
+(c) a word-level LSTM on WikiText-2 with a fixed budget, test perplexity.
+
+Budgets are given for the 80 GFLOP/s reference machine and shrunk by the measured matmul rate here, as the
+issues ask. Writes bench/results/lm.json. ``--quick`` runs tiny budgets to check the script works.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import pyppmd
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import describe
+
+from rnnkit.data import shakespeare
+from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig
+from rnnkit.tasks.lm_training import LanguageModelData, train_language_model
+from rnnkit.train import TrainConfig
+
+REFERENCE_GFLOPS = 80.0
+RESULTS = Path(__file__).parent / "results"
+
+
+def ppmd_bits_per_char(train: str, test: str, order: int = 8) -> float:
+    """Bits PPMd spends on ``test`` after it has coded ``train`` (its model adapts as it goes)."""
+    encoder = pyppmd.Ppmd7Encoder(order, 256 << 20)
+    encoder.encode(train.encode("utf-8"))
+    coded = encoder.encode(test.encode("utf-8")) + encoder.flush()
+    return 8 * len(coded) / len(test)
+
+
+def parameters(config: LanguageModelConfig) -> int:
+    return sum(p.numel() for p in LanguageModel(config).parameters())
+
+
+def hidden_for_budget(cell: str, target: int, base: dict) -> int:
+    """The hidden size at which ``cell`` has about ``target`` parameters."""
+    low, high = 8, 4096
+    while low < high:
+        middle = (low + high + 1) // 2
+        if parameters(LanguageModelConfig(cell=cell, hidden_size=middle, **base)) <= target:
+            low = middle
+        else:
+            high = middle - 1
+    return low
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--minutes", type=float, default=20.0, help="per cell, on the reference machine")
+    parser.add_argument("--wikitext-minutes", type=float, default=120.0, help="on the reference machine")
+    parser.add_argument("--parts", default="cells,ppmd,wikitext", help="which of cells, ppmd, wikitext to run")
+    parser.add_argument("--quick", action="store_true", help="tiny budgets: check that the script runs")
+    parser.add_argument("--out", default="runs/bench-lm")
+    args = parser.parse_args()
+    machine = describe()
+    scale = REFERENCE_GFLOPS / machine["matmul_gflops_2048"]
+    minutes = 0.05 if args.quick else args.minutes * scale
+    results: dict = {"machine": machine, "budget_scale": round(scale, 3), "minutes_per_cell": round(minutes, 2)}
+    parts = args.parts.split(",")
+    splits = shakespeare()
+
+    if "ppmd" in parts:
+        results["ppmd_order8_test_bits_per_char"] = round(ppmd_bits_per_char(splits.train, splits.test), 4)
+        print(f"PPMd order 8: {results['ppmd_order8_test_bits_per_char']:.3f} bits/char on the test plays")
+
+    if "cells" in parts:
+        base = {"vocab_size": 80, "embedding_size": 128, "num_layers": 2, "tie_weights": False}
+        target = parameters(LanguageModelConfig(cell="lstm", hidden_size=512, **base))
+        rows = []
+        for cell in ("rnn", "gru", "lstm"):
+            hidden = 16 if args.quick else hidden_for_budget(cell, target, base)
+            model_options = {"cell": cell, "hidden_size": hidden, "embedding_size": base["embedding_size"],
+                             "num_layers": 2, "tie_weights": False, "output_dropout": 0.1,
+                             "hidden_dropout": 0.1, "input_dropout": 0.0}
+            config = TrainConfig(epochs=100, max_minutes=minutes, learning_rate=2e-3, schedule="constant",
+                                 eval_every=0 if args.quick else 500, quiet=True)
+            summary = train_language_model(LanguageModelData("shakespeare", batch_size=32, window=128),
+                                           model_options, config, Path(args.out) / cell)
+            row = {"cell": cell, "hidden_size": hidden, "parameters": summary["parameters"],
+                   "test_bits_per_char": round(summary["test"]["bits_per_token"], 4),
+                   "steps": summary["steps"], "train_seconds": summary["train_seconds"]}
+            rows.append(row)
+            print(row, flush=True)
+        results["cells"] = rows
+
+    if "wikitext" in parts:
+        wikitext_minutes = 0.05 if args.quick else args.wikitext_minutes * scale
+        model_options = {"cell": "lstm", "hidden_size": 650, "embedding_size": 650, "num_layers": 2,
+                         "tie_weights": True, "output_dropout": 0.5, "hidden_dropout": 0.3, "input_dropout": 0.3,
+                         "embedding_dropout": 0.1, "weight_drop": 0.3}
+        config = TrainConfig(epochs=100, max_minutes=wikitext_minutes, learning_rate=2e-3, schedule="plateau",
+                             quiet=True)
+        summary = train_language_model(LanguageModelData("wikitext2", batch_size=32, window=70),
+                                       model_options, config, Path(args.out) / "wikitext2")
+        results["wikitext2"] = {"test_perplexity": round(summary["test"]["perplexity"], 2),
+                                "minutes": round(wikitext_minutes, 1), "steps": summary["steps"],
+                                "parameters": summary["parameters"]}
+        print(results["wikitext2"])
+
+    RESULTS.mkdir(exist_ok=True)
+    name = "lm-quick.json" if args.quick else "lm.json"
+    (RESULTS / name).write_text(json.dumps(results, indent=2) + "\n")
+    print(f"wrote {RESULTS / name}")
+
+
+if __name__ == "__main__":
+    main()
