@@ -21,7 +21,6 @@ import pyppmd
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe
-
 from rnnkit.data import shakespeare
 from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig
 from rnnkit.tasks.lm_training import LanguageModelData, train_language_model
