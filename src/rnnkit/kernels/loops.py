@@ -174,3 +174,12 @@ def lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rm
         dc[:bs] = d_c_kept + d_c_new * f
         dh[:bs] = _back_into(d_h_kept, dxp[rows], rmask, w_hh)
     return dxp, dh, dc
+
+
+# the layer-norm LSTM loop has its own file; re-exported so both implementations offer the same names
+from rnnkit.kernels.layer_norm_loops import layer_norm_lstm_backward, layer_norm_lstm_forward  # noqa: E402
+
+__all__ = [
+    "gru_backward", "gru_forward", "layer_norm_lstm_backward", "layer_norm_lstm_forward", "lstm_backward",
+    "lstm_forward", "rnn_backward", "rnn_forward",
+]

@@ -1,6 +1,6 @@
 """The native (C++) time loops, JIT-compiled once with ``torch.utils.cpp_extension`` and cached.
 
-The first use builds ``csrc/loops.cpp`` (about a minute on 2 cores) into torch's extension cache
+The first use builds ``csrc/*.cpp`` (about a minute on 2 cores) into torch's extension cache
 (``$TORCH_EXTENSIONS_DIR``, default ``~/.cache/torch_extensions``); later processes load the cached library in
 milliseconds, and an edited source is rebuilt automatically. When the build is impossible (no compiler, no
 ninja) or ``RNNKIT_NO_NATIVE=1`` is set, :func:`load` returns ``None`` and the kernels use the pure-PyTorch loops
@@ -10,6 +10,7 @@ of :mod:`rnnkit.kernels.loops`, which compute the same numbers.
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
 import os
 import sys
@@ -17,7 +18,8 @@ from pathlib import Path
 
 logger = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).parent / "csrc" / "loops.cpp"
+CSRC = Path(__file__).parent / "csrc"
+SOURCES = [CSRC / "loops.cpp", CSRC / "layer_norm_lstm.cpp"]
 # -ffast-math with -fopenmp-simd lets gcc vectorise exp/tanh (glibc libmvec); results stay within 1e-5
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd"]
 
@@ -36,10 +38,18 @@ def _build():
     try:
         from torch.utils.cpp_extension import load as load_extension
 
-        return load_extension("rnnkit_loops", [str(SOURCE)], extra_cflags=FLAGS, verbose=False)
+        return load_extension(_name(), [str(p) for p in SOURCES], extra_cflags=FLAGS, verbose=False)
     except Exception as error:
         logger.warning("rnnkit: native loops unavailable (%s); using the pure-PyTorch loops.", error)
         return None
+
+
+def _name() -> str:
+    """Module name with a digest of every source, header and flag: torch only watches the listed sources."""
+    digest = hashlib.sha256(" ".join(FLAGS).encode())
+    for path in sorted(CSRC.iterdir()):
+        digest.update(path.name.encode() + path.read_bytes())
+    return f"rnnkit_loops_{digest.hexdigest()[:12]}"
 
 
 def load():

@@ -20,11 +20,12 @@ from __future__ import annotations
 import torch
 from torch.autograd.function import once_differentiable
 
-from rnnkit.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.cells import GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
 
 
 def kind_of(cell) -> str | None:
-    """The loop a cell runs on: ``"rnn_tanh"``, ``"rnn_relu"``, ``"gru"``, ``"lstm"``, or ``None``.
+    """The loop a cell runs on: ``"rnn_tanh"``, ``"rnn_relu"``, ``"gru"``, ``"lstm"``, ``"layer_norm_lstm"``, or
+    ``None`` (LSTM projections stay with aten or unroll).
 
     Exact types only, so a subclass with its own equations keeps them (it unrolls instead).
     """
@@ -35,7 +36,20 @@ def kind_of(cell) -> str | None:
         return "gru"
     if kind is LSTMCell and cell.weight_hr is None:
         return "lstm"
+    if kind is LayerNormLSTMCell and cell.weight_hr is None:
+        return "layer_norm_lstm"
     return None
+
+
+def apply(loops, kind: str, packing, xp, state: tuple, cell, rmask, zmask_h, zmask_c) -> tuple:
+    """``(out (T, H), h_n[, c_n])`` of ``cell``'s recurrence on packed ``xp``, through the Function for ``kind``."""
+    if kind == "layer_norm_lstm":
+        ln_hh, ln_c = cell.ln_hh, cell.ln_c
+        return LayerNormRecurrence.apply(loops, packing, xp, *state, cell.weight_hh, ln_hh.weight, ln_hh.bias,
+                                         ln_hh.eps, ln_c.weight, ln_c.bias, ln_c.eps, rmask, zmask_h, zmask_c)
+    c0 = state[1] if kind == "lstm" else None
+    return Recurrence.apply(loops, kind, packing, xp, state[0], c0, cell.weight_hh, cell.bias_hh, rmask, zmask_h,
+                            zmask_c)
 
 
 class Recurrence(torch.autograd.Function):
@@ -94,3 +108,42 @@ class Recurrence(torch.autograd.Function):
             db_hh = dgh.sum(0)
         return None, None, None, dxp, dh0, dc0, dw_hh, db_hh, None, None, None
 
+
+
+class LayerNormRecurrence(torch.autograd.Function):
+    """:class:`Recurrence` for :class:`rnnkit.cells.LayerNormLSTMCell` (equations in
+    :mod:`rnnkit.kernels.layer_norm_loops`): ``(out (T, H), h_n, c_n)``, gradients for ``xp``, the states,
+    ``W_hh`` and the gains and offsets of ``ln_hh`` and ``ln_c``."""
+
+    @staticmethod
+    def forward(ctx, loops, packing, xp, h0, c0, w_hh, gamma_hh, beta_hh, eps_hh, gamma_c, beta_c, eps_c, rmask,
+                zmask_h, zmask_c):
+        ctx.loops, ctx.packing = loops, packing
+        out, h_n, c_n, act, cs, a_hat, c_hat, rstd = loops.layer_norm_lstm_forward(
+            xp, h0, c0, w_hh, gamma_hh, beta_hh, eps_hh, gamma_c, beta_c, eps_c, packing.batch_sizes, rmask,
+            zmask_h, zmask_c)
+        ctx.save_for_backward(h0, c0, w_hh, gamma_hh, gamma_c, out, cs, act, a_hat, c_hat, rstd, rmask, zmask_h,
+                              zmask_c)
+        ctx.has_beta = (beta_hh is not None, beta_c is not None)
+        return out, h_n, c_n
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_hn, grad_cn):
+        h0, c0, w_hh, gamma_hh, gamma_c, out, cs, act, a_hat, c_hat, rstd, rmask, zmask_h, zmask_c = ctx.saved_tensors
+        grad_out = torch.zeros_like(out) if grad_out is None else grad_out
+        grad_hn = torch.zeros_like(h0) if grad_hn is None else grad_hn
+        grad_cn = torch.zeros_like(c0) if grad_cn is None else grad_cn
+        dxp, da, dy, dh0, dc0 = ctx.loops.layer_norm_lstm_backward(
+            grad_out, grad_hn, grad_cn, c0, cs, act, a_hat, c_hat, rstd, w_hh, gamma_hh, gamma_c,
+            ctx.packing.batch_sizes, rmask, zmask_h, zmask_c)
+        h_prev = ctx.packing.previous_states(h0, out)  # (T, H)
+        if rmask is not None:
+            h_prev = h_prev * ctx.packing.per_row(rmask)
+        # one product / reduction over all T rows each
+        dw_hh = da.t().mm(h_prev)
+        d_gamma_hh, d_gamma_c = (dxp * a_hat).sum(0), (dy * c_hat).sum(0)
+        d_beta_hh = dxp.sum(0) if ctx.has_beta[0] else None
+        d_beta_c = dy.sum(0) if ctx.has_beta[1] else None
+        return (None, None, dxp, dh0, dc0, dw_hh, d_gamma_hh, d_beta_hh, None, d_gamma_c, d_beta_c, None, None, None,
+                None)

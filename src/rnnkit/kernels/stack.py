@@ -7,6 +7,7 @@ The same meaning as :meth:`rnnkit.layers.RecurrentLayer._unroll_layers`, organis
   computing padded steps and masking them; the output goes back to the caller's padded layout (zeros at
   padded steps) and order at the end. The reverse direction reverses each sequence within its own length, so
   all sequences still start at step 0 and ``h_n`` is the state at each sequence's own last step.
+* cells: RNN, GRU, LSTM and layer-norm LSTM (:func:`rnnkit.kernels.recurrence.kind_of`).
 * training noise is drawn in exactly the order and layout :func:`rnnkit.unroll` draws it (per layer and
   direction: the recurrent-dropout mask, then every step's zoneout masks, ``h`` before ``c``; then dropout
   between layers over the whole ``(L, N, D*H)`` output), then packed, so a seeded run gives the numbers of the
@@ -18,8 +19,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rnnkit.kernels import recurrence
 from rnnkit.kernels.packing import Packing
-from rnnkit.kernels.recurrence import Recurrence, kind_of
+from rnnkit.kernels.recurrence import kind_of
 from rnnkit.unroll import dropout_mask
 
 
@@ -49,9 +51,7 @@ def run(layer, x: Tensor, hx, lengths: Tensor | None, loops):
             state = tuple(s[index] for s in hx)
             rmask, zmask_h, zmask_c = _noise(layer, state, packing, training)
             xp = cell.project(x if direction == 0 else packing.reverse(x))  # (T, G*H), one product
-            c0 = state[1] if kind == "lstm" else None
-            out, *final = Recurrence.apply(loops, kind, packing, xp, state[0], c0, cell.weight_hh, cell.bias_hh,
-                                           rmask, zmask_h, zmask_c)
+            out, *final = recurrence.apply(loops, kind, packing, xp, state, cell, rmask, zmask_h, zmask_c)
             outputs.append(out if direction == 0 else packing.reverse(out))
             finals.append(tuple(final))
         x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # -> (T, D*H)
@@ -62,7 +62,7 @@ def run(layer, x: Tensor, hx, lengths: Tensor | None, loops):
             x = x * packing.pack(noise.div_(1 - layer.dropout))
 
     h_n = tuple(packing.unsort(torch.stack(parts), 1) for parts in zip(*finals, strict=True))
-    return packing.unpack(x), (h_n if kind == "lstm" else h_n[0])
+    return packing.unpack(x), (h_n if len(h_n) > 1 else h_n[0])
 
 
 def _noise(layer, state: tuple[Tensor, ...], packing: Packing, training: bool):

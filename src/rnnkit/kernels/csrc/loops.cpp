@@ -8,79 +8,9 @@
 // packed rows are just the (L, N, .) tensor flattened. Masks: rmask (N, H) multiplies h before W_hh
 // (recurrent dropout); zoneout masks (T, H) hold 1 where a unit keeps its previous value. The equations and
 // their backward are written out in rnnkit/kernels/loops.py, the pure-PyTorch twin of this file.
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
+#include "common.h"
 
-#include <algorithm>
-#include <cmath>
-#include <vector>
-
-using at::Tensor;
-using Opt = c10::optional<Tensor>;
-using Sizes = std::vector<int64_t>;
-
-// a loop without dependencies between iterations: vectorise it, with glibc's vector exp/tanh (libmvec)
-#define SIMD _Pragma("omp simd")
-
-namespace {
-
-template <typename T>
-inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
-
-Sizes offsets_of(const Sizes& batch_sizes) {
-  Sizes offsets(batch_sizes.size() + 1, 0);
-  for (size_t t = 0; t < batch_sizes.size(); ++t) offsets[t + 1] = offsets[t] + batch_sizes[t];
-  return offsets;
-}
-
-// f(n) for each active row; two threads only when a step has enough work to pay for the hand-off
-template <typename F>
-void for_rows(int64_t rows, int64_t width, const F& f) {
-  if (rows * width < 32768) {
-    for (int64_t n = 0; n < rows; ++n) f(n);
-    return;
-  }
-  at::parallel_for(0, rows, 1, [&](int64_t begin, int64_t end) {
-    for (int64_t n = begin; n < end; ++n) f(n);
-  });
-}
-
-// gh[:bs] = (h[:bs] * rmask[:bs]) @ W_hh^T + b_hh
-void recurrent_product(Tensor& gh, const Tensor& h, const Opt& rmask, const Tensor& w_t, const Opt& b_hh,
-                       int64_t bs, Tensor& scratch) {
-  Tensor h_in = h.narrow(0, 0, bs);
-  if (rmask) {
-    Tensor masked = scratch.narrow(0, 0, bs);
-    at::mul_out(masked, h_in, rmask->narrow(0, 0, bs));
-    h_in = masked;
-  }
-  Tensor out = gh.narrow(0, 0, bs);
-  if (b_hh) {
-    at::addmm_out(out, *b_hh, h_in, w_t);
-  } else {
-    at::mm_out(out, h_in, w_t);
-  }
-}
-
-// dh[:bs] += (dgh[:bs] @ W_hh) * rmask[:bs]
-void recurrent_backward(Tensor& dh, const Tensor& dgh_t, const Opt& rmask, const Tensor& w_hh, int64_t bs,
-                        Tensor& scratch) {
-  Tensor dh_rows = dh.narrow(0, 0, bs);
-  if (rmask) {
-    Tensor product = scratch.narrow(0, 0, bs);
-    at::mm_out(product, dgh_t, w_hh);
-    dh_rows.addcmul_(product, rmask->narrow(0, 0, bs));
-  } else {
-    dh_rows.addmm_(dgh_t, w_hh);
-  }
-}
-
-template <typename T>
-const T* ptr_or_null(const Opt& t) { return t ? t->data_ptr<T>() : nullptr; }
-
-Opt contiguous(const Opt& t) { return t ? Opt(t->contiguous()) : Opt(); }
-
-}  // namespace
+using namespace rnnkit;
 
 // ---- Elman RNN: h~ = phi(xp + W_hh (h*m) + b_hh), h = zoneout ? h_prev : h~ ----------------------------
 
@@ -358,7 +288,18 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
   return {dxp, dh, dc};
 }
 
+// layer_norm_lstm.cpp
+std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, Tensor gamma_hh,
+                                            Opt beta_hh, double eps_hh, Tensor gamma_c, Opt beta_c, double eps_c,
+                                            Sizes batch_sizes, Opt rmask, Opt zmask_h, Opt zmask_c);
+std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_cn, Tensor c0, Tensor cs,
+                                             Tensor act, Tensor a_hat, Tensor c_hat, Tensor rstd, Tensor w_hh,
+                                             Tensor gamma_hh, Tensor gamma_c, Sizes batch_sizes, Opt rmask,
+                                             Opt zmask_h, Opt zmask_c);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("layer_norm_lstm_forward", &layer_norm_lstm_forward);
+  m.def("layer_norm_lstm_backward", &layer_norm_lstm_backward);
   m.def("rnn_forward", &rnn_forward);
   m.def("rnn_backward", &rnn_backward);
   m.def("gru_forward", &gru_forward);
