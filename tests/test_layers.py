@@ -23,7 +23,7 @@ def random_config(seed: int) -> dict:
         "bidirectional": rng.random() < 0.5,
         "batch_first": rng.random() < 0.5,
         "bias": rng.random() < 0.8,
-        "proj_size": rng.choice([0, 0, 2]) if kind == "lstm" else 0,
+        "proj_size": rng.choice([0, 2]) if kind == "lstm" else 0,
         "lengths": rng.random() < 0.5,
         "hx": rng.random() < 0.5,
         "batch": rng.randint(1, 4),
@@ -62,7 +62,7 @@ def parts(state):
 
 
 @pytest.mark.parametrize("path", ["auto", "unroll"])
-@pytest.mark.parametrize("seed", range(40))
+@pytest.mark.parametrize("seed", range(64))
 def test_matches_torch_nn_in_outputs_states_and_all_gradients(seed, path):
     config = random_config(seed)
     ours, ref = build_pair(config)
