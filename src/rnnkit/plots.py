@@ -22,7 +22,7 @@ def training_curves(log_csv: Path | str, out: Path | str, *, title: str = "") ->
     if log.empty:
         raise RnnkitError(f"{log_csv} has no rows yet; wait for the first validation.")
     figure, axis = plt.subplots(figsize=(6, 4))
-    axis.plot(log["step"], log["train_loss"], marker="o", label="train (last batch)")
+    axis.plot(log["step"], log["train_loss"], marker="o", label="train (mean since the last validation)")
     valid_columns = [c for c in log.columns if c == "valid_loss"]
     for column in valid_columns:
         axis.plot(log["step"], log[column], marker="o", label="validation")

@@ -235,6 +235,7 @@ class Trainer:
         boundary = self._boundary()  # the last optimizer-step boundary: what a checkpoint stores
         reason = "epochs"
         units, units_start = 0, time.perf_counter()
+        loss_sum, loss_count = 0.0, 0  # training loss since the last validation, for log.csv
         try:
             while position.epoch < config.epochs and reason == "epochs":
                 self.model.train()
@@ -258,6 +259,7 @@ class Trainer:
                     self.carried = output.state
                     position.batch += 1
                     units += output.units
+                    loss_sum, loss_count = loss_sum + output.loss.item(), loss_count + 1
                     bar.update(1)
                     at_end = position.batch == len(self.train_data)
                     if position.batch % config.accumulate and not at_end:
@@ -277,7 +279,8 @@ class Trainer:
                     bar.set_postfix(loss=f"{output.loss.item():.3f}", units_s=f"{rate:,.0f}")
                     boundary = self._boundary()
                     if at_end or (config.eval_every and position.step % config.eval_every == 0):
-                        reason = self._validate(output.loss.item())
+                        reason = self._validate(loss_sum / loss_count)
+                        loss_sum, loss_count = 0.0, 0
                         boundary = self._boundary()
                         self.save_resume_state(boundary)
                     elif config.checkpoint_every and position.step % config.checkpoint_every == 0:
@@ -289,7 +292,7 @@ class Trainer:
                 bar.close()
             if reason == "time budget" and (not position.history or position.history[-1]["step"] != position.step):
                 # the budget ran out between validations: score and keep the newest weights too
-                self._validate(output.loss.item())
+                self._validate(loss_sum / max(1, loss_count))
                 self.save_resume_state(self._boundary())
         except KeyboardInterrupt:
             reason = "interrupted"
