@@ -27,7 +27,7 @@ from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_
 from rnnkit import kernels
 from rnnkit.cells import GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell, RecurrentCell, RNNCell, State
 from rnnkit.errors import RnnkitError
-from rnnkit.unroll import Trace, apply_zoneout, check_lengths, map_state, unroll
+from rnnkit.unroll import Trace, check_lengths, map_state, unroll
 
 CellFactory = Callable[[int, int], RecurrentCell]
 
@@ -273,18 +273,8 @@ class RecurrentLayer(nn.Module):
                 "step() cannot keep recurrent_dropout's one-mask-per-sequence across calls; call eval() "
                 "first or use forward() for training."
             )
-        new_states = []
-        for index, cell in enumerate(self.cells):
-            cell_state = map_state(lambda s, i=index: s[i], state)
-            h, cell_state = cell.step(cell.project(x_t), cell_state)
-            if self.training and self.zoneout > 0:
-                cell_state = apply_zoneout(map_state(lambda s, i=index: s[i], state), cell_state, self.zoneout)
-                h = cell_state if isinstance(cell_state, Tensor) else cell_state[0]
-            new_states.append(cell_state)
-            x_t = h
-            if index < self.num_layers - 1 and self.dropout > 0 and self.training:
-                x_t = F.dropout(x_t, self.dropout, training=True)
-        return x_t, map_state(lambda *parts: torch.stack(parts), *new_states)
+        # the cells one after the other, or one native call for the whole stack (rnnkit.kernels.streaming)
+        return kernels.step(self, x_t, state)
 
     # --- interchange with torch.nn -------------------------------------------------------------------------
 

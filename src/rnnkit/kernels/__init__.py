@@ -7,6 +7,8 @@ and gradients); :func:`run_fused` returns ``None`` when no kernel applies, and t
   hand-written backward, for RNN, GRU and LSTM cells, variable lengths (shrinking batch), recurrent dropout
   and zoneout. The loops are native (:mod:`rnnkit.kernels.native`, C++) for fp32/fp64 on the CPU, else the
   pure-PyTorch :mod:`rnnkit.kernels.loops`.
+- :mod:`rnnkit.kernels.streaming`: :func:`step`, one step of a whole layer for
+  :meth:`rnnkit.layers.RecurrentLayer.step` (one native call per step at inference).
 - :mod:`rnnkit.kernels.aten`: PyTorch's own fused loops (``torch.lstm``, ``torch.gru``, ``torch.rnn_tanh``;
   oneDNN on CPU, cuDNN on GPU), fed with rnnkit's parameters.
 
@@ -22,6 +24,7 @@ from torch import Tensor
 
 from rnnkit.kernels import aten, loops, native, stack
 from rnnkit.kernels.recurrence import kind_of
+from rnnkit.kernels.streaming import step
 
 
 def native_loops(x: Tensor):
@@ -33,6 +36,8 @@ def native_loops(x: Tensor):
 
 def run_fused(layer, x: Tensor, hx, lengths: Tensor | None):
     """``(output (L, N, D*H_out), h_n)`` from the fastest applicable kernel, or ``None``."""
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        return None  # nothing to loop over: the reference path returns the empty output and the initial state
     compiled = native_loops(x)
     if stack.applies(layer, x) and compiled is not None:
         plain_lstm = kind_of(layer.cells[0]) == "lstm" and lengths is None
@@ -43,3 +48,6 @@ def run_fused(layer, x: Tensor, hx, lengths: Tensor | None):
     if stack.applies(layer, x):
         return stack.run(layer, x, hx, lengths, loops)
     return None
+
+
+__all__ = ["native_loops", "run_fused", "step"]

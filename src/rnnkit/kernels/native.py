@@ -19,7 +19,7 @@ from pathlib import Path
 logger = logging.getLogger(__name__)
 
 CSRC = Path(__file__).parent / "csrc"
-SOURCES = [CSRC / "loops.cpp", CSRC / "layer_norm_lstm.cpp"]
+SOURCES = [CSRC / "loops.cpp", CSRC / "layer_norm_lstm.cpp", CSRC / "step.cpp"]
 # -ffast-math with -fopenmp-simd lets gcc vectorise exp/tanh (glibc libmvec); results stay within 1e-5
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd"]
 

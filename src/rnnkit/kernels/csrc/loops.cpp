@@ -297,7 +297,11 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
                                              Tensor gamma_hh, Tensor gamma_c, Sizes batch_sizes, Opt rmask,
                                              Opt zmask_h, Opt zmask_c);
 
+// step.cpp
+std::vector<Tensor> stack_step(const std::string& kind, Tensor x, Tensor h, Opt c, std::vector<Tensor> params);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("stack_step", &stack_step);
   m.def("layer_norm_lstm_forward", &layer_norm_lstm_forward);
   m.def("layer_norm_lstm_backward", &layer_norm_lstm_backward);
   m.def("rnn_forward", &rnn_forward);

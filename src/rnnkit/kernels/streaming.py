@@ -1,0 +1,72 @@
+"""One time step of a whole layer (:meth:`rnnkit.layers.RecurrentLayer.step`), for streaming and generation.
+
+At batch 1 a step is a handful of tiny products, so dispatching one PyTorch op per equation costs more than
+the arithmetic. Without autograd and without per-step noise the native ``stack_step`` (``csrc/step.cpp``)
+runs every layer's two products and gate math in one call; otherwise the cells run one after the other
+exactly as :func:`rnnkit.unroll` does.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from rnnkit.kernels import native
+from rnnkit.kernels.recurrence import kind_of
+from rnnkit.unroll import apply_zoneout, map_state
+
+NATIVE_KINDS = ("rnn_tanh", "rnn_relu", "gru", "lstm")
+_NO_BIAS = torch.empty(0)  # the native step's marker for bias=False
+
+
+def step(layer, x_t: Tensor, state) -> tuple[Tensor, object]:
+    """``(y_t (N, H_out), new state)`` of a unidirectional ``layer`` from ``x_t`` ``(N, H_in)`` and a full state."""
+    compiled = _native_for(layer, x_t, state)
+    if compiled is None:
+        return _step_cells(layer, x_t, state)
+    kind = kind_of(layer.cells[0])
+    params = []
+    for cell in layer.cells:
+        # straight from the parameter dicts: Module.__getattr__ costs a microsecond each at this scale
+        weights = cell._parameters
+        params += [weights["weight_ih"], weights["weight_hh"], _bias(weights["bias_ih"]), _bias(weights["bias_hh"])]
+    if kind == "lstm":
+        h, c = compiled.stack_step(kind, x_t, state[0], state[1], params)
+        return h[-1], (h, c)
+    (h,) = compiled.stack_step(kind, x_t, state, None, params)
+    return h[-1], h
+
+
+def _bias(bias: Tensor | None) -> Tensor:
+    return _NO_BIAS if bias is None else bias
+
+
+def _native_for(layer, x_t: Tensor, state):
+    """The native module when it gives the cells' numbers: no autograd, no noise, a built-in cell, fp32/64 CPU."""
+    if x_t.device.type != "cpu" or x_t.dtype not in (torch.float32, torch.float64):
+        return None
+    noisy = layer.training and (layer.zoneout > 0 or (layer.dropout > 0 and layer.num_layers > 1))
+    if noisy or kind_of(layer.cells[0]) not in NATIVE_KINDS:
+        return None
+    if torch.is_grad_enabled():
+        parts = (state,) if isinstance(state, Tensor) else state
+        if x_t.requires_grad or any(p.requires_grad for p in (*parts, *layer.parameters())):
+            return None
+    return native.load()
+
+
+def _step_cells(layer, x_t: Tensor, state):
+    """The reference: each cell's ``project`` and ``step``, with zoneout and dropout as in training."""
+    new_states = []
+    for index, cell in enumerate(layer.cells):
+        cell_state = map_state(lambda s, i=index: s[i], state)
+        h, cell_state = cell.step(cell.project(x_t), cell_state)
+        if layer.training and layer.zoneout > 0:
+            cell_state = apply_zoneout(map_state(lambda s, i=index: s[i], state), cell_state, layer.zoneout)
+            h = cell_state if isinstance(cell_state, Tensor) else cell_state[0]
+        new_states.append(cell_state)
+        x_t = h
+        if index < layer.num_layers - 1 and layer.dropout > 0 and layer.training:
+            x_t = F.dropout(x_t, layer.dropout, training=True)
+    return x_t, map_state(lambda *parts: torch.stack(parts), *new_states)

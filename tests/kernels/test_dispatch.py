@@ -1,0 +1,77 @@
+"""kernels.run_fused picks a kernel by cell kind, device, dtype and options; every choice keeps the numbers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit import kernels
+from rnnkit.kernels import aten, native, stack
+
+
+@pytest.fixture
+def calls(monkeypatch):
+    """Record which kernel ran."""
+    seen = []
+    for module, name in ((stack, "run"), (aten, "run")):
+        original = getattr(module, name)
+        label = module.__name__.rsplit(".", 1)[-1]
+
+        def spy(*args, original=original, label=label):
+            seen.append((label, getattr(args[-1], "__name__", "native") if label == "stack" else None))
+            return original(*args)
+
+        monkeypatch.setattr(module, name, spy)
+    return seen
+
+
+NATIVE = native.load() is not None
+
+
+@pytest.mark.skipif(not NATIVE, reason="native loops not built")
+def test_gru_and_rnn_use_rnnkit_loops_and_plain_lstm_uses_aten(calls):
+    x = torch.randn(4, 2, 5)
+    rnnkit.GRU(5, 6)(x)
+    rnnkit.RNN(5, 6)(x)
+    rnnkit.LSTM(5, 6)(x)
+    rnnkit.LSTM(5, 6)(x, lengths=[4, 2])
+    assert [label for label, _ in calls] == ["stack", "stack", "aten", "stack"]
+
+
+def test_without_native_loops_aten_serves_standard_cells_and_python_loops_the_rest(calls, monkeypatch):
+    monkeypatch.setenv("RNNKIT_NO_NATIVE", "1")
+    assert native.load() is None
+    x = torch.randn(4, 2, 5)
+    rnnkit.GRU(5, 6)(x)
+    rnnkit.LSTM(5, 6, layer_norm=True)(x)
+    rnnkit.GRU(5, 6, zoneout=0.1)(x)
+    assert calls == [("aten", None), ("stack", "rnnkit.kernels.loops"), ("stack", "rnnkit.kernels.loops")]
+
+
+def test_bfloat16_runs_without_native_loops(calls):
+    layer = rnnkit.GRU(5, 6, dtype=torch.bfloat16)
+    output, h_n = layer(torch.randn(4, 2, 5, dtype=torch.bfloat16))
+    assert output.dtype == torch.bfloat16 and h_n.shape == (1, 2, 6)
+    assert calls[0][0] == "aten"
+
+
+@pytest.mark.parametrize("make", [lambda: rnnkit.GRU(5, 6, batch_first=True, num_layers=2, bidirectional=True),
+                                  lambda: rnnkit.LSTM(5, 6, batch_first=True, layer_norm=True, bidirectional=True)])
+def test_layer_forward_matches_reference_path_with_batch_first_and_lengths(make):
+    layer = make()
+    x = torch.randn(3, 7, 5, requires_grad=True)  # batch first: the layer hands kernels a transposed view
+    lengths = torch.tensor([7, 2, 5])
+    output, h_n = layer(x, lengths=lengths)
+    expected, expected_h, _ = layer._unroll_layers(x.transpose(0, 1), None, lengths, False)
+    torch.testing.assert_close(output, expected.transpose(0, 1), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(h_n, expected_h, atol=1e-5, rtol=1e-5)
+    grad, = torch.autograd.grad(output.sum(), x)
+    expected_grad, = torch.autograd.grad(expected.sum(), x)
+    torch.testing.assert_close(grad, expected_grad, atol=1e-5, rtol=1e-5)
+
+
+def test_empty_sequence_falls_back_to_unroll():
+    assert kernels.run_fused(rnnkit.GRU(5, 6), torch.randn(0, 2, 5), None, None) is None
+    output, h_n = rnnkit.GRU(5, 6)(torch.randn(0, 2, 5))
+    assert output.shape == (0, 2, 6) and h_n.shape == (1, 2, 6)
