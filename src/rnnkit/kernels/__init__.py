@@ -4,17 +4,20 @@ Each kernel gives the numbers of :func:`rnnkit.unroll` over the same cells (test
 and gradients); :func:`run_fused` returns ``None`` when no kernel applies, and the layer unrolls its cells.
 
 - :mod:`rnnkit.kernels.stack` with :mod:`rnnkit.kernels.recurrence`: rnnkit's own fused loops with a
-  hand-written backward, for RNN, GRU and LSTM cells, variable lengths (shrinking batch), recurrent dropout
-  and zoneout. The loops are native (:mod:`rnnkit.kernels.native`, C++) for fp32/fp64 on the CPU, else the
+  hand-written backward (not differentiable twice), for RNN, GRU, LSTM and layer-norm LSTM cells, variable
+  lengths (sorted, packed, shrinking batch), recurrent dropout and zoneout. The loops are native
+  (:mod:`rnnkit.kernels.native`, C++) for fp32/fp64 on the CPU, else the
   pure-PyTorch :mod:`rnnkit.kernels.loops`.
 - :mod:`rnnkit.kernels.streaming`: :func:`step`, one step of a whole layer for
   :meth:`rnnkit.layers.RecurrentLayer.step` (one native call per step at inference).
 - :mod:`rnnkit.kernels.aten`: PyTorch's own fused loops (``torch.lstm``, ``torch.gru``, ``torch.rnn_tanh``;
   oneDNN on CPU, cuDNN on GPU), fed with rnnkit's parameters.
 
-Choice (measured by ``bench/kernels.py`` on a 2-core CPU): on GPUs aten (cuDNN) wherever it applies; on the
-CPU the native loops for RNN and GRU, and for LSTM when lengths, recurrent dropout or zoneout are used, but
-aten for a plain LSTM, where oneDNN's loop is faster. Without native loops, aten wherever it applies.
+Choice (measured by ``bench/kernels.py`` on a 2-core CPU): on GPUs aten (cuDNN) wherever it applies (the
+rnnkit loops run there only through their PyTorch twin, untested on CUDA); on the CPU the native loops for
+RNN, GRU and layer-norm LSTM, and for LSTM with lengths, recurrent dropout or zoneout, but aten for a plain
+LSTM, where oneDNN's loop is about twice as fast as ours. Without native loops (``RNNKIT_NO_NATIVE=1``, no
+compiler, bf16), aten wherever it applies, else the PyTorch twin.
 """
 
 from __future__ import annotations
