@@ -28,6 +28,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/layers.py
+	$(PY) bench/kernels.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench

@@ -35,7 +35,7 @@ def measure(kind: str, shape: tuple[int, int, int, int], repeats: int) -> dict:
 
 def main() -> None:
     quick = "--quick" in sys.argv
-    repeats = 3 if quick else 7
+    repeats = 3 if quick else 9
     results = {"machine": describe(), "what": "forward+backward fp32, torch.nn time / rnnkit time", "rows": []}
     for kind in PAIRS:
         for shape in SHAPES:

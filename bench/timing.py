@@ -1,6 +1,6 @@
 """Timing helpers shared by the benchmarks: interleaved repeats of two callables, medians and ratios.
 
-Interleaving (reference, ours, reference, ours, ...) keeps a noisy shared machine's drift out of the ratio.
+Interleaving (reference, ours, ours, reference, ...) keeps a noisy shared machine's drift out of the ratio.
 """
 
 from __future__ import annotations
@@ -25,9 +25,14 @@ def compare(reference: Callable[[], object], ours: Callable[[], object], *, repe
         reference()
         ours()
     ref_times, our_times = [], []
-    for _ in range(repeats):
-        ref_times.append(seconds(reference))
-        our_times.append(seconds(ours))
+    for repeat in range(repeats):
+        # alternate who goes first (ABBA), so a warm cache or allocator favours neither side
+        if repeat % 2:
+            our_times.append(seconds(ours))
+            ref_times.append(seconds(reference))
+        else:
+            ref_times.append(seconds(reference))
+            our_times.append(seconds(ours))
     ref_median, our_median = statistics.median(ref_times), statistics.median(our_times)
     return {
         "reference_ms": round(ref_median * 1e3, 3),

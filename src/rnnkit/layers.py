@@ -87,6 +87,12 @@ class RecurrentLayer(nn.Module):
             suffix = f"_l{layer}" + ("_reverse" if direction else "")
             for name, _ in cell.named_parameters():
                 self._torch_names[name.replace(".", "_") + suffix] = f"cells.{index}.{name}"
+        # (cell index, parameter name) of the top-level parameters torch.nn's fused loops take, in order
+        self._flat_sources = [(int(ours.split(".")[1]), ours.split(".")[2]) for ours in self._torch_names.values()
+                              if ours.count(".") == 2]
+        # the width of each state component (h; h and c for an LSTM), for validating a given hx
+        template = self.cells[0].init_state(1, device="meta")
+        self._state_sizes = tuple(p.shape[-1] for p in ((template,) if isinstance(template, Tensor) else template))
         self._register_state_dict_hook(_to_torch_keys)
         self._register_load_state_dict_pre_hook(_from_torch_keys, with_module=True)
 
@@ -111,7 +117,8 @@ class RecurrentLayer(nn.Module):
     @property
     def _flat_weights(self) -> list[Tensor]:
         """Parameters in torch.nn's order: per layer and direction, w_ih, w_hh, b_ih, b_hh, w_hr."""
-        return [getattr(self, name) for name in self._torch_names]
+        # direct attribute reads: this runs on every forward of the fused path
+        return [getattr(self.cells[index], name) for index, name in self._flat_sources]
 
     @property
     def all_weights(self) -> list[list[Tensor]]:
@@ -226,14 +233,13 @@ class RecurrentLayer(nn.Module):
 
     def _check_state(self, hx: State, batch_size: int) -> None:
         """Refuse a state whose structure or shapes do not fit this layer and input."""
-        template = self.cells[0].init_state(1, device="meta")
         hx_parts = (hx,) if isinstance(hx, Tensor) else tuple(hx)
-        parts = (template,) if isinstance(template, Tensor) else template
-        if len(hx_parts) != len(parts) or not all(isinstance(p, Tensor) for p in hx_parts):
-            kind = "a tensor" if len(parts) == 1 else f"a tuple of {len(parts)} tensors"
+        sizes = self._state_sizes
+        if len(hx_parts) != len(sizes) or not all(isinstance(p, Tensor) for p in hx_parts):
+            kind = "a tensor" if len(sizes) == 1 else f"a tuple of {len(sizes)} tensors"
             raise RnnkitError(f"hx must be {kind} for {type(self).__name__}, got {type(hx).__name__}.")
-        for given, part in zip(hx_parts, parts, strict=True):
-            expected = (self.num_layers * self.num_directions, batch_size, part.shape[-1])
+        for given, size in zip(hx_parts, sizes, strict=True):
+            expected = (self.num_layers * self.num_directions, batch_size, size)
             if given.dim() == 3 and given.shape[1] != batch_size:
                 raise RnnkitError(
                     f"hx has batch size {given.shape[1]} but the input has batch size {batch_size}; "

@@ -39,6 +39,15 @@ def test_gru_and_rnn_use_rnnkit_loops_and_plain_lstm_uses_aten(calls):
     assert [label for label, _ in calls] == ["stack", "stack", "aten", "stack"]
 
 
+@pytest.mark.skipif(not NATIVE, reason="native loops not built")
+def test_matrix_bound_plain_steps_go_to_aten_but_lengths_stay_on_the_loops(calls):
+    wide = rnnkit.GRU(3, 1024)  # batch x hidden = 32 x 1024 >= kernels.MATRIX_BOUND_STEP
+    x = torch.randn(2, 32, 3)
+    wide(x)
+    wide(x, lengths=torch.full((32,), 2))
+    assert [label for label, _ in calls] == ["aten", "stack"]
+
+
 def test_without_native_loops_aten_serves_standard_cells_and_python_loops_the_rest(calls, monkeypatch):
     monkeypatch.setenv("RNNKIT_NO_NATIVE", "1")
     assert native.load() is None

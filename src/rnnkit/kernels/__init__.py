@@ -37,15 +37,26 @@ def native_loops(x: Tensor):
     return native.load()
 
 
+# Measured by bench/kernels.py (2-core EPYC): for a plain batch the native loops win while per-step overhead
+# matters (GRU 1.1-9.6x, RNN 1.4-4.9x torch.nn up to N*H = 16,384) but lose once each step's products are
+# large (N*H = 83,200: GRU 0.90x, RNN 0.97x), and oneDNN's LSTM beats them at every plain shape.
+MATRIX_BOUND_STEP = 32_768  # batch x hidden from which a plain RNN/GRU step is left to aten
+
+
+def prefers_aten(layer, x: Tensor, lengths: Tensor | None) -> bool:
+    """True where torch's own fused loop is the faster of the two for this call."""
+    if lengths is not None or not aten.applies(layer):
+        return False  # variable lengths: the shrinking-batch loops beat a packed batch
+    return kind_of(layer.cells[0]) == "lstm" or x.shape[1] * layer.hidden_size >= MATRIX_BOUND_STEP
+
+
 def run_fused(layer, x: Tensor, hx, lengths: Tensor | None):
     """``(output (L, N, D*H_out), h_n)`` from the fastest applicable kernel, or ``None``."""
     if x.shape[0] == 0 or x.shape[1] == 0:
         return None  # nothing to loop over: the reference path returns the empty output and the initial state
     compiled = native_loops(x)
-    if stack.applies(layer, x) and compiled is not None:
-        plain_lstm = kind_of(layer.cells[0]) == "lstm" and lengths is None
-        if not (plain_lstm and aten.applies(layer)):
-            return stack.run(layer, x, hx, lengths, compiled)
+    if stack.applies(layer, x) and compiled is not None and not prefers_aten(layer, x, lengths):
+        return stack.run(layer, x, hx, lengths, compiled)
     if aten.applies(layer):
         return aten.run(layer, x, hx, lengths)
     if stack.applies(layer, x):
