@@ -33,8 +33,11 @@ from timing import compare, forward_backward
 SHAPES = [(32, 100, 128, 256), (64, 50, 64, 128), (16, 200, 256, 512), (1, 1000, 32, 64), (128, 35, 650, 650)]
 PAIRS = {"rnn": (nn.RNN, rnnkit.RNN), "gru": (nn.GRU, rnnkit.GRU), "lstm": (nn.LSTM, rnnkit.LSTM)}
 # the targets: GRU 1.5 (1.1 on the widest shape), RNN 1.2, LSTM 1.0
-FIXED_TARGETS = {"rnn": lambda shape: 1.2, "gru": lambda shape: 1.1 if shape[3] == 650 else 1.5,
-                 "lstm": lambda shape: 1.0}
+FIXED_TARGETS = {
+    "rnn": lambda shape: 1.2,
+    "gru": lambda shape: 1.1 if shape[3] == 650 else 1.5,
+    "lstm": lambda shape: 1.0,
+}
 
 
 def _pair(kind: str, input_size: int, hidden_size: int, **ours_options):
@@ -55,8 +58,9 @@ def fixed(repeats: int) -> list[dict]:
             reference, ours = _pair(kind, input_size, hidden_size)
             x = torch.randn(batch, steps, input_size, requires_grad=True)
             result = compare(forward_backward(reference, x), forward_backward(ours, x), repeats=repeats)
-            rows.append({"section": "fixed", "cell": kind, "shape": list(shape), **result,
-                         "target": FIXED_TARGETS[kind](shape)})
+            rows.append(
+                {"section": "fixed", "cell": kind, "shape": list(shape), **result, "target": FIXED_TARGETS[kind](shape)}
+            )
     return rows
 
 
@@ -76,8 +80,15 @@ def lengths(repeats: int) -> list[dict]:
             output.sum().backward()
 
         result = compare(packed, forward_backward(ours, x, lengths=sequence_lengths), repeats=repeats)
-        rows.append({"section": "lengths", "cell": kind, "shape": [batch, steps, input_size, hidden_size],
-                     **result, "target": 2.0})
+        rows.append(
+            {
+                "section": "lengths",
+                "cell": kind,
+                "shape": [batch, steps, input_size, hidden_size],
+                **result,
+                "target": 2.0,
+            }
+        )
     return rows
 
 
@@ -111,8 +122,15 @@ def streaming(repeats: int) -> list[dict]:
                     _, state = ours.step(x_t, state)
 
         result = compare(loop_reference, loop_ours, repeats=repeats)
-        rows.append({"section": "streaming", "cell": kind, "shape": [1, num_calls, hidden_size, hidden_size],
-                     **result, "target": 1.0})
+        rows.append(
+            {
+                "section": "streaming",
+                "cell": kind,
+                "shape": [1, num_calls, hidden_size, hidden_size],
+                **result,
+                "target": 1.0,
+            }
+        )
     return rows
 
 
@@ -123,15 +141,21 @@ def main() -> None:
     quick = "--quick" in sys.argv
     chosen = [name for name in SECTIONS if name in sys.argv[1:]] or list(SECTIONS)
     repeats = 3 if quick else 7
-    results = {"machine": describe(), "what": "torch.nn time / rnnkit time; forward+backward fp32 except streaming",
-               "rows": []}
+    results = {
+        "machine": describe(),
+        "what": "torch.nn time / rnnkit time; forward+backward fp32 except streaming",
+        "rows": [],
+    }
     for name in chosen:
         for row in SECTIONS[name](repeats):
             row["meets_target"] = row["ratio"] >= row["target"]
             results["rows"].append(row)
-            print(f"{row['section']:>10} {row['cell']:>5} {row['shape']!s:>22}  torch {row['reference_ms']:9.2f} ms  "
-                  f"rnnkit {row['rnnkit_ms']:9.2f} ms  ratio {row['ratio']:5.2f}  target {row['target']:.2f}  "
-                  f"{'ok' if row['meets_target'] else 'BELOW'}", flush=True)
+            print(
+                f"{row['section']:>10} {row['cell']:>5} {row['shape']!s:>22}  torch {row['reference_ms']:9.2f} ms  "
+                f"rnnkit {row['rnnkit_ms']:9.2f} ms  ratio {row['ratio']:5.2f}  target {row['target']:.2f}  "
+                f"{'ok' if row['meets_target'] else 'BELOW'}",
+                flush=True,
+            )
     results["all_targets_met"] = all(row["meets_target"] for row in results["rows"])
     out = Path(__file__).parent / "results" / "kernels.json"
     out.parent.mkdir(exist_ok=True)

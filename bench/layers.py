@@ -41,8 +41,11 @@ def main() -> None:
         for shape in SHAPES:
             row = {"cell": kind, "shape": list(shape), **measure(kind, shape, repeats)}
             results["rows"].append(row)
-            print(f"{kind:>5} {shape!s:>22}  torch {row['reference_ms']:9.2f} ms  rnnkit {row['rnnkit_ms']:9.2f} ms"
-                  f"  ratio {row['ratio']:.2f}", flush=True)
+            print(
+                f"{kind:>5} {shape!s:>22}  torch {row['reference_ms']:9.2f} ms  rnnkit {row['rnnkit_ms']:9.2f} ms"
+                f"  ratio {row['ratio']:.2f}",
+                flush=True,
+            )
     results["min_ratio"] = min(r["ratio"] for r in results["rows"])
     out = Path(__file__).parent / "results" / "layers.json"
     out.write_text(json.dumps(results, indent=2) + "\n")

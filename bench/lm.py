@@ -79,32 +79,71 @@ def main() -> None:
         rows = []
         for cell in ("rnn", "gru", "lstm"):
             hidden = 16 if args.quick else hidden_for_budget(cell, target, base)
-            model_options = {"cell": cell, "hidden_size": hidden, "embedding_size": base["embedding_size"],
-                             "num_layers": 2, "tie_weights": False, "output_dropout": 0.1,
-                             "hidden_dropout": 0.1, "input_dropout": 0.0}
-            config = TrainConfig(epochs=100, max_minutes=minutes, learning_rate=2e-3, schedule="constant",
-                                 eval_every=0 if args.quick else 500, quiet=True)
-            summary = train_language_model(LanguageModelData("shakespeare", batch_size=32, window=128),
-                                           model_options, config, Path(args.out) / cell)
-            row = {"cell": cell, "hidden_size": hidden, "parameters": summary["parameters"],
-                   "test_bits_per_char": round(summary["test"]["bits_per_token"], 4),
-                   "steps": summary["steps"], "train_seconds": summary["train_seconds"]}
+            model_options = {
+                "cell": cell,
+                "hidden_size": hidden,
+                "embedding_size": base["embedding_size"],
+                "num_layers": 2,
+                "tie_weights": False,
+                "output_dropout": 0.1,
+                "hidden_dropout": 0.1,
+                "input_dropout": 0.0,
+            }
+            config = TrainConfig(
+                epochs=100,
+                max_minutes=minutes,
+                learning_rate=2e-3,
+                schedule="constant",
+                eval_every=0 if args.quick else 500,
+                quiet=True,
+            )
+            summary = train_language_model(
+                LanguageModelData("shakespeare", batch_size=32, window=128),
+                model_options,
+                config,
+                Path(args.out) / cell,
+            )
+            row = {
+                "cell": cell,
+                "hidden_size": hidden,
+                "parameters": summary["parameters"],
+                "test_bits_per_char": round(summary["test"]["bits_per_token"], 4),
+                "steps": summary["steps"],
+                "train_seconds": summary["train_seconds"],
+            }
             rows.append(row)
             print(row, flush=True)
         results["cells"] = rows
 
     if "wikitext" in parts:
         wikitext_minutes = 0.05 if args.quick else args.wikitext_minutes * scale
-        model_options = {"cell": "lstm", "hidden_size": 650, "embedding_size": 650, "num_layers": 2,
-                         "tie_weights": True, "output_dropout": 0.5, "hidden_dropout": 0.3, "input_dropout": 0.3,
-                         "embedding_dropout": 0.1, "weight_drop": 0.3}
-        config = TrainConfig(epochs=100, max_minutes=wikitext_minutes, learning_rate=2e-3, schedule="plateau",
-                             quiet=True)
-        summary = train_language_model(LanguageModelData("wikitext2", batch_size=32, window=70),
-                                       model_options, config, Path(args.out) / "wikitext2")
-        results["wikitext2"] = {"test_perplexity": round(summary["test"]["perplexity"], 2),
-                                "minutes": round(wikitext_minutes, 1), "steps": summary["steps"],
-                                "parameters": summary["parameters"]}
+        model_options = {
+            "cell": "lstm",
+            "hidden_size": 650,
+            "embedding_size": 650,
+            "num_layers": 2,
+            "tie_weights": True,
+            "output_dropout": 0.5,
+            "hidden_dropout": 0.3,
+            "input_dropout": 0.3,
+            "embedding_dropout": 0.1,
+            "weight_drop": 0.3,
+        }
+        config = TrainConfig(
+            epochs=100, max_minutes=wikitext_minutes, learning_rate=2e-3, schedule="plateau", quiet=True
+        )
+        summary = train_language_model(
+            LanguageModelData("wikitext2", batch_size=32, window=70),
+            model_options,
+            config,
+            Path(args.out) / "wikitext2",
+        )
+        results["wikitext2"] = {
+            "test_perplexity": round(summary["test"]["perplexity"], 2),
+            "minutes": round(wikitext_minutes, 1),
+            "steps": summary["steps"],
+            "parameters": summary["parameters"],
+        }
         print(results["wikitext2"])
 
     RESULTS.mkdir(exist_ok=True)

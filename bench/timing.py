@@ -18,8 +18,7 @@ def seconds(fn: Callable[[], object]) -> float:
     return time.perf_counter() - start
 
 
-def compare(reference: Callable[[], object], ours: Callable[[], object], *, repeats: int = 7,
-            warmup: int = 2) -> dict:
+def compare(reference: Callable[[], object], ours: Callable[[], object], *, repeats: int = 7, warmup: int = 2) -> dict:
     """Median seconds of each and ``ratio`` = reference time / our time (above 1: we are faster)."""
     for _ in range(warmup):
         reference()

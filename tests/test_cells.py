@@ -40,11 +40,20 @@ def test_cell_matches_torch_cell_in_values_and_gradients(make_ours, make_torch):
     assert_close(grad_ours, grad_ref)
 
 
-@pytest.mark.parametrize("make_cell", [
-    lambda: RNNCell(IN, HIDDEN), lambda: RNNCell(IN, HIDDEN, nonlinearity="relu"), lambda: LSTMCell(IN, HIDDEN),
-    lambda: LSTMCell(IN, HIDDEN, proj_size=2), lambda: GRUCell(IN, HIDDEN), lambda: LayerNormLSTMCell(IN, HIDDEN),
-    lambda: LayerNormLSTMCell(IN, HIDDEN, proj_size=3), lambda: LayerNormGRUCell(IN, HIDDEN),
-], ids=["rnn-tanh", "rnn-relu", "lstm", "lstm-proj", "gru", "ln-lstm", "ln-lstm-proj", "ln-gru"])
+@pytest.mark.parametrize(
+    "make_cell",
+    [
+        lambda: RNNCell(IN, HIDDEN),
+        lambda: RNNCell(IN, HIDDEN, nonlinearity="relu"),
+        lambda: LSTMCell(IN, HIDDEN),
+        lambda: LSTMCell(IN, HIDDEN, proj_size=2),
+        lambda: GRUCell(IN, HIDDEN),
+        lambda: LayerNormLSTMCell(IN, HIDDEN),
+        lambda: LayerNormLSTMCell(IN, HIDDEN, proj_size=3),
+        lambda: LayerNormGRUCell(IN, HIDDEN),
+    ],
+    ids=["rnn-tanh", "rnn-relu", "lstm", "lstm-proj", "gru", "ln-lstm", "ln-lstm-proj", "ln-gru"],
+)
 def test_gradcheck_in_float64(make_cell):
     cell = make_cell().double()
     if isinstance(cell, LayerNormLSTMCell | LayerNormGRUCell):

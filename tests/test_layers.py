@@ -35,15 +35,18 @@ def random_config(seed: int) -> dict:
 
 
 def build_pair(config):
-    kwargs = dict(num_layers=config["num_layers"], bias=config["bias"], batch_first=config["batch_first"],
-                  bidirectional=config["bidirectional"])
+    kwargs = dict(
+        num_layers=config["num_layers"],
+        bias=config["bias"],
+        batch_first=config["batch_first"],
+        bidirectional=config["bidirectional"],
+    )
     if config["kind"] == "lstm":
         kwargs["proj_size"] = config["proj_size"]
     if config["kind"].startswith("rnn"):
         kwargs["nonlinearity"] = config["kind"][4:]
     ref = TORCH_CLASS[config["kind"]](config["input_size"], config["hidden_size"], **kwargs)
-    ours = {"lstm": LSTM, "gru": GRU}.get(config["kind"], RNN)(config["input_size"], config["hidden_size"],
-                                                                **kwargs)
+    ours = {"lstm": LSTM, "gru": GRU}.get(config["kind"], RNN)(config["input_size"], config["hidden_size"], **kwargs)
     ours.load_state_dict(ref.state_dict())
     return ours, ref
 
@@ -145,11 +148,17 @@ def test_unbatched_input_as_torch(kind):
     assert all(s.shape[1:] == (4,) for s in parts(state))
 
 
-@pytest.mark.parametrize("make", [
-    lambda: RNN(3, 5, num_layers=2, nonlinearity="relu"), lambda: LSTM(3, 5, num_layers=3),
-    lambda: LSTM(3, 5, num_layers=2, proj_size=2), lambda: GRU(3, 5, num_layers=2),
-    lambda: LSTM(3, 5, num_layers=2, layer_norm=True), lambda: GRU(3, 5, layer_norm=True),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: RNN(3, 5, num_layers=2, nonlinearity="relu"),
+        lambda: LSTM(3, 5, num_layers=3),
+        lambda: LSTM(3, 5, num_layers=2, proj_size=2),
+        lambda: GRU(3, 5, num_layers=2),
+        lambda: LSTM(3, 5, num_layers=2, layer_norm=True),
+        lambda: GRU(3, 5, layer_norm=True),
+    ],
+)
 def test_step_api_equals_full_sequence(make):
     layer = make().eval()
     x = torch.randn(7, 2, 3)
@@ -249,6 +258,7 @@ def test_layers_follow_the_dtype(kind, dtype):
 
 
 # --- bad input: one clear RnnkitError each ------------------------------------------------------------------
+
 
 def test_wrong_rank_is_refused():
     with pytest.raises(RnnkitError, match=r"input must be 3-D .* got 4-D"):

@@ -123,12 +123,19 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(tmp_path):
 
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     model = Regression(fail_at=20)  # loss() calls count validation too: this is epoch 2, batch 4
-    trainer = Trainer(model, TrainConfig(epochs=5, quiet=True), tmp_path, regression_data(), regression_data(),
-                      run_config={"task": "test"})
+    trainer = Trainer(
+        model,
+        TrainConfig(epochs=5, quiet=True),
+        tmp_path,
+        regression_data(),
+        regression_data(),
+        run_config={"task": "test"},
+    )
     with pytest.raises(TrainingDiverged, match=r"the loss became nan at step 12 \(epoch 2, batch 4\)"):
         trainer.fit()
-    good = checkpoint.load_tensors(tmp_path / checkpoint.WEIGHTS_FILE,
-                                   checkpoint.read_config(tmp_path)["weights_sha256"])
+    good = checkpoint.load_tensors(
+        tmp_path / checkpoint.WEIGHTS_FILE, checkpoint.read_config(tmp_path)["weights_sha256"]
+    )
     assert all(torch.isfinite(t).all() for t in good.values())
 
 
@@ -161,16 +168,30 @@ def test_gradient_accumulation_equals_a_bigger_batch(tmp_path):
     for batch_size, accumulate in ((16, 1), (8, 2)):
         torch.manual_seed(0)
         model = Regression()
-        config = TrainConfig(epochs=2, optimizer="sgd", momentum=0.0, schedule="constant", learning_rate=0.1,
-                             accumulate=accumulate, clip_norm=None, quiet=True)
+        config = TrainConfig(
+            epochs=2,
+            optimizer="sgd",
+            momentum=0.0,
+            schedule="constant",
+            learning_rate=0.1,
+            accumulate=accumulate,
+            clip_norm=None,
+            quiet=True,
+        )
         Trainer(model, config, tmp_path / str(batch_size), Ordered(data.x, data.y, batch_size)).fit()
         results.append(model.linear.weight.detach().clone())
     assert_close(results[0], results[1])
 
 
 def test_metrics_log_and_checkpoint_are_written(tmp_path):
-    Trainer(Regression(), TrainConfig(epochs=2, quiet=True), tmp_path, regression_data(), regression_data(),
-            run_config={"task": "test"}).fit()
+    Trainer(
+        Regression(),
+        TrainConfig(epochs=2, quiet=True),
+        tmp_path,
+        regression_data(),
+        regression_data(),
+        run_config={"task": "test"},
+    ).fit()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 16 and metrics["best_valid"] == metrics["history"][-1]["valid_loss"]
     assert (tmp_path / "log.csv").read_text().startswith("step,epoch,elapsed_s,lr,train_loss,valid_loss")
@@ -182,11 +203,16 @@ def test_resume_without_state_is_refused(tmp_path):
         Trainer(Regression(), TrainConfig(quiet=True), tmp_path, regression_data()).fit(resume=True)
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("optimizer", "adam2", "Unknown optimizer 'adam2'"), ("schedule", "poly", "Unknown schedule 'poly'"),
-    ("epochs", 0, "epochs and accumulate must be at least 1"), ("learning_rate", 0, "learning_rate must be"),
-    ("device", "tpu", "Unknown device 'tpu'"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("optimizer", "adam2", "Unknown optimizer 'adam2'"),
+        ("schedule", "poly", "Unknown schedule 'poly'"),
+        ("epochs", 0, "epochs and accumulate must be at least 1"),
+        ("learning_rate", 0, "learning_rate must be"),
+        ("device", "tpu", "Unknown device 'tpu'"),
+    ],
+)
 def test_bad_train_config_is_refused(field, value, message):
     with pytest.raises(RnnkitError, match=message):
         TrainConfig(**{field: value})

@@ -164,12 +164,15 @@ def test_initial_state_is_used():
     assert_close(unroll(cell, x, state), hand_loop(cell, x, state))
 
 
-@pytest.mark.parametrize(("lengths", "message"), [
-    ([7, 1, 1, 1], r"lengths must lie in \[1, 6\]"),
-    ([0, 1, 1, 1], r"lengths must lie in \[1, 6\]"),
-    ([1, 2, 3], r"lengths must have shape \(4,\)"),
-    ([1.0, 2.0, 3.0, 4.0], "integers"),
-])
+@pytest.mark.parametrize(
+    ("lengths", "message"),
+    [
+        ([7, 1, 1, 1], r"lengths must lie in \[1, 6\]"),
+        ([0, 1, 1, 1], r"lengths must lie in \[1, 6\]"),
+        ([1, 2, 3], r"lengths must have shape \(4,\)"),
+        ([1.0, 2.0, 3.0, 4.0], "integers"),
+    ],
+)
 def test_bad_lengths_are_refused(lengths, message):
     with pytest.raises(RnnkitError, match=message):
         unroll(GRUCell(IN, HIDDEN), torch.randn(STEPS, BATCH, IN), lengths=torch.tensor(lengths))

@@ -45,14 +45,19 @@ class RecurrentCell(nn.Module):
     state_names: tuple[str, ...] = ("h",)
 
     def __init__(
-        self, input_size: int, hidden_size: int, bias: bool = True, *, recurrent_size: int | None = None,
-        device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        recurrent_size: int | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         if input_size < 1 or hidden_size < 1:
             raise RnnkitError(
-                f"input_size and hidden_size must be positive, got input_size={input_size}, "
-                f"hidden_size={hidden_size}."
+                f"input_size and hidden_size must be positive, got input_size={input_size}, hidden_size={hidden_size}."
             )
         self.input_size = input_size
         self.hidden_size = hidden_size
@@ -108,9 +113,7 @@ class RecurrentCell(nn.Module):
         h, state, _ = self.equations(xp, state, recurrent_mask)
         return h, state
 
-    def equations(
-        self, xp: Tensor, state: State, recurrent_mask: Tensor | None = None
-    ) -> tuple[Tensor, State, Gates]:
+    def equations(self, xp: Tensor, state: State, recurrent_mask: Tensor | None = None) -> tuple[Tensor, State, Gates]:
         """One step, also returning the gate activations by name (what ``trace=True`` records).
 
         A cell implements this or overrides :meth:`step`; one that only has ``step`` traces no gates.
@@ -141,8 +144,14 @@ class RNNCell(RecurrentCell):
     num_gates = 1
 
     def __init__(
-        self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
-        *, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        nonlinearity: str = "tanh",
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         if nonlinearity not in NONLINEARITIES:
             raise RnnkitError(f"Unknown nonlinearity {nonlinearity!r}. Select from 'tanh' or 'relu'.")
@@ -175,16 +184,22 @@ class LSTMCell(RecurrentCell):
     state_names = ("h", "c")
 
     def __init__(
-        self, input_size: int, hidden_size: int, bias: bool = True, proj_size: int = 0,
-        *, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        proj_size: int = 0,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         if proj_size < 0 or proj_size >= hidden_size:
             raise RnnkitError(
-                f"proj_size must be in [0, hidden_size) = [0, {hidden_size}), got {proj_size}; "
-                "use 0 for no projection."
+                f"proj_size must be in [0, hidden_size) = [0, {hidden_size}), got {proj_size}; use 0 for no projection."
             )
-        super().__init__(input_size, hidden_size, bias, recurrent_size=proj_size or hidden_size,
-                         device=device, dtype=dtype)
+        super().__init__(
+            input_size, hidden_size, bias, recurrent_size=proj_size or hidden_size, device=device, dtype=dtype
+        )
         self.proj_size = proj_size
         if proj_size:
             self.weight_hr = nn.Parameter(torch.empty(proj_size, hidden_size, device=device, dtype=dtype))
@@ -226,8 +241,13 @@ class GRUCell(RecurrentCell):
     num_gates = 3
 
     def __init__(
-        self, input_size: int, hidden_size: int, bias: bool = True,
-        *, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
         self.reset_parameters()
@@ -252,8 +272,7 @@ class _LayerNormCell(RecurrentCell):
     """
 
     def __init__(self, input_size, hidden_size, bias, *, recurrent_size=None, device=None, dtype=None):
-        super().__init__(input_size, hidden_size, bias=False, recurrent_size=recurrent_size,
-                         device=device, dtype=dtype)
+        super().__init__(input_size, hidden_size, bias=False, recurrent_size=recurrent_size, device=device, dtype=dtype)
         self.bias = bias
         gate_size = self.num_gates * hidden_size
         factory = {"device": device, "dtype": dtype}
@@ -293,16 +312,22 @@ class LayerNormLSTMCell(_LayerNormCell):
     state_names = ("h", "c")
 
     def __init__(
-        self, input_size: int, hidden_size: int, bias: bool = True, proj_size: int = 0,
-        *, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        proj_size: int = 0,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         if proj_size < 0 or proj_size >= hidden_size:
             raise RnnkitError(
-                f"proj_size must be in [0, hidden_size) = [0, {hidden_size}), got {proj_size}; "
-                "use 0 for no projection."
+                f"proj_size must be in [0, hidden_size) = [0, {hidden_size}), got {proj_size}; use 0 for no projection."
             )
-        super().__init__(input_size, hidden_size, bias, recurrent_size=proj_size or hidden_size,
-                         device=device, dtype=dtype)
+        super().__init__(
+            input_size, hidden_size, bias, recurrent_size=proj_size or hidden_size, device=device, dtype=dtype
+        )
         self.proj_size = proj_size
         self.ln_c = nn.LayerNorm(hidden_size, bias=bias, device=device, dtype=dtype)
         if proj_size:
@@ -346,8 +371,13 @@ class LayerNormGRUCell(_LayerNormCell):
     num_gates = 3
 
     def __init__(
-        self, input_size: int, hidden_size: int, bias: bool = True,
-        *, device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+        self,
+        input_size: int,
+        hidden_size: int,
+        bias: bool = True,
+        *,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(input_size, hidden_size, bias, device=device, dtype=dtype)
         self.reset_parameters()

@@ -40,6 +40,7 @@ RESUME_FILE = "trainer_state/resume.safetensors"
 
 # --- atomic files ------------------------------------------------------------------------------------------
 
+
 def write_atomic(path: Path | str, data: bytes) -> None:
     """Write ``data`` so that ``path`` holds either its old or its new content, never a mix.
 
@@ -85,6 +86,7 @@ def sha256(data: bytes) -> str:
 
 # --- tensors -----------------------------------------------------------------------------------------------
 
+
 def save_tensors(path: Path | str, tensors: dict[str, torch.Tensor]) -> str:
     """Write tensors as safetensors, atomically; return the file's sha256."""
     # safetensors wants contiguous, non-shared storage
@@ -111,6 +113,7 @@ def load_tensors(path: Path | str, expected_sha256: str | None = None) -> dict[s
 
 
 # --- nested state (optimizer, scheduler, RNG) without pickles ---------------------------------------------
+
 
 def flatten_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "t") -> Any:
     """JSON-able copy of ``obj`` whose tensors move into ``tensors`` and leave ``{"__tensor__": key}``."""
@@ -172,15 +175,22 @@ def load_state(path: Path | str) -> dict[str, Any]:
 
 # --- models ------------------------------------------------------------------------------------------------
 
+
 def save_model(directory: Path | str, model: nn.Module, config: dict[str, Any]) -> None:
     """Write ``model.safetensors`` then ``config.json`` (with the weights' checksum) into ``directory``."""
     from rnnkit import __version__
 
     directory = Path(directory)
     digest = save_tensors(directory / WEIGHTS_FILE, model.state_dict())
-    write_json(directory / CONFIG_FILE, {
-        "format": FORMAT_VERSION, "rnnkit_version": __version__, **config, "weights_sha256": digest,
-    })
+    write_json(
+        directory / CONFIG_FILE,
+        {
+            "format": FORMAT_VERSION,
+            "rnnkit_version": __version__,
+            **config,
+            "weights_sha256": digest,
+        },
+    )
 
 
 def read_config(directory: Path | str) -> dict[str, Any]:
@@ -191,8 +201,7 @@ def read_config(directory: Path | str) -> dict[str, Any]:
     if not isinstance(config, dict) or config.get("format") != FORMAT_VERSION:
         found = config.get("format") if isinstance(config, dict) else None
         raise RnnkitError(
-            f"{directory / CONFIG_FILE} has checkpoint format {found!r}; this rnnkit reads format "
-            f"{FORMAT_VERSION}."
+            f"{directory / CONFIG_FILE} has checkpoint format {found!r}; this rnnkit reads format {FORMAT_VERSION}."
         )
     return config
 

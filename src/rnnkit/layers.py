@@ -44,18 +44,25 @@ class RecurrentLayer(nn.Module):
     """
 
     def __init__(
-        self, make_cell: CellFactory, input_size: int, hidden_size: int, num_layers: int, bias: bool,
-        batch_first: bool, dropout: float, bidirectional: bool, *, recurrent_dropout: float, zoneout: float,
+        self,
+        make_cell: CellFactory,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int,
+        bias: bool,
+        batch_first: bool,
+        dropout: float,
+        bidirectional: bool,
+        *,
+        recurrent_dropout: float,
+        zoneout: float,
     ) -> None:
         super().__init__()
         if num_layers < 1:
             raise RnnkitError(f"num_layers must be at least 1, got {num_layers}.")
         if input_size < 1 or hidden_size < 1:
-            raise RnnkitError(
-                f"input_size and hidden_size must be positive, got {input_size} and {hidden_size}."
-            )
-        for name, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout),
-                            ("zoneout", zoneout)):
+            raise RnnkitError(f"input_size and hidden_size must be positive, got {input_size} and {hidden_size}.")
+        for name, value in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout), ("zoneout", zoneout)):
             _check_probability(name, value)
         if dropout > 0 and num_layers == 1:
             warnings.warn(
@@ -88,8 +95,9 @@ class RecurrentLayer(nn.Module):
             for name, _ in cell.named_parameters():
                 self._torch_names[name.replace(".", "_") + suffix] = f"cells.{index}.{name}"
         # (cell index, parameter name) of the top-level parameters torch.nn's fused loops take, in order
-        self._flat_sources = [(int(ours.split(".")[1]), ours.split(".")[2]) for ours in self._torch_names.values()
-                              if ours.count(".") == 2]
+        self._flat_sources = [
+            (int(ours.split(".")[1]), ours.split(".")[2]) for ours in self._torch_names.values() if ours.count(".") == 2
+        ]
         # the width of each state component (h; h and c for an LSTM), for validating a given hx
         template = self.cells[0].init_state(1, device="meta")
         self._state_sizes = tuple(p.shape[-1] for p in ((template,) if isinstance(template, Tensor) else template))
@@ -129,8 +137,15 @@ class RecurrentLayer(nn.Module):
 
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
-        for name, default in (("num_layers", 1), ("bias", True), ("batch_first", False), ("dropout", 0.0),
-                              ("bidirectional", False), ("recurrent_dropout", 0.0), ("zoneout", 0.0)):
+        for name, default in (
+            ("num_layers", 1),
+            ("bias", True),
+            ("batch_first", False),
+            ("dropout", 0.0),
+            ("bidirectional", False),
+            ("recurrent_dropout", 0.0),
+            ("zoneout", 0.0),
+        ):
             if getattr(self, name) != default:
                 text += f", {name}={getattr(self, name)}"
         return text
@@ -218,8 +233,14 @@ class RecurrentLayer(nn.Module):
                 index = layer * self.num_directions + direction
                 state = None if hx is None else map_state(lambda s, i=index: s[i], hx)
                 result = unroll(
-                    self.cells[index], x, state, lengths, reverse=direction == 1, trace=return_trace,
-                    recurrent_dropout=self.recurrent_dropout, zoneout=self.zoneout,
+                    self.cells[index],
+                    x,
+                    state,
+                    lengths,
+                    reverse=direction == 1,
+                    trace=return_trace,
+                    recurrent_dropout=self.recurrent_dropout,
+                    zoneout=self.zoneout,
                 )
                 outputs.append(result[0])
                 finals.append(result[1])
@@ -267,9 +288,7 @@ class RecurrentLayer(nn.Module):
         if self.bidirectional:
             raise RnnkitError("step() needs a unidirectional layer: the reverse direction reads the future.")
         if x_t.dim() != 2 or x_t.shape[-1] != self.input_size:
-            raise RnnkitError(
-                f"x_t must have shape (batch, {self.input_size}), got {tuple(x_t.shape)}."
-            )
+            raise RnnkitError(f"x_t must have shape (batch, {self.input_size}), got {tuple(x_t.shape)}.")
         if state is None:
             state = self.initial_state(x_t.shape[0], device=x_t.device, dtype=x_t.dtype)
         else:
@@ -288,8 +307,11 @@ class RecurrentLayer(nn.Module):
     def from_torch(cls, module: nn.RNNBase) -> RecurrentLayer:
         """Build the rnnkit twin of a ``torch.nn.RNN``/``LSTM``/``GRU`` with the same weights."""
         kwargs = dict(
-            num_layers=module.num_layers, bias=module.bias, batch_first=module.batch_first,
-            dropout=module.dropout, bidirectional=module.bidirectional,
+            num_layers=module.num_layers,
+            bias=module.bias,
+            batch_first=module.batch_first,
+            dropout=module.dropout,
+            bidirectional=module.bidirectional,
         )
         if isinstance(module, nn.LSTM):
             kwargs["proj_size"] = module.proj_size
@@ -299,8 +321,7 @@ class RecurrentLayer(nn.Module):
         if expected is None or (cls is not RecurrentLayer and expected is not cls):
             raise RnnkitError(f"from_torch expects torch.nn.RNN, LSTM or GRU, got {type(module).__name__}.")
         weight = module.weight_ih_l0
-        layer = expected(module.input_size, module.hidden_size, **kwargs, device=weight.device,
-                         dtype=weight.dtype)
+        layer = expected(module.input_size, module.hidden_size, **kwargs, device=weight.device, dtype=weight.dtype)
         layer.load_state_dict(module.state_dict())
         return layer.train(module.training)
 
@@ -323,8 +344,7 @@ def _repack_like(output: Tensor, lengths: Tensor, packed_input: PackedSequence) 
     if order is not None:
         output, lengths = output.index_select(1, order), lengths.index_select(0, order.to(lengths.device))
     data = pack_padded_sequence(output, lengths.cpu(), enforce_sorted=True).data
-    return PackedSequence(data, packed_input.batch_sizes, packed_input.sorted_indices,
-                          packed_input.unsorted_indices)
+    return PackedSequence(data, packed_input.batch_sizes, packed_input.sorted_indices, packed_input.unsorted_indices)
 
 
 class RNN(RecurrentLayer):
@@ -336,19 +356,42 @@ class RNN(RecurrentLayer):
     """
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int = 1, nonlinearity: str = "tanh",
-        bias: bool = True, batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-        device=None, dtype=None, *, recurrent_dropout: float = 0.0, zoneout: float = 0.0,
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        nonlinearity: str = "tanh",
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
         cell: CellFactory | None = None,
     ) -> None:
         if nonlinearity not in ("tanh", "relu"):
             raise RnnkitError(f"Unknown nonlinearity {nonlinearity!r}. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
         if cell is None:
+
             def cell(i, h):
                 return RNNCell(i, h, bias, nonlinearity, device=device, dtype=dtype)
-        super().__init__(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+
+        super().__init__(
+            cell,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+        )
 
 
 class LSTM(RecurrentLayer):
@@ -359,24 +402,47 @@ class LSTM(RecurrentLayer):
     """
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-        batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, proj_size: int = 0,
-        device=None, dtype=None, *, layer_norm: bool = False, recurrent_dropout: float = 0.0,
-        zoneout: float = 0.0, cell: CellFactory | None = None,
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+        *,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        cell: CellFactory | None = None,
     ) -> None:
         if proj_size < 0 or proj_size >= hidden_size:
             raise RnnkitError(
-                f"proj_size must be in [0, hidden_size) = [0, {hidden_size}), got {proj_size}; "
-                "use 0 for no projection."
+                f"proj_size must be in [0, hidden_size) = [0, {hidden_size}), got {proj_size}; use 0 for no projection."
             )
         self.proj_size = proj_size
         self.layer_norm = layer_norm
         if cell is None:
             cell_class = LayerNormLSTMCell if layer_norm else LSTMCell
+
             def cell(i, h):
                 return cell_class(i, h, bias, proj_size, device=device, dtype=dtype)
-        super().__init__(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+
+        super().__init__(
+            cell,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+        )
 
 
 class GRU(RecurrentLayer):
@@ -387,15 +453,38 @@ class GRU(RecurrentLayer):
     """
 
     def __init__(
-        self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-        batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-        device=None, dtype=None, *, layer_norm: bool = False, recurrent_dropout: float = 0.0,
-        zoneout: float = 0.0, cell: CellFactory | None = None,
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        device=None,
+        dtype=None,
+        *,
+        layer_norm: bool = False,
+        recurrent_dropout: float = 0.0,
+        zoneout: float = 0.0,
+        cell: CellFactory | None = None,
     ) -> None:
         self.layer_norm = layer_norm
         if cell is None:
             cell_class = LayerNormGRUCell if layer_norm else GRUCell
+
             def cell(i, h):
                 return cell_class(i, h, bias, device=device, dtype=dtype)
-        super().__init__(cell, input_size, hidden_size, num_layers, bias, batch_first, dropout, bidirectional,
-                         recurrent_dropout=recurrent_dropout, zoneout=zoneout)
+
+        super().__init__(
+            cell,
+            input_size,
+            hidden_size,
+            num_layers,
+            bias,
+            batch_first,
+            dropout,
+            bidirectional,
+            recurrent_dropout=recurrent_dropout,
+            zoneout=zoneout,
+        )

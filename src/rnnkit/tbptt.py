@@ -40,8 +40,7 @@ def tbptt_windows(*streams: Tensor, window: int, time_dim: int = 0) -> Iterator[
     length = streams[0].shape[time_dim]
     if any(s.shape[time_dim] != length for s in streams):
         raise RnnkitError(
-            f"all streams must have the same length along dim {time_dim}, got "
-            f"{[s.shape[time_dim] for s in streams]}."
+            f"all streams must have the same length along dim {time_dim}, got {[s.shape[time_dim] for s in streams]}."
         )
     for start in range(0, length, window):
         yield tuple(s.narrow(time_dim, start, min(window, length - start)) for s in streams)

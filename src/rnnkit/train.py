@@ -118,8 +118,11 @@ def seed_everything(seed: int) -> None:
 
 def rng_state() -> dict:
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
-    state = {"torch": torch.get_rng_state(), "python": random.getstate(),
-             "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss)}
+    state = {
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
+        "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
+    }
     if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
@@ -151,8 +154,16 @@ class Position:
 class Trainer:
     """Fits a task model; writes checkpoints, ``log.csv`` and ``metrics.json`` into ``out``."""
 
-    def __init__(self, model: nn.Module, config: TrainConfig, out: Path | str, train_data: TrainData,
-                 valid_data: Any = None, *, run_config: dict | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        config: TrainConfig,
+        out: Path | str,
+        train_data: TrainData,
+        valid_data: Any = None,
+        *,
+        run_config: dict | None = None,
+    ) -> None:
         self.config = config
         self.run_config = run_config or {}
         self.out = Path(out)
@@ -173,8 +184,7 @@ class Trainer:
     def _make_scheduler(self):
         config = self.config
         if config.schedule == "plateau":
-            return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.plateau_factor,
-                                                              patience=0)
+            return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.plateau_factor, patience=0)
         total = max(1, config.epochs * math.ceil(len(self.train_data) / config.accumulate))
         warmup = config.warmup_steps
 
@@ -193,15 +203,24 @@ class Trainer:
     def save_resume_state(self, boundary: dict) -> None:
         """Write what --resume needs: current weights and optimizer, and the last step boundary's
         RNG, stream state and position (the weights only change at that boundary, so they agree)."""
-        checkpoint.save_state(self.out / checkpoint.RESUME_FILE, {
-            "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), **boundary, "train_config": asdict(self.config),
-        })
+        checkpoint.save_state(
+            self.out / checkpoint.RESUME_FILE,
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                **boundary,
+                "train_config": asdict(self.config),
+            },
+        )
 
     def _boundary(self) -> dict:
         """The cheap part of the state at an optimizer-step boundary (weights are saved as they are)."""
-        return {"rng": rng_state(), "carried": _clone(detach_state(self.carried)),
-                "position": _clone(asdict(self.position))}
+        return {
+            "rng": rng_state(),
+            "carried": _clone(detach_state(self.carried)),
+            "position": _clone(asdict(self.position)),
+        }
 
     def resume(self) -> None:
         path = self.out / checkpoint.RESUME_FILE
@@ -239,8 +258,14 @@ class Trainer:
         try:
             while position.epoch < config.epochs and reason == "epochs":
                 self.model.train()
-                bar = tqdm(total=len(self.train_data), initial=position.batch, desc=f"epoch {position.epoch + 1}",
-                           disable=True if config.quiet else None, leave=False, dynamic_ncols=True)
+                bar = tqdm(
+                    total=len(self.train_data),
+                    initial=position.batch,
+                    desc=f"epoch {position.epoch + 1}",
+                    disable=True if config.quiet else None,
+                    leave=False,
+                    dynamic_ncols=True,
+                )
                 batches = islice(self.train_data.batches(position.epoch), position.batch, None)
                 for batch in batches:
                     batch = to_device(batch, self.device)
@@ -298,7 +323,9 @@ class Trainer:
             reason = "interrupted"
             self.save_resume_state(boundary)
         summary = {
-            "stopped_by": reason, "steps": position.step, "epochs_completed": position.epoch,
+            "stopped_by": reason,
+            "steps": position.step,
+            "epochs_completed": position.epoch,
             "train_seconds": round(position.elapsed, 1),
             "best_valid": position.best if math.isfinite(position.best) else None,
             "history": position.history,
@@ -312,9 +339,14 @@ class Trainer:
         metrics = self.model.evaluate(self.valid_data) if self.valid_data is not None else {}
         self.model.train()
         score = metrics.get(config.monitor, train_loss)
-        row = {"step": position.step, "epoch": position.epoch, "elapsed_s": round(position.elapsed, 1),
-               "lr": self.optimizer.param_groups[0]["lr"], "train_loss": train_loss,
-               **{f"valid_{k}": v for k, v in metrics.items()}}
+        row = {
+            "step": position.step,
+            "epoch": position.epoch,
+            "elapsed_s": round(position.elapsed, 1),
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "train_loss": train_loss,
+            **{f"valid_{k}": v for k, v in metrics.items()},
+        }
         position.history.append(row)
         self._append_log(row)
         if config.schedule == "plateau":
@@ -349,4 +381,3 @@ def _clone(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return type(obj)(_clone(v) for v in obj)
     return obj
-

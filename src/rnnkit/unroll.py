@@ -66,9 +66,7 @@ def check_lengths(lengths: Tensor | list[int], num_steps: int, batch_size: int, 
             "on the input's device."
         )
     if lengths.dim() != 1 or lengths.shape[0] != batch_size:
-        raise RnnkitError(
-            f"lengths must have shape ({batch_size},), one per sequence, got {tuple(lengths.shape)}."
-        )
+        raise RnnkitError(f"lengths must have shape ({batch_size},), one per sequence, got {tuple(lengths.shape)}.")
     if lengths.dtype.is_floating_point or lengths.dtype == torch.bool:
         raise RnnkitError(f"lengths must hold integers, got dtype {lengths.dtype}.")
     if batch_size and (int(lengths.min()) < 1 or int(lengths.max()) > num_steps):

@@ -10,8 +10,9 @@ runner = CliRunner()
 
 
 def test_demo_prints_one_json_object_per_run():
-    result = runner.invoke(app, ["demo", "--steps", "8", "--train-steps", "3", "--cells", "rnn,gru", "--quiet",
-                                 "--json"])
+    result = runner.invoke(
+        app, ["demo", "--steps", "8", "--train-steps", "3", "--cells", "rnn,gru", "--quiet", "--json"]
+    )
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["task"] == "adding" and report["n"] == 2

@@ -21,8 +21,9 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def trained(corpus, tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
-    result = runner.invoke(app, ["lm", "train", "--data", str(corpus), "--out", str(out), "--epochs", "2", *TINY,
-                                 "--json"])
+    result = runner.invoke(
+        app, ["lm", "train", "--data", str(corpus), "--out", str(out), "--epochs", "2", *TINY, "--json"]
+    )
     assert result.exit_code == 0, result.output
     return out, json.loads(result.stdout)
 
@@ -54,19 +55,23 @@ def test_generate_prints_text_from_the_prime_vocabulary(trained):
 
 def test_resume_continues_a_finished_run_to_more_epochs(trained, corpus):
     out, _ = trained
-    result = runner.invoke(app, ["lm", "train", "--data", str(corpus), "--out", str(out), "--epochs", "3", *TINY,
-                                 "--resume", "--json"])
+    result = runner.invoke(
+        app, ["lm", "train", "--data", str(corpus), "--out", str(out), "--epochs", "3", *TINY, "--resume", "--json"]
+    )
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["summary"]["epochs_completed"] == 3
 
 
-@pytest.mark.parametrize(("arguments", "message"), [
-    (["lm", "train", "--data", "no/such/file.txt", "--out", "x"], "neither a built-in corpus"),
-    (["lm", "train", "--data", "{corpus}", "--tokenizer", "bytes", "--out", "x"], "Unknown tokenizer 'bytes'"),
-    (["lm", "train", "--data", "{corpus}", "--cell", "mlp", "--out", "x"], "Unknown cell 'mlp'"),
-    (["lm", "eval", "no/such/run"], "is not a directory"),
-    (["lm", "generate", "{run}", "--temperature", "0"], "temperature > 0"),
-])
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["lm", "train", "--data", "no/such/file.txt", "--out", "x"], "neither a built-in corpus"),
+        (["lm", "train", "--data", "{corpus}", "--tokenizer", "bytes", "--out", "x"], "Unknown tokenizer 'bytes'"),
+        (["lm", "train", "--data", "{corpus}", "--cell", "mlp", "--out", "x"], "Unknown cell 'mlp'"),
+        (["lm", "eval", "no/such/run"], "is not a directory"),
+        (["lm", "generate", "{run}", "--temperature", "0"], "temperature > 0"),
+    ],
+)
 def test_user_mistakes_print_one_line_and_exit_2(arguments, message, corpus, trained, tmp_path):
     arguments = [a.format(corpus=corpus, run=trained[0]) for a in arguments]
     arguments = [str(tmp_path / "x") if a == "x" else a for a in arguments]

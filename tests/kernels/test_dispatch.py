@@ -65,8 +65,13 @@ def test_bfloat16_runs_without_native_loops(calls):
     assert calls[0][0] == "aten"
 
 
-@pytest.mark.parametrize("make", [lambda: rnnkit.GRU(5, 6, batch_first=True, num_layers=2, bidirectional=True),
-                                  lambda: rnnkit.LSTM(5, 6, batch_first=True, layer_norm=True, bidirectional=True)])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: rnnkit.GRU(5, 6, batch_first=True, num_layers=2, bidirectional=True),
+        lambda: rnnkit.LSTM(5, 6, batch_first=True, layer_norm=True, bidirectional=True),
+    ],
+)
 def test_layer_forward_matches_reference_path_with_batch_first_and_lengths(make):
     layer = make()
     x = torch.randn(3, 7, 5, requires_grad=True)  # batch first: the layer hands kernels a transposed view
@@ -75,8 +80,8 @@ def test_layer_forward_matches_reference_path_with_batch_first_and_lengths(make)
     expected, expected_h, _ = layer._unroll_layers(x.transpose(0, 1), None, lengths, False)
     torch.testing.assert_close(output, expected.transpose(0, 1), atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(h_n, expected_h, atol=1e-5, rtol=1e-5)
-    grad, = torch.autograd.grad(output.sum(), x)
-    expected_grad, = torch.autograd.grad(expected.sum(), x)
+    (grad,) = torch.autograd.grad(output.sum(), x)
+    (expected_grad,) = torch.autograd.grad(expected.sum(), x)
     torch.testing.assert_close(grad, expected_grad, atol=1e-5, rtol=1e-5)
 
 

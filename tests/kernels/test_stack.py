@@ -10,8 +10,10 @@ import rnnkit
 from rnnkit.kernels import loops, native, stack
 
 NATIVE = native.load()
-IMPLEMENTATIONS = [pytest.param(NATIVE, id="native", marks=pytest.mark.skipif(NATIVE is None, reason="no build")),
-                   pytest.param(loops, id="python")]
+IMPLEMENTATIONS = [
+    pytest.param(NATIVE, id="native", marks=pytest.mark.skipif(NATIVE is None, reason="no build")),
+    pytest.param(loops, id="python"),
+]
 KINDS = {
     "rnn_tanh": lambda **kw: rnnkit.RNN(5, 6, **kw),
     "rnn_relu": lambda **kw: rnnkit.RNN(5, 6, nonlinearity="relu", **kw),
@@ -23,8 +25,11 @@ CONFIGS = {
     "plain": ({}, False, False),
     "no_bias": ({"bias": False}, False, True),
     "lengths_bidirectional_stacked": ({"num_layers": 2, "bidirectional": True}, True, True),
-    "training_noise": ({"num_layers": 2, "bidirectional": True, "dropout": 0.3, "recurrent_dropout": 0.4,
-                        "zoneout": 0.3}, True, True),
+    "training_noise": (
+        {"num_layers": 2, "bidirectional": True, "dropout": 0.3, "recurrent_dropout": 0.4, "zoneout": 0.3},
+        True,
+        True,
+    ),
 }
 
 
@@ -99,7 +104,7 @@ def test_fused_backward_passes_gradcheck(kind, implementation):
     def run(x, *tensors):
         torch.manual_seed(2)  # the same noise at every evaluation
         params = dict(zip(names, tensors[: len(names)], strict=True))
-        state = tensors[len(names)] if len(states) == 1 else tuple(tensors[len(names):])
+        state = tensors[len(names)] if len(states) == 1 else tuple(tensors[len(names) :])
         return torch.func.functional_call(module, params, (x, state, lengths))
 
     assert torch.autograd.gradcheck(run, (x, *weights, *states), fast_mode=True)

@@ -47,8 +47,9 @@ def test_generation_through_the_step_api_follows_the_full_forward(monkeypatch):
 
 def test_generation_is_reproducible_with_a_seed():
     model = small()
-    runs = [list(model.generate([0], 20, temperature=0.9, generator=torch.Generator().manual_seed(5)))
-            for _ in range(2)]
+    runs = [
+        list(model.generate([0], 20, temperature=0.9, generator=torch.Generator().manual_seed(5))) for _ in range(2)
+    ]
     assert runs[0] == runs[1] and all(0 <= t < VOCAB for t in runs[0])
 
 
@@ -95,13 +96,16 @@ def test_adaptive_softmax_gives_normalised_log_probs_and_a_loss():
     assert model.loss((ids, ids)).loss.item() > 0
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"cell": "transformer"}, "Unknown cell 'transformer'"),
-    ({"hidden_size": 0}, "hidden_size must be at least 1"),
-    ({"weight_drop": 1.0}, r"weight_drop must be a probability in \[0, 1\)"),
-    ({"adaptive_cutoffs": (8, 4), "tie_weights": False}, "adaptive_cutoffs must increase"),
-    ({"adaptive_cutoffs": (4,)}, "tie_weights does not combine with an adaptive softmax"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"cell": "transformer"}, "Unknown cell 'transformer'"),
+        ({"hidden_size": 0}, "hidden_size must be at least 1"),
+        ({"weight_drop": 1.0}, r"weight_drop must be a probability in \[0, 1\)"),
+        ({"adaptive_cutoffs": (8, 4), "tie_weights": False}, "adaptive_cutoffs must increase"),
+        ({"adaptive_cutoffs": (4,)}, "tie_weights does not combine with an adaptive softmax"),
+    ],
+)
 def test_bad_config_is_refused(overrides, message):
     with pytest.raises(RnnkitError, match=message):
         LanguageModelConfig(vocab_size=VOCAB, **overrides)

@@ -28,6 +28,5 @@ def test_lstm_regressor_starts_with_open_forget_gates():
 
 
 def test_training_lowers_the_error_on_a_short_problem():
-    result = train_adding(AddingConfig(cell="gru", num_steps=6, hidden_size=16, train_steps=400, seed=1),
-                          quiet=True)
+    result = train_adding(AddingConfig(cell="gru", num_steps=6, hidden_size=16, train_steps=400, seed=1), quiet=True)
     assert result["test_mse"] < 0.5 * MEAN_BASELINE_MSE

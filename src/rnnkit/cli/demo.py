@@ -29,8 +29,10 @@ def demo(
         if not json_output:
             r = results[-1]
             verdict = "solved" if r["solved"] else "not solved"
-            typer.echo(f"{r['cell']:>5}  test MSE {r['test_mse']:.4f}  (mean baseline {r['baseline_mse']:.3f})  "
-                       f"{verdict:<10}  {r['train_seconds']:.0f} s")
+            typer.echo(
+                f"{r['cell']:>5}  test MSE {r['test_mse']:.4f}  (mean baseline {r['baseline_mse']:.3f})  "
+                f"{verdict:<10}  {r['train_seconds']:.0f} s"
+            )
     if json_output:
         typer.echo(json.dumps({"task": "adding", "metrics": results, "n": len(results)}))
 

@@ -51,12 +51,31 @@ def train(
     Example: rnnkit lm train --data shakespeare --cell lstm --max-minutes 10 --out runs/char-lstm
     """
     data_options = LanguageModelData(data=data, tokenizer=tokenizer, batch_size=batch_size, window=window)
-    model_options = {"cell": cell, "num_layers": layers, "hidden_size": hidden_size,
-                     "embedding_size": embedding_size, "tie_weights": tie, "output_dropout": dropout,
-                     "hidden_dropout": hidden_dropout, "input_dropout": hidden_dropout, "weight_drop": weight_drop}
-    config = o.train_config(epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, quiet=quiet, lr=lr,
-                            optimizer=optimizer, schedule=schedule, clip=clip, patience=patience,
-                            eval_every=eval_every, monitor="loss")
+    model_options = {
+        "cell": cell,
+        "num_layers": layers,
+        "hidden_size": hidden_size,
+        "embedding_size": embedding_size,
+        "tie_weights": tie,
+        "output_dropout": dropout,
+        "hidden_dropout": hidden_dropout,
+        "input_dropout": hidden_dropout,
+        "weight_drop": weight_drop,
+    }
+    config = o.train_config(
+        epochs=epochs,
+        max_minutes=max_minutes,
+        seed=seed,
+        device=device,
+        quiet=quiet,
+        lr=lr,
+        optimizer=optimizer,
+        schedule=schedule,
+        clip=clip,
+        patience=patience,
+        eval_every=eval_every,
+        monitor="loss",
+    )
     summary = train_language_model(data_options, model_options, config, out, resume=resume)
     test = summary.get("test")
     if json_output:
@@ -64,8 +83,10 @@ def train(
         return
     typer.echo(f"stopped by {summary['stopped_by']} after {summary['steps']} steps, {summary['train_seconds']:.0f} s")
     if test:
-        typer.echo(f"test: {test['bits_per_token']:.3f} bits/{summary['unit']}, perplexity {test['perplexity']:.2f}"
-                   f" ({test['tokens']:,} tokens); run in {out}")
+        typer.echo(
+            f"test: {test['bits_per_token']:.3f} bits/{summary['unit']}, perplexity {test['perplexity']:.2f}"
+            f" ({test['tokens']:,} tokens); run in {out}"
+        )
 
 
 @app.command("eval")
@@ -79,8 +100,10 @@ def evaluate(
     if json_output:
         o.print_json({"task": "lm", "metrics": metrics, "n": metrics["tokens"]})
     else:
-        typer.echo(f"{metrics['bits_per_token']:.3f} bits/token, perplexity {metrics['perplexity']:.2f} "
-                   f"over {metrics['tokens']:,} tokens")
+        typer.echo(
+            f"{metrics['bits_per_token']:.3f} bits/token, perplexity {metrics['perplexity']:.2f} "
+            f"over {metrics['tokens']:,} tokens"
+        )
 
 
 @app.command()
@@ -101,8 +124,9 @@ def generate(
     model = load(run)
     tokenizer = tokenizer_from_config(model.run_config["tokenizer"])
     generator = torch.Generator().manual_seed(seed)
-    tokens = model.generate(tokenizer.encode(prime), length, temperature=temperature, top_k=top_k, top_p=top_p,
-                            generator=generator)
+    tokens = model.generate(
+        tokenizer.encode(prime), length, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
+    )
     ids: list[int] = []
     printed = ""
     for token in tokens:
@@ -110,7 +134,7 @@ def generate(
         if not json_output:
             # decode the whole tail each time: a subword may only become text with its neighbours
             text = tokenizer.decode(ids)
-            typer.echo(text[len(printed):], nl=False)
+            typer.echo(text[len(printed) :], nl=False)
             printed = text
     if json_output:
         o.print_json({"task": "lm", "prime": prime, "text": tokenizer.decode(ids), "n": len(ids)})

@@ -28,11 +28,33 @@ Clip = Annotated[float, typer.Option(help="Clip the gradient norm to this (0: no
 Patience = Annotated[int | None, typer.Option(help="Stop after this many validations without improvement.")]
 
 
-def train_config(*, epochs: int, max_minutes: float | None, seed: int, device: str, quiet: bool, lr: float,
-                 optimizer: str, schedule: str, clip: float, patience: int | None, **extra) -> TrainConfig:
-    return TrainConfig(epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, quiet=quiet,
-                       learning_rate=lr, optimizer=optimizer, schedule=schedule, clip_norm=clip or None,
-                       patience=patience, **extra)
+def train_config(
+    *,
+    epochs: int,
+    max_minutes: float | None,
+    seed: int,
+    device: str,
+    quiet: bool,
+    lr: float,
+    optimizer: str,
+    schedule: str,
+    clip: float,
+    patience: int | None,
+    **extra,
+) -> TrainConfig:
+    return TrainConfig(
+        epochs=epochs,
+        max_minutes=max_minutes,
+        seed=seed,
+        device=device,
+        quiet=quiet,
+        learning_rate=lr,
+        optimizer=optimizer,
+        schedule=schedule,
+        clip_norm=clip or None,
+        patience=patience,
+        **extra,
+    )
 
 
 def print_json(obj: dict) -> None:

@@ -35,8 +35,7 @@ def run(layer, x: Tensor, hx, lengths: Tensor | None):
     function = _function(layer.cells[0])
     if hx is None:
         # built-in cells start from zeros: make them directly, as torch.nn does
-        zeros = [x.new_zeros(layer.num_layers * layer.num_directions, x.shape[1], size)
-                 for size in layer._state_sizes]
+        zeros = [x.new_zeros(layer.num_layers * layer.num_directions, x.shape[1], size) for size in layer._state_sizes]
         hx = tuple(zeros) if len(zeros) > 1 else zeros[0]
     is_lstm = isinstance(hx, tuple)
     options = (layer.bias, layer.num_layers, layer.dropout, layer.training, layer.bidirectional)

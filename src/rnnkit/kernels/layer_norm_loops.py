@@ -50,8 +50,9 @@ def _affine(v_hat: Tensor, gamma: Tensor, beta: Tensor | None) -> Tensor:
     return gamma * v_hat if beta is None else gamma * v_hat + beta
 
 
-def layer_norm_lstm_forward(xp, h0, c0, w_hh, gamma_hh, beta_hh, eps_hh, gamma_c, beta_c, eps_c, batch_sizes,
-                            rmask, zmask_h, zmask_c):
+def layer_norm_lstm_forward(
+    xp, h0, c0, w_hh, gamma_hh, beta_hh, eps_hh, gamma_c, beta_c, eps_c, batch_sizes, rmask, zmask_h, zmask_c
+):
     num_rows, hidden_size = xp.shape[0], h0.shape[1]
     out, cs = xp.new_empty(num_rows, hidden_size), xp.new_empty(num_rows, hidden_size)
     act = xp.new_empty(num_rows, 5 * hidden_size)  # i | f | g | o | tanh(y)
@@ -74,8 +75,24 @@ def layer_norm_lstm_forward(xp, h0, c0, w_hh, gamma_hh, beta_hh, eps_hh, gamma_c
     return out, h, c, act, cs, a_hat, c_hat, rstd
 
 
-def layer_norm_lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, a_hat, c_hat, rstd, w_hh, gamma_hh, gamma_c,
-                             batch_sizes, rmask, zmask_h, zmask_c):
+def layer_norm_lstm_backward(
+    grad_out,
+    grad_hn,
+    grad_cn,
+    c0,
+    cs,
+    act,
+    a_hat,
+    c_hat,
+    rstd,
+    w_hh,
+    gamma_hh,
+    gamma_c,
+    batch_sizes,
+    rmask,
+    zmask_h,
+    zmask_c,
+):
     dxp, da = torch.empty_like(a_hat), torch.empty_like(a_hat)
     dy = torch.empty_like(c_hat)
     dh, dc = grad_hn.clone(), grad_cn.clone()
@@ -88,12 +105,15 @@ def layer_norm_lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, a_hat, c_h
         d_c_state, d_c_kept = _split_grad(_mask_rows(zmask_c, row, bs), dc[:bs])
         dy[rows] = d_h_new * o * (1 - tanh_y * tanh_y)
         d_c_new = d_c_state + _normalise_backward(dy[rows] * gamma_c, c_hat[rows], rstd[rows, 1:])
-        dxp[rows] = torch.cat([
-            d_c_new * g * i * (1 - i),
-            d_c_new * c_prev * f * (1 - f),
-            d_c_new * i * (1 - g * g),
-            d_h_new * tanh_y * o * (1 - o),
-        ], dim=-1)
+        dxp[rows] = torch.cat(
+            [
+                d_c_new * g * i * (1 - i),
+                d_c_new * c_prev * f * (1 - f),
+                d_c_new * i * (1 - g * g),
+                d_h_new * tanh_y * o * (1 - o),
+            ],
+            dim=-1,
+        )
         da[rows] = _normalise_backward(dxp[rows] * gamma_hh, a_hat[rows], rstd[rows, :1])
         dc[:bs] = d_c_kept + d_c_new * f
         dh[:bs] = _back_into(d_h_kept, da[rows], rmask, w_hh)

@@ -165,12 +165,15 @@ def lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rm
         d_h_new, d_h_kept = _split_grad(_mask_rows(zmask_h, row, bs), dh[:bs] + grad_out[rows])
         d_c_state, d_c_kept = _split_grad(_mask_rows(zmask_c, row, bs), dc[:bs])
         d_c_new = d_c_state + d_h_new * o * (1 - tanh_c * tanh_c)
-        dxp[rows] = torch.cat([
-            d_c_new * g * i * (1 - i),
-            d_c_new * c_prev * f * (1 - f),
-            d_c_new * i * (1 - g * g),
-            d_h_new * tanh_c * o * (1 - o),
-        ], dim=-1)
+        dxp[rows] = torch.cat(
+            [
+                d_c_new * g * i * (1 - i),
+                d_c_new * c_prev * f * (1 - f),
+                d_c_new * i * (1 - g * g),
+                d_h_new * tanh_c * o * (1 - o),
+            ],
+            dim=-1,
+        )
         dc[:bs] = d_c_kept + d_c_new * f
         dh[:bs] = _back_into(d_h_kept, dxp[rows], rmask, w_hh)
     return dxp, dh, dc
@@ -180,6 +183,12 @@ def lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rm
 from rnnkit.kernels.layer_norm_loops import layer_norm_lstm_backward, layer_norm_lstm_forward  # noqa: E402
 
 __all__ = [
-    "gru_backward", "gru_forward", "layer_norm_lstm_backward", "layer_norm_lstm_forward", "lstm_backward",
-    "lstm_forward", "rnn_backward", "rnn_forward",
+    "gru_backward",
+    "gru_forward",
+    "layer_norm_lstm_backward",
+    "layer_norm_lstm_forward",
+    "lstm_backward",
+    "lstm_forward",
+    "rnn_backward",
+    "rnn_forward",
 ]

@@ -45,11 +45,26 @@ def apply(loops, kind: str, packing, xp, state: tuple, cell, rmask, zmask_h, zma
     """``(out (T, H), h_n[, c_n])`` of ``cell``'s recurrence on packed ``xp``, through the Function for ``kind``."""
     if kind == "layer_norm_lstm":
         ln_hh, ln_c = cell.ln_hh, cell.ln_c
-        return LayerNormRecurrence.apply(loops, packing, xp, *state, cell.weight_hh, ln_hh.weight, ln_hh.bias,
-                                         ln_hh.eps, ln_c.weight, ln_c.bias, ln_c.eps, rmask, zmask_h, zmask_c)
+        return LayerNormRecurrence.apply(
+            loops,
+            packing,
+            xp,
+            *state,
+            cell.weight_hh,
+            ln_hh.weight,
+            ln_hh.bias,
+            ln_hh.eps,
+            ln_c.weight,
+            ln_c.bias,
+            ln_c.eps,
+            rmask,
+            zmask_h,
+            zmask_c,
+        )
     c0 = state[1] if kind == "lstm" else None
-    return Recurrence.apply(loops, kind, packing, xp, state[0], c0, cell.weight_hh, cell.bias_hh, rmask, zmask_h,
-                            zmask_c)
+    return Recurrence.apply(
+        loops, kind, packing, xp, state[0], c0, cell.weight_hh, cell.bias_hh, rmask, zmask_h, zmask_c
+    )
 
 
 class Recurrence(torch.autograd.Function):
@@ -66,8 +81,7 @@ class Recurrence(torch.autograd.Function):
         batch_sizes = packing.batch_sizes
         ctx.has_bias = b_hh is not None
         if kind == "lstm":
-            out, h_n, c_n, act, cs = loops.lstm_forward(xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h,
-                                                        zmask_c)
+            out, h_n, c_n, act, cs = loops.lstm_forward(xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h, zmask_c)
             ctx.save_for_backward(h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c)
             return out, h_n, c_n
         if kind == "gru":
@@ -88,14 +102,14 @@ class Recurrence(torch.autograd.Function):
         dc0 = None
         if kind == "lstm":
             grad_cn = torch.zeros_like(c0) if grad_cn is None else grad_cn
-            dxp, dh0, dc0 = loops.lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rmask,
-                                                zmask_h, zmask_c)
+            dxp, dh0, dc0 = loops.lstm_backward(
+                grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rmask, zmask_h, zmask_c
+            )
             dgh = dxp
         elif kind == "gru":
             dxp, dgh, dh0 = loops.gru_backward(grad_out, grad_hn, h0, out, act, w_hh, batch_sizes, rmask, zmask_h)
         else:
-            dxp, dh0 = loops.rnn_backward(grad_out, grad_hn, act, w_hh, batch_sizes, rmask, zmask_h,
-                                          kind == "rnn_relu")
+            dxp, dh0 = loops.rnn_backward(grad_out, grad_hn, act, w_hh, batch_sizes, rmask, zmask_h, kind == "rnn_relu")
             dgh = dxp
         dw_hh = db_hh = None
         if ctx.needs_input_grad[6]:
@@ -109,21 +123,50 @@ class Recurrence(torch.autograd.Function):
         return None, None, None, dxp, dh0, dc0, dw_hh, db_hh, None, None, None
 
 
-
 class LayerNormRecurrence(torch.autograd.Function):
     """:class:`Recurrence` for :class:`rnnkit.cells.LayerNormLSTMCell` (equations in
     :mod:`rnnkit.kernels.layer_norm_loops`): ``(out (T, H), h_n, c_n)``, gradients for ``xp``, the states,
     ``W_hh`` and the gains and offsets of ``ln_hh`` and ``ln_c``."""
 
     @staticmethod
-    def forward(ctx, loops, packing, xp, h0, c0, w_hh, gamma_hh, beta_hh, eps_hh, gamma_c, beta_c, eps_c, rmask,
-                zmask_h, zmask_c):
+    def forward(
+        ctx,
+        loops,
+        packing,
+        xp,
+        h0,
+        c0,
+        w_hh,
+        gamma_hh,
+        beta_hh,
+        eps_hh,
+        gamma_c,
+        beta_c,
+        eps_c,
+        rmask,
+        zmask_h,
+        zmask_c,
+    ):
         ctx.loops, ctx.packing = loops, packing
         out, h_n, c_n, act, cs, a_hat, c_hat, rstd = loops.layer_norm_lstm_forward(
-            xp, h0, c0, w_hh, gamma_hh, beta_hh, eps_hh, gamma_c, beta_c, eps_c, packing.batch_sizes, rmask,
-            zmask_h, zmask_c)
-        ctx.save_for_backward(h0, c0, w_hh, gamma_hh, gamma_c, out, cs, act, a_hat, c_hat, rstd, rmask, zmask_h,
-                              zmask_c)
+            xp,
+            h0,
+            c0,
+            w_hh,
+            gamma_hh,
+            beta_hh,
+            eps_hh,
+            gamma_c,
+            beta_c,
+            eps_c,
+            packing.batch_sizes,
+            rmask,
+            zmask_h,
+            zmask_c,
+        )
+        ctx.save_for_backward(
+            h0, c0, w_hh, gamma_hh, gamma_c, out, cs, act, a_hat, c_hat, rstd, rmask, zmask_h, zmask_c
+        )
         ctx.has_beta = (beta_hh is not None, beta_c is not None)
         return out, h_n, c_n
 
@@ -135,8 +178,23 @@ class LayerNormRecurrence(torch.autograd.Function):
         grad_hn = torch.zeros_like(h0) if grad_hn is None else grad_hn
         grad_cn = torch.zeros_like(c0) if grad_cn is None else grad_cn
         dxp, da, dy, dh0, dc0 = ctx.loops.layer_norm_lstm_backward(
-            grad_out, grad_hn, grad_cn, c0, cs, act, a_hat, c_hat, rstd, w_hh, gamma_hh, gamma_c,
-            ctx.packing.batch_sizes, rmask, zmask_h, zmask_c)
+            grad_out,
+            grad_hn,
+            grad_cn,
+            c0,
+            cs,
+            act,
+            a_hat,
+            c_hat,
+            rstd,
+            w_hh,
+            gamma_hh,
+            gamma_c,
+            ctx.packing.batch_sizes,
+            rmask,
+            zmask_h,
+            zmask_c,
+        )
         h_prev = ctx.packing.previous_states(h0, out)  # (T, H)
         if rmask is not None:
             h_prev = h_prev * ctx.packing.per_row(rmask)
@@ -145,5 +203,20 @@ class LayerNormRecurrence(torch.autograd.Function):
         d_gamma_hh, d_gamma_c = (dxp * a_hat).sum(0), (dy * c_hat).sum(0)
         d_beta_hh = dxp.sum(0) if ctx.has_beta[0] else None
         d_beta_c = dy.sum(0) if ctx.has_beta[1] else None
-        return (None, None, dxp, dh0, dc0, dw_hh, d_gamma_hh, d_beta_hh, None, d_gamma_c, d_beta_c, None, None, None,
-                None)
+        return (
+            None,
+            None,
+            dxp,
+            dh0,
+            dc0,
+            dw_hh,
+            d_gamma_hh,
+            d_beta_hh,
+            None,
+            d_gamma_c,
+            d_beta_c,
+            None,
+            None,
+            None,
+            None,
+        )

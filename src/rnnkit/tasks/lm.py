@@ -97,8 +97,9 @@ class LanguageModel(nn.Module):
         self.layers = nn.ModuleList(layers)
         top_size = layers[-1].output_size
         if config.adaptive_cutoffs:
-            self.output = nn.AdaptiveLogSoftmaxWithLoss(top_size, config.vocab_size, list(config.adaptive_cutoffs),
-                                                        div_value=4.0)
+            self.output = nn.AdaptiveLogSoftmaxWithLoss(
+                top_size, config.vocab_size, list(config.adaptive_cutoffs), div_value=4.0
+            )
         else:
             self.output = nn.Linear(top_size, config.vocab_size)
             if config.tie_weights:
@@ -123,8 +124,10 @@ class LanguageModel(nn.Module):
             layer_state = None if state is None else state[index]
             if self.training and config.weight_drop > 0:
                 # DropConnect: a fresh mask on each W_hh per batch, the same for every step of it
-                dropped = {f"cells.{i}.weight_hh": F.dropout(cell.weight_hh, config.weight_drop)
-                           for i, cell in enumerate(layer.cells)}
+                dropped = {
+                    f"cells.{i}.weight_hh": F.dropout(cell.weight_hh, config.weight_drop)
+                    for i, cell in enumerate(layer.cells)
+                }
                 x, layer_state = torch.func.functional_call(layer, dropped, (x, layer_state), strict=False)
             else:
                 x, layer_state = layer(x, layer_state)
@@ -168,12 +171,24 @@ class LanguageModel(nn.Module):
         if count == 0:
             raise RnnkitError("the evaluation data holds no tokens; give a longer text.")
         loss = total / count
-        return {"loss": loss, "bits_per_token": loss / math.log(2), "perplexity": math.exp(min(loss, 50.0)),
-                "tokens": count}
+        return {
+            "loss": loss,
+            "bits_per_token": loss / math.log(2),
+            "perplexity": math.exp(min(loss, 50.0)),
+            "tokens": count,
+        }
 
     @torch.no_grad()
-    def generate(self, prime: list[int], length: int, *, temperature: float = 1.0, top_k: int = 0,
-                 top_p: float = 1.0, generator: torch.Generator | None = None) -> Iterator[int]:
+    def generate(
+        self,
+        prime: list[int],
+        length: int,
+        *,
+        temperature: float = 1.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        generator: torch.Generator | None = None,
+    ) -> Iterator[int]:
         """Sample ``length`` tokens after ``prime``, one at a time through the layers' step API.
 
         ``temperature`` divides the logits; ``top_k`` keeps the k likeliest tokens; ``top_p`` keeps the

@@ -50,9 +50,7 @@ def load_corpus(data: str) -> TextSplits:
     if data in CORPORA:
         return CORPORA[data]()
     if not Path(data).exists():
-        raise RnnkitError(
-            f"--data {data!r} is neither a built-in corpus ({', '.join(CORPORA)}) nor an existing file."
-        )
+        raise RnnkitError(f"--data {data!r} is neither a built-in corpus ({', '.join(CORPORA)}) nor an existing file.")
     return text_file(data)
 
 
@@ -62,8 +60,9 @@ def fit_tokenizer(kind: str, text: str, options: LanguageModelData) -> Tokenizer
     return TOKENIZERS[kind].fit(text)
 
 
-def train_language_model(options: LanguageModelData, model_options: dict, train_config: TrainConfig,
-                         out: Path | str, *, resume: bool = False) -> dict:
+def train_language_model(
+    options: LanguageModelData, model_options: dict, train_config: TrainConfig, out: Path | str, *, resume: bool = False
+) -> dict:
     """Train, then score the best checkpoint on the held-out test split; returns the run's summary."""
     out = Path(out)
     splits = load_corpus(options.data)
@@ -75,10 +74,11 @@ def train_language_model(options: LanguageModelData, model_options: dict, train_
         tokenizer = fit_tokenizer(options.tokenizer_kind, splits.train, options)
     config = LanguageModelConfig(vocab_size=tokenizer.vocab_size, **model_options)
     model = LanguageModel(config)
-    run_config = {"task": "lm", "model": asdict(config), "tokenizer": tokenizer.to_config(),
-                  "data": asdict(options)}
+    run_config = {"task": "lm", "model": asdict(config), "tokenizer": tokenizer.to_config(), "data": asdict(options)}
     trainer = Trainer(
-        model, train_config, out,
+        model,
+        train_config,
+        out,
         TokenStream(tokenizer.encode(splits.train), options.batch_size, options.window),
         TokenStream(tokenizer.encode(splits.valid), options.eval_batch_size, options.window),
         run_config=run_config,
@@ -87,9 +87,7 @@ def train_language_model(options: LanguageModelData, model_options: dict, train_
     if summary["stopped_by"] == "interrupted":
         return summary
     best = load(out).to(trainer.device)
-    summary["test"] = best.evaluate(
-        TokenStream(tokenizer.encode(splits.test), options.eval_batch_size, options.window)
-    )
+    summary["test"] = best.evaluate(TokenStream(tokenizer.encode(splits.test), options.eval_batch_size, options.window))
     summary["unit"] = "char" if options.tokenizer_kind == "char" else options.tokenizer_kind
     summary["parameters"] = sum(p.numel() for p in best.parameters())
     checkpoint.write_json(out / "metrics.json", summary)

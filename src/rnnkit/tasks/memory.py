@@ -79,8 +79,7 @@ def train_adding(config: AddingConfig, *, quiet: bool = False) -> dict:
     model = SequenceRegressor(config.cell, 2, config.hidden_size)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate)
     start = time.perf_counter()
-    bar = tqdm(range(config.train_steps), desc=f"adding {config.cell}", disable=True if quiet else None,
-               leave=False)
+    bar = tqdm(range(config.train_steps), desc=f"adding {config.cell}", disable=True if quiet else None, leave=False)
     for step in bar:
         x, y = adding_batch(config.batch_size, config.num_steps, generator)
         # forward backward update
