@@ -31,6 +31,14 @@ Gates = dict[str, Tensor]
 NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
 
 
+def check_proj_size(proj_size: int, hidden_size: int) -> None:
+    """Refuse a projection that does not shrink the hidden state, as torch.nn.LSTM does."""
+    if proj_size < 0 or proj_size >= hidden_size:
+        raise RnnkitError(
+            f"proj_size must be in [0, hidden_size) = [0, {hidden_size}), got {proj_size}; use 0 for no projection."
+        )
+
+
 class RecurrentCell(nn.Module):
     """Shared parameters and contract of every cell (subclass it to write your own).
 
@@ -193,18 +201,13 @@ class LSTMCell(RecurrentCell):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        if proj_size < 0 or proj_size >= hidden_size:
-            raise RnnkitError(
-                f"proj_size must be in [0, hidden_size) = [0, {hidden_size}), got {proj_size}; use 0 for no projection."
-            )
+        check_proj_size(proj_size, hidden_size)
         super().__init__(
             input_size, hidden_size, bias, recurrent_size=proj_size or hidden_size, device=device, dtype=dtype
         )
         self.proj_size = proj_size
-        if proj_size:
-            self.weight_hr = nn.Parameter(torch.empty(proj_size, hidden_size, device=device, dtype=dtype))
-        else:
-            self.register_parameter("weight_hr", None)
+        projection = torch.empty(proj_size, hidden_size, device=device, dtype=dtype) if proj_size else None
+        self.register_parameter("weight_hr", None if projection is None else nn.Parameter(projection))
         self.reset_parameters()
 
     def init_state(self, batch_size, *, device=None, dtype=None):
@@ -218,10 +221,14 @@ class LSTMCell(RecurrentCell):
         i, f, g, o = gates.chunk(4, dim=-1)
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
         c = f * c + i * g
-        h = o * torch.tanh(c)
+        h = o * self.squash(c)
         if self.weight_hr is not None:
             h = F.linear(h, self.weight_hr)
         return h, (h, c), {"i": i, "f": f, "g": g, "o": o}
+
+    def squash(self, c: Tensor) -> Tensor:
+        """The cell state as the output gate sees it: :math:`\tanh(c)`."""
+        return torch.tanh(c)
 
     def extra_repr(self) -> str:
         return super().extra_repr() + (f", proj_size={self.proj_size}" if self.proj_size else "")
@@ -321,19 +328,14 @@ class LayerNormLSTMCell(_LayerNormCell):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        if proj_size < 0 or proj_size >= hidden_size:
-            raise RnnkitError(
-                f"proj_size must be in [0, hidden_size) = [0, {hidden_size}), got {proj_size}; use 0 for no projection."
-            )
+        check_proj_size(proj_size, hidden_size)
         super().__init__(
             input_size, hidden_size, bias, recurrent_size=proj_size or hidden_size, device=device, dtype=dtype
         )
         self.proj_size = proj_size
         self.ln_c = nn.LayerNorm(hidden_size, bias=bias, device=device, dtype=dtype)
-        if proj_size:
-            self.weight_hr = nn.Parameter(torch.empty(proj_size, hidden_size, device=device, dtype=dtype))
-        else:
-            self.register_parameter("weight_hr", None)
+        projection = torch.empty(proj_size, hidden_size, device=device, dtype=dtype) if proj_size else None
+        self.register_parameter("weight_hr", None if projection is None else nn.Parameter(projection))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -343,17 +345,11 @@ class LayerNormLSTMCell(_LayerNormCell):
             nn.init.uniform_(self.weight_hr, -bound, bound)
 
     init_state = LSTMCell.init_state
+    equations = LSTMCell.equations
 
-    def equations(self, xp, state, recurrent_mask=None):
-        h, c = state
-        gates = xp + self.recurrent(h, recurrent_mask)
-        i, f, g, o = gates.chunk(4, dim=-1)
-        i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
-        c = f * c + i * g
-        h = o * torch.tanh(self.ln_c(c))
-        if self.weight_hr is not None:
-            h = F.linear(h, self.weight_hr)
-        return h, (h, c), {"i": i, "f": f, "g": g, "o": o}
+    def squash(self, c: Tensor) -> Tensor:
+        """:math:`\tanh(\\mathrm{LN}_c(c))`: the normalised cell state (Ba et al. 2016)."""
+        return torch.tanh(self.ln_c(c))
 
 
 class LayerNormGRUCell(_LayerNormCell):

@@ -25,7 +25,16 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit import kernels
-from rnnkit.cells import GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell, RecurrentCell, RNNCell, State
+from rnnkit.cells import (
+    GRUCell,
+    LayerNormGRUCell,
+    LayerNormLSTMCell,
+    LSTMCell,
+    RecurrentCell,
+    RNNCell,
+    State,
+    check_proj_size,
+)
 from rnnkit.errors import RnnkitError
 from rnnkit.unroll import Trace, check_lengths, map_state, unroll
 
@@ -419,10 +428,7 @@ class LSTM(RecurrentLayer):
         zoneout: float = 0.0,
         cell: CellFactory | None = None,
     ) -> None:
-        if proj_size < 0 or proj_size >= hidden_size:
-            raise RnnkitError(
-                f"proj_size must be in [0, hidden_size) = [0, {hidden_size}), got {proj_size}; use 0 for no projection."
-            )
+        check_proj_size(proj_size, hidden_size)
         self.proj_size = proj_size
         self.layer_norm = layer_norm
         if cell is None:
