@@ -129,6 +129,8 @@ def generate(
     )
     ids: list[int] = []
     printed = ""
+    if not json_output:
+        typer.echo(prime, nl=False)  # the continuation reads on from the prime, as char-rnn prints it
     for token in tokens:
         ids.append(token)
         if not json_output:
