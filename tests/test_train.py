@@ -146,6 +146,21 @@ def test_time_budget_stops_training(tmp_path):
     assert 1.2 <= summary["train_seconds"] < 10
 
 
+def test_a_budgeted_cosine_follows_the_clock_when_it_ends_before_the_epochs(tmp_path):
+    config = TrainConfig(epochs=1000, max_minutes=1.0, learning_rate=0.1, quiet=True)
+    trainer = Trainer(Regression(), config, tmp_path, regression_data(), regression_data())
+    factor = trainer.scheduler.lr_lambdas[0]
+    assert factor(0) == 1.0
+    trainer.position.elapsed = 30.0  # half the budget, a tiny fraction of the epochs
+    assert math.isclose(factor(5), 0.5, abs_tol=1e-12)
+    trainer.position.elapsed = 90.0
+    assert factor(5) == 0.0
+    unbudgeted = Trainer(
+        Regression(), TrainConfig(epochs=2, quiet=True), tmp_path, regression_data(), regression_data()
+    )
+    assert math.isclose(unbudgeted.scheduler.lr_lambdas[0](8), 0.5, abs_tol=1e-12)  # 8 of 16 steps
+
+
 def test_early_stopping_after_patience_evaluations(tmp_path):
     class Stalled(Regression):
         def evaluate(self, data):

@@ -177,8 +177,8 @@ class Trainer:
         if config.optimizer == "sgd":
             options["momentum"] = config.momentum
         self.optimizer = OPTIMIZERS[config.optimizer](model.parameters(), **options)
-        self.scheduler = self._make_scheduler()
         self.position = Position()
+        self.scheduler = self._make_scheduler()
         self.carried = None  # the stream's state entering batch ``position.batch``
 
     def _make_scheduler(self):
@@ -187,13 +187,18 @@ class Trainer:
             return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.plateau_factor, patience=0)
         total = max(1, config.epochs * math.ceil(len(self.train_data) / config.accumulate))
         warmup = config.warmup_steps
+        budget = None if config.max_minutes is None else config.max_minutes * 60
 
         def factor(step: int) -> float:
             if step < warmup:
                 return (step + 1) / warmup
             if config.schedule == "cosine":
-                progress = min(1.0, (step - warmup) / max(1, total - warmup))
-                return 0.5 * (1 + math.cos(math.pi * progress))
+                progress = (step - warmup) / max(1, total - warmup)
+                if budget is not None:
+                    # the cosine ends with whichever runs out first, the epochs or the time budget, so a
+                    # budgeted run still anneals to zero (at the price of a wall-clock-dependent schedule)
+                    progress = max(progress, self.position.elapsed / budget)
+                return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
             return 1.0
 
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
@@ -294,12 +299,12 @@ class Trainer:
                         nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_norm)
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
+                    position.elapsed = elapsed_before + time.perf_counter() - session_start
                     if config.schedule != "plateau":
                         self.scheduler.step()
                     position.step += 1
                     if at_end:
                         position.epoch, position.batch, self.carried = position.epoch + 1, 0, None
-                    position.elapsed = elapsed_before + time.perf_counter() - session_start
                     rate = units / max(1e-9, time.perf_counter() - units_start)
                     bar.set_postfix(loss=f"{output.loss.item():.3f}", units_s=f"{rate:,.0f}")
                     boundary = self._boundary()

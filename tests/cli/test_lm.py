@@ -45,6 +45,17 @@ def test_eval_scores_a_file(trained, corpus):
     assert set(report) == {"task", "metrics", "n"} and report["metrics"]["perplexity"] > 1
 
 
+def test_dynamic_evaluation_adapts_to_a_repetitive_file(trained, corpus):
+    out, _ = trained
+    scores = {}
+    for flags in ([], ["--dynamic-lr", "0.05"]):
+        result = runner.invoke(app, ["lm", "eval", str(out), "--data", str(corpus), "--window", "16", *flags, "--json"])
+        assert result.exit_code == 0, result.output
+        scores[bool(flags)] = json.loads(result.stdout)["metrics"]
+    assert scores[True]["dynamic"] and scores[True]["tokens"] == scores[False]["tokens"]
+    assert scores[True]["loss"] < scores[False]["loss"]
+
+
 def test_generate_prints_text_from_the_prime_vocabulary(trained):
     out, _ = trained
     result = runner.invoke(app, ["lm", "generate", str(out), "--prime", "ROMEO:", "--length", "40", "--json"])
@@ -69,6 +80,9 @@ def test_resume_continues_a_finished_run_to_more_epochs(trained, corpus):
         (["lm", "train", "--data", "{corpus}", "--tokenizer", "bytes", "--out", "x"], "Unknown tokenizer 'bytes'"),
         (["lm", "train", "--data", "{corpus}", "--cell", "mlp", "--out", "x"], "Unknown cell 'mlp'"),
         (["lm", "eval", "no/such/run"], "is not a directory"),
+        (["lm", "eval", "{run}", "--data", "{corpus}", "--dynamic-lr", "-1"], "learning_rate > 0"),
+        (["lm", "eval", "{run}", "--data", "shakespeare", "--split", "dev"], "Unknown split 'dev'"),
+        (["data", "fetch", "gutenberg"], "Unknown corpus 'gutenberg'"),
         (["lm", "generate", "{run}", "--temperature", "0"], "temperature > 0"),
     ],
 )

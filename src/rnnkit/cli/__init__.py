@@ -37,10 +37,12 @@ def _root() -> None:
     """Recurrent neural networks for PyTorch."""
 
 
-from rnnkit.cli import demo, lm  # noqa: E402  (each registers its commands)
+from rnnkit.cli import adding, data, demo, lm  # noqa: E402  (each registers its commands)
 
 demo.register(app)
+adding.register(app)
 app.add_typer(lm.app, name="lm")
+app.add_typer(data.app, name="data")
 
 
 def main() -> None:

@@ -93,16 +93,35 @@ def train(
 def evaluate(
     run: o.RunDir,
     data: Data = "shakespeare",
+    split: Annotated[str, typer.Option(help="Split of a built-in corpus: train, valid or test.")] = "test",
+    batch_size: Annotated[int, typer.Option(help="Parallel streams the text is cut into.")] = 8,
+    window: Annotated[int, typer.Option(help="Tokens per window (0: the training window).")] = 0,
+    dynamic_lr: Annotated[
+        float, typer.Option(help="Dynamic evaluation: adapt to the text while scoring it, at this SGD rate (0: off).")
+    ] = 0.0,
+    dynamic_decay: Annotated[float, typer.Option(help="Dynamic evaluation: pull back to the trained weights.")] = 0.0,
     json_output: o.Json = False,
 ) -> None:
-    """Score a trained model on a corpus' test split or on a whole text file."""
-    metrics = evaluate_language_model(run, data)
+    """Score a trained model on a corpus' test split or on a whole text file.
+
+    Example: rnnkit lm eval runs/char-lstm --data shakespeare --dynamic-lr 0.01
+    """
+    metrics = evaluate_language_model(
+        run,
+        data,
+        batch_size=batch_size,
+        window=window or None,
+        dynamic_lr=dynamic_lr or None,
+        dynamic_decay=dynamic_decay,
+        split=split,
+    )
     if json_output:
         o.print_json({"task": "lm", "metrics": metrics, "n": metrics["tokens"]})
     else:
+        mode = " (dynamic evaluation)" if metrics.get("dynamic") else ""
         typer.echo(
             f"{metrics['bits_per_token']:.3f} bits/token, perplexity {metrics['perplexity']:.2f} "
-            f"over {metrics['tokens']:,} tokens"
+            f"over {metrics['tokens']:,} tokens{mode}"
         )
 
 

@@ -179,10 +179,16 @@ def lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rm
     return dxp, dh, dc
 
 
+def column_dot(a: Tensor, b: Tensor) -> Tensor:
+    """``(a * b).sum(0)`` for ``(T, F)`` tensors: the gradient of a layer norm's gain over all rows."""
+    return (a * b).sum(0)
+
+
 # the layer-norm LSTM loop has its own file; re-exported so both implementations offer the same names
 from rnnkit.kernels.layer_norm_loops import layer_norm_lstm_backward, layer_norm_lstm_forward  # noqa: E402
 
 __all__ = [
+    "column_dot",
     "gru_backward",
     "gru_forward",
     "layer_norm_lstm_backward",

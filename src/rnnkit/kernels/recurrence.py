@@ -21,6 +21,7 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from rnnkit.cells import GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
+from rnnkit.kernels import gemm
 
 
 def kind_of(cell) -> str | None:
@@ -39,6 +40,13 @@ def kind_of(cell) -> str | None:
     if kind is LayerNormLSTMCell and cell.weight_hr is None:
         return "layer_norm_lstm"
     return None
+
+
+def project(kind: str, cell, x):
+    """``cell.project(x)`` (input products for every step at once) with :mod:`rnnkit.kernels.gemm`'s products."""
+    if kind == "layer_norm_lstm":
+        return cell.ln_ih(gemm.linear(x, cell.weight_ih))
+    return gemm.linear(x, cell.weight_ih, cell.bias_ih)
 
 
 def apply(loops, kind: str, packing, xp, state: tuple, cell, rmask, zmask_h, zmask_c) -> tuple:
@@ -117,7 +125,7 @@ class Recurrence(torch.autograd.Function):
             if rmask is not None:
                 h_prev = h_prev * ctx.packing.per_row(rmask)
             # (G*H, T) @ (T, H) -> (G*H, H)
-            dw_hh = dgh.t().mm(h_prev)
+            dw_hh = gemm.mm(dgh.t(), h_prev)
         if ctx.has_bias and ctx.needs_input_grad[7]:
             db_hh = dgh.sum(0)
         return None, None, None, dxp, dh0, dc0, dw_hh, db_hh, None, None, None
@@ -199,8 +207,8 @@ class LayerNormRecurrence(torch.autograd.Function):
         if rmask is not None:
             h_prev = h_prev * ctx.packing.per_row(rmask)
         # one product / reduction over all T rows each
-        dw_hh = da.t().mm(h_prev)
-        d_gamma_hh, d_gamma_c = (dxp * a_hat).sum(0), (dy * c_hat).sum(0)
+        dw_hh = gemm.mm(da.t(), h_prev)
+        d_gamma_hh, d_gamma_c = ctx.loops.column_dot(dxp, a_hat), ctx.loops.column_dot(dy, c_hat)
         d_beta_hh = dxp.sum(0) if ctx.has_beta[0] else None
         d_beta_c = dy.sum(0) if ctx.has_beta[1] else None
         return (

@@ -50,7 +50,7 @@ def run(layer, x: Tensor, hx, lengths: Tensor | None, loops):
             cell = layer.cells[index]
             state = tuple(s[index] for s in hx)
             rmask, zmask_h, zmask_c = _noise(layer, state, packing, training)
-            xp = cell.project(x if direction == 0 else packing.reverse(x))  # (T, G*H), one product
+            xp = recurrence.project(kind, cell, x if direction == 0 else packing.reverse(x))  # (T, G*H), one product
             out, *final = recurrence.apply(loops, kind, packing, xp, state, cell, rmask, zmask_h, zmask_c)
             outputs.append(out if direction == 0 else packing.reverse(out))
             finals.append(tuple(final))

@@ -168,15 +168,7 @@ class LanguageModel(nn.Module):
             hidden, state = self(x, state)
             total += self._token_loss(hidden, y).item() * y.numel()
             count += y.numel()
-        if count == 0:
-            raise RnnkitError("the evaluation data holds no tokens; give a longer text.")
-        loss = total / count
-        return {
-            "loss": loss,
-            "bits_per_token": loss / math.log(2),
-            "perplexity": math.exp(min(loss, 50.0)),
-            "tokens": count,
-        }
+        return stream_metrics(total, count)
 
     @torch.no_grad()
     def generate(
@@ -216,6 +208,15 @@ class LanguageModel(nn.Module):
                 x, layer_state = layer.step(x, layer_state)
                 new_states.append(layer_state)
             hidden, state = x, tuple(new_states)
+
+
+def stream_metrics(total: float, count: int) -> dict[str, float]:
+    """Summed nats over ``count`` tokens -> mean loss, bits per token and perplexity."""
+    if count == 0:
+        raise RnnkitError("the evaluation data holds no tokens; give a longer text.")
+    loss = total / count
+    perplexity = math.exp(min(loss, 50.0))  # capped: an untrained model's e^loss would overflow
+    return {"loss": loss, "bits_per_token": loss / math.log(2), "perplexity": perplexity, "tokens": count}
 
 
 def sample(logits: Tensor, top_k: int, top_p: float, generator: torch.Generator | None) -> Tensor:

@@ -19,6 +19,7 @@ from rnnkit.data.wikitext import wikitext2
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import training_curves
 from rnnkit.tasks import load
+from rnnkit.tasks.dynamic_eval import dynamic_evaluate
 from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig, TokenStream
 from rnnkit.train import TrainConfig, Trainer
 
@@ -96,16 +97,33 @@ def train_language_model(
     return summary
 
 
-def evaluate_language_model(directory: Path | str, data: str, *, batch_size: int = 8) -> dict:
-    """Score a trained model on a corpus' test split, or on the whole of a text file."""
+def evaluate_language_model(
+    directory: Path | str,
+    data: str,
+    *,
+    batch_size: int = 8,
+    window: int | None = None,
+    dynamic_lr: float | None = None,
+    dynamic_decay: float = 0.0,
+    split: str = "test",
+) -> dict:
+    """Score a trained model on a corpus' split (test by default), or on the whole of a text file.
+
+    With ``dynamic_lr`` the model adapts to the text as it scores it (:mod:`rnnkit.tasks.dynamic_eval`).
+    """
     model = load(directory)
     run_config = model.run_config
     tokenizer = tokenizer_from_config(run_config["tokenizer"])
     if data in CORPORA:
-        text = CORPORA[data]().test
+        if split not in ("train", "valid", "test"):
+            raise RnnkitError(f"Unknown split {split!r}. Select from train, valid, test.")
+        text = getattr(CORPORA[data](), split)
     else:
         from rnnkit.data.sources import read_text_file
 
         text = read_text_file(data)
-    window = run_config.get("data", {}).get("window", 128)
-    return model.evaluate(TokenStream(tokenizer.encode(text), batch_size, window))
+    window = window or run_config.get("data", {}).get("window", 128)
+    stream = TokenStream(tokenizer.encode(text), batch_size, window)
+    if dynamic_lr is None:
+        return model.evaluate(stream)
+    return {**dynamic_evaluate(model, stream, learning_rate=dynamic_lr, decay=dynamic_decay), "dynamic": True}

@@ -3,9 +3,12 @@
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 using at::Tensor;
@@ -38,33 +41,80 @@ void for_rows(int64_t rows, int64_t width, const F& f) {
   });
 }
 
-// gh[:bs] = (h[:bs] * rmask[:bs]) @ W_hh^T + b_hh
-inline void recurrent_product(Tensor& gh, const Tensor& h, const Opt& rmask, const Tensor& w_t, const Opt& b_hh,
-                              int64_t bs, Tensor& scratch) {
-  Tensor h_in = h.narrow(0, 0, bs);
-  if (rmask) {
-    Tensor masked = scratch.narrow(0, 0, bs);
-    at::mul_out(masked, h_in, rmask->narrow(0, 0, bs));
-    h_in = masked;
-  }
-  Tensor out = gh.narrow(0, 0, bs);
-  if (b_hh) {
-    at::addmm_out(out, *b_hh, h_in, w_t);
-  } else {
-    at::mm_out(out, h_in, w_t);
-  }
+// ---- per-step products through oneDNN ------------------------------------------------------------------------
+// at::mm calls MKL, which runs AVX2 code on AMD CPUs; torch's oneDNN linear uses AVX-512 where the CPU has it
+// (about 2x on the bench machine, see rnnkit/kernels/gemm.py). The loops multiply by the same W_hh at every
+// step, so it is reordered into oneDNN's blocked layout once per call. The operator is looked up by name and
+// called boxed (its C++ signature differs between torch versions); without it, or for fp64, at::mm is used.
+inline const c10::OperatorHandle* onednn_op(const char* name) {
+  if (std::getenv("RNNKIT_NO_ONEDNN") && std::string(std::getenv("RNNKIT_NO_ONEDNN")) != "0") return nullptr;
+  auto handle = c10::Dispatcher::singleton().findSchema({name, ""});
+  return handle ? new c10::OperatorHandle(*handle) : nullptr;
 }
 
-// dh[:bs] += (dgh[:bs] @ W_hh) * rmask[:bs]
-inline void recurrent_backward(Tensor& dh, const Tensor& dgh_t, const Opt& rmask, const Tensor& w_hh, int64_t bs,
-                               Tensor& scratch) {
-  Tensor dh_rows = dh.narrow(0, 0, bs);
+// The right-hand factor B of C = A B at every step, kept as a linear layer's weight W (B = W^T): for the
+// forward W = W_hh (4H x H, gates from h); for the backward W = W_hh^T (dh from the gate gradients).
+class StepWeights {
+ public:
+  StepWeights(const Tensor& w, bool transpose_for_linear, int64_t batch) {
+    // weight_ is (out, in): forward uses W_hh as is; backward needs W_hh^T as the linear weight
+    weight_ = transpose_for_linear ? w.t().contiguous() : w.contiguous();
+    b_ = weight_.t();
+    static const c10::OperatorHandle* reorder = onednn_op("mkldnn::_reorder_linear_weight");
+    static const c10::OperatorHandle* linear = onednn_op("mkldnn::_linear_pointwise");
+    // tiny products (batch 1, small H) cost less through at::mm than through a boxed operator call
+    const bool large = batch * weight_.size(0) * weight_.size(1) >= (int64_t(1) << 18);
+    if (weight_.scalar_type() != at::kFloat || !reorder || !linear || !large) return;
+    linear_ = linear;
+    torch::jit::Stack stack{weight_, c10::IValue(batch)};
+    reorder->callBoxed(&stack);
+    packed_ = stack[0].toTensor();
+  }
+
+  // a[:bs] @ B (+ bias): a fresh oneDNN result (no copy), or written into buffer[:bs]
+  Tensor product(const Tensor& a, int64_t bs, const Opt& bias, Tensor& buffer) const {
+    Tensor rows = a.narrow(0, 0, bs);
+    if (linear_) {
+      torch::jit::Stack stack{rows, packed_, bias ? c10::IValue(*bias) : c10::IValue(), c10::IValue("none"),
+                              c10::IValue(c10::List<std::optional<c10::Scalar>>()), c10::IValue("")};
+      linear_->callBoxed(&stack);
+      return stack[0].toTensor();
+    }
+    Tensor out = buffer.narrow(0, 0, bs);
+    bias ? at::addmm_out(out, *bias, rows, b_) : at::mm_out(out, rows, b_);
+    return out;
+  }
+
+  // c[:bs] += a[:bs] @ B
+  void accumulate(const Tensor& a, Tensor& c, int64_t bs) const {
+    Tensor out = c.narrow(0, 0, bs);
+    linear_ ? void(out.add_(product(a, bs, Opt(), out))) : void(out.addmm_(a.narrow(0, 0, bs), b_));
+  }
+
+ private:
+  Tensor weight_, b_, packed_;
+  const c10::OperatorHandle* linear_ = nullptr;
+};
+
+// (h[:bs] * rmask[:bs]) @ W_hh^T + b_hh, (bs, G*H) contiguous: oneDNN's result or gh[:bs]
+inline Tensor recurrent_product(Tensor& gh, const Tensor& h, const Opt& rmask, const StepWeights& w, const Opt& b_hh,
+                                int64_t bs, Tensor& scratch) {
+  Tensor h_in = h;
   if (rmask) {
-    Tensor product = scratch.narrow(0, 0, bs);
-    at::mm_out(product, dgh_t, w_hh);
-    dh_rows.addcmul_(product, rmask->narrow(0, 0, bs));
+    Tensor masked = scratch.narrow(0, 0, bs);
+    at::mul_out(masked, h.narrow(0, 0, bs), rmask->narrow(0, 0, bs));
+    h_in = scratch;
+  }
+  return w.product(h_in, bs, b_hh, gh);
+}
+
+// dh[:bs] += (dgh[:bs] @ W_hh) * rmask[:bs]; dgh_t holds the bs rows of this step
+inline void recurrent_backward(Tensor& dh, const Tensor& dgh_t, const Opt& rmask, const StepWeights& w, int64_t bs,
+                               Tensor& scratch) {
+  if (rmask) {
+    dh.narrow(0, 0, bs).addcmul_(w.product(dgh_t, bs, Opt(), scratch), rmask->narrow(0, 0, bs));
   } else {
-    dh_rows.addmm_(dgh_t, w_hh);
+    w.accumulate(dgh_t, dh, bs);
   }
 }
 

@@ -56,7 +56,8 @@ std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Ten
   Tensor a_hat = at::empty({T, 4 * H}, xp.options()), c_hat = at::empty({T, H}, xp.options());
   Tensor rstd = at::empty({T, 2}, xp.options());  // rstd of W_hh h | rstd of c~
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone(), gh = at::empty({N, 4 * H}, xp.options());
-  Tensor scratch = at::empty({N, H}, xp.options()), w_t = w_hh.t();
+  Tensor scratch = at::empty({N, H}, xp.options());
+  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "layer_norm_lstm_forward", [&] {
     const scalar_t* gam = gamma_hh.data_ptr<scalar_t>();
     const scalar_t* bet = ptr_or_null<scalar_t>(beta_hh);
@@ -65,11 +66,11 @@ std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Ten
     for (int64_t t = 0; t < L; ++t) {
       const int64_t bs = batch_sizes[t], row = off[t];
       if (bs == 0) continue;
-      recurrent_product(gh, h, rmask, w_t, Opt(), bs, scratch);
+      Tensor gh_t = recurrent_product(gh, h, rmask, w_t, Opt(), bs, scratch);
       for_rows(bs, 9 * H, [&](int64_t n) {
         const int64_t r = row + n, G = 4 * H;
         const scalar_t* x = xp.data_ptr<scalar_t>() + r * G;
-        scalar_t* g_row = gh.data_ptr<scalar_t>() + n * G;
+        scalar_t* g_row = gh_t.data_ptr<scalar_t>() + n * G;
         scalar_t* ah = a_hat.data_ptr<scalar_t>() + r * G;
         scalar_t* a = act.data_ptr<scalar_t>() + r * 5 * H;
         scalar_t* rs = rstd.data_ptr<scalar_t>() + r * 2;
@@ -126,6 +127,7 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
   Tensor dy = at::empty({T, H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();
   Tensor scratch = at::empty({N, H}, act.options());
+  const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "layer_norm_lstm_backward", [&] {
     const scalar_t* gam = gamma_hh.data_ptr<scalar_t>();
     const scalar_t* gam_c = gamma_c.data_ptr<scalar_t>();
@@ -174,7 +176,7 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
         SIMD for (int64_t j = 0; j < G; ++j) da_row[j] = dx[j] * gam[j];
         layer_norm_backward(da_row, ah, G, rs[0]);
       });
-      recurrent_backward(dh, da.narrow(0, row, bs), rmask, w_hh, bs, scratch);
+      recurrent_backward(dh, da.narrow(0, row, bs), rmask, w_back, bs, scratch);
     }
   });
   return {dxp, da, dy, dh, dc};

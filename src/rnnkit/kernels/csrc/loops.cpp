@@ -24,14 +24,14 @@ std::vector<Tensor> rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
   Tensor out = at::empty({T, H}, xp.options());
   Tensor act = at::empty({T, H}, xp.options());
   Tensor h = h0.contiguous().clone(), gh = at::empty({N, H}, xp.options()), scratch = at::empty_like(gh);
-  Tensor w_t = w_hh.t();
+  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnn_forward", [&] {
     for (int64_t t = 0; t < L; ++t) {
       const int64_t bs = batch_sizes[t], row = off[t];
       if (bs == 0) continue;
-      recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
+      const Tensor gh_t = recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
       const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * H;
-      const scalar_t* g = gh.data_ptr<scalar_t>();
+      const scalar_t* g = gh_t.data_ptr<scalar_t>();
       const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : nullptr;
       scalar_t* a_t = act.data_ptr<scalar_t>() + row * H;
       scalar_t* o_t = out.data_ptr<scalar_t>() + row * H;
@@ -62,6 +62,7 @@ std::vector<Tensor> rnn_backward(Tensor grad_out, Tensor grad_hn, Tensor act, Te
   const Sizes off = offsets_of(batch_sizes);
   Tensor dxp = at::empty({T, H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), scratch = at::empty({N, H}, act.options());
+  const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnn_backward", [&] {
     for (int64_t t = L - 1; t >= 0; --t) {
       const int64_t bs = batch_sizes[t], row = off[t];
@@ -81,7 +82,7 @@ std::vector<Tensor> rnn_backward(Tensor grad_out, Tensor grad_hn, Tensor act, Te
           d[j] = keep ? grad : scalar_t(0);
         }
       });
-      recurrent_backward(dh, dxp.narrow(0, row, bs), rmask, w_hh, bs, scratch);
+      recurrent_backward(dh, dxp.narrow(0, row, bs), rmask, w_back, bs, scratch);
     }
   });
   return {dxp, dh};
@@ -99,14 +100,15 @@ std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
   Tensor out = at::empty({T, H}, xp.options());
   Tensor act = at::empty({T, 4 * H}, xp.options());  // r | z | n | gh_n
   Tensor h = h0.contiguous().clone(), gh = at::empty({N, 3 * H}, xp.options());
-  Tensor scratch = at::empty({N, H}, xp.options()), w_t = w_hh.t();
+  Tensor scratch = at::empty({N, H}, xp.options());
+  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_forward", [&] {
     for (int64_t t = 0; t < L; ++t) {
       const int64_t bs = batch_sizes[t], row = off[t];
       if (bs == 0) continue;
-      recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
+      const Tensor gh_t = recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
       const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * 3 * H;
-      const scalar_t* g = gh.data_ptr<scalar_t>();
+      const scalar_t* g = gh_t.data_ptr<scalar_t>();
       const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : nullptr;
       scalar_t* a_t = act.data_ptr<scalar_t>() + row * 4 * H;
       scalar_t* o_t = out.data_ptr<scalar_t>() + row * H;
@@ -147,6 +149,7 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
   Tensor dxp = at::empty({T, 3 * H}, act.options());
   Tensor dgh = at::empty({T, 3 * H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), scratch = at::empty({N, H}, act.options());
+  const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_backward", [&] {
     for (int64_t t = L - 1; t >= 0; --t) {
       const int64_t bs = batch_sizes[t], row = off[t];
@@ -180,7 +183,7 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
           d[k] = (keep ? grad : scalar_t(0)) + d_new * z;
         }
       });
-      recurrent_backward(dh, dgh.narrow(0, row, bs), rmask, w_hh, bs, scratch);
+      recurrent_backward(dh, dgh.narrow(0, row, bs), rmask, w_back, bs, scratch);
     }
   });
   return {dxp, dgh, dh};
@@ -200,14 +203,15 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
   Tensor cs = at::empty({T, H}, xp.options());      // c at every step (after zoneout)
   Tensor act = at::empty({T, 5 * H}, xp.options());  // i | f | g | o | tanh(c~)
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone(), gh = at::empty({N, 4 * H}, xp.options());
-  Tensor scratch = at::empty({N, H}, xp.options()), w_t = w_hh.t();
+  Tensor scratch = at::empty({N, H}, xp.options());
+  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_forward", [&] {
     for (int64_t t = 0; t < L; ++t) {
       const int64_t bs = batch_sizes[t], row = off[t];
       if (bs == 0) continue;
-      recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
+      const Tensor gh_t = recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
       const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * 4 * H;
-      const scalar_t* g_all = gh.data_ptr<scalar_t>();
+      const scalar_t* g_all = gh_t.data_ptr<scalar_t>();
       const scalar_t* zh_t = zmask_h ? zmask_h->data_ptr<scalar_t>() + row * H : nullptr;
       const scalar_t* zc_t = zmask_c ? zmask_c->data_ptr<scalar_t>() + row * H : nullptr;
       scalar_t* a_t = act.data_ptr<scalar_t>() + row * 5 * H;
@@ -252,6 +256,7 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
   Tensor dxp = at::empty({T, 4 * H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();
   Tensor scratch = at::empty({N, H}, act.options());
+  const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward", [&] {
     for (int64_t t = L - 1; t >= 0; --t) {
       const int64_t bs = batch_sizes[t], row = off[t];
@@ -282,10 +287,29 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
           dcp[k] = (keep_c ? dcp[k] : scalar_t(0)) + d_c_new * f;
         }
       });
-      recurrent_backward(dh, dxp.narrow(0, row, bs), rmask, w_hh, bs, scratch);
+      recurrent_backward(dh, dxp.narrow(0, row, bs), rmask, w_back, bs, scratch);
     }
   });
   return {dxp, dh, dc};
+}
+
+// (a * b).sum(0) of two (T, F) tensors without the (T, F) temporary: columns split between threads
+Tensor column_dot(Tensor a, Tensor b) {
+  a = a.contiguous();
+  b = b.contiguous();
+  const int64_t T = a.size(0), F = a.size(1);
+  Tensor out = at::zeros({F}, a.options());
+  AT_DISPATCH_FLOATING_TYPES(a.scalar_type(), "column_dot", [&] {
+    const scalar_t* pa = a.data_ptr<scalar_t>();
+    const scalar_t* pb = b.data_ptr<scalar_t>();
+    scalar_t* po = out.data_ptr<scalar_t>();
+    at::parallel_for(0, F, 256, [&](int64_t begin, int64_t end) {
+      for (int64_t t = 0; t < T; ++t) {
+        SIMD for (int64_t j = begin; j < end; ++j) po[j] += pa[t * F + j] * pb[t * F + j];
+      }
+    });
+  });
+  return out;
 }
 
 // layer_norm_lstm.cpp
@@ -302,6 +326,7 @@ std::vector<Tensor> stack_step(const std::string& kind, Tensor x, Tensor h, Opt 
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("stack_step", &stack_step);
+  m.def("column_dot", &column_dot);
   m.def("layer_norm_lstm_forward", &layer_norm_lstm_forward);
   m.def("layer_norm_lstm_backward", &layer_norm_lstm_backward);
   m.def("rnn_forward", &rnn_forward);

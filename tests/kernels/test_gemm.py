@@ -1,0 +1,43 @@
+"""oneDNN products: the same numbers as torch.mm / F.linear in values and gradients, and the fallback."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch.testing import assert_close
+
+from rnnkit.kernels import gemm
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(("m", "k", "n"), [(7, 5, 3), (64, 33, 128), (300, 40, 17)])
+def test_mm_matches_torch_for_plain_and_transposed_operands(dtype, m, k, n):
+    generator = torch.Generator().manual_seed(m)
+    a, b = torch.randn(m, k, generator=generator, dtype=dtype), torch.randn(k, n, generator=generator, dtype=dtype)
+    assert_close(gemm.mm(a, b), a @ b, rtol=1e-5, atol=1e-5)
+    left = torch.randn(k, m, generator=generator, dtype=dtype).t()  # a weight gradient's dY^T: a transposed view
+    assert_close(gemm.mm(left, b), left @ b, rtol=1e-5, atol=1e-5)
+    assert gemm.mm(left, b).is_contiguous()
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_matches_f_linear_in_values_and_gradients(bias):
+    torch.manual_seed(0)
+    x = torch.randn(6, 4, 9, requires_grad=True)
+    weight = torch.randn(12, 9, requires_grad=True)
+    b = torch.randn(12, requires_grad=True) if bias else None
+    ours, reference = gemm.linear(x, weight, b), F.linear(x, weight, b)
+    assert_close(ours, reference, rtol=1e-5, atol=1e-5)
+    grad = torch.randn_like(reference)
+    inputs = [x, weight] + ([b] if bias else [])
+    for got, expected in zip(
+        torch.autograd.grad(ours, inputs, grad), torch.autograd.grad(reference, inputs, grad), strict=True
+    ):
+        assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fp64_and_disabled_onednn_fall_back_to_torch(monkeypatch):
+    assert not gemm.applies(torch.zeros(2, 2, dtype=torch.float64))
+    monkeypatch.setattr(gemm, "_operator", lambda: None)
+    assert not gemm.applies(torch.zeros(2, 2))
+    a, b = torch.randn(3, 4), torch.randn(4, 5)
+    assert_close(gemm.mm(a, b), a @ b)
