@@ -7,7 +7,7 @@ import torch
 
 import rnnkit
 from rnnkit import kernels
-from rnnkit.kernels import aten, native, stack
+from rnnkit.kernels import aten, gemm, native, stack
 
 
 @pytest.fixture
@@ -40,12 +40,15 @@ def test_gru_and_rnn_use_rnnkit_loops_and_plain_lstm_uses_aten(calls):
 
 
 @pytest.mark.skipif(not NATIVE, reason="native loops not built")
-def test_matrix_bound_plain_steps_go_to_aten_but_lengths_stay_on_the_loops(calls):
+def test_matrix_bound_plain_steps_go_to_aten_without_onednn_but_lengths_stay_on_the_loops(calls, monkeypatch):
     wide = rnnkit.GRU(3, 1024)  # batch x hidden = 32 x 1024 >= kernels.MATRIX_BOUND_STEP
     x = torch.randn(2, 32, 3)
+    expected = ["stack" if gemm.applies(x) else "aten", "aten", "stack"]
+    wide(x)  # oneDNN products: the loops win at every size
+    monkeypatch.setattr(gemm, "_operator", lambda: None)
     wide(x)
     wide(x, lengths=torch.full((32,), 2))
-    assert [label for label, _ in calls] == ["aten", "stack"]
+    assert [label for label, _ in calls] == expected
 
 
 def test_without_native_loops_aten_serves_standard_cells_and_python_loops_the_rest(calls, monkeypatch):

@@ -16,7 +16,8 @@ and gradients); :func:`run_fused` returns ``None`` when no kernel applies, and t
 Choice (measured by ``bench/kernels.py`` on a 2-core CPU): on GPUs aten (cuDNN) wherever it applies (the
 rnnkit loops run there only through their PyTorch twin, untested on CUDA); on the CPU the native loops for
 RNN, GRU and layer-norm LSTM, and for LSTM with lengths, recurrent dropout or zoneout, but aten for a plain
-LSTM, where oneDNN's loop is about twice as fast as ours. Without native loops (``RNNKIT_NO_NATIVE=1``, no
+LSTM, where oneDNN's fused loop is faster than ours. The loops' matrix products go through oneDNN where torch
+ships it (:mod:`rnnkit.kernels.gemm`). Without native loops (``RNNKIT_NO_NATIVE=1``, no
 compiler, bf16), aten wherever it applies, else the PyTorch twin.
 """
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnkit.kernels import aten, loops, native, stack
+from rnnkit.kernels import aten, gemm, loops, native, stack
 from rnnkit.kernels.recurrence import kind_of
 from rnnkit.kernels.streaming import step
 
@@ -37,17 +38,20 @@ def native_loops(x: Tensor):
     return native.load()
 
 
-# Measured by bench/kernels.py (2-core EPYC): for a plain batch the native loops win while per-step overhead
-# matters (GRU 1.1-9.6x, RNN 1.4-4.9x torch.nn up to N*H = 16,384) but lose once each step's products are
-# large (N*H = 83,200: GRU 0.90x, RNN 0.97x), and oneDNN's LSTM beats them at every plain shape.
-MATRIX_BOUND_STEP = 32_768  # batch x hidden from which a plain RNN/GRU step is left to aten
+# Measured by bench/kernels.py (2-core EPYC): with oneDNN's products (rnnkit.kernels.gemm) the native RNN and
+# GRU loops beat torch's at every bench shape (about 2x at N*H = 83,200); with MKL's products alone they lose
+# once each step's products are large (N*H = 83,200: GRU 0.90x, RNN 0.97x). oneDNN's fused LSTM beats our
+# LSTM loop at every plain shape, so a plain LSTM stays with aten.
+MATRIX_BOUND_STEP = 32_768  # batch x hidden from which a plain RNN/GRU step is left to aten without oneDNN
 
 
 def prefers_aten(layer, x: Tensor, lengths: Tensor | None) -> bool:
     """True where torch's own fused loop is the faster of the two for this call."""
     if lengths is not None or not aten.applies(layer):
         return False  # variable lengths: the shrinking-batch loops beat a packed batch
-    return kind_of(layer.cells[0]) == "lstm" or x.shape[1] * layer.hidden_size >= MATRIX_BOUND_STEP
+    if kind_of(layer.cells[0]) == "lstm":
+        return True
+    return not gemm.applies(x) and x.shape[1] * layer.hidden_size >= MATRIX_BOUND_STEP
 
 
 def run_fused(layer, x: Tensor, hx, lengths: Tensor | None):

@@ -10,29 +10,37 @@ using namespace rnnkit;
 
 namespace {
 
-// mean and 1/sqrt(var + eps) of v[0, n), two passes as LayerNorm does. Sums in double: LayerNorm's
-// backward amplifies rounding by rstd, and fp32 sums drifted past the tests' 1e-5 on small rows.
+// Row sums in the element type, but over 16 interleaved partial sums: that vectorises, and its rounding error
+// grows like a pairwise sum's rather than a running sum's (a running fp32 sum drifted past the tests' 1e-5 on
+// LayerNorm's backward, which amplifies rounding by rstd).
+template <typename T, typename F>
+T lane_sum(int64_t n, const F& term) {
+  constexpr int64_t kLanes = 16;
+  T lanes[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes) {
+    SIMD for (int64_t k = 0; k < kLanes; ++k) lanes[k] += term(j + k);
+  }
+  T total = 0;
+  for (; j < n; ++j) total += term(j);
+  for (int64_t k = 0; k < kLanes; ++k) total += lanes[k];
+  return total;
+}
+
+// mean and 1/sqrt(var + eps) of v[0, n), two passes as LayerNorm does
 template <typename T>
 void moments(const T* v, int64_t n, double eps, T& mean, T& rstd) {
-  // plain loops: reductions, which -ffast-math lets gcc vectorise by reassociating
-  double sum = 0;
-  for (int64_t j = 0; j < n; ++j) sum += v[j];
-  const double m = sum / double(n);
-  double squares = 0;
-  for (int64_t j = 0; j < n; ++j) squares += (v[j] - m) * (v[j] - m);
-  mean = T(m);
-  rstd = T(1.0 / std::sqrt(squares / double(n) + eps));
+  mean = lane_sum<T>(n, [&](int64_t j) { return v[j]; }) / T(n);
+  const T m = mean;
+  const T squares = lane_sum<T>(n, [&](int64_t j) { return (v[j] - m) * (v[j] - m); });
+  rstd = T(1) / std::sqrt(squares / T(n) + T(eps));
 }
 
 // in place: dv <- rstd * (dv - mean(dv) - v_hat * mean(dv * v_hat)), LayerNorm's input gradient
 template <typename T>
 void layer_norm_backward(T* dv, const T* v_hat, int64_t n, T rstd) {
-  double sum_dv = 0, sum_dv_hat = 0;
-  for (int64_t j = 0; j < n; ++j) {
-    sum_dv += dv[j];
-    sum_dv_hat += double(dv[j]) * v_hat[j];
-  }
-  const T mean_dv = T(sum_dv / double(n)), mean_dv_hat = T(sum_dv_hat / double(n));
+  const T mean_dv = lane_sum<T>(n, [&](int64_t j) { return dv[j]; }) / T(n);
+  const T mean_dv_hat = lane_sum<T>(n, [&](int64_t j) { return dv[j] * v_hat[j]; }) / T(n);
   SIMD for (int64_t j = 0; j < n; ++j) dv[j] = rstd * (dv[j] - mean_dv - v_hat[j] * mean_dv_hat);
 }
 
@@ -51,6 +59,7 @@ std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Ten
   zmask_c = contiguous(zmask_c);
   const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
+  const Tensor no_mask = at::zeros({N, H}, xp.options());  // stands in for a missing zoneout mask
   Tensor out = at::empty({T, H}, xp.options()), cs = at::empty({T, H}, xp.options());
   Tensor act = at::empty({T, 5 * H}, xp.options());  // i | f | g | o | tanh(y)
   Tensor a_hat = at::empty({T, 4 * H}, xp.options()), c_hat = at::empty({T, H}, xp.options());
@@ -90,8 +99,8 @@ std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Ten
         SIMD for (int64_t j = 0; j < H; ++j) ch[j] = a[H + j] * cp[j] + a[j] * a[2 * H + j];  // c~, for now
         moments(ch, H, eps_c, mean, inv);
         rs[1] = inv;
-        const scalar_t* zh = zmask_h ? zmask_h->data_ptr<scalar_t>() + r * H : nullptr;
-        const scalar_t* zc = zmask_c ? zmask_c->data_ptr<scalar_t>() + r * H : nullptr;
+        const scalar_t* zh = zmask_h ? zmask_h->data_ptr<scalar_t>() + r * H : no_mask.data_ptr<scalar_t>();
+        const scalar_t* zc = zmask_c ? zmask_c->data_ptr<scalar_t>() + r * H : no_mask.data_ptr<scalar_t>();
         scalar_t* o_row = out.data_ptr<scalar_t>() + r * H;
         scalar_t* c_row = cs.data_ptr<scalar_t>() + r * H;
         SIMD for (int64_t j = 0; j < H; ++j) {
@@ -99,8 +108,8 @@ std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Ten
           ch[j] = (c_new - mean) * inv;
           const scalar_t tc = std::tanh(gam_c[j] * ch[j] + (bet_c ? bet_c[j] : scalar_t(0)));
           a[4 * H + j] = tc;
-          hp[j] = (zh && zh[j] != 0) ? hp[j] : a[3 * H + j] * tc;
-          cp[j] = (zc && zc[j] != 0) ? cp[j] : c_new;
+          hp[j] = zh[j] != 0 ? hp[j] : a[3 * H + j] * tc;
+          cp[j] = zc[j] != 0 ? cp[j] : c_new;
           o_row[j] = hp[j];
           c_row[j] = cp[j];
         }
@@ -123,6 +132,7 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
   zmask_c = contiguous(zmask_c);
   const int64_t T = act.size(0), N = c0.size(0), H = c0.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
+  const Tensor no_mask = at::zeros({N, H}, act.options());  // stands in for a missing zoneout mask
   Tensor dxp = at::empty({T, 4 * H}, act.options()), da = at::empty({T, 4 * H}, act.options());
   Tensor dy = at::empty({T, H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();
@@ -143,8 +153,8 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
         const scalar_t* rs = rstd.data_ptr<scalar_t>() + r * 2;
         const scalar_t* go = grad_out.data_ptr<scalar_t>() + r * H;
         const scalar_t* c_prev = c_prev_t + n * H;
-        const scalar_t* zh = zmask_h ? zmask_h->data_ptr<scalar_t>() + r * H : nullptr;
-        const scalar_t* zc = zmask_c ? zmask_c->data_ptr<scalar_t>() + r * H : nullptr;
+        const scalar_t* zh = zmask_h ? zmask_h->data_ptr<scalar_t>() + r * H : no_mask.data_ptr<scalar_t>();
+        const scalar_t* zc = zmask_c ? zmask_c->data_ptr<scalar_t>() + r * H : no_mask.data_ptr<scalar_t>();
         scalar_t* dh_row = dh.data_ptr<scalar_t>() + n * H;
         scalar_t* dc_row = dc.data_ptr<scalar_t>() + n * H;
         scalar_t* dy_row = dy.data_ptr<scalar_t>() + r * H;
@@ -154,7 +164,7 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
         // through h~ = o tanh(y): d_o and d_y; d_c_hat (in dc_new) for LN_c's backward
         SIMD for (int64_t j = 0; j < H; ++j) {
           const scalar_t grad_h = dh_row[j] + go[j];
-          const bool keep_h = zh && zh[j] != 0;
+          const bool keep_h = zh[j] != 0;
           const scalar_t d_h_new = keep_h ? scalar_t(0) : grad_h;
           const scalar_t o = a[3 * H + j], tc = a[4 * H + j];
           dx[3 * H + j] = d_h_new * tc * o * (scalar_t(1) - o);
@@ -164,7 +174,7 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
         }
         layer_norm_backward(dc_new, ch, H, rs[1]);
         SIMD for (int64_t j = 0; j < H; ++j) {
-          const bool keep_c = zc && zc[j] != 0;
+          const bool keep_c = zc[j] != 0;
           const scalar_t i = a[j], f = a[H + j], g = a[2 * H + j];
           const scalar_t d_c = dc_new[j] + (keep_c ? scalar_t(0) : dc_row[j]);
           dx[j] = d_c * g * i * (scalar_t(1) - i);

@@ -21,6 +21,7 @@ std::vector<Tensor> rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
   zmask = contiguous(zmask);
   const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
+  const Tensor no_mask = at::zeros({N, H}, xp.options());  // stands in for a missing zoneout mask
   Tensor out = at::empty({T, H}, xp.options());
   Tensor act = at::empty({T, H}, xp.options());
   Tensor h = h0.contiguous().clone(), gh = at::empty({N, H}, xp.options()), scratch = at::empty_like(gh);
@@ -32,7 +33,7 @@ std::vector<Tensor> rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
       const Tensor gh_t = recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
       const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * H;
       const scalar_t* g = gh_t.data_ptr<scalar_t>();
-      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : nullptr;
+      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : no_mask.data_ptr<scalar_t>();
       scalar_t* a_t = act.data_ptr<scalar_t>() + row * H;
       scalar_t* o_t = out.data_ptr<scalar_t>() + row * H;
       scalar_t* hp = h.data_ptr<scalar_t>();
@@ -44,7 +45,7 @@ std::vector<Tensor> rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
           SIMD for (int64_t j = begin; j < end; ++j) a_t[j] = std::tanh(x_t[j] + g[j]);
         }
         SIMD for (int64_t j = begin; j < end; ++j) {
-          hp[j] = (z_t && z_t[j] != 0) ? hp[j] : a_t[j];
+          hp[j] = z_t[j] != 0 ? hp[j] : a_t[j];
           o_t[j] = hp[j];
         }
       });
@@ -60,6 +61,7 @@ std::vector<Tensor> rnn_backward(Tensor grad_out, Tensor grad_hn, Tensor act, Te
   zmask = contiguous(zmask);
   const int64_t T = act.size(0), N = grad_hn.size(0), H = grad_hn.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
+  const Tensor no_mask = at::zeros({N, H}, act.options());  // stands in for a missing zoneout mask
   Tensor dxp = at::empty({T, H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), scratch = at::empty({N, H}, act.options());
   const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N);
@@ -69,13 +71,13 @@ std::vector<Tensor> rnn_backward(Tensor grad_out, Tensor grad_hn, Tensor act, Te
       if (bs == 0) continue;
       const scalar_t* go = grad_out.data_ptr<scalar_t>() + row * H;
       const scalar_t* a_t = act.data_ptr<scalar_t>() + row * H;
-      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : nullptr;
+      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : no_mask.data_ptr<scalar_t>();
       scalar_t* d_t = dxp.data_ptr<scalar_t>() + row * H;
       scalar_t* d = dh.data_ptr<scalar_t>();
       for_rows(bs, H, [&](int64_t n) {
         SIMD for (int64_t j = n * H; j < (n + 1) * H; ++j) {
           const scalar_t grad = d[j] + go[j];
-          const bool keep = z_t && z_t[j] != 0;
+          const bool keep = z_t[j] != 0;
           const scalar_t d_new = keep ? scalar_t(0) : grad;
           const scalar_t v = a_t[j];
           d_t[j] = d_new * (relu ? scalar_t(v > 0) : scalar_t(1) - v * v);
@@ -97,6 +99,7 @@ std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
   zmask = contiguous(zmask);
   const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
+  const Tensor no_mask = at::zeros({N, H}, xp.options());  // stands in for a missing zoneout mask
   Tensor out = at::empty({T, H}, xp.options());
   Tensor act = at::empty({T, 4 * H}, xp.options());  // r | z | n | gh_n
   Tensor h = h0.contiguous().clone(), gh = at::empty({N, 3 * H}, xp.options());
@@ -109,7 +112,7 @@ std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
       const Tensor gh_t = recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
       const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * 3 * H;
       const scalar_t* g = gh_t.data_ptr<scalar_t>();
-      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : nullptr;
+      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : no_mask.data_ptr<scalar_t>();
       scalar_t* a_t = act.data_ptr<scalar_t>() + row * 4 * H;
       scalar_t* o_t = out.data_ptr<scalar_t>() + row * H;
       scalar_t* hp = h.data_ptr<scalar_t>();
@@ -125,11 +128,11 @@ std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
         }
         scalar_t* h_row = hp + n * H;
         scalar_t* o_row = o_t + n * H;
-        const scalar_t* keep = z_t ? z_t + n * H : nullptr;
+        const scalar_t* keep = z_t + n * H;
         SIMD for (int64_t j = 0; j < H; ++j) {
           const scalar_t z = a[H + j];
           const scalar_t h_new = (scalar_t(1) - z) * a[2 * H + j] + z * h_row[j];
-          h_row[j] = (keep && keep[j] != 0) ? h_row[j] : h_new;
+          h_row[j] = keep[j] != 0 ? h_row[j] : h_new;
           o_row[j] = h_row[j];
         }
       });
@@ -146,6 +149,7 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
   zmask = contiguous(zmask);
   const int64_t T = act.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
+  const Tensor no_mask = at::zeros({N, H}, act.options());  // stands in for a missing zoneout mask
   Tensor dxp = at::empty({T, 3 * H}, act.options());
   Tensor dgh = at::empty({T, 3 * H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), scratch = at::empty({N, H}, act.options());
@@ -157,7 +161,7 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
       const scalar_t* go = grad_out.data_ptr<scalar_t>() + row * H;
       const scalar_t* a_t = act.data_ptr<scalar_t>() + row * 4 * H;
       const scalar_t* h_prev = t == 0 ? h0.data_ptr<scalar_t>() : out.data_ptr<scalar_t>() + off[t - 1] * H;
-      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : nullptr;
+      const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : no_mask.data_ptr<scalar_t>();
       scalar_t* dx_t = dxp.data_ptr<scalar_t>() + row * 3 * H;
       scalar_t* dg_t = dgh.data_ptr<scalar_t>() + row * 3 * H;
       scalar_t* d = dh.data_ptr<scalar_t>();
@@ -168,7 +172,7 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
         SIMD for (int64_t j = 0; j < H; ++j) {
           const int64_t k = n * H + j;
           const scalar_t grad = d[k] + go[k];
-          const bool keep = z_t && z_t[k] != 0;
+          const bool keep = z_t[k] != 0;
           const scalar_t d_new = keep ? scalar_t(0) : grad;
           const scalar_t r = a[j], z = a[H + j], nn = a[2 * H + j], gh_n = a[3 * H + j];
           const scalar_t d_n_pre = d_new * (scalar_t(1) - z) * (scalar_t(1) - nn * nn);
@@ -199,6 +203,7 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
   zmask_c = contiguous(zmask_c);
   const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
+  const Tensor no_mask = at::zeros({N, H}, xp.options());  // stands in for a missing zoneout mask
   Tensor out = at::empty({T, H}, xp.options());
   Tensor cs = at::empty({T, H}, xp.options());      // c at every step (after zoneout)
   Tensor act = at::empty({T, 5 * H}, xp.options());  // i | f | g | o | tanh(c~)
@@ -212,8 +217,8 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
       const Tensor gh_t = recurrent_product(gh, h, rmask, w_t, b_hh, bs, scratch);
       const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * 4 * H;
       const scalar_t* g_all = gh_t.data_ptr<scalar_t>();
-      const scalar_t* zh_t = zmask_h ? zmask_h->data_ptr<scalar_t>() + row * H : nullptr;
-      const scalar_t* zc_t = zmask_c ? zmask_c->data_ptr<scalar_t>() + row * H : nullptr;
+      const scalar_t* zh_t = zmask_h ? zmask_h->data_ptr<scalar_t>() + row * H : no_mask.data_ptr<scalar_t>();
+      const scalar_t* zc_t = zmask_c ? zmask_c->data_ptr<scalar_t>() + row * H : no_mask.data_ptr<scalar_t>();
       scalar_t* a_t = act.data_ptr<scalar_t>() + row * 5 * H;
       scalar_t* o_t = out.data_ptr<scalar_t>() + row * H;
       scalar_t* c_t = cs.data_ptr<scalar_t>() + row * H;
@@ -233,8 +238,8 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
           const scalar_t c_new = a[H + j] * cp[k] + a[j] * a[2 * H + j];
           const scalar_t tc = std::tanh(c_new);
           a[4 * H + j] = tc;
-          hp[k] = (zh_t && zh_t[k] != 0) ? hp[k] : a[3 * H + j] * tc;
-          cp[k] = (zc_t && zc_t[k] != 0) ? cp[k] : c_new;
+          hp[k] = zh_t[k] != 0 ? hp[k] : a[3 * H + j] * tc;
+          cp[k] = zc_t[k] != 0 ? cp[k] : c_new;
           o_t[k] = hp[k];
           c_t[k] = cp[k];
         }
@@ -253,6 +258,7 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
   zmask_c = contiguous(zmask_c);
   const int64_t T = act.size(0), N = c0.size(0), H = c0.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
+  const Tensor no_mask = at::zeros({N, H}, act.options());  // stands in for a missing zoneout mask
   Tensor dxp = at::empty({T, 4 * H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();
   Tensor scratch = at::empty({N, H}, act.options());
@@ -264,8 +270,8 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
       const scalar_t* go = grad_out.data_ptr<scalar_t>() + row * H;
       const scalar_t* a_t = act.data_ptr<scalar_t>() + row * 5 * H;
       const scalar_t* c_prev = t == 0 ? c0.data_ptr<scalar_t>() : cs.data_ptr<scalar_t>() + off[t - 1] * H;
-      const scalar_t* zh_t = zmask_h ? zmask_h->data_ptr<scalar_t>() + row * H : nullptr;
-      const scalar_t* zc_t = zmask_c ? zmask_c->data_ptr<scalar_t>() + row * H : nullptr;
+      const scalar_t* zh_t = zmask_h ? zmask_h->data_ptr<scalar_t>() + row * H : no_mask.data_ptr<scalar_t>();
+      const scalar_t* zc_t = zmask_c ? zmask_c->data_ptr<scalar_t>() + row * H : no_mask.data_ptr<scalar_t>();
       scalar_t* dx_t = dxp.data_ptr<scalar_t>() + row * 4 * H;
       scalar_t* dhp = dh.data_ptr<scalar_t>();
       scalar_t* dcp = dc.data_ptr<scalar_t>();
@@ -275,7 +281,7 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
         SIMD for (int64_t j = 0; j < H; ++j) {
           const int64_t k = n * H + j;
           const scalar_t grad_h = dhp[k] + go[k];
-          const bool keep_h = zh_t && zh_t[k] != 0, keep_c = zc_t && zc_t[k] != 0;
+          const bool keep_h = zh_t[k] != 0, keep_c = zc_t[k] != 0;
           const scalar_t d_h_new = keep_h ? scalar_t(0) : grad_h;
           const scalar_t i = a[j], f = a[H + j], g = a[2 * H + j], o = a[3 * H + j], tc = a[4 * H + j];
           const scalar_t d_c_new = (keep_c ? scalar_t(0) : dcp[k]) + d_h_new * o * (scalar_t(1) - tc * tc);
