@@ -199,17 +199,19 @@ def test_gradient_accumulation_equals_a_bigger_batch(tmp_path):
 
 
 def test_metrics_log_and_checkpoint_are_written(tmp_path):
-    Trainer(
-        Regression(),
-        TrainConfig(epochs=2, quiet=True),
-        tmp_path,
-        regression_data(),
-        regression_data(),
-        run_config={"task": "test"},
-    ).fit()
+    for _ in range(2):  # a second fresh run into the same directory starts its own log
+        Trainer(
+            Regression(),
+            TrainConfig(epochs=2, quiet=True),
+            tmp_path,
+            regression_data(),
+            regression_data(),
+            run_config={"task": "test"},
+        ).fit()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 16 and metrics["best_valid"] == metrics["history"][-1]["valid_loss"]
-    assert (tmp_path / "log.csv").read_text().startswith("step,epoch,elapsed_s,lr,train_loss,valid_loss")
+    log = (tmp_path / "log.csv").read_text()
+    assert log.startswith("step,epoch,elapsed_s,lr,train_loss,valid_loss") and len(log.splitlines()) == 3
     assert checkpoint.read_config(tmp_path)["task"] == "test"
 
 

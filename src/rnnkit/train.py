@@ -252,6 +252,7 @@ class Trainer:
             self.resume()
         else:
             seed_everything(config.seed)
+            (self.out / "log.csv").unlink(missing_ok=True)  # a fresh run's curve starts fresh
         position = self.position
         stateful = getattr(self.model, "carries_state", False)
         budget = None if config.max_minutes is None else config.max_minutes * 60
