@@ -1,5 +1,6 @@
 """rnnkit: recurrent neural networks for PyTorch, from the cell equations to trained models."""
 
+from rnnkit.allocator import keep_freed_memory
 from rnnkit.cells import (
     GRUCell,
     LayerNormGRUCell,
@@ -31,6 +32,7 @@ __all__ = [
     "__version__",
     "detach_state",
     "from_pretrained",
+    "keep_freed_memory",
     "load",
     "tbptt_windows",
     "unroll",

@@ -9,6 +9,7 @@ from __future__ import annotations
 import typer
 from typer.core import TyperGroup
 
+from rnnkit.allocator import keep_freed_memory
 from rnnkit.errors import RnnkitError
 
 
@@ -35,6 +36,8 @@ app = typer.Typer(
 @app.callback()
 def _root() -> None:
     """Recurrent neural networks for PyTorch."""
+    # an application may change process-wide allocator settings; a library import must not
+    keep_freed_memory()
 
 
 from rnnkit.cli import adding, data, demo, lm  # noqa: E402  (each registers its commands)
