@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")  # no screen needed: figures go straight to files
 import matplotlib.pyplot as plt
+import numpy as np
 import pandas as pd
 
 from rnnkit.errors import RnnkitError
@@ -31,6 +32,44 @@ def training_curves(log_csv: Path | str, out: Path | str, *, title: str = "") ->
     axis.set_title(title or "training curves")
     axis.grid(alpha=0.3)
     axis.legend()
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out
+
+
+def forecast_plot(
+    history_times: pd.DatetimeIndex,
+    history: np.ndarray,
+    forecast_times: pd.DatetimeIndex,
+    quantiles: np.ndarray,
+    levels: tuple[float, ...],
+    out: Path | str,
+    *,
+    actual: np.ndarray | None = None,
+    title: str = "",
+) -> Path:
+    """History, the median forecast and the band between the outermost quantiles.
+
+    ``history`` (T,) at ``history_times``; ``quantiles`` (H, Q) at ``forecast_times``, sorted like ``levels``
+    (which hold 0.5); ``actual`` (H,), if given, is drawn over the forecast to judge it.
+    """
+    out = Path(out)
+    levels = list(levels)
+    figure, axis = plt.subplots(figsize=(8, 4))
+    axis.plot(history_times, history, color="black", linewidth=1, label="history")
+    low, high = quantiles[:, 0], quantiles[:, -1]
+    axis.fill_between(
+        forecast_times, low, high, color="tab:blue", alpha=0.25, label=f"{levels[-1] - levels[0]:.0%} interval"
+    )
+    axis.plot(forecast_times, quantiles[:, levels.index(0.5)], color="tab:blue", marker=".", label="median forecast")
+    if actual is not None:
+        axis.plot(forecast_times, actual, color="tab:orange", marker=".", linewidth=1, label="actual")
+    axis.set_title(title or "forecast")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="best")
+    figure.autofmt_xdate()
     figure.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=120)

@@ -12,9 +12,10 @@ from rnnkit.errors import RnnkitError
 
 def _task_classes() -> dict:
     # imported here so that loading one task does not import every other task's dependencies
+    from rnnkit.tasks.forecast import ForecastModel
     from rnnkit.tasks.lm import LanguageModel
 
-    return {"lm": LanguageModel}
+    return {"lm": LanguageModel, "forecast": ForecastModel}
 
 
 def load(path: Path | str) -> nn.Module:

@@ -1,0 +1,410 @@
+r"""Time series from a CSV or Parquet file: checked, on a regular time grid, with calendar features.
+
+A file holds one series (a time column and value columns) or several in long format (plus an id column).
+Columns play one of three roles:
+
+* **targets** — what is forecast (one or more numeric columns);
+* **past covariates** — observed alongside the targets, unknown in the future (precipitation, wind);
+* **future covariates** — known ahead (a holiday flag, a price plan). Calendar features are made from the
+  timestamps and are always known: :math:`\sin, \cos(2\pi\,\text{day of year}/365.25)`, day of week
+  (steps shorter than a week), hour of day (steps shorter than a day).
+
+Rows at the end of a series with no target but with every future covariate are that series' known future:
+:func:`rnnkit.tasks.forecast_training.predict` reads the horizon's covariates from them; training ignores them.
+
+Every problem with the file is an :class:`RnnkitError` in one line: a missing file, an empty file, a header
+without rows, ragged rows, unknown columns, unparsable times, text in a numeric column, duplicated or
+unsorted timestamps, gaps in the grid and empty values (``fill=True`` interpolates the last two).
+
+Interpolation reads both neighbours of a gap, so a gap right before a backtest origin borrows from the first
+step after it; a file whose test part has gaps is better filled causally (carried forward) by hand.
+
+Shapes: T time steps of one series; C_y targets, C_p past covariates, C_f future covariates (file + calendar).
+"""
+
+from __future__ import annotations
+
+import csv
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from pandas.tseries.frequencies import to_offset
+
+from rnnkit.data.series_sources import resolve
+from rnnkit.errors import RnnkitError
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+DAY = pd.Timedelta(days=1)
+WEEK = pd.Timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class SeriesSpec:
+    """Which column plays which role; saved with a trained model so ``predict`` reads files the same way."""
+
+    time_col: str
+    targets: tuple[str, ...]
+    covariates: tuple[str, ...] = ()  # past-observed
+    future_covariates: tuple[str, ...] = ()  # known ahead; calendar features come on top
+    id_col: str | None = None  # long format: one series per distinct id
+    fill: bool = False  # interpolate gaps and empty values instead of refusing them
+    calendar: bool = True  # add calendar features made from the timestamps
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "targets", tuple(self.targets))
+        object.__setattr__(self, "covariates", tuple(self.covariates))
+        object.__setattr__(self, "future_covariates", tuple(self.future_covariates))
+        if not self.targets:
+            raise RnnkitError("name at least one target column (--target).")
+        named = [self.time_col, *self.targets, *self.covariates, *self.future_covariates]
+        if self.id_col:
+            named.append(self.id_col)
+        repeated = sorted({name for name in named if named.count(name) > 1})
+        if repeated:
+            raise RnnkitError(f"column {repeated[0]!r} is given more than one role; give each column one role.")
+
+    @property
+    def value_columns(self) -> tuple[str, ...]:
+        return (*self.targets, *self.covariates, *self.future_covariates)
+
+
+@dataclass
+class Series:
+    """One series on a regular grid: ``target`` (T, C_y), ``past`` (T, C_p), ``future`` (T + F, C_f).
+
+    ``future`` runs ``F`` steps beyond the last target where the file gave known-future rows.
+    """
+
+    id: str
+    times: pd.DatetimeIndex  # (T,) the observed steps
+    target: np.ndarray
+    past: np.ndarray
+    future: np.ndarray
+    filled: int = 0  # values interpolated by fill=True
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+
+@dataclass
+class SeriesSet:
+    """The series of one file, their shared frequency and the names of the calendar features."""
+
+    spec: SeriesSpec
+    freq: str  # a pandas offset alias, e.g. "D", "W-SAT", "h", "MS"
+    series: list[Series]
+    calendar: tuple[str, ...] = field(default=())
+
+    @property
+    def future_names(self) -> tuple[str, ...]:
+        return (*self.spec.future_covariates, *self.calendar)
+
+    def __len__(self) -> int:
+        return len(self.series)
+
+    def by_id(self) -> dict[str, Series]:
+        return {s.id: s for s in self.series}
+
+
+# --- reading the file ------------------------------------------------------------------------------------------
+
+
+def read_table(path: Path | str) -> pd.DataFrame:
+    """A CSV or Parquet file as a data frame, or an :class:`RnnkitError` saying what is wrong with it."""
+    path = Path(path)
+    if not path.is_file():
+        raise RnnkitError(f"{path} does not exist or is not a file; check the path.")
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        try:
+            frame = pd.read_parquet(path)
+        except ImportError:
+            raise RnnkitError(f"reading {path} needs pyarrow; `pip install pyarrow`, or give a CSV.") from None
+        except Exception as error:  # pyarrow's errors have no common base class worth naming
+            raise RnnkitError(f"{path} is not a readable Parquet file ({_first_line(error)}).") from None
+    else:
+        if path.stat().st_size == 0:
+            raise RnnkitError(f"{path} is empty; give a CSV with a header line and one row per time step.")
+        _check_ragged(path)
+        try:
+            frame = pd.read_csv(path, skipinitialspace=True, index_col=False)
+        except pd.errors.EmptyDataError:
+            raise RnnkitError(f"{path} is empty; give a CSV with a header line and one row per time step.") from None
+        except (pd.errors.ParserError, UnicodeDecodeError) as error:
+            raise RnnkitError(f"{path} is not a readable CSV ({_first_line(error)}).") from None
+    if frame.empty:
+        raise RnnkitError(f"{path} has a header ({', '.join(map(str, frame.columns))}) but no rows.")
+    return frame
+
+
+def _check_ragged(path: Path) -> None:
+    """Refuse rows with more or fewer fields than the header (pandas would quietly pad or shift them)."""
+    with open(path, newline="", encoding="utf-8", errors="replace") as file:
+        rows = csv.reader(file)
+        header = next(rows, None)
+        if header is None:
+            return
+        for row in rows:
+            if row and len(row) != len(header):
+                raise RnnkitError(
+                    f"{path} line {rows.line_num} has {len(row)} fields but the header has {len(header)}; "
+                    "fix that row (a stray comma or a missing value)."
+                )
+
+
+def _first_line(error: BaseException) -> str:
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+
+
+def load_series(path: Path | str, spec: SeriesSpec, *, freq: str | None = None) -> SeriesSet:
+    """Read ``path`` (or a built-in series by name, :mod:`rnnkit.data.series_sources`) and check it against
+    ``spec`` (see :func:`series_from_frame`)."""
+    path = resolve(path)
+    return series_from_frame(read_table(path), spec, source=str(path), freq=freq)
+
+
+def series_from_frame(
+    frame: pd.DataFrame, spec: SeriesSpec, *, source: str = "the data", freq: str | None = None
+) -> SeriesSet:
+    """Check a data frame and cut it into series on a regular grid.
+
+    ``freq`` forces the grid (a trained model's, at predict time); otherwise it is inferred from the spacing
+    of the timestamps.
+    """
+    columns = [str(c) for c in frame.columns]
+    frame = frame.set_axis(columns, axis=1)
+    for name in (spec.time_col, *spec.value_columns, *([spec.id_col] if spec.id_col else [])):
+        if name not in columns:
+            raise RnnkitError(f"column {name!r} is not in {source}; its columns are {', '.join(columns)}.")
+    frame = frame.assign(**{spec.time_col: parse_times(frame[spec.time_col], spec.time_col, source)})
+    for name in spec.value_columns:
+        frame[name] = _numeric(frame[name], name, frame[spec.time_col], source)
+    if spec.id_col:
+        groups = [(str(key), group) for key, group in frame.groupby(spec.id_col, sort=False)]
+    else:
+        groups = [("0", frame)]
+    for key, group in groups:
+        _check_order(group[spec.time_col], _label(key, spec), source)
+    offset = to_offset(freq) if freq else infer_frequency([g[spec.time_col] for _, g in groups], source)
+    step = nominal_step(offset)
+    calendar = calendar_names(step) if spec.calendar else ()
+    series = [_one_series(key, group, spec, offset, calendar, source) for key, group in groups]
+    return SeriesSet(spec=spec, freq=offset.freqstr, series=series, calendar=calendar)
+
+
+def parse_times(column: pd.Series, name: str, source: str) -> pd.Series:
+    """Timestamps from strings, or from integers written as YYYYMMDD (as in Mauna Loa's CO2 file)."""
+    try:
+        if pd.api.types.is_numeric_dtype(column):
+            if not column.between(10_000_101, 99_991_231).all():
+                raise ValueError("numbers that are not dates")
+            times = pd.to_datetime(column.astype("int64").astype(str), format="%Y%m%d")
+        else:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "could not infer format": we retry below
+                try:
+                    times = pd.to_datetime(column)
+                except ValueError:  # formats differ from row to row (a date, then a date with a time)
+                    times = pd.to_datetime(column, format="mixed")
+    except (ValueError, TypeError, OverflowError) as error:
+        raise RnnkitError(
+            f"time column {name!r} of {source} does not parse as dates ({_first_line(error)}); "
+            "write times like 2012-01-31 or 2012-01-31 13:00."
+        ) from None
+    if times.isna().any():
+        row = int(np.flatnonzero(times.isna().to_numpy())[0])
+        raise RnnkitError(f"time column {name!r} of {source} is empty at row {row + 1}; give every row a time.")
+    if getattr(times.dt, "tz", None) is not None:
+        times = times.dt.tz_convert(None)  # one clock for everything: UTC without a zone
+    return times
+
+
+def _numeric(column: pd.Series, name: str, times: pd.Series, source: str) -> pd.Series:
+    values = pd.to_numeric(column, errors="coerce")
+    text = values.isna() & column.notna()
+    if text.any():
+        row = int(np.flatnonzero(text.to_numpy())[0])
+        raise RnnkitError(
+            f"column {name!r} of {source} holds text ({column.iloc[row]!r} at {times.iloc[row]}); "
+            "targets and covariates must be numbers."
+        )
+    return values.astype("float64")
+
+
+def _label(key: str, spec: SeriesSpec) -> str:
+    return f"series {key!r}" if spec.id_col else "the series"
+
+
+def _check_order(times: pd.Series, label: str, source: str) -> None:
+    duplicated = times.duplicated()
+    if duplicated.any():
+        when = times[duplicated].iloc[0]
+        raise RnnkitError(f"time {when} appears more than once in {label} of {source}; keep one row per time step.")
+    backwards = np.flatnonzero(np.diff(times.to_numpy().astype("datetime64[ns]").astype("int64")) < 0)
+    if len(backwards):
+        i = int(backwards[0])
+        raise RnnkitError(
+            f"timestamps of {label} in {source} are not sorted ({times.iloc[i + 1]} comes after "
+            f"{times.iloc[i]}); sort the file by time."
+        )
+
+
+def infer_frequency(times_list: list[pd.Series], source: str) -> pd.DateOffset:
+    """The grid step shared by all series: pandas' inference, else the most common spacing (allowing gaps)."""
+    for times in times_list:
+        if len(times) >= 3:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # pandas 3 warns that a later version returns an offset
+                inferred = pd.infer_freq(pd.DatetimeIndex(times))
+            if inferred:
+                return to_offset(inferred)
+    steps = np.concatenate([np.diff(pd.DatetimeIndex(t).as_unit("ns").asi8) for t in times_list])
+    if len(steps) == 0:
+        raise RnnkitError(f"{source} has a single time step; a series needs many steps to forecast.")
+    values, counts = np.unique(steps, return_counts=True)
+    step = pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
+    days = step / DAY
+    candidates: list[str | pd.Timedelta] = [step]
+    for low, high, aliases in ((28, 31, ("MS", "ME")), (89, 92, ("QS", "QE")), (365, 366, ("YS", "YE"))):
+        if low <= days <= high:
+            candidates = list(aliases)
+    if days == 7:
+        candidates = [f"W-{pd.Timestamp(times_list[0].iloc[0]).day_name()[:3].upper()}", step]
+    for candidate in candidates:
+        offset = to_offset(candidate)
+        if all(pd.DatetimeIndex(t).isin(grid(t.iloc[0], t.iloc[-1], offset)).all() for t in times_list):
+            return offset
+    raise RnnkitError(
+        f"the timestamps of {source} are not on a regular grid (the most common step is {step}); "
+        "resample the data to a regular frequency."
+    )
+
+
+def grid(first: pd.Timestamp, last: pd.Timestamp, offset: pd.DateOffset) -> pd.DatetimeIndex:
+    return pd.date_range(first, last, freq=offset)
+
+
+def nominal_step(offset: pd.DateOffset) -> pd.Timedelta:
+    """The length of one step (a month counts as its usual 31-day-or-less span)."""
+    start = pd.Timestamp("2001-01-01")
+    return (start + offset + offset) - (start + offset)
+
+
+def calendar_names(step: pd.Timedelta) -> tuple[str, ...]:
+    names = ["day_of_year_sin", "day_of_year_cos"]
+    if step < WEEK:
+        names += ["day_of_week_sin", "day_of_week_cos"]
+    if step < DAY:
+        names += ["hour_sin", "hour_cos"]
+    return tuple(names)
+
+
+def calendar_features(times: pd.DatetimeIndex, names: tuple[str, ...]) -> np.ndarray:
+    r"""Known-future features from timestamps, each a point on the unit circle: ``(T, len(names))``.
+
+    .. math:: \sin(2\pi u / P),\ \cos(2\pi u / P)
+
+    with u the day of year (P = 365.25), day of week (P = 7) or fractional hour of day (P = 24), so that
+    31 December sits next to 1 January.
+    """
+    times = pd.DatetimeIndex(times)
+    phases = {
+        "day_of_year": (times.day_of_year.to_numpy() - 1) / 365.25,
+        "day_of_week": times.day_of_week.to_numpy() / 7,
+        "hour": (times.hour.to_numpy() + times.minute.to_numpy() / 60) / 24,
+    }
+    columns = []
+    for name in names:
+        base, wave = name.rsplit("_", 1)
+        angle = 2 * np.pi * phases[base]
+        columns.append(np.sin(angle) if wave == "sin" else np.cos(angle))
+    return np.stack(columns, axis=1).astype(np.float32) if columns else np.zeros((len(times), 0), np.float32)
+
+
+def _one_series(
+    key: str, group: pd.DataFrame, spec: SeriesSpec, offset: pd.DateOffset, calendar: tuple[str, ...], source: str
+) -> Series:
+    label = _label(key, spec)
+    frame = group.set_index(spec.time_col)[list(spec.value_columns)]
+    frame.index = pd.DatetimeIndex(frame.index)
+    known_future = _known_future_rows(frame, spec)
+    observed, ahead = frame.iloc[: len(frame) - known_future], frame.iloc[len(frame) - known_future :]
+    if len(observed) == 0:
+        raise RnnkitError(f"{label} of {source} has no target values; give it some history.")
+    full = grid(observed.index[0], observed.index[-1], offset)
+    off_grid = observed.index.difference(full)
+    if len(off_grid):
+        raise RnnkitError(
+            f"time {off_grid[0]} of {label} in {source} is off the {offset.freqstr} grid; "
+            "resample the data to a regular frequency."
+        )
+    missing = full.difference(observed.index)
+    empty = observed.isna()
+    filled = int(len(missing) * observed.shape[1] + empty.to_numpy().sum())
+    if len(missing) and not spec.fill:
+        raise RnnkitError(
+            f"{label} of {source} misses {len(missing)} time step(s) of its {offset.freqstr} grid (first at "
+            f"{missing[0]}); pass --fill to interpolate them, or fill them in the file."
+        )
+    if empty.to_numpy().any() and not spec.fill:
+        column = empty.any().idxmax()
+        when = empty.index[empty[column].to_numpy()][0]
+        count = int(empty[column].sum())
+        raise RnnkitError(
+            f"column {column!r} of {label} in {source} has {count} empty value(s) (first at {when}); "
+            "pass --fill to interpolate them, or fill them in the file."
+        )
+    if filled:
+        # linear in time between neighbours; the ends take their nearest value (no look-ahead beyond the file)
+        observed = observed.reindex(full).interpolate(method="time", limit_direction="both")
+        if observed.isna().to_numpy().any():
+            column = observed.isna().any().idxmax()
+            raise RnnkitError(f"column {column!r} of {label} in {source} is entirely empty; drop it or give values.")
+    if len(ahead):
+        expected = pd.date_range(observed.index[-1], periods=len(ahead) + 1, freq=offset)[1:]
+        if not ahead.index.equals(expected):
+            raise RnnkitError(
+                f"the known-future rows of {label} in {source} are not the steps right after its last target; "
+                "give one row per step without gaps."
+            )
+    times = pd.DatetimeIndex(observed.index)
+    all_times = times.append(pd.DatetimeIndex(ahead.index))
+    future_file = pd.concat([observed, ahead])[list(spec.future_covariates)].to_numpy(np.float32)
+    future = np.concatenate([future_file, calendar_features(all_times, calendar)], axis=1)
+    return Series(
+        id=key,
+        times=times,
+        target=observed[list(spec.targets)].to_numpy(np.float32),
+        past=observed[list(spec.covariates)].to_numpy(np.float32),
+        future=future,
+        filled=filled,
+    )
+
+
+def _known_future_rows(frame: pd.DataFrame, spec: SeriesSpec) -> int:
+    """How many rows at the end have no target but every future covariate: the series' known future."""
+    if not spec.future_covariates:
+        return 0
+    no_target = frame[list(spec.targets)].isna().all(axis=1).to_numpy()
+    has_future = frame[list(spec.future_covariates)].notna().all(axis=1).to_numpy()
+    count = 0
+    for ahead in (no_target & has_future)[::-1]:
+        if not ahead:
+            break
+        count += 1
+    return count
+
+
+def future_times(series: Series, freq: str, horizon: int) -> pd.DatetimeIndex:
+    """The ``horizon`` timestamps right after the series' last observed step."""
+    return pd.date_range(series.times[-1], periods=horizon + 1, freq=to_offset(freq))[1:]
+
+
+def check_length(series_set: SeriesSet, needed: int, why: str) -> None:
+    """Refuse series shorter than ``needed`` steps, naming the shortest and the reason it must be longer."""
+    shortest = min(series_set.series, key=len)
+    if len(shortest) < needed:
+        who = f"series {shortest.id!r}" if series_set.spec.id_col else "the series"
+        raise RnnkitError(f"{who} has {len(shortest)} time steps but needs at least {needed} ({why}).")

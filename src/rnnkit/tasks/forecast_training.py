@@ -1,0 +1,232 @@
+"""Forecasting end to end: file -> checked series -> windows -> Trainer -> run directory -> forecasts.
+
+The CLI's ``rnnkit forecast train|predict`` call these; a notebook can too::
+
+    spec = SeriesSpec("date", ("temp_max",), covariates=("precipitation",))
+    summary = train_forecaster("weather.csv", spec, ForecastOptions(horizon=7), {}, TrainConfig(), "runs/w")
+    table = predict("runs/w", "weather.csv")      # one row per series, step and target: quantile columns
+
+Training uses steps [0, end) of each series (all of them, or those before a backtest's first origin): the
+scaler is fitted there, the last ``valid_fraction`` of it validates (picks the best checkpoint) and the
+windows before that train.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from pandas.tseries.frequencies import to_offset
+
+from rnnkit import checkpoint
+from rnnkit.data.series import DAY, SeriesSet, SeriesSpec, check_length, future_times, load_series, nominal_step
+from rnnkit.data.windows import Scaler, Windows, make_windows, origins_between
+from rnnkit.errors import RnnkitError
+from rnnkit.plots import forecast_plot, training_curves
+from rnnkit.tasks import load
+from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
+from rnnkit.train import TrainConfig, Trainer, seed_everything
+
+
+@dataclass(frozen=True)
+class ForecastOptions:
+    horizon: int
+    context_length: int = 0  # 0: chosen from the season, see default_context
+    season: int = 0  # 0: from the frequency (7 for daily steps, 24 for hourly, 52 weekly, 12 monthly)
+    batch_size: int = 64
+    valid_fraction: float = 0.1  # of the training steps, at their end, for validation (0: none)
+
+    def __post_init__(self) -> None:
+        if self.horizon < 1:
+            raise RnnkitError(f"horizon must be at least 1 step, got {self.horizon}.")
+        if self.context_length < 0 or self.season < 0 or self.batch_size < 1:
+            raise RnnkitError("context length and season must be >= 0 (0: automatic) and batch size >= 1.")
+        if not 0 <= self.valid_fraction < 0.5:
+            raise RnnkitError(f"valid_fraction must be in [0, 0.5), got {self.valid_fraction}.")
+
+
+def season_length(freq: str) -> int:
+    """The usual seasonal period in steps: a day of sub-daily steps, a week of days, a year of longer steps."""
+    step = nominal_step(to_offset(freq))
+    if step < DAY:
+        return max(1, round(DAY / step))
+    days = step / DAY
+    for low, high, season in ((1, 1, 7), (7, 7, 52), (28, 31, 12), (89, 92, 4)):
+        if low <= days <= high:
+            return season
+    return 1
+
+
+def default_context(season: int, horizon: int, train_steps: int) -> int:
+    """8 seasons of context if the training steps hold ten times that, else 3 seasons, else one."""
+    for seasons in (8, 3, 1):
+        if 10 * seasons * season <= train_steps:
+            return max(seasons * season, horizon)
+    return max(1, min(2 * horizon, train_steps // 4))
+
+
+def validation_steps(end: int, horizon: int, fraction: float) -> int:
+    return 0 if fraction == 0 else max(horizon, math.ceil(fraction * end))
+
+
+def prepare(
+    series_set: SeriesSet, options: ForecastOptions, ends: dict[str, int], *, seed: int = 0
+) -> tuple[int, int, Scaler, Windows, Windows | None]:
+    """Season, context, scaler and the train / validation windows of steps [0, ends[id]); ``seed`` orders the
+    training windows (differently each epoch)."""
+    shortest = min(ends.values())
+    if options.horizon >= shortest:
+        raise RnnkitError(
+            f"horizon {options.horizon} is longer than the data ({shortest} training steps in the shortest "
+            "series); give a shorter --horizon or more data."
+        )
+    season = options.season or season_length(series_set.freq)
+    context = options.context_length or default_context(season, options.horizon, shortest)
+    valid = validation_steps(shortest, options.horizon, options.valid_fraction)
+    needed = context + options.horizon + valid + 1
+    if shortest < needed:
+        raise RnnkitError(
+            f"a series has {shortest} training steps but needs at least {needed} (context {context} + horizon "
+            f"{options.horizon} + validation {valid}); give a shorter --context or --horizon, or more data."
+        )
+    scaler = Scaler.fit(series_set, ends)
+
+    def train_origins(series):
+        end = ends[series.id] - validation_steps(ends[series.id], options.horizon, options.valid_fraction)
+        return origins_between(context, end - options.horizon)
+
+    def valid_origins(series):
+        end = ends[series.id]
+        start = end - validation_steps(end, options.horizon, options.valid_fraction)
+        return origins_between(max(context, start), end - options.horizon)
+
+    train = make_windows(
+        series_set, scaler, context, options.horizon, train_origins, batch_size=options.batch_size, shuffle=True,
+        seed=seed,
+    )  # fmt: skip
+    valid_windows = None
+    if valid:
+        valid_windows = make_windows(series_set, scaler, context, options.horizon, valid_origins, batch_size=256)
+    return season, context, scaler, train, valid_windows
+
+
+def train_forecaster(
+    data: Path | str | SeriesSet,
+    spec: SeriesSpec,
+    options: ForecastOptions,
+    model_options: dict,
+    train_config: TrainConfig,
+    out: Path | str,
+    *,
+    ends: dict[str, int] | None = None,
+    resume: bool = False,
+) -> dict:
+    """Train a forecaster on steps [0, ends[id]) of each series (all steps by default); returns the summary."""
+    out = Path(out)
+    series_set = data if isinstance(data, SeriesSet) else load_series(data, spec)
+    check_length(series_set, 2, "a forecast needs some history")
+    ends = ends or {s.id: len(s) for s in series_set.series}
+    season, context, scaler, train, valid = prepare(series_set, options, ends, seed=train_config.seed)
+    first = series_set.series[0]
+    config = ForecastConfig(
+        num_targets=first.target.shape[1],
+        num_past=first.past.shape[1],
+        num_future=first.future.shape[1],
+        context_length=context,
+        horizon=options.horizon,
+        **model_options,
+    )
+    run_config = {
+        "task": "forecast",
+        "model": asdict(config),
+        "series": {**asdict(spec), "freq": series_set.freq, "calendar": list(series_set.calendar)},
+        "data": {**asdict(options), "season": season, "context_length": context},
+        "scaler": scaler.to_config(),
+        "train_ends": ends,
+    }
+    seed_everything(train_config.seed)  # the initial weights too depend on the seed, not on what ran before
+    model = ForecastModel(config)
+    if config.decoder == "direct" and config.linear == "ridge" and not resume:
+        # every window before the end, validation's too: the ridge baseline is fitted on as much
+        model.fit_linear(*(w for w in (train, valid) if w is not None))
+    trainer = Trainer(model, train_config, out, train, valid, run_config=run_config)
+    summary = trainer.fit(resume=resume)
+    summary.update(train_windows=train.num_windows, context_length=context, season=season)
+    if summary["stopped_by"] != "interrupted" and valid is not None:
+        summary["valid"] = load(out).to(trainer.device).evaluate(valid)
+    summary["parameters"] = sum(p.numel() for p in trainer.model.parameters())
+    checkpoint.write_json(out / "metrics.json", summary)
+    if (out / "log.csv").exists():
+        training_curves(out / "log.csv", out / "loss.png", title=f"{config.cell} forecaster, horizon {config.horizon}")
+    return summary
+
+
+def spec_from_config(run_config: dict) -> SeriesSpec:
+    fields = {k: v for k, v in run_config["series"].items() if k not in ("freq", "calendar")}
+    return SeriesSpec(**fields)
+
+
+def forecast_windows(
+    model: ForecastModel, windows: Windows, scalers: list[tuple[np.ndarray, np.ndarray]]
+) -> np.ndarray:
+    """Quantiles ``(W, H, C_y, Q)`` in the data's units, for every window in order."""
+    device = model.levels.device
+    generator = torch.Generator(device=device).manual_seed(0)  # sample paths: the same forecast every time
+    parts = []
+    for batch in windows.batches(0):
+        batch = {k: v.to(device) for k, v in batch.items()}
+        quantiles = model.forecast(batch, generator=generator).cpu().double().numpy()
+        num_y = quantiles.shape[2]
+        mean = np.stack([scalers[i][0][:num_y] for i in batch["series"].tolist()])  # -> (N, C_y)
+        std = np.stack([scalers[i][1][:num_y] for i in batch["series"].tolist()])
+        parts.append(quantiles * std[:, None, :, None] + mean[:, None, :, None])
+    return np.concatenate(parts) if parts else np.zeros((0, model.config.horizon, model.config.num_targets, 0))
+
+
+def predict(
+    directory: Path | str, data: Path | str, *, out_csv: Path | str | None = None, plot: Path | str | None = None
+) -> pd.DataFrame:
+    """Forecast the horizon after the last step of every series in ``data``; one row per series, step, target."""
+    model = load(directory)
+    run_config = model.run_config
+    spec = spec_from_config(run_config)
+    series_set = load_series(data, spec, freq=run_config["series"]["freq"])
+    config = model.config
+    check_length(series_set, config.context_length, f"the model reads a context of {config.context_length} steps")
+    scaler = Scaler.from_config(run_config["scaler"])
+    windows = make_windows(
+        series_set, scaler, config.context_length, config.horizon, lambda s: np.asarray([len(s)]), batch_size=256
+    )
+    quantiles = forecast_windows(model, windows, [scaler.moments(s, series_set) for s in series_set.series])
+    names = [f"q{q:g}" for q in config.quantiles]
+    rows = []
+    for series, forecast in zip(series_set.series, quantiles, strict=True):
+        times = future_times(series, series_set.freq, config.horizon)
+        for index, target in enumerate(spec.targets):
+            frame = pd.DataFrame(forecast[:, index], columns=names)
+            frame.insert(0, "target", target)
+            frame.insert(0, spec.time_col, times)
+            if spec.id_col:
+                frame.insert(0, spec.id_col, series.id)
+            rows.append(frame)
+    table = pd.concat(rows, ignore_index=True)
+    if out_csv is not None:
+        Path(out_csv).parent.mkdir(parents=True, exist_ok=True)
+        table.to_csv(out_csv, index=False)
+    if plot is not None:
+        series = series_set.series[0]
+        shown = min(len(series), max(4 * config.horizon, config.context_length))
+        forecast_plot(
+            series.times[-shown:],
+            series.target[-shown:, 0],
+            future_times(series, series_set.freq, config.horizon),
+            quantiles[0, :, 0],
+            config.quantiles,
+            plot,
+            title=f"{spec.targets[0]}" + (f" ({series.id})" if spec.id_col else ""),
+        )
+    return table

@@ -1,0 +1,128 @@
+"""`rnnkit forecast` end to end on a tiny CSV: train, predict, backtest; each bad file exits 2 in one line."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from rnnkit.cli import app
+
+runner = CliRunner()
+TINY = ["--hidden-size", "6", "--epochs", "2", "--quiet", "--device", "cpu"]
+COLUMNS = ["--time-col", "date", "--target", "temp", "--covariates", "rain"]
+
+
+@pytest.fixture(scope="module")
+def weather(tmp_path_factory):
+    n = 150
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame(
+        {
+            "date": pd.date_range("2021-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+            "temp": 12 + 4 * np.sin(np.arange(n) * 2 * np.pi / 7) + rng.normal(size=n),
+            "rain": rng.exponential(size=n).round(1),
+        }
+    )
+    path = tmp_path_factory.mktemp("csv") / "weather.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(weather, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    args = ["forecast", "train", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(out), *TINY]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.stdout)
+
+
+def test_train_saves_a_run_and_reports_one_json_object(trained):
+    out, report = trained
+    assert report["task"] == "forecast" and report["n"] > 0 and report["metrics"]["loss"] > 0
+    for name in ("config.json", "model.safetensors", "metrics.json", "log.csv", "loss.png"):
+        assert (out / name).is_file(), name
+    config = json.loads((out / "config.json").read_text())
+    assert config["task"] == "forecast" and config["series"]["freq"] == "D" and config["data"]["season"] == 7
+
+
+def test_predict_writes_quantile_columns_and_a_plot(trained, weather, tmp_path):
+    out, _ = trained
+    csv, plot = tmp_path / "forecast.csv", tmp_path / "forecast.png"
+    args = ["forecast", "predict", str(out), "--csv", str(weather), "--out-csv", str(csv), "--plot", str(plot)]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["n"] == 5 and report["forecasts"][0]["date"].startswith("2021-05-31")
+    table = pd.read_csv(csv)
+    assert list(table.columns) == ["date", "target", "q0.1", "q0.5", "q0.9"]
+    assert (table["q0.1"] <= table["q0.5"]).all() and (table["q0.5"] <= table["q0.9"]).all()
+    assert plot.stat().st_size > 1000
+
+
+def test_backtest_prints_the_table_and_json(weather, tmp_path):
+    args = ["forecast", "backtest", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(tmp_path), *TINY]
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert set(report["methods"]) == {"rnnkit", "naive", "seasonal_naive", "ridge"}
+    assert report["origins"] == 6 and report["n"] == 30 and report["metrics"] == report["methods"]["rnnkit"]
+    table = runner.invoke(app, args)
+    assert table.exit_code == 0, table.output
+    assert "seasonal_naive" in table.stdout and "MASE" in table.stdout and "cover80%" in table.stdout
+
+
+def test_help_carries_an_example():
+    for command in ("train", "predict", "backtest"):
+        result = runner.invoke(app, ["forecast", command, "--help"])
+        assert result.exit_code == 0 and "Example: rnnkit forecast" in result.stdout
+
+
+GOOD = "date,temp,rain\n" + "".join(f"2021-01-{d:02d},{d},0\n" for d in range(1, 29))
+BAD_FILES = {
+    "empty": ("", "is empty"),
+    "header-only": ("date,temp,rain\n", "has a header"),
+    "ragged": (GOOD + "2021-01-29,3,0,9\n", "line 30 has 4 fields but the header has 3"),
+    "text-in-target": (GOOD.replace("2021-01-05,5,", "2021-01-05,hot,"), "holds text ('hot'"),
+    "duplicate-time": (GOOD + "2021-01-28,3,0\n", "appears more than once"),
+    "nan": (GOOD.replace("2021-01-05,5,", "2021-01-05,,"), "empty value"),
+    "unknown-column": (GOOD.replace("temp", "tmax"), "column 'temp' is not in"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_FILES))
+def test_bad_csv_gives_one_line_and_exit_2(case, tmp_path):
+    text, message = BAD_FILES[case]
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    args = ["forecast", "train", "--csv", str(path), *COLUMNS, "--horizon", "3", "--out", str(tmp_path / "r"), *TINY]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_horizon_longer_than_the_data_gives_one_line_and_exit_2(tmp_path):
+    path = tmp_path / "short.csv"
+    path.write_text(GOOD)
+    args = ["forecast", "train", "--csv", str(path), *COLUMNS, "--horizon", "40", "--out", str(tmp_path / "r"), *TINY]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: horizon 40 is longer than the data")
+
+
+def test_predict_needs_a_trained_run(weather, tmp_path):
+    result = runner.invoke(app, ["forecast", "predict", str(tmp_path), "--csv", str(weather)])
+    assert result.exit_code == 2 and result.stderr.startswith("error: ")
+
+
+def test_train_resumes_where_it_stopped(weather, tmp_path):
+    base = ["forecast", "train", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(tmp_path)]
+    assert runner.invoke(app, [*base, *TINY]).exit_code == 0
+    more = ["--hidden-size", "6", "--epochs", "3", "--quiet", "--device", "cpu", "--resume", "--json"]
+    result = runner.invoke(app, [*base, *more])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["summary"]["epochs_completed"] == 3

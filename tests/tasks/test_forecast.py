@@ -1,0 +1,193 @@
+"""The forecasting network: shapes, no look-ahead, a saved run that reloads, a backtest with known baselines."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from rnnkit.data.series import SeriesSpec, series_from_frame
+from rnnkit.data.windows import Scaler, make_windows, origins_between
+from rnnkit.errors import RnnkitError
+from rnnkit.tasks import load
+from rnnkit.tasks.backtest import BacktestOptions, run_backtest
+from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
+from rnnkit.tasks.forecast_training import ForecastOptions, default_context, predict, season_length, train_forecaster
+from rnnkit.train import TrainConfig
+
+TINY = {"hidden_size": 6, "dropout": 0.0}
+FAST = TrainConfig(epochs=2, quiet=True, device="cpu")
+
+
+def batch(n=3, context=5, horizon=4, targets=2, past=1, future=3):
+    steps = context + horizon
+    return {
+        "target": torch.randn(n, steps, targets),
+        "past": torch.randn(n, steps, past),
+        "future": torch.randn(n, steps, future),
+    }
+
+
+def model(decoder, likelihood, **extra):
+    config = ForecastConfig(
+        num_targets=2, num_past=1, num_future=3, context_length=5, horizon=4, decoder=decoder, likelihood=likelihood,
+        num_samples=50, **{**TINY, **extra},
+    )  # fmt: skip
+    return ForecastModel(config)
+
+
+KINDS = [(d, lik) for d in ("direct", "autoregressive") for lik in ("quantile", "gaussian")]
+
+
+@pytest.mark.parametrize(("decoder", "likelihood"), KINDS)
+def test_forecast_shapes_and_sorted_quantiles(decoder, likelihood):
+    net = model(decoder, likelihood).eval()
+    quantiles = net.forecast(batch(), generator=torch.Generator().manual_seed(0))
+    assert quantiles.shape == (3, 4, 2, 3)
+    assert torch.all(quantiles.diff(dim=-1) >= 0)
+    output = net.train().loss(batch())
+    output.loss.backward()
+    assert torch.isfinite(output.loss) and output.units > 0
+    assert all(p.grad is not None for p in net.parameters() if p.requires_grad)
+
+
+@pytest.mark.parametrize(("decoder", "likelihood"), KINDS)
+def test_forecast_never_reads_the_horizon_targets_or_past(decoder, likelihood):
+    net = model(decoder, likelihood).eval()
+    b = batch()
+    changed = {k: v.clone() for k, v in b.items()}
+    changed["target"][:, 5:] += 100.0
+    changed["past"][:, 5:] -= 100.0
+    first = net.forecast(b, generator=torch.Generator().manual_seed(1))
+    second = net.forecast(changed, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(first, second)
+
+
+def test_teacher_forced_loss_reads_no_value_after_its_step():
+    net = model("autoregressive", "gaussian").eval()
+    b = batch(n=1)
+    b["target"].requires_grad_(True)
+    params, _ = net._teacher_forced(b)
+    # the output for step 3 (index 2 of steps 1 ..) reads targets 0 .. 2, and the rest of the context only
+    # through its mean (the level); the horizon (steps 5 ..) not at all
+    params[0, 2, 0, 0].backward()
+    grad = b["target"].grad[0, :, 0]
+    assert torch.all(grad[5:] == 0) and grad[3] == grad[4] and grad[2] != grad[3]
+
+
+def test_ridge_highway_starts_at_the_least_squares_fit():
+    """A sine is exactly linear in its past: the fitted, untrained model forecasts it, and the fit stays fixed."""
+    times = pd.date_range("2022-01-01", periods=80, freq="D")
+    frame = pd.DataFrame({"date": times, "y": 5 + np.sin(np.arange(80) * 0.4)})
+    data = series_from_frame(frame, SeriesSpec("date", ("y",), calendar=False))
+    scaler = Scaler.fit(data)
+    windows = make_windows(data, scaler, 6, 3, lambda s: origins_between(6, 77))
+    config = ForecastConfig(num_targets=1, context_length=6, horizon=3, linear_alpha=1e-9, **TINY)
+    net = ForecastModel(config).eval()
+    net.fit_linear(windows)
+    assert not net.skip.weight.requires_grad
+    batch = next(windows.batches(0))
+    quantiles = net.forecast(batch)
+    torch.testing.assert_close(quantiles[..., 1], batch["target"][:, 6:], atol=1e-4, rtol=0)
+    assert torch.all(quantiles[..., 0] <= quantiles[..., 2])
+
+
+def test_config_errors_are_one_sentence():
+    with pytest.raises(RnnkitError, match="Unknown cell 'rnn'"):
+        ForecastConfig(cell="rnn")
+    with pytest.raises(RnnkitError, match=r"include 0\.5"):
+        ForecastConfig(quantiles=(0.1, 0.9))
+    with pytest.raises(RnnkitError, match="horizon must be at least 1"):
+        ForecastOptions(horizon=0)
+    with pytest.raises(RnnkitError, match="no linear highway"):
+        model("autoregressive", "quantile").fit_linear()
+
+
+def test_season_and_context_defaults():
+    assert [season_length(f) for f in ("h", "D", "W-SAT", "MS", "QS", "YS")] == [24, 7, 52, 12, 4, 1]
+    assert default_context(7, 7, 1168) == 56
+    assert default_context(52, 52, 1827) == 156
+    assert default_context(12, 6, 60) == 12
+
+
+def sine_set(n=120, with_id=False):
+    times = pd.date_range("2022-01-01", periods=n, freq="D")
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"date": times, "y": 10 + 3 * np.sin(np.arange(n) * 2 * np.pi / 7) + 0.1 * rng.normal(size=n)})
+    return series_from_frame(frame, SeriesSpec("date", ("y",))), frame
+
+
+def test_a_saved_run_reloads_to_the_same_forecasts(tmp_path):
+    data, frame = sine_set()
+    spec = SeriesSpec("date", ("y",))
+    summary = train_forecaster(data, spec, ForecastOptions(horizon=3, context_length=14), TINY, FAST, tmp_path)
+    assert summary["stopped_by"] == "epochs" and summary["valid"]["windows"] > 0
+    reloaded = load(tmp_path)
+    assert isinstance(reloaded, ForecastModel) and reloaded.config.context_length == 14
+    csv = tmp_path / "data.csv"
+    frame.to_csv(csv, index=False)
+    table = predict(tmp_path, csv, out_csv=tmp_path / "forecast.csv", plot=tmp_path / "forecast.png")
+    assert list(table.columns) == ["date", "target", "q0.1", "q0.5", "q0.9"] and len(table) == 3
+    assert str(table["date"].iloc[0].date()) == "2022-05-01"
+    assert (tmp_path / "forecast.png").stat().st_size > 0
+    pd.testing.assert_frame_equal(predict(tmp_path, csv), table)
+
+
+def test_backtest_baselines_on_a_ramp_match_hand_values(tmp_path):
+    times = pd.date_range("2022-01-01", periods=60, freq="D")
+    data = series_from_frame(pd.DataFrame({"date": times, "y": np.arange(60.0)}), SeriesSpec("date", ("y",)))
+    options = ForecastOptions(horizon=3, context_length=6, season=2, valid_fraction=0.1)
+    backtest_options = BacktestOptions(test_fraction=0.25, ridge_alpha=1e-9)
+    result = run_backtest(data, data.spec, options, TINY, FAST, tmp_path, backtest_options)
+    methods = result["methods"]
+    # origins 45, 48, ... 57: five of them; on a ramp y_t = t the naive forecast is short by h, the seasonal
+    # naive (m = 2) by 2 ceil(h / 2), and the in-sample seasonal naive error (the MASE scale) is 2
+    assert result["origins"] == 5 and result["n"] == 15
+    assert methods["naive"]["mae"] == pytest.approx(2.0) and methods["naive"]["mase"] == pytest.approx(1.0)
+    assert methods["seasonal_naive"]["mae"] == pytest.approx(8 / 3)
+    assert methods["seasonal_naive"]["mase"] == pytest.approx(4 / 3)
+    assert methods["naive"]["coverage"] == 1.0  # constant in-sample errors: a band of zero width on the truth
+    assert methods["ridge"]["mase"] < 1e-3  # an unshrunk linear autoregression extrapolates a ramp
+    assert result["best_baseline"] == "ridge" and set(methods) == {"rnnkit", "naive", "seasonal_naive", "ridge"}
+    assert (tmp_path / "backtest.json").is_file()
+
+
+def test_one_global_model_forecasts_every_series_of_a_long_file(tmp_path):
+    times = pd.date_range("2022-01-01", periods=60, freq="D")
+    frames = [
+        pd.DataFrame({"shop": name, "date": times, "sales": base + np.sin(np.arange(60) * 2 * np.pi / 7)})
+        for name, base in (("north", 10.0), ("south", 50.0))
+    ]
+    csv = tmp_path / "sales.csv"
+    pd.concat(frames).to_csv(csv, index=False)
+    spec = SeriesSpec("date", ("sales",), id_col="shop")
+    train_forecaster(csv, spec, ForecastOptions(horizon=2, context_length=7), TINY, FAST, tmp_path / "run")
+    table = predict(tmp_path / "run", csv)
+    assert list(table["shop"]) == ["north", "north", "south", "south"]
+    # each series keeps its own scale: the forecasts sit near each shop's level
+    assert abs(table["q0.5"].iloc[0] - 10) < 3 and abs(table["q0.5"].iloc[2] - 50) < 3
+
+
+def test_autoregressive_gaussian_model_trains_and_predicts(tmp_path):
+    data, frame = sine_set(n=90)
+    options = ForecastOptions(horizon=3, context_length=10)
+    model_options = {**TINY, "decoder": "autoregressive", "likelihood": "gaussian", "num_samples": 20}
+    summary = train_forecaster(data, data.spec, options, model_options, FAST, tmp_path)
+    assert summary["valid"]["loss"] < 5
+    csv = tmp_path / "data.csv"
+    frame.to_csv(csv, index=False)
+    table = predict(tmp_path, csv)
+    assert len(table) == 3 and (table["q0.1"] <= table["q0.9"]).all()
+    pd.testing.assert_frame_equal(predict(tmp_path, csv), table)  # sampled paths, yet the same forecast
+
+
+def test_real_daily_weather_backtest_beats_the_naive_forecasts(tmp_path):
+    spec = SeriesSpec("date", ("temp_max",), ("precipitation", "temp_min", "wind"))
+    options = BacktestOptions(stride=7, ridge_lags=56)
+    fast = TrainConfig(epochs=2, quiet=True, device="cpu")
+    result = run_backtest("seattle-weather", spec, ForecastOptions(horizon=7), {}, fast, tmp_path, options)
+    methods = result["methods"]
+    assert result["origins"] == 41
+    # the reference figures of DATA.md: naive 1.04, seasonal naive 1.07
+    assert methods["naive"]["mase"] == pytest.approx(1.037, abs=0.005)
+    assert methods["seasonal_naive"]["mase"] == pytest.approx(1.071, abs=0.005)
+    assert methods["rnnkit"]["mase"] < 0.76 and 0.7 <= methods["rnnkit"]["coverage"] <= 0.9
