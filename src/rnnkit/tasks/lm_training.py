@@ -21,7 +21,7 @@ from rnnkit.plots import training_curves
 from rnnkit.tasks import load
 from rnnkit.tasks.dynamic_eval import dynamic_evaluate
 from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig, TokenStream
-from rnnkit.train import TrainConfig, Trainer
+from rnnkit.train import TrainConfig, Trainer, seed_everything
 
 CORPORA = {"shakespeare": shakespeare, "wikitext2": wikitext2}
 TOKENIZERS = {"char": CharTokenizer, "word": WordTokenizer, "subword": SubwordTokenizer}
@@ -74,6 +74,7 @@ def train_language_model(
     else:
         tokenizer = fit_tokenizer(options.tokenizer_kind, splits.train, options)
     config = LanguageModelConfig(vocab_size=tokenizer.vocab_size, **model_options)
+    seed_everything(train_config.seed)  # the initial weights too, not only what the Trainer draws
     model = LanguageModel(config)
     run_config = {"task": "lm", "model": asdict(config), "tokenizer": tokenizer.to_config(), "data": asdict(options)}
     trainer = Trainer(
