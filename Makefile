@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install data demo test bench bench-lm lint clean
+.PHONY: install data demo test bench bench-lm bench-forecast lint clean
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ bench: $(STAMP)
 # Language-model quality (about 70 minutes here): cells at equal size, the char LSTM against PPMd, WikiText-2.
 bench-lm: $(STAMP)
 	$(PY) bench/lm.py
+
+# Forecasting: backtests against naive, seasonal naive and ridge; trainer throughput against a bare loop.
+bench-forecast: $(STAMP)
+	$(PY) bench/forecast.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench
