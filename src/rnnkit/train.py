@@ -35,7 +35,7 @@ from rnnkit import checkpoint
 from rnnkit.errors import RnnkitError
 from rnnkit.tbptt import detach_state
 
-OPTIMIZERS = {"adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 SCHEDULES = ("constant", "cosine", "plateau")
 
 
@@ -214,18 +214,23 @@ class Trainer:
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
-                **boundary,
+                "rng": boundary["rng"],
+                "carried": boundary["carried"],
+                "position": {**boundary["position"], "history": self.position.history[: boundary["history_length"]]},
                 "train_config": asdict(self.config),
             },
         )
 
     def _boundary(self) -> dict:
-        """The cheap part of the state at an optimizer-step boundary (weights are saved as they are)."""
-        return {
-            "rng": rng_state(),
-            "carried": _clone(detach_state(self.carried)),
-            "position": _clone(asdict(self.position)),
-        }
+        """The cheap part of the state at an optimizer-step boundary (weights are saved as they are).
+
+        Taken after every step, so it copies as little as it can: the carried state is referenced, not
+        cloned (each step returns new tensors and nothing writes into them), and the position's history,
+        which only grows, is recorded by its length and cut back to it when saved.
+        """
+        position = {k: v for k, v in vars(self.position).items() if k != "history"}
+        return {"rng": rng_state(), "carried": detach_state(self.carried), "position": position,
+                "history_length": len(self.position.history)}  # fmt: skip
 
     def resume(self) -> None:
         path = self.out / checkpoint.RESUME_FILE
@@ -377,13 +382,3 @@ class Trainer:
             f.flush()
             os.fsync(f.fileno())
 
-
-def _clone(obj: Any) -> Any:
-    """Deep copy of nested state, cloning tensors (a snapshot must not change as training goes on)."""
-    if isinstance(obj, Tensor):
-        return obj.detach().clone()
-    if isinstance(obj, dict):
-        return {k: _clone(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return type(obj)(_clone(v) for v in obj)
-    return obj

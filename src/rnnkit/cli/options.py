@@ -22,7 +22,7 @@ Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its l
 Quiet = Annotated[bool, typer.Option(help="No progress bars.")]
 Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
 LearningRate = Annotated[float, typer.Option("--lr", help="Peak learning rate.")]
-Optimizer = Annotated[str, typer.Option(help="adamw or sgd.")]
+Optimizer = Annotated[str, typer.Option(help="adamw, adam or sgd.")]
 Schedule = Annotated[str, typer.Option(help="Learning-rate schedule: cosine, constant or plateau.")]
 Clip = Annotated[float, typer.Option(help="Clip the gradient norm to this (0: no clipping).")]
 Patience = Annotated[int | None, typer.Option(help="Stop after this many validations without improvement.")]

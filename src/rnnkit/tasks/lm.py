@@ -43,6 +43,7 @@ class LanguageModelConfig:
     output_dropout: float = 0.2  # locked dropout before the output layer
     weight_drop: float = 0.0  # DropConnect on every hidden-to-hidden matrix
     adaptive_cutoffs: tuple[int, ...] = ()  # adaptive softmax cluster edges; () is a full softmax
+    init_range: float = 0.0  # > 0: embedding (and output) weights start U(-r, r), output bias 0; 0: torch's
 
     def __post_init__(self) -> None:
         if self.cell not in LAYERS:
@@ -53,6 +54,8 @@ class LanguageModelConfig:
         for name in ("embedding_dropout", "input_dropout", "hidden_dropout", "output_dropout", "weight_drop"):
             if not 0 <= getattr(self, name) < 1:
                 raise RnnkitError(f"{name} must be a probability in [0, 1), got {getattr(self, name)}.")
+        if self.init_range < 0:
+            raise RnnkitError(f"init_range must be at least 0, got {self.init_range}.")
         cutoffs = list(self.adaptive_cutoffs)
         if cutoffs and (cutoffs != sorted(set(cutoffs)) or cutoffs[0] < 1 or cutoffs[-1] >= self.vocab_size):
             raise RnnkitError(
@@ -104,7 +107,14 @@ class LanguageModel(nn.Module):
             self.output = nn.Linear(top_size, config.vocab_size)
             if config.tie_weights:
                 self.output.weight = self.embedding.weight
-        # the embedding keeps torch's N(0, 1) start: AWD-LSTM's U(-0.1, 0.1) learns far slower with Adam
+        # by default the embedding keeps torch's N(0, 1) start: AWD-LSTM's U(-0.1, 0.1) learns far slower with
+        # Adam; with SGD at a large rate and a tied output layer (Zaremba et al.) the small start is the one
+        # that trains, since N(0, 1) output weights start the softmax saturated
+        if config.init_range > 0:
+            nn.init.uniform_(self.embedding.weight, -config.init_range, config.init_range)
+            if isinstance(self.output, nn.Linear):
+                nn.init.uniform_(self.output.weight, -config.init_range, config.init_range)
+                nn.init.zeros_(self.output.bias)
 
     @classmethod
     def from_config(cls, model_config: dict) -> LanguageModel:
