@@ -381,4 +381,3 @@ class Trainer:
             writer.writerow(row)
             f.flush()
             os.fsync(f.fileno())
-
