@@ -1,0 +1,305 @@
+r"""Text classification: embedding -> bidirectional LSTM/GRU over the true lengths -> pooling -> classes.
+
+.. math::
+    e_t = E[w_t],\quad (o_1 \dots o_T) = \mathrm{BiRNN}(e_1 \dots e_T),\quad o_t = [\overrightarrow{h}_t;
+    \overleftarrow{h}_t]
+
+    \text{pool} = \begin{cases}
+        [\overrightarrow{h}_T; \overleftarrow{h}_1] & \text{last} \\
+        \max_t o_t & \text{max (per unit)} \\
+        \tfrac{1}{T}\sum_t o_t & \text{mean} \\
+        \sum_t \alpha_t o_t,\ \alpha = \mathrm{softmax}_t(v^\top \tanh(W o_t)) & \text{attention}
+    \end{cases}
+
+    z = W_c\, \mathrm{dropout}(\text{pool}) + b_c,\qquad p(y \mid x) = \mathrm{softmax}(z / \tau)
+
+``T`` is each text's own length: the layers run with ``lengths=``, so padded steps neither feed the
+backward direction nor enter the pooling. **Long documents are unrolled over their full length** (no
+truncation, no chunking): a 2,000-word review is 2,000 steps each way, and a gradient reaches its first word.
+Batches are bucketed by length (:class:`TextBatches`), so short texts are not padded to long ones.
+
+The loss is class-weighted cross-entropy, :math:`-\sum_i w_{y_i} \log p(y_i) / \sum_i w_{y_i}` (``torch``'s
+``weight=``). The temperature :math:`\tau` (1 while training) is fitted afterwards on validation logits by
+minimising their negative log-likelihood (:func:`fit_temperature`, Guo et al. 2017); it changes the
+probabilities, never the predicted class. Calibration is reported as the expected calibration error over 15
+equal-width confidence bins, :math:`\mathrm{ECE} = \sum_b \frac{n_b}{n} |\mathrm{acc}_b - \mathrm{conf}_b|`.
+
+Shapes: N batch, L time (longest in the batch), E embedding, D directions, H hidden, C classes.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
+
+from rnnkit.errors import RnnkitError
+from rnnkit.layers import GRU, LSTM
+from rnnkit.train import LossOutput
+
+LAYERS = {"lstm": LSTM, "gru": GRU}
+POOLINGS = ("last", "max", "mean", "attention")
+ECE_BINS = 15
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    vocab_size: int
+    num_classes: int
+    cell: str = "lstm"
+    embedding_size: int = 50  # GloVe 6B 50d, the vectors we ship
+    hidden_size: int = 128
+    num_layers: int = 1
+    bidirectional: bool = True
+    pooling: str = "max"
+    dropout: float = 0.5  # on the embedded input and on the pooled vector
+    class_weights: tuple[float, ...] = ()  # () = all 1; else one weight per class
+    padding_id: int = 0  # the id batches are padded with (masked out, so any id works)
+
+    def __post_init__(self) -> None:
+        if self.cell not in LAYERS:
+            raise RnnkitError(f"Unknown cell {self.cell!r}. Select from {', '.join(LAYERS)}.")
+        if self.pooling not in POOLINGS:
+            raise RnnkitError(f"Unknown pooling {self.pooling!r}. Select from {', '.join(POOLINGS)}.")
+        for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers"):
+            if getattr(self, name) < 1:
+                raise RnnkitError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if self.num_classes < 2:
+            raise RnnkitError(f"num_classes must be at least 2, got {self.num_classes}.")
+        if not 0 <= self.dropout < 1:
+            raise RnnkitError(f"dropout must be a probability in [0, 1), got {self.dropout}.")
+        if self.class_weights and (len(self.class_weights) != self.num_classes or min(self.class_weights) <= 0):
+            raise RnnkitError(
+                f"class_weights must be {self.num_classes} positive numbers, one per class, got {self.class_weights}."
+            )
+
+
+Batch = tuple[Tensor, Tensor, Tensor]  # ids (N, L), lengths (N,), labels (N,)
+
+
+class TextClassifier(nn.Module):
+    """Bidirectional recurrent text classifier with a fitted softmax temperature (see the module docstring).
+
+    Attributes:
+        temperature: a buffer (saved with the weights), 1 until :func:`fit_temperature` sets it.
+    """
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
+        self.rnn = LAYERS[config.cell](
+            config.embedding_size,
+            config.hidden_size,
+            config.num_layers,
+            batch_first=True,
+            bidirectional=config.bidirectional,
+        )
+        width = config.hidden_size * (2 if config.bidirectional else 1)
+        if config.pooling == "attention":
+            self.attention = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 1, bias=False))
+        self.output = nn.Linear(width, config.num_classes)
+        self.register_buffer("temperature", torch.ones(()))
+        weights = torch.tensor(config.class_weights or [1.0] * config.num_classes)
+        self.register_buffer("class_weights", weights, persistent=False)
+
+    @classmethod
+    def from_config(cls, model_config: dict) -> TextClassifier:
+        model_config = dict(model_config)
+        model_config["class_weights"] = tuple(model_config.get("class_weights", ()))
+        return cls(ClassifierConfig(**model_config))
+
+    def load_vectors(self, vectors: Tensor, known: Tensor) -> None:
+        """Copy pretrained vectors ``(V, E)`` into the rows where ``known`` ``(V,)`` is True."""
+        with torch.no_grad():
+            self.embedding.weight[known] = vectors[known].to(self.embedding.weight)
+
+    # --- the network ---------------------------------------------------------------------------------------
+
+    def encode(self, embedded: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Embedded texts ``(N, L, E)`` -> pooled ``(N, D*H)`` and attention weights ``(N, L)`` (or None)."""
+        x = F.dropout(embedded, self.config.dropout, self.training)
+        output, h_n = self.rnn(x, lengths=lengths)  # output (N, L, D*H), zeros at padded steps
+        if isinstance(h_n, tuple):  # LSTM: (h_n, c_n)
+            h_n = h_n[0]
+        steps = torch.arange(output.shape[1], device=output.device)
+        mask = steps[None, :] < lengths.to(output.device)[:, None]  # (N, L), True on real tokens
+        weights = None
+        pooling = self.config.pooling
+        if pooling == "last":
+            directions = 2 if self.config.bidirectional else 1
+            # -> (N, D*H): the top layer's forward state after the last token, backward after the first
+            pooled = h_n[-directions:].transpose(0, 1).reshape(output.shape[0], -1)
+        elif pooling == "max":
+            pooled = output.masked_fill(~mask[..., None], -math.inf).amax(dim=1)
+        elif pooling == "mean":
+            pooled = output.sum(dim=1) / lengths.to(output)[:, None]  # padded outputs are zeros
+        else:
+            scores = self.attention(output).squeeze(-1).masked_fill(~mask, -math.inf)  # (N, L)
+            weights = scores.softmax(dim=1)
+            pooled = torch.einsum("nl,nlh->nh", weights, output)
+        return pooled, weights
+
+    def logits_from_embedded(self, embedded: Tensor, lengths: Tensor) -> Tensor:
+        """Uncalibrated class scores ``(N, C)`` from embedded texts (the input integrated gradients vary)."""
+        pooled, _ = self.encode(embedded, lengths)
+        return self.output(F.dropout(pooled, self.config.dropout, self.training))
+
+    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        """``ids`` ``(N, L)``, ``lengths`` ``(N,)`` -> uncalibrated logits ``(N, C)``."""
+        return self.logits_from_embedded(self.embedding(ids), lengths)
+
+    # --- the task-model contract ---------------------------------------------------------------------------
+
+    def loss(self, batch: Batch) -> LossOutput:
+        """Class-weighted mean cross-entropy over the batch's texts."""
+        ids, lengths, labels = batch
+        logits = self(ids, lengths)
+        return LossOutput(F.cross_entropy(logits, labels, weight=self.class_weights), labels.numel())
+
+    @torch.no_grad()
+    def predict_logits(self, data: TextBatches) -> tuple[Tensor, Tensor]:
+        """Uncalibrated logits ``(n, C)`` and labels ``(n,)`` of every text in ``data``, in its own order."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        logits, labels, order = [], [], []
+        for ids, lengths, y, index in data.batches_with_index():
+            logits.append(self(ids.to(device), lengths.to(device)).float().cpu())
+            labels.append(y)
+            order.append(index)
+        self.train(was_training)
+        inverse = torch.empty_like(torch.cat(order))
+        inverse[torch.cat(order)] = torch.arange(inverse.numel())
+        return torch.cat(logits)[inverse], torch.cat(labels)[inverse]
+
+    def evaluate(self, data: TextBatches) -> dict:
+        """Loss (unweighted NLL at the current temperature), accuracy and error of ``data``."""
+        logits, labels = self.predict_logits(data)
+        loss = F.cross_entropy(logits / self.temperature.cpu(), labels).item()
+        accuracy = (logits.argmax(1) == labels).float().mean().item()
+        return {"loss": loss, "accuracy": accuracy, "error": 1 - accuracy}
+
+
+# --- batches -----------------------------------------------------------------------------------------------
+
+
+class TextBatches:
+    """Token-id sequences and labels in length-bucketed batches of ``(ids, lengths, labels)``.
+
+    Training order (``shuffle=True``): a permutation seeded by ``(seed, epoch)``, cut into pools of 50
+    batches, each pool sorted by length and cut into batches, batches shuffled; so ``batches(epoch)`` is the
+    same for the same epoch (the Trainer's resume contract) and a batch's texts have similar lengths.
+    Evaluation order (``shuffle=False``): longest first.
+    """
+
+    def __init__(
+        self, sequences: list[list[int]], labels: list[int], batch_size: int, *, shuffle: bool, seed: int = 0
+    ) -> None:
+        if batch_size < 1:
+            raise RnnkitError(f"batch_size must be at least 1, got {batch_size}.")
+        empty = [i for i, s in enumerate(sequences) if not s]
+        if empty:
+            raise RnnkitError(f"text {empty[0]} has no tokens after tokenising; drop it or give it some words.")
+        self.sequences = [torch.tensor(s, dtype=torch.long) for s in sequences]
+        self.labels = torch.tensor(labels, dtype=torch.long)
+        self.lengths = torch.tensor([len(s) for s in sequences])
+        self.batch_size, self.shuffle, self.seed = batch_size, shuffle, seed
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.sequences) / self.batch_size)
+
+    def _order(self, epoch: int) -> list[list[int]]:
+        if not self.shuffle:
+            order = sorted(range(len(self.sequences)), key=lambda i: -int(self.lengths[i]))
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        rng = random.Random(self.seed * 100_003 + epoch)
+        order = list(range(len(self.sequences)))
+        rng.shuffle(order)
+        pool = 50 * self.batch_size
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start : start + pool], key=lambda i: int(self.lengths[i]))
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        rng.shuffle(batches)
+        return batches
+
+    def _collate(self, index: list[int]) -> Batch:
+        ids = pad_sequence([self.sequences[i] for i in index], batch_first=True)  # -> (N, L), zeros after the end
+        return ids, self.lengths[index], self.labels[index]
+
+    def batches(self, epoch: int = 0):
+        for index in self._order(epoch):
+            yield self._collate(index)
+
+    def batches_with_index(self):
+        for index in self._order(0):
+            yield (*self._collate(index), torch.tensor(index))
+
+
+# --- calibration and metrics -------------------------------------------------------------------------------
+
+
+def fit_temperature(logits: Tensor, labels: Tensor, *, max_iter: int = 100) -> float:
+    r"""The temperature :math:`\tau` minimising :math:`\mathrm{NLL}(\mathrm{softmax}(z/\tau), y)` on held-out
+    logits, by L-BFGS on :math:`\log \tau` (so :math:`\tau` stays positive)."""
+    logits, labels = logits.detach().double(), labels.detach()
+    log_tau = torch.zeros((), dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS([log_tau], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimizer.zero_grad()
+        loss = F.cross_entropy(logits / log_tau.exp(), labels)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return float(log_tau.detach().exp())
+
+
+def expected_calibration_error(probabilities: Tensor | np.ndarray, labels: Tensor | np.ndarray, bins: int = ECE_BINS):
+    r""":math:`\sum_b \frac{n_b}{n} |\mathrm{acc}_b - \mathrm{conf}_b|` over ``bins`` equal-width bins of the
+    top probability (bin ``b`` holds confidences in ``(b/B, (b+1)/B]``)."""
+    probabilities, labels = np.asarray(probabilities, dtype=np.float64), np.asarray(labels)
+    confidence = probabilities.max(axis=1)
+    correct = probabilities.argmax(axis=1) == labels
+    # bin b holds (b/B, (b+1)/B]; ceil(c * B) - 1 gives it
+    which = np.clip(np.ceil(confidence * bins).astype(int) - 1, 0, bins - 1)
+    error = 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            error += inside.mean() * abs(correct[inside].mean() - confidence[inside].mean())
+    return float(error)
+
+
+def classification_report(predicted: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
+    """Accuracy, macro-F1, per-class precision / recall / F1 / support and the confusion matrix (rows true,
+    columns predicted); a class never predicted has precision 0 (as scikit-learn's ``zero_division=0``)."""
+    predicted, labels = np.asarray(predicted), np.asarray(labels)
+    size = len(classes)
+    confusion = np.zeros((size, size), dtype=np.int64)
+    np.add.at(confusion, (labels, predicted), 1)
+    true_positive = np.diag(confusion).astype(np.float64)
+    predicted_count, support = confusion.sum(axis=0), confusion.sum(axis=1)
+    precision = np.divide(true_positive, predicted_count, out=np.zeros(size), where=predicted_count > 0)
+    recall = np.divide(true_positive, support, out=np.zeros(size), where=support > 0)
+    both = precision + recall
+    f1 = np.divide(2 * precision * recall, both, out=np.zeros(size), where=both > 0)
+    per_class = {
+        name: {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i]),
+               "support": int(support[i])}
+        for i, name in enumerate(classes)
+    }  # fmt: skip
+    return {
+        "accuracy": float(true_positive.sum() / max(1, len(labels))),
+        "macro_f1": float(f1.mean()),
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+    }

@@ -1,0 +1,266 @@
+"""Text classification end to end: labelled texts -> hash split -> vocabulary -> Trainer -> calibrated model.
+
+The CLI's ``rnnkit classify train|eval|predict`` call these; a notebook can too::
+
+    summary = train_classifier(ClassifyData(data="rotten-tomatoes"), {"pooling": "max"}, TrainConfig(epochs=5),
+                               "runs/rt")
+    result = evaluate_classifier("runs/rt", read_csv("reviews.csv", "text", "label"))
+    table = predict_texts(load("runs/rt"), ["a gripping, funny film"])
+
+After training, the best checkpoint (lowest validation error) gets its softmax temperature fitted on the
+validation split and is saved again; the test split is scored once, with and without the temperature.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from rnnkit import checkpoint
+from rnnkit.data.sentiment import (
+    SENTIMENT_SETS,
+    LabelledTexts,
+    SentimentSplits,
+    check_classes,
+    check_known_labels,
+    csv_splits,
+    glove_vectors,
+    normalise,
+)
+from rnnkit.data.text import WordTokenizer, tokenizer_from_config
+from rnnkit.errors import RnnkitError
+from rnnkit.plots import training_curves
+from rnnkit.tasks import load
+from rnnkit.tasks.classify import (
+    ClassifierConfig,
+    TextBatches,
+    TextClassifier,
+    classification_report,
+    expected_calibration_error,
+    fit_temperature,
+)
+from rnnkit.text_plots import attribution_plot, confusion_plot
+from rnnkit.train import TrainConfig, Trainer, seed_everything
+
+VECTORS = ("glove", "random")
+CLASS_WEIGHTS = ("none", "balanced")
+
+
+@dataclass(frozen=True)
+class ClassifyData:
+    data: str = ""  # a built-in set (rotten-tomatoes, movie-reviews-long), or "" with csv
+    csv: str = ""
+    text_col: str = "text"
+    label_col: str = "label"
+    vectors: str = "glove"  # glove: GloVe 6B 50d where known, random elsewhere; random: all random
+    class_weights: str = "none"  # balanced: w_c = n / (C n_c)
+    min_count: int = 1  # words seen fewer times in training map to <unk> (GloVe words are always kept)
+    batch_size: int = 32
+    test_fraction: float = 0.1  # of a user's CSV (built-in sets fix their own)
+
+    def __post_init__(self) -> None:
+        if bool(self.data) == bool(self.csv):
+            raise RnnkitError(f"give either --data ({', '.join(SENTIMENT_SETS)}) or --csv FILE, not both or neither.")
+        if self.data and self.data not in SENTIMENT_SETS:
+            raise RnnkitError(f"Unknown data set {self.data!r}. Select from {', '.join(SENTIMENT_SETS)}.")
+        if self.vectors not in VECTORS:
+            raise RnnkitError(f"Unknown vectors {self.vectors!r}. Select from {', '.join(VECTORS)}.")
+        if self.class_weights not in CLASS_WEIGHTS:
+            raise RnnkitError(f"Unknown class weights {self.class_weights!r}. Select from {', '.join(CLASS_WEIGHTS)}.")
+        if self.min_count < 1 or self.batch_size < 1:
+            raise RnnkitError(f"min_count and batch_size must be at least 1, got {self.min_count}, {self.batch_size}.")
+
+
+def load_splits(options: ClassifyData) -> SentimentSplits:
+    if options.data:
+        return SENTIMENT_SETS[options.data]()
+    return csv_splits(options.csv, options.text_col, options.label_col, test_fraction=options.test_fraction)
+
+
+def encode_texts(tokenizer: WordTokenizer, texts: list[str]) -> list[list[int]]:
+    """Token ids of each text; a text with no tokens at all becomes one ``<unk>`` (never dropped silently)."""
+    return [tokenizer.encode(normalise(text)) or [tokenizer.unknown_id] for text in texts]
+
+
+def make_batches(
+    tokenizer: WordTokenizer, data: LabelledTexts, classes: list[str], batch_size: int, *, shuffle: bool, seed: int = 0
+) -> TextBatches:
+    index = {name: i for i, name in enumerate(classes)}
+    labels = [index.get(label, 0) for label in data.labels]
+    return TextBatches(encode_texts(tokenizer, data.texts), labels, batch_size, shuffle=shuffle, seed=seed)
+
+
+def build_vocabulary(texts: list[str], min_count: int, glove: dict | None) -> WordTokenizer:
+    """Training words seen ``min_count`` times, plus rarer ones GloVe has a vector for."""
+    tokenizer = WordTokenizer.fit("\n".join(normalise(t) for t in texts))
+    counts = {}
+    for text in texts:
+        for word in normalise(text).split():
+            counts[word] = counts.get(word, 0) + 1
+    keep = [w for w in tokenizer.words if counts.get(w, 0) >= min_count or (glove is not None and w in glove)]
+    return WordTokenizer(keep)
+
+
+def balanced_weights(labels: list[str], classes: list[str]) -> tuple[float, ...]:
+    counts = np.array([labels.count(c) for c in classes], dtype=np.float64)
+    return tuple(float(w) for w in len(labels) / (len(classes) * counts))
+
+
+def train_classifier(
+    options: ClassifyData, model_options: dict, train_config: TrainConfig, out: Path | str, *, resume: bool = False
+) -> dict:
+    """Train on the training split, keep the lowest validation error, fit the temperature, score the test
+    split; returns the run's summary (also in ``out/metrics.json``)."""
+    out = Path(out)
+    splits = load_splits(options)
+    classes = check_classes(splits.train, "the training split")
+    for name in ("valid", "test"):
+        check_known_labels(getattr(splits, name).labels, classes, f"the {name} split")
+    saved = out / checkpoint.CONFIG_FILE
+    glove = None
+    if resume and saved.exists():
+        tokenizer = tokenizer_from_config(checkpoint.read_config(out)["tokenizer"])
+    else:
+        if options.vectors == "glove":
+            glove = glove_vectors({w for t in splits.train.texts for w in normalise(t).split()})
+        tokenizer = build_vocabulary(splits.train.texts, options.min_count, glove)
+    weights = balanced_weights(splits.train.labels, classes) if options.class_weights == "balanced" else ()
+    config = ClassifierConfig(
+        vocab_size=tokenizer.vocab_size, num_classes=len(classes), class_weights=weights, **model_options
+    )
+    if glove is not None and config.embedding_size != len(next(iter(glove.values()))):
+        raise RnnkitError(f"GloVe vectors have 50 dimensions but --embedding-size is {config.embedding_size}.")
+    seed_everything(train_config.seed)  # the initial weights too, not only what the Trainer draws
+    model = TextClassifier(config)
+    if glove is not None:
+        vectors = torch.zeros(tokenizer.vocab_size, config.embedding_size)
+        known = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
+        for i, word in enumerate(tokenizer.vocab):
+            if word in glove:
+                vectors[i], known[i] = torch.from_numpy(glove[word]), True
+        model.load_vectors(vectors, known)
+    run_config = {
+        "task": "classify",
+        "model": asdict(config),
+        "tokenizer": tokenizer.to_config(),
+        "classes": classes,
+        "data": asdict(options),
+        "split": splits.split,
+    }
+    batch_size = options.batch_size
+    train = make_batches(tokenizer, splits.train, classes, batch_size, shuffle=True, seed=train_config.seed)
+    valid = make_batches(tokenizer, splits.valid, classes, 4 * batch_size, shuffle=False)
+    # the best checkpoint is the one with the fewest validation errors (the loss is recalibrated anyway)
+    trainer = Trainer(model, replace(train_config, monitor="error"), out, train, valid, run_config=run_config)
+    summary = trainer.fit(resume=resume)
+    if summary["stopped_by"] == "interrupted":
+        return summary
+    best = load(out).to(trainer.device)
+    if len(splits.valid):
+        logits, labels = best.predict_logits(valid)
+        best.temperature.fill_(fit_temperature(logits, labels))
+        checkpoint.save_model(out, best, best.run_config)
+    test = make_batches(tokenizer, splits.test, classes, 4 * batch_size, shuffle=False)
+    summary["test"] = score(best, test, classes, out / "confusion.png")
+    summary["split"] = splits.split
+    summary["sizes"] = {name: len(getattr(splits, name)) for name in ("train", "valid", "test")}
+    summary["classes"] = classes
+    summary["temperature"] = float(best.temperature)
+    summary["parameters"] = sum(p.numel() for p in best.parameters())
+    checkpoint.write_json(out / "metrics.json", summary)
+    if (out / "log.csv").exists():
+        training_curves(out / "log.csv", out / "loss.png", title=f"{config.cell} classifier")
+    return summary
+
+
+def score(model: TextClassifier, data: TextBatches, classes: list[str], confusion_png: Path | None = None) -> dict:
+    """Accuracy, macro-F1, per-class report, confusion matrix, NLL and ECE (with and without the model's
+    temperature) of ``data``."""
+    logits, labels = model.predict_logits(data)
+    temperature = float(model.temperature)
+    probabilities = F.softmax(logits / temperature, dim=1)
+    report = classification_report(logits.argmax(1).numpy(), labels.numpy(), classes)
+    report.update(
+        n=len(labels),
+        nll=F.cross_entropy(logits / temperature, labels).item(),
+        ece=expected_calibration_error(probabilities, labels),
+        ece_uncalibrated=expected_calibration_error(F.softmax(logits, dim=1), labels),
+        temperature=temperature,
+    )
+    if confusion_png is not None:
+        confusion_plot(np.array(report["confusion"]), classes, confusion_png)
+    return report
+
+
+def evaluate_classifier(directory: Path | str, data: LabelledTexts, *, confusion_png: Path | None = None) -> dict:
+    """Score a trained classifier on labelled texts (labels must be classes it was trained on)."""
+    model = load(directory)
+    run_config = model.run_config
+    classes = run_config["classes"]
+    check_known_labels(data.labels, classes, "the evaluation file")
+    tokenizer = tokenizer_from_config(run_config["tokenizer"])
+    batches = make_batches(tokenizer, data, classes, 128, shuffle=False)
+    return score(model, batches, classes, confusion_png)
+
+
+def predict_texts(model: TextClassifier, texts: list[str]) -> list[dict]:
+    """Per text: the predicted label and the calibrated probability of every class."""
+    classes = model.run_config["classes"]
+    tokenizer = tokenizer_from_config(model.run_config["tokenizer"])
+    data = TextBatches(encode_texts(tokenizer, texts), [0] * len(texts), 128, shuffle=False)
+    logits, _ = model.predict_logits(data)
+    probabilities = F.softmax(logits / model.temperature.cpu(), dim=1)
+    return [
+        {"label": classes[int(p.argmax())], "probabilities": {c: float(p[i]) for i, c in enumerate(classes)}}
+        for p in probabilities
+    ]
+
+
+def integrated_gradients(model: TextClassifier, ids: torch.Tensor, target: int, *, steps: int = 32) -> torch.Tensor:
+    r"""Per-token attributions to class ``target``'s logit by integrated gradients over the embeddings
+    (Sundararajan et al. 2017), from the all-zero embedding :math:`e'`:
+
+    .. math::
+        a_t = \sum_k (e_{t,k} - e'_{t,k}) \cdot \frac{1}{m} \sum_{j=1}^{m}
+              \frac{\partial z_{target}}{\partial e_{t,k}}\Big|_{e' + \frac{j}{m}(e - e')}
+
+    They sum (up to the Riemann error) to :math:`z(e) - z(e')`. Shapes: ids (L,) -> attributions (L,).
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    embedded = model.embedding(ids.to(device)).detach()  # (L, E)
+    alphas = torch.arange(1, steps + 1, device=device, dtype=embedded.dtype) / steps
+    # -> (m, L, E): every point on the straight path from the baseline, as one batch
+    path = (alphas[:, None, None] * embedded[None]).requires_grad_(True)
+    lengths = torch.full((steps,), ids.numel(), dtype=torch.long)
+    logits = model.logits_from_embedded(path, lengths)
+    (gradients,) = torch.autograd.grad(logits[:, target].sum(), path)
+    return (embedded * gradients.mean(dim=0)).sum(dim=-1).detach().cpu()
+
+
+def explain(model: TextClassifier, text: str, *, png: Path | None = None, steps: int = 32) -> dict:
+    """The prediction for ``text`` and one attribution per token: integrated gradients, or the attention
+    weights when the model pools by attention. Optionally draws them as a PNG."""
+    tokenizer = tokenizer_from_config(model.run_config["tokenizer"])
+    classes = model.run_config["classes"]
+    tokens = normalise(text).split()
+    if not tokens:
+        raise RnnkitError("the text to explain has no words; give some text.")
+    ids = torch.tensor(tokenizer.encode(" ".join(tokens)), dtype=torch.long)
+    prediction = predict_texts(model, [text])[0]
+    target = classes.index(prediction["label"])
+    if model.config.pooling == "attention":
+        with torch.no_grad():
+            device = next(model.parameters()).device
+            _, weights = model.encode(model.embedding(ids[None].to(device)), torch.tensor([ids.numel()]))
+        scores, method = weights[0].cpu(), "attention"
+    else:
+        scores, method = integrated_gradients(model, ids, target, steps=steps), "integrated-gradients"
+    result = {**prediction, "method": method, "tokens": tokens, "attributions": [float(s) for s in scores]}
+    if png is not None:
+        attribution_plot(tokens, scores.numpy(), png, title=f"{prediction['label']} ({method})")
+    return result

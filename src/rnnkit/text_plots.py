@@ -1,0 +1,59 @@
+"""Figures for text classification, drawn headless with matplotlib: confusion matrix, token attributions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # no screen needed: figures go straight to files
+import matplotlib.pyplot as plt
+import numpy as np
+
+
+def confusion_plot(confusion: np.ndarray, classes: list[str], out: Path | str) -> Path:
+    """The confusion matrix (rows true class, columns predicted), counts written in each cell."""
+    out = Path(out)
+    size = len(classes)
+    figure, axis = plt.subplots(figsize=(1.2 * size + 2.5, 1.2 * size + 2))
+    axis.imshow(confusion, cmap="Blues")
+    axis.set_xticks(range(size), classes, rotation=45, ha="right")
+    axis.set_yticks(range(size), classes)
+    axis.set_xlabel("predicted")
+    axis.set_ylabel("true")
+    threshold = confusion.max() / 2 if confusion.size else 0
+    for row in range(size):
+        for column in range(size):
+            value = confusion[row, column]
+            axis.text(column, row, str(value), ha="center", va="center",
+                      color="white" if value > threshold else "black")  # fmt: skip
+    axis.set_title(f"confusion matrix ({int(confusion.sum())} texts)")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out
+
+
+def attribution_plot(tokens: list[str], scores: np.ndarray, out: Path | str, *, title: str = "") -> Path:
+    """Tokens laid out as text, each on a background coloured by its attribution (red against, green for)."""
+    out = Path(out)
+    scale = float(np.abs(scores).max()) or 1.0
+    colours = plt.get_cmap("RdYlGn")
+    per_line, width = 12, 10.0
+    lines = max(1, -(-len(tokens) // per_line))
+    figure, axis = plt.subplots(figsize=(width, 0.45 * lines + 0.8))
+    axis.set_axis_off()
+    axis.set_xlim(0, per_line)
+    axis.set_ylim(lines, -0.5)
+    for index, (token, score) in enumerate(zip(tokens, scores, strict=True)):
+        row, column = divmod(index, per_line)
+        face = colours(0.5 + 0.5 * float(score) / scale)
+        axis.text(column + 0.05, row + 0.2, token, fontsize=9, va="center",
+                  bbox={"facecolor": face, "edgecolor": "none", "pad": 1.5})  # fmt: skip
+    axis.set_title(title or "token attributions")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out

@@ -1,0 +1,141 @@
+"""Text classifier: padding never changes a text's logits, long texts are unrolled in full, calibration and
+metrics against hand computations and scikit-learn, integrated gradients' completeness."""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precision_recall_fscore_support
+
+from rnnkit.errors import RnnkitError
+from rnnkit.tasks.classify import (
+    ClassifierConfig,
+    TextBatches,
+    TextClassifier,
+    classification_report,
+    expected_calibration_error,
+    fit_temperature,
+)
+from rnnkit.tasks.classify_training import balanced_weights, integrated_gradients
+
+
+def _model(pooling="max", cell="lstm", **options):
+    torch.manual_seed(0)
+    config = ClassifierConfig(vocab_size=11, num_classes=3, cell=cell, embedding_size=5, hidden_size=6,
+                              pooling=pooling, dropout=0.0, **options)  # fmt: skip
+    return TextClassifier(config).eval()
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+@pytest.mark.parametrize("pooling", ["last", "max", "mean", "attention"])
+def test_padding_leaves_each_texts_logits_unchanged(pooling, cell):
+    model = _model(pooling, cell)
+    texts = [torch.tensor([1, 2, 3, 4, 5, 6, 7]), torch.tensor([8, 9]), torch.tensor([10, 3, 4])]
+    ids = torch.nn.utils.rnn.pad_sequence(texts, batch_first=True)  # (3, 7), zeros after each end
+    batched = model(ids, torch.tensor([7, 2, 3]))
+    for row, text in enumerate(texts):
+        alone = model(text[None], torch.tensor([len(text)]))
+        torch.testing.assert_close(batched[row], alone[0], rtol=1e-5, atol=1e-6)
+
+
+def test_long_document_is_unrolled_in_full():
+    # 900 tokens, no truncation: the first word still moves the logits of a "last"-pooled model through the
+    # forward direction's 900 steps, and the batch with a short text changes nothing
+    model = _model("mean")
+    torch.manual_seed(1)
+    long = torch.randint(1, 11, (900,))
+    embedded = model.embedding(long[None]).detach().requires_grad_(True)
+    logits = model.logits_from_embedded(embedded, torch.tensor([900]))
+    (gradient,) = torch.autograd.grad(logits[0, 0], embedded)
+    assert gradient[0, 0].abs().sum() > 0 and gradient[0, -1].abs().sum() > 0
+    ids = torch.nn.utils.rnn.pad_sequence([long, torch.tensor([1, 2])], batch_first=True)
+    torch.testing.assert_close(model(ids, torch.tensor([900, 2]))[0], logits[0].detach(), rtol=1e-5, atol=1e-6)
+
+
+def test_loss_uses_class_weights():
+    model = _model(class_weights=(1.0, 2.0, 0.5))
+    ids, lengths, labels = torch.tensor([[1, 2], [3, 0], [4, 5]]), torch.tensor([2, 1, 2]), torch.tensor([0, 1, 2])
+    expected = F.cross_entropy(model(ids, lengths), labels, weight=torch.tensor([1.0, 2.0, 0.5]))
+    torch.testing.assert_close(model.loss((ids, lengths, labels)).loss, expected)
+    assert balanced_weights(["a", "a", "a", "b"], ["a", "b"]) == pytest.approx((4 / 6, 4 / 2))
+
+
+def test_config_errors_are_one_line():
+    with pytest.raises(RnnkitError, match="Unknown pooling 'sum'"):
+        ClassifierConfig(vocab_size=5, num_classes=2, pooling="sum")
+    with pytest.raises(RnnkitError, match="class_weights must be 2 positive numbers"):
+        ClassifierConfig(vocab_size=5, num_classes=2, class_weights=(1.0,))
+
+
+def test_batches_are_the_same_per_epoch_and_cover_every_text_once():
+    sequences = [[1] * (i % 13 + 1) for i in range(100)]
+    data = TextBatches(sequences, [i % 2 for i in range(100)], 8, shuffle=True, seed=3)
+    first = [lengths.tolist() for _, lengths, _ in data.batches(1)]
+    assert first == [lengths.tolist() for _, lengths, _ in data.batches(1)]
+    assert first != [lengths.tolist() for _, lengths, _ in data.batches(2)]
+    assert sum(len(b) for b in first) == 100 and len(first) == len(data) == 13
+    # bucketed: a batch's lengths are close (one pool of 50 batches holds all 100 texts, sorted)
+    assert max(max(b) - min(b) for b in first) <= 2
+
+
+def test_predict_logits_come_back_in_input_order():
+    model = _model()
+    sequences = [[1, 2, 3], [4], [5, 6, 7, 8, 9], [10, 1]]
+    logits, labels = model.predict_logits(TextBatches(sequences, [0, 1, 2, 0], 2, shuffle=False))
+    assert labels.tolist() == [0, 1, 2, 0]
+    torch.testing.assert_close(logits[1], model(torch.tensor([[4]]), torch.tensor([1]))[0].detach())
+
+
+def test_expected_calibration_error_matches_a_hand_computation():
+    probabilities = np.array([[0.95, 0.05], [0.9, 0.1], [0.3, 0.7], [0.45, 0.55], [0.2, 0.8]])
+    labels = np.array([0, 1, 1, 0, 1])
+    # 15 bins of width 1/15: 0.95 -> bin 14, 0.9 -> bin 13, 0.7 -> bin 10, 0.55 -> bin 8, 0.8 -> bin 11
+    # every bin holds one text: ECE = mean |correct - confidence|
+    hand = (abs(1 - 0.95) + abs(0 - 0.9) + abs(1 - 0.7) + abs(0 - 0.55) + abs(1 - 0.8)) / 5
+    assert expected_calibration_error(probabilities, labels) == pytest.approx(hand)
+    # two texts in one bin: |mean correct - mean confidence| weighted by 2/2
+    assert expected_calibration_error(np.array([[0.9, 0.1], [0.91, 0.09]]), np.array([0, 1])) == pytest.approx(
+        abs(0.5 - 0.905)
+    )
+
+
+def test_classification_report_matches_sklearn():
+    rng = np.random.default_rng(0)
+    labels, predicted = rng.integers(0, 3, 200), rng.integers(0, 3, 200)
+    predicted[predicted == 2] = 1  # class 2 is never predicted: precision 0 by convention
+    report = classification_report(predicted, labels, ["a", "b", "c"])
+    assert report["accuracy"] == pytest.approx(accuracy_score(labels, predicted))
+    assert report["macro_f1"] == pytest.approx(f1_score(labels, predicted, average="macro", zero_division=0))
+    precision, recall, f1, support = precision_recall_fscore_support(labels, predicted, zero_division=0)
+    for i, name in enumerate("abc"):
+        row = report["per_class"][name]
+        assert (row["precision"], row["recall"], row["f1"], row["support"]) == pytest.approx(
+            (precision[i], recall[i], f1[i], support[i])
+        )
+    assert report["confusion"] == confusion_matrix(labels, predicted).tolist()
+
+
+def test_temperature_undoes_overconfidence():
+    generator = torch.Generator().manual_seed(0)
+    true_logits = torch.randn(4000, 3, generator=generator)
+    labels = torch.multinomial(true_logits.softmax(1), 1, generator=generator).squeeze(1)
+    tau = fit_temperature(3.0 * true_logits, labels)  # a model 3x too sure of itself
+    assert tau == pytest.approx(3.0, rel=0.1)
+    grid = torch.linspace(2, 4, 201)
+    losses = torch.stack([F.cross_entropy(3.0 * true_logits / t, labels) for t in grid])
+    assert tau == pytest.approx(float(grid[losses.argmin()]), abs=0.02)
+
+
+@pytest.mark.parametrize("pooling", ["max", "last"])
+def test_integrated_gradients_are_complete(pooling):
+    # the attributions sum to z(e) - z(0) (the Riemann sum's error shrinks with the steps)
+    model = _model(pooling)
+    ids = torch.tensor([3, 1, 4, 1, 5])
+    attributions = integrated_gradients(model, ids, target=2, steps=256)
+    lengths = torch.tensor([5])
+    with torch.no_grad():
+        embedded = model.embedding(ids)[None]
+        at_text = model.logits_from_embedded(embedded, lengths)[0, 2]
+        difference = float(at_text - model.logits_from_embedded(torch.zeros_like(embedded), lengths)[0, 2])
+    assert attributions.shape == (5,)
+    assert float(attributions.sum()) == pytest.approx(difference, abs=0.02 * abs(difference) + 1e-3)
