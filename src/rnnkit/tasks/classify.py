@@ -59,8 +59,9 @@ class ClassifierConfig:
     bidirectional: bool = True
     pooling: str = "max"
     dropout: float = 0.5  # on the embedded input and on the pooled vector
+    word_dropout: float = 0.0  # training only: each token becomes <unk> (id 0) with this probability
+    freeze_embeddings: bool = False  # keep the (pretrained) vectors fixed
     class_weights: tuple[float, ...] = ()  # () = all 1; else one weight per class
-    padding_id: int = 0  # the id batches are padded with (masked out, so any id works)
 
     def __post_init__(self) -> None:
         if self.cell not in LAYERS:
@@ -72,8 +73,9 @@ class ClassifierConfig:
                 raise RnnkitError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if self.num_classes < 2:
             raise RnnkitError(f"num_classes must be at least 2, got {self.num_classes}.")
-        if not 0 <= self.dropout < 1:
-            raise RnnkitError(f"dropout must be a probability in [0, 1), got {self.dropout}.")
+        for name in ("dropout", "word_dropout"):
+            if not 0 <= getattr(self, name) < 1:
+                raise RnnkitError(f"{name} must be a probability in [0, 1), got {getattr(self, name)}.")
         if self.class_weights and (len(self.class_weights) != self.num_classes or min(self.class_weights) <= 0):
             raise RnnkitError(
                 f"class_weights must be {self.num_classes} positive numbers, one per class, got {self.class_weights}."
@@ -94,6 +96,7 @@ class TextClassifier(nn.Module):
         super().__init__()
         self.config = config
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
+        self.embedding.weight.requires_grad_(not config.freeze_embeddings)
         self.rnn = LAYERS[config.cell](
             config.embedding_size,
             config.hidden_size,
@@ -153,6 +156,10 @@ class TextClassifier(nn.Module):
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         """``ids`` ``(N, L)``, ``lengths`` ``(N,)`` -> uncalibrated logits ``(N, C)``."""
+        if self.training and self.config.word_dropout > 0:
+            # word dropout: the model must not lean on any single word (padding stays padding, it is masked)
+            dropped = torch.rand(ids.shape, device=ids.device) < self.config.word_dropout
+            ids = ids.masked_fill(dropped, 0)
         return self.logits_from_embedded(self.embedding(ids), lengths)
 
     # --- the task-model contract ---------------------------------------------------------------------------
