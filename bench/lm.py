@@ -86,14 +86,6 @@ def char_lstm(args, scale: float, machine: dict) -> dict:
     out = Path(args.out) / "char-lstm"
     data = LanguageModelData("shakespeare", batch_size=32, window=128)
     summary = train_language_model(data, model_options, config, out)
-    dynamic = {"batch_size": 8, "window": 32}
-    rates = [0.1] if args.quick else [0.03, 0.1, 0.3, 1.0]
-    valid = {
-        rate: evaluate_language_model(out, "shakespeare", split="valid", dynamic_lr=rate, **dynamic)["bits_per_token"]
-        for rate in rates
-    }
-    rate = min(valid, key=valid.get)
-    test = evaluate_language_model(out, "shakespeare", dynamic_lr=rate, **dynamic)
     return {
         "machine": machine,
         "minutes": round(minutes, 1),
@@ -102,12 +94,26 @@ def char_lstm(args, scale: float, machine: dict) -> dict:
         "model": model_options,
         "valid_bits_per_char": round(summary["best_valid"] / math.log(2), 4),
         "test_bits_per_char": round(summary["test"]["bits_per_token"], 4),
-        "dynamic_eval": {
-            **dynamic,
-            "valid_bits_per_char_by_rate": {str(k): round(v, 4) for k, v in valid.items()},
-            "rate": rate,
-            "test_bits_per_char": round(test["bits_per_token"], 4),
-        },
+        "dynamic_eval": dynamic_eval(
+            out, "shakespeare", [0.1] if args.quick else [0.03, 0.1, 0.3, 1.0], "bits_per_token"
+        ),
+    }
+
+
+def dynamic_eval(run: Path, corpus: str, rates: list[float], metric: str) -> dict:
+    """Dynamic evaluation (Krause et al. 2018: each window scored, then one SGD step on it): the rate is the
+    one best on the validation split, then the test split is scored once at that rate."""
+    window = {"batch_size": 8, "window": 32}
+    valid = {
+        rate: evaluate_language_model(run, corpus, split="valid", dynamic_lr=rate, **window)[metric] for rate in rates
+    }
+    rate = min(valid, key=valid.get)
+    test = evaluate_language_model(run, corpus, dynamic_lr=rate, **window)
+    return {
+        **window,
+        f"valid_{metric}_by_rate": {str(k): round(v, 4) for k, v in valid.items()},
+        "rate": rate,
+        f"test_{metric}": round(test[metric], 4),
     }
 
 
@@ -218,10 +224,17 @@ def main() -> None:
             Path(args.out) / "wikitext2",
         )
         results["wikitext2"] = {
+            "machine": machine,
             "test_perplexity": round(summary["test"]["perplexity"], 2),
+            "valid_perplexity": round(math.exp(summary["best_valid"]), 2),
             "minutes": round(wikitext_minutes, 1),
+            "train_seconds": summary["train_seconds"],
             "steps": summary["steps"],
             "parameters": summary["parameters"],
+            "model": model_options,
+            "dynamic_eval": dynamic_eval(
+                Path(args.out) / "wikitext2", "wikitext2", [1.5] if args.quick else [0.1, 0.5, 1.5, 4.0], "perplexity"
+            ),
         }
         print(results["wikitext2"])
 
