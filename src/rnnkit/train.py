@@ -116,15 +116,23 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_state() -> dict:
-    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+def rng_snapshot() -> tuple:
+    """Every generator's state as the libraries return it: cheap enough to take after each step."""
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return torch.get_rng_state(), random.getstate(), np.random.get_state(), cuda
+
+
+def rng_state(snapshot: tuple | None = None) -> dict:
+    """A snapshot (now, by default) in a form :mod:`rnnkit.checkpoint` stores: tensors, lists and numbers."""
+    torch_state, python_state, numpy_state, cuda = snapshot or rng_snapshot()
+    kind, keys, pos, has_gauss, gauss = numpy_state
     state = {
-        "torch": torch.get_rng_state(),
-        "python": random.getstate(),
+        "torch": torch_state,
+        "python": python_state,
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
     }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if cuda is not None:
+        state["cuda"] = cuda
     return state
 
 
@@ -214,7 +222,7 @@ class Trainer:
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
-                "rng": boundary["rng"],
+                "rng": rng_state(boundary["rng"]),
                 "carried": boundary["carried"],
                 "position": {**boundary["position"], "history": self.position.history[: boundary["history_length"]]},
                 "train_config": asdict(self.config),
@@ -229,7 +237,7 @@ class Trainer:
         which only grows, is recorded by its length and cut back to it when saved.
         """
         position = {k: v for k, v in vars(self.position).items() if k != "history"}
-        return {"rng": rng_state(), "carried": detach_state(self.carried), "position": position,
+        return {"rng": rng_snapshot(), "carried": detach_state(self.carried), "position": position,
                 "history_length": len(self.position.history)}  # fmt: skip
 
     def resume(self) -> None:
