@@ -43,6 +43,8 @@ def test_eval_scores_a_file(trained, corpus):
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert set(report) == {"task", "metrics", "n"} and report["metrics"]["perplexity"] > 1
+    quiet = runner.invoke(app, ["lm", "eval", str(out), "--data", str(corpus), "--quiet", "--json"])
+    assert quiet.exit_code == 0 and json.loads(quiet.stdout)["metrics"] == report["metrics"]
 
 
 def test_dynamic_evaluation_adapts_to_a_repetitive_file(trained, corpus):

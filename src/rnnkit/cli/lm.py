@@ -100,6 +100,7 @@ def evaluate(
         float, typer.Option(help="Dynamic evaluation: adapt to the text while scoring it, at this SGD rate (0: off).")
     ] = 0.0,
     dynamic_decay: Annotated[float, typer.Option(help="Dynamic evaluation: pull back to the trained weights.")] = 0.0,
+    quiet: o.Quiet = False,
     json_output: o.Json = False,
 ) -> None:
     """Score a trained model on a corpus' test split or on a whole text file.
@@ -114,6 +115,7 @@ def evaluate(
         dynamic_lr=dynamic_lr or None,
         dynamic_decay=dynamic_decay,
         split=split,
+        quiet=quiet,
     )
     if json_output:
         o.print_json({"task": "lm", "metrics": metrics, "n": metrics["tokens"]})

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from rnnkit import checkpoint
 from rnnkit.data.corpora import TextSplits, text_file
 from rnnkit.data.plays import shakespeare
@@ -107,8 +109,10 @@ def evaluate_language_model(
     dynamic_lr: float | None = None,
     dynamic_decay: float = 0.0,
     split: str = "test",
+    quiet: bool = True,
 ) -> dict:
-    """Score a trained model on a corpus' split (test by default), or on the whole of a text file.
+    """Score a trained model on a corpus' split (test by default), or on the whole of a text file; with
+    ``quiet=False`` a progress bar (shown on a terminal only) counts the windows.
 
     With ``dynamic_lr`` the model adapts to the text as it scores it (:mod:`rnnkit.tasks.dynamic_eval`).
     """
@@ -124,7 +128,24 @@ def evaluate_language_model(
 
         text = read_text_file(data)
     window = window or run_config.get("data", {}).get("window", 128)
-    stream = TokenStream(tokenizer.encode(text), batch_size, window)
+    stream = WithProgress(TokenStream(tokenizer.encode(text), batch_size, window), quiet, "scoring")
     if dynamic_lr is None:
         return model.evaluate(stream)
     return {**dynamic_evaluate(model, stream, learning_rate=dynamic_lr, decay=dynamic_decay), "dynamic": True}
+
+
+class WithProgress:
+    """Data that counts its batches on a tqdm bar as they are read (off when quiet or not on a terminal)."""
+
+    def __init__(self, data, quiet: bool, description: str) -> None:
+        self.data, self.quiet, self.description = data, quiet, description
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def batches(self, epoch: int = 0):
+        disable = True if self.quiet else None  # None: tqdm shows the bar only on a terminal
+        with tqdm(total=len(self.data), desc=self.description, disable=disable, leave=False) as bar:
+            for batch in self.data.batches(epoch):
+                yield batch
+                bar.update(1)
