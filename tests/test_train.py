@@ -121,6 +121,39 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(tmp_path):
         assert torch.equal(a, b)
 
 
+class SignalledRegression(Regression):
+    """Sends itself Ctrl-C (SIGINT) from inside its ``signal_at``-th loss call, as a user would mid-step."""
+
+    def __init__(self, signal_at: int):
+        super().__init__()
+        self.signal_at = signal_at
+
+    def loss(self, batch):
+        if self.calls + 1 == self.signal_at:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().loss(batch)
+
+
+def test_ctrl_c_finishes_the_step_saves_there_and_resume_matches(tmp_path):
+    config = TrainConfig(epochs=3, schedule="constant", learning_rate=0.05, quiet=True)
+    torch.manual_seed(0)
+    straight = Regression()
+    Trainer(straight, config, tmp_path / "a", regression_data(), regression_data()).fit()
+
+    torch.manual_seed(0)
+    summary = Trainer(SignalledRegression(signal_at=13), config, tmp_path / "b", regression_data()).fit()
+    assert summary["stopped_by"] == "interrupted" and summary["steps"] == 13  # the signalled step completes
+    saved = checkpoint.load_state(tmp_path / "b" / checkpoint.RESUME_FILE)["position"]
+    assert (saved["step"], saved["epoch"], saved["batch"]) == (13, 1, 5)  # 8 batches an epoch
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+
+    torch.manual_seed(123)
+    resumed = Regression()
+    Trainer(resumed, config, tmp_path / "b", regression_data(), regression_data()).fit(resume=True)
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
 def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     model = Regression(fail_at=20)  # loss() calls count validation too: this is epoch 2, batch 4
     trainer = Trainer(

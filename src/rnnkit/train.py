@@ -12,6 +12,11 @@ for :func:`rnnkit.load` to rebuild the model.
 
 Training data is any object with ``len()`` (batches per epoch) and ``batches(epoch)``, which must yield the
 same batches for the same epoch: that is what makes ``--resume`` land on bit-identical weights.
+
+Checkpoints are only ever written at an optimizer-step boundary (at the start, at validations, every
+``checkpoint_every`` steps, at the end), so nothing is snapshotted per step. The first Ctrl-C asks the loop
+to stop at the next boundary and save there; anything that interrupts a step half-way leaves the last
+checkpoint in place, and resuming replays from it to the same weights.
 """
 
 from __future__ import annotations
@@ -20,6 +25,8 @@ import csv
 import math
 import os
 import random
+import signal
+import threading
 import time
 from dataclasses import asdict, dataclass, field
 from itertools import islice
@@ -116,23 +123,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def rng_snapshot() -> tuple:
-    """Every generator's state as the libraries return it: cheap enough to take after each step."""
-    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
-    return torch.get_rng_state(), random.getstate(), np.random.get_state(), cuda
-
-
-def rng_state(snapshot: tuple | None = None) -> dict:
-    """A snapshot (now, by default) in a form :mod:`rnnkit.checkpoint` stores: tensors, lists and numbers."""
-    torch_state, python_state, numpy_state, cuda = snapshot or rng_snapshot()
-    kind, keys, pos, has_gauss, gauss = numpy_state
+def rng_state() -> dict:
+    """Every generator's state, in a form :mod:`rnnkit.checkpoint` stores: tensors, lists and numbers."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
     state = {
-        "torch": torch_state,
-        "python": python_state,
+        "torch": torch.get_rng_state(),
+        "python": random.getstate(),
         "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss),
     }
-    if cuda is not None:
-        state["cuda"] = cuda
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
 
@@ -188,6 +188,7 @@ class Trainer:
         self.position = Position()
         self.scheduler = self._make_scheduler()
         self.carried = None  # the stream's state entering batch ``position.batch``
+        self._stop_requested = False  # set by the first Ctrl-C: stop at the next step boundary
 
     def _make_scheduler(self):
         config = self.config
@@ -213,32 +214,21 @@ class Trainer:
 
     # --- checkpoints ---------------------------------------------------------------------------------------
 
-    def save_resume_state(self, boundary: dict) -> None:
-        """Write what --resume needs: current weights and optimizer, and the last step boundary's
-        RNG, stream state and position (the weights only change at that boundary, so they agree)."""
+    def save_resume_state(self) -> None:
+        """Write what --resume needs. Called only at an optimizer-step boundary, where the weights,
+        optimizer, generators, carried stream state and position all belong to the same moment."""
         checkpoint.save_state(
             self.out / checkpoint.RESUME_FILE,
             {
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
-                "rng": rng_state(boundary["rng"]),
-                "carried": boundary["carried"],
-                "position": {**boundary["position"], "history": self.position.history[: boundary["history_length"]]},
+                "rng": rng_state(),
+                "carried": detach_state(self.carried),
+                "position": asdict(self.position),
                 "train_config": asdict(self.config),
             },
         )
-
-    def _boundary(self) -> dict:
-        """The cheap part of the state at an optimizer-step boundary (weights are saved as they are).
-
-        Taken after every step, so it copies as little as it can: the carried state is referenced, not
-        cloned (each step returns new tensors and nothing writes into them), and the position's history,
-        which only grows, is recorded by its length and cut back to it when saved.
-        """
-        position = {k: v for k, v in vars(self.position).items() if k != "history"}
-        return {"rng": rng_snapshot(), "carried": detach_state(self.carried), "position": position,
-                "history_length": len(self.position.history)}  # fmt: skip
 
     def resume(self) -> None:
         path = self.out / checkpoint.RESUME_FILE
@@ -270,10 +260,12 @@ class Trainer:
         stateful = getattr(self.model, "carries_state", False)
         budget = None if config.max_minutes is None else config.max_minutes * 60
         session_start, elapsed_before = time.perf_counter(), position.elapsed
-        boundary = self._boundary()  # the last optimizer-step boundary: what a checkpoint stores
+        if not resume:
+            self.save_resume_state()  # an interrupted run always has a checkpoint to go back to
         reason = "epochs"
         units, units_start = 0, time.perf_counter()
         loss_sum, loss_count = 0.0, 0  # training loss since the last validation, for log.csv
+        restore_handler = self._catch_ctrl_c()
         try:
             while position.epoch < config.epochs and reason == "epochs":
                 self.model.train()
@@ -321,15 +313,16 @@ class Trainer:
                         position.epoch, position.batch, self.carried = position.epoch + 1, 0, None
                     rate = units / max(1e-9, time.perf_counter() - units_start)
                     bar.set_postfix(loss=f"{output.loss.item():.3f}", units_s=f"{rate:,.0f}")
-                    boundary = self._boundary()
                     if at_end or (config.eval_every and position.step % config.eval_every == 0):
                         reason = self._validate(loss_sum / loss_count)
                         loss_sum, loss_count = 0.0, 0
-                        boundary = self._boundary()
-                        self.save_resume_state(boundary)
+                        self.save_resume_state()
                     elif config.checkpoint_every and position.step % config.checkpoint_every == 0:
-                        self.save_resume_state(boundary)
-                    if budget is not None and position.elapsed >= budget:
+                        self.save_resume_state()
+                    if self._stop_requested:
+                        reason = "interrupted"
+                        self.save_resume_state()
+                    elif budget is not None and position.elapsed >= budget:
                         reason = "time budget"
                     if at_end or reason != "epochs":
                         break
@@ -337,10 +330,13 @@ class Trainer:
             if reason == "time budget" and (not position.history or position.history[-1]["step"] != position.step):
                 # the budget ran out between validations: score and keep the newest weights too
                 self._validate(loss_sum / max(1, loss_count))
-                self.save_resume_state(self._boundary())
+                self.save_resume_state()
         except KeyboardInterrupt:
+            # raised inside a step (a second Ctrl-C, or code that raises it): the step's state is half
+            # changed, so the last checkpoint stands; resuming replays from it to the same weights
             reason = "interrupted"
-            self.save_resume_state(boundary)
+        finally:
+            restore_handler()
         summary = {
             "stopped_by": reason,
             "steps": position.step,
@@ -351,6 +347,24 @@ class Trainer:
         }
         checkpoint.write_json(self.out / "metrics.json", summary)
         return summary
+
+    def _catch_ctrl_c(self):
+        """Make the first Ctrl-C (SIGINT) stop training at the next step boundary, where a checkpoint is
+        consistent; a second one interrupts at once. Returns the function that puts the old handler back."""
+        self._stop_requested = False
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None  # only the main thread receives signals
+
+        def handler(signum, frame):
+            if self._stop_requested:
+                raise KeyboardInterrupt
+            self._stop_requested = True
+            if not self.config.quiet:
+                tqdm.write("stopping after this step and saving (Ctrl-C again to stop at once)")
+
+        previous = signal.getsignal(signal.SIGINT)
+        signal.signal(signal.SIGINT, handler)
+        return lambda: signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
     def _validate(self, train_loss: float) -> str:
         """Evaluate, log, keep the best model, step the plateau schedule; say whether to stop early."""
