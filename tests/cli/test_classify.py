@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from rnnkit.cli import app
 
 runner = CliRunner()
-TINY = ["--vectors", "random", "--hidden-size", "8", "--embedding-size", "8", "--dropout", "0", "--epochs", "6",
-        "--lr", "0.02", "--batch-size", "16", "--quiet", "--device", "cpu"]  # fmt: skip
+TINY = ["--vectors", "random", "--pooling", "max", "--hidden-size", "8", "--embedding-size", "8", "--dropout", "0",
+        "--epochs", "6", "--lr", "0.02", "--batch-size", "16", "--quiet", "--device", "cpu"]  # fmt: skip
 POSITIVE, NEGATIVE = ["good", "great", "fun", "lovely"], ["bad", "awful", "dull", "boring"]
 FILLER = ["the", "film", "was", "a", "plot", "and", "it", "very"]
 
@@ -98,7 +98,8 @@ def test_predict_explain_prints_attributions_and_draws_them(trained, tmp_path):
 
 def test_attention_pooling_explains_with_its_weights(files, tmp_path):
     args = ["classify", "train", "--csv", str(files / "train.csv"), "--text-col", "review", "--label-col", "stars"]
-    result = runner.invoke(app, [*args, "--out", str(tmp_path), *TINY, "--pooling", "attention", "--epochs", "2"])
+    result = runner.invoke(app, [*args, "--out", str(tmp_path), *TINY, "--pooling", "attention", "--epochs", "2",
+                                 "--word-dropout", "0.1", "--freeze-embeddings"])  # fmt: skip
     assert result.exit_code == 0, result.output
     explained = runner.invoke(app, ["classify", "predict", str(tmp_path), "a fun plot", "--explain", "--json"])
     payload = json.loads(explained.stdout)["predictions"][0]

@@ -43,10 +43,12 @@ def train(
     layers: Annotated[int, typer.Option(help="Recurrent layers.")] = DEFAULT.num_layers,
     embedding_size: Annotated[int, typer.Option(help="Embedding width (50 with GloVe).")] = DEFAULT.embedding_size,
     dropout: Annotated[float, typer.Option(help="Dropout on the embeddings and the pooled vector.")] = DEFAULT.dropout,
+    word_dropout: Annotated[float, typer.Option(help="Training only: replace words by <unk> this often.")] = 0.0,
+    freeze_embeddings: Annotated[bool, typer.Option(help="Keep the embedding vectors fixed.")] = False,
     batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = ClassifyData.batch_size,
     min_count: Annotated[int, typer.Option(help="Rarer training words (without a GloVe vector) become <unk>.")] = 1,
     test_fraction: Annotated[float, typer.Option(help="Share of a --csv file held out for the test (by hash).")] = 0.1,
-    epochs: o.Epochs = 8,
+    epochs: o.Epochs = 10,
     max_minutes: o.MaxMinutes = None,
     lr: o.LearningRate = 2e-3,
     optimizer: o.Optimizer = "adamw",
@@ -70,7 +72,8 @@ def train(
     )  # fmt: skip
     model_options = {
         "cell": cell, "pooling": pooling, "hidden_size": hidden_size, "num_layers": layers,
-        "embedding_size": embedding_size, "dropout": dropout,
+        "embedding_size": embedding_size, "dropout": dropout, "word_dropout": word_dropout,
+        "freeze_embeddings": freeze_embeddings,
     }  # fmt: skip
     config = o.train_config(
         epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, quiet=quiet, lr=lr, optimizer=optimizer,
