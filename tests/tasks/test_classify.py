@@ -139,3 +139,52 @@ def test_integrated_gradients_are_complete(pooling):
         difference = float(at_text - model.logits_from_embedded(torch.zeros_like(embedded), lengths)[0, 2])
     assert attributions.shape == (5,)
     assert float(attributions.sum()) == pytest.approx(difference, abs=0.02 * abs(difference) + 1e-3)
+
+
+def _tiny_language_model(directory, words):
+    from dataclasses import asdict
+
+    from rnnkit import checkpoint
+    from rnnkit.data.text import WordTokenizer
+    from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig
+
+    tokenizer = WordTokenizer(words)
+    config = LanguageModelConfig(vocab_size=tokenizer.vocab_size, embedding_size=5, hidden_size=6, num_layers=2)
+    torch.manual_seed(2)
+    lm = LanguageModel(config)
+    run_config = {"task": "lm", "model": asdict(config), "tokenizer": tokenizer.to_config()}
+    checkpoint.save_model(directory, lm, run_config)
+    return lm
+
+
+def test_init_from_language_model_copies_embedding_and_first_layer(tmp_path):
+    lm = _tiny_language_model(tmp_path, ["good", "bad", "film"])
+    config = ClassifierConfig(vocab_size=5, num_classes=2, embedding_size=5, hidden_size=6, dropout=0.0)
+    model = TextClassifier(config)
+    copied = model.init_from_language_model(lm)
+    assert "rnn.weight_hh_l0" in copied
+    torch.testing.assert_close(model.embedding.weight, lm.embedding.weight)
+    torch.testing.assert_close(model.rnn.weight_ih_l0, lm.layers[0].weight_ih_l0)
+    torch.testing.assert_close(model.rnn.bias_hh_l0, lm.layers[0].bias_hh_l0)
+    wrong = TextClassifier(ClassifierConfig(vocab_size=5, num_classes=2, embedding_size=5, hidden_size=7))
+    with pytest.raises(RnnkitError, match=r"does not fit the classifier's rnn\.weight_ih_l0"):
+        wrong.init_from_language_model(lm)
+
+
+def test_train_classifier_init_from_uses_the_lms_vocabulary(tmp_path):
+    import pandas as pd
+
+    from rnnkit.tasks import load
+    from rnnkit.tasks.classify_training import ClassifyData, train_classifier
+    from rnnkit.train import TrainConfig
+
+    _tiny_language_model(tmp_path / "lm", ["good", "bad", "film", "the"])
+    rows = [{"text": f"the film {'good' if i % 2 else 'bad'} {i}", "label": "p" if i % 2 else "n"} for i in range(60)]
+    pd.DataFrame(rows).to_csv(tmp_path / "data.csv", index=False)
+    options = ClassifyData(csv=str(tmp_path / "data.csv"), init_from=str(tmp_path / "lm"), batch_size=8)
+    config = TrainConfig(epochs=1, quiet=True, device="cpu")
+    summary = train_classifier(options, {"hidden_size": 99, "pooling": "mean"}, config, tmp_path / "run")
+    model = load(tmp_path / "run")
+    assert model.config.hidden_size == 6 and model.config.vocab_size == 6  # the LM's, not the flags'
+    assert model.run_config["tokenizer"]["words"] == ["good", "bad", "film", "the"]
+    assert summary["test"]["n"] == summary["sizes"]["test"]

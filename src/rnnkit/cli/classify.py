@@ -34,6 +34,13 @@ def train(
     text_col: TextCol = "text",
     label_col: LabelCol = "label",
     vectors: Annotated[str, typer.Option(help="glove (GloVe 6B 50d where known) or random embeddings.")] = "glove",
+    init_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="An rnnkit LSTM/GRU language model's run directory: start from its vocabulary, "
+            "embedding and first layer (sets --cell, --embedding-size, --hidden-size; no GloVe)."
+        ),
+    ] = None,
     class_weights: Annotated[str, typer.Option(help="none, or balanced (w_c = n / (C n_c)) for skewed labels.")] = (
         "none"
     ),
@@ -65,10 +72,12 @@ def train(
     temperature), then score the held-out test split; metrics.json and confusion.png go to --out.
 
     Example: rnnkit classify train --csv reviews.csv --text-col review --label-col stars --out runs/reviews
+    [--init-from runs/word-lm]
     """
     options = ClassifyData(
         data=data, csv=str(csv_file or ""), text_col=text_col, label_col=label_col, vectors=vectors,
         class_weights=class_weights, min_count=min_count, batch_size=batch_size, test_fraction=test_fraction,
+        init_from=str(init_from or ""),
     )  # fmt: skip
     model_options = {
         "cell": cell, "pooling": pooling, "hidden_size": hidden_size, "num_layers": layers,

@@ -123,6 +123,30 @@ class TextClassifier(nn.Module):
         with torch.no_grad():
             self.embedding.weight[known] = vectors[known].to(self.embedding.weight)
 
+    def init_from_language_model(self, lm: nn.Module) -> list[str]:
+        """Start from an rnnkit language model (ULMFiT-style transfer): its embedding, and its first recurrent
+        layer as this model's forward direction of layer 0; returns the names of the copied tensors.
+
+        The classifier must use the LM's tokenizer (same ids), cell, embedding and first-layer hidden size.
+        """
+        source = lm.state_dict()
+        pairs = {"embedding.weight": "embedding.weight"}
+        pairs.update(
+            {f"rnn.{name}_l0": f"layers.0.{name}_l0" for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
+        )
+        target = self.state_dict()
+        for ours, theirs in pairs.items():
+            if theirs not in source or source[theirs].shape != target[ours].shape:
+                found = tuple(source[theirs].shape) if theirs in source else "missing"
+                raise RnnkitError(
+                    f"the language model's {theirs} ({found}) does not fit the classifier's {ours} "
+                    f"{tuple(target[ours].shape)}; use the LM's cell, embedding size and first-layer hidden size."
+                )
+        with torch.no_grad():
+            for ours, theirs in pairs.items():
+                target[ours].copy_(source[theirs])
+        return list(pairs)
+
     # --- the network ---------------------------------------------------------------------------------------
 
     def encode(self, embedded: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor | None]:

@@ -31,7 +31,7 @@ from rnnkit.data.sentiment import (
     glove_vectors,
     normalise,
 )
-from rnnkit.data.text import WordTokenizer, tokenizer_from_config
+from rnnkit.data.text import Tokenizer, WordTokenizer, tokenizer_from_config
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import training_curves
 from rnnkit.tasks import load
@@ -61,6 +61,7 @@ class ClassifyData:
     min_count: int = 1  # words seen fewer times in training map to <unk> (GloVe words are always kept)
     batch_size: int = 32
     test_fraction: float = 0.1  # of a user's CSV (built-in sets fix their own)
+    init_from: str = ""  # an rnnkit language model's run directory: its tokenizer, embedding and first layer
 
     def __post_init__(self) -> None:
         if bool(self.data) == bool(self.csv):
@@ -81,13 +82,13 @@ def load_splits(options: ClassifyData) -> SentimentSplits:
     return csv_splits(options.csv, options.text_col, options.label_col, test_fraction=options.test_fraction)
 
 
-def encode_texts(tokenizer: WordTokenizer, texts: list[str]) -> list[list[int]]:
+def encode_texts(tokenizer: Tokenizer, texts: list[str]) -> list[list[int]]:
     """Token ids of each text; a text with no tokens at all becomes one ``<unk>`` (never dropped silently)."""
-    return [tokenizer.encode(normalise(text)) or [tokenizer.unknown_id] for text in texts]
+    return [tokenizer.encode(normalise(text)) or [getattr(tokenizer, "unknown_id", 0)] for text in texts]
 
 
 def make_batches(
-    tokenizer: WordTokenizer, data: LabelledTexts, classes: list[str], batch_size: int, *, shuffle: bool, seed: int = 0
+    tokenizer: Tokenizer, data: LabelledTexts, classes: list[str], batch_size: int, *, shuffle: bool, seed: int = 0
 ) -> TextBatches:
     index = {name: i for i, name in enumerate(classes)}
     labels = [index.get(label, 0) for label in data.labels]
@@ -121,11 +122,21 @@ def train_classifier(
     for name in ("valid", "test"):
         check_known_labels(getattr(splits, name).labels, classes, f"the {name} split")
     saved = out / checkpoint.CONFIG_FILE
-    glove = None
+    glove, language_model = None, None
+    if options.init_from:
+        # transfer: the LM's vocabulary, and the classifier shaped like the LM's first layer
+        language_model = load(options.init_from)
+        lm_config = language_model.config
+        if lm_config.cell not in ("lstm", "gru"):
+            raise RnnkitError(f"--init-from needs an LSTM or GRU language model, got cell {lm_config.cell!r}.")
+        model_options = {**model_options, "cell": lm_config.cell, "embedding_size": lm_config.embedding_size,
+                         "hidden_size": language_model.layers[0].hidden_size}  # fmt: skip
     if resume and saved.exists():
         tokenizer = tokenizer_from_config(checkpoint.read_config(out)["tokenizer"])
+    elif language_model is not None:
+        tokenizer = tokenizer_from_config(language_model.run_config["tokenizer"])
     else:
-        if options.vectors == "glove":
+        if options.vectors == "glove" and not options.init_from:
             glove = glove_vectors({w for t in splits.train.texts for w in normalise(t).split()})
         tokenizer = build_vocabulary(splits.train.texts, options.min_count, glove)
     weights = balanced_weights(splits.train.labels, classes) if options.class_weights == "balanced" else ()
@@ -136,6 +147,8 @@ def train_classifier(
         raise RnnkitError(f"GloVe vectors have 50 dimensions but --embedding-size is {config.embedding_size}.")
     seed_everything(train_config.seed)  # the initial weights too, not only what the Trainer draws
     model = TextClassifier(config)
+    if language_model is not None:
+        model.init_from_language_model(language_model)
     if glove is not None:
         vectors = torch.zeros(tokenizer.vocab_size, config.embedding_size)
         known = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
