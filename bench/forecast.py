@@ -152,8 +152,14 @@ def rnnkit_trainer(windows, epochs: int, seed: int = 0) -> float:
         quantiles=(0.5,), center=False,
     )  # fmt: skip
     train = TrainConfig(
-        epochs=epochs, learning_rate=LR, optimizer="adam", schedule="constant", clip_norm=None, quiet=True,
-        device="cpu", seed=seed,
+        epochs=epochs,
+        learning_rate=LR,
+        optimizer="adam",
+        schedule="constant",
+        clip_norm=None,
+        quiet=True,
+        device="cpu",
+        seed=seed,
     )
     with tempfile.TemporaryDirectory() as out:
         trainer = Trainer(ForecastModel(config), train, out, windows, run_config={"task": "forecast"})
