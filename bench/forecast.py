@@ -17,7 +17,6 @@ tiny budgets that only check the script runs).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import describe
+from machine import describe, merge_results
 from rnnkit.data.series import SeriesSpec, load_series
 from rnnkit.data.windows import Scaler, make_windows, origins_between
 from rnnkit.tasks.backtest import BacktestOptions, run_backtest
@@ -208,12 +207,7 @@ def main() -> None:
     if "throughput" in only:
         results["darts_rnnmodel_workload"] = throughput(1 if args.quick else 20, 1 if args.quick else 3)
         print(results["darts_rnnmodel_workload"], flush=True)
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / ("forecast-quick.json" if args.quick else "forecast.json")
-    merged = json.loads(path.read_text()) if path.exists() else {}
-    merged.update(results)
-    path.write_text(json.dumps(merged, indent=2) + "\n")
-    print(f"wrote {path}")
+    merge_results(RESULTS / ("forecast-quick.json" if args.quick else "forecast.json"), results)
 
 
 if __name__ == "__main__":

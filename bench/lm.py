@@ -21,7 +21,7 @@ from pathlib import Path
 import pyppmd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import describe
+from machine import describe, merge_results
 from rnnkit.allocator import keep_freed_memory
 from rnnkit.data import shakespeare
 from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig
@@ -238,13 +238,7 @@ def main() -> None:
         }
         print(results["wikitext2"])
 
-    RESULTS.mkdir(exist_ok=True)
-    path = RESULTS / ("lm-quick.json" if args.quick else "lm.json")
-    # parts run separately (they take long) update one file; the machine entry is the newest run's
-    merged = json.loads(path.read_text()) if path.exists() else {}
-    merged.update(results)
-    path.write_text(json.dumps(merged, indent=2) + "\n")
-    print(f"wrote {path}")
+    merge_results(RESULTS / ("lm-quick.json" if args.quick else "lm.json"), results)
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ figure lets a reader scale timings between machines.
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import time
+from pathlib import Path
 
 import torch
 
@@ -48,3 +50,13 @@ def describe() -> dict:
 
 if __name__ == "__main__":
     print(describe())
+
+
+def merge_results(path: Path, results: dict) -> None:
+    """Update the JSON at ``path`` with ``results``: a bench's parts, run separately (some take long),
+    share one file; sections not run this time keep their earlier figures."""
+    path.parent.mkdir(exist_ok=True)
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    merged.update(results)
+    path.write_text(json.dumps(merged, indent=2) + "\n")
+    print(f"wrote {path}")
