@@ -274,3 +274,10 @@ def test_load_rebuilds_a_language_model_from_its_run_directory(tmp_path):
     assert not model.training and model.run_config["task"] == "lm"
     weights = checkpoint.load_tensors(tmp_path / checkpoint.WEIGHTS_FILE)
     assert torch.equal(model.state_dict()["embedding.weight"], weights["embedding.weight"])
+
+
+def test_constant_schedule_warms_up_then_holds(tmp_path):
+    config = TrainConfig(epochs=1, schedule="constant", warmup_steps=4, learning_rate=0.1, eval_every=1, quiet=True)
+    summary = Trainer(Regression(), config, tmp_path, regression_data(), regression_data()).fit()
+    rates = [row["lr"] for row in summary["history"]]  # the rate after each step, for the next one
+    assert rates == pytest.approx([0.05, 0.075, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])

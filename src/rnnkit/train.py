@@ -285,9 +285,10 @@ class Trainer:
                         output = self.model.loss(batch, detach_state(self.carried))
                     else:
                         output = self.model.loss(batch)
-                    if not torch.isfinite(output.loss):
+                    loss_value = output.loss.item()  # the step's one host sync: checked, summed and shown
+                    if not math.isfinite(loss_value):
                         raise TrainingDiverged(
-                            f"the loss became {output.loss.item()} at step {position.step + 1} (epoch "
+                            f"the loss became {loss_value} at step {position.step + 1} (epoch "
                             f"{position.epoch + 1}, batch {position.batch + 1}); the last good checkpoint is kept "
                             f"in {self.out}; lower the learning rate or clip gradients harder."
                         )
@@ -295,7 +296,7 @@ class Trainer:
                     self.carried = output.state
                     position.batch += 1
                     units += output.units
-                    loss_sum, loss_count = loss_sum + output.loss.item(), loss_count + 1
+                    loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
                     bar.update(1)
                     at_end = position.batch == len(self.train_data)
                     if position.batch % config.accumulate and not at_end:
@@ -306,13 +307,16 @@ class Trainer:
                     self.optimizer.step()
                     self.optimizer.zero_grad(set_to_none=True)
                     position.elapsed = elapsed_before + time.perf_counter() - session_start
-                    if config.schedule != "plateau":
-                        self.scheduler.step()
+                    if config.schedule == "cosine" or (
+                        config.schedule == "constant" and position.step < config.warmup_steps
+                    ):
+                        self.scheduler.step()  # a constant rate (after warm-up) has nothing to step
                     position.step += 1
                     if at_end:
                         position.epoch, position.batch, self.carried = position.epoch + 1, 0, None
-                    rate = units / max(1e-9, time.perf_counter() - units_start)
-                    bar.set_postfix(loss=f"{output.loss.item():.3f}", units_s=f"{rate:,.0f}")
+                    if not bar.disable:
+                        rate = units / max(1e-9, time.perf_counter() - units_start)
+                        bar.set_postfix(loss=f"{loss_value:.3f}", units_s=f"{rate:,.0f}")
                     if at_end or (config.eval_every and position.step % config.eval_every == 0):
                         reason = self._validate(loss_sum / loss_count)
                         loss_sum, loss_count = 0.0, 0
