@@ -16,6 +16,7 @@ import argparse
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pyppmd
@@ -83,6 +84,7 @@ def char_lstm(args, scale: float, machine: dict) -> dict:
         eval_every=0 if args.quick else 500,
         quiet=True,
     )
+    config = replace(config, precision=args.precision)
     out = Path(args.out) / "char-lstm"
     data = LanguageModelData("shakespeare", batch_size=32, window=128)
     summary = train_language_model(data, model_options, config, out)
@@ -91,6 +93,7 @@ def char_lstm(args, scale: float, machine: dict) -> dict:
         "minutes": round(minutes, 1),
         "steps": summary["steps"],
         "parameters": summary["parameters"],
+        "precision": config.precision,
         "model": model_options,
         "valid_bits_per_char": round(summary["best_valid"] / math.log(2), 4),
         "test_bits_per_char": round(summary["test"]["bits_per_token"], 4),
@@ -175,6 +178,7 @@ def main() -> None:
     parser.add_argument("--wikitext-recipe", choices=WIKITEXT_RECIPES, default="adaptive")
     parser.add_argument("--parts", default="cells,char,wikitext", help="which of cells, char, ppmd, wikitext to run")
     parser.add_argument("--cells", default="rnn,gru,lstm", help="which cells part (a) trains")
+    parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16", help="for char and wikitext")
     parser.add_argument("--quick", action="store_true", help="tiny budgets: check that the script runs")
     parser.add_argument("--out", default="runs/bench-lm")
     args = parser.parse_args()
@@ -245,6 +249,7 @@ def main() -> None:
     if "wikitext" in parts:
         wikitext_minutes = 0.05 if args.quick else args.wikitext_minutes * scale
         model_options, config, batch = WIKITEXT_RECIPES[args.wikitext_recipe](wikitext_minutes, args.quick)
+        config = replace(config, precision=args.precision)
         run = Path(args.out) / f"wikitext2-{args.wikitext_recipe}"
         summary = train_language_model(
             LanguageModelData("wikitext2", batch_size=batch, window=35),
@@ -262,6 +267,7 @@ def main() -> None:
             "steps": summary["steps"],
             "parameters": summary["parameters"],
             "recipe": args.wikitext_recipe,
+            "precision": config.precision,
             "model": model_options,
             "optimizer": {k: getattr(config, k) for k in ("optimizer", "learning_rate", "momentum", "clip_norm")},
             "batch": [batch, 35],

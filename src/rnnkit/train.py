@@ -38,7 +38,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from rnnkit import checkpoint
+from rnnkit import checkpoint, precision
 from rnnkit.errors import RnnkitError
 from rnnkit.tbptt import detach_state
 
@@ -81,6 +81,7 @@ class TrainConfig:
     monitor: str = "loss"  # validation metric to minimise
     seed: int = 0
     device: str = "auto"
+    precision: str = "fp32"  # fp32, bf16 (autocast on CPU or CUDA) or fp16 (CUDA, with loss scaling)
     quiet: bool = False
 
     def __post_init__(self) -> None:
@@ -96,6 +97,8 @@ class TrainConfig:
             raise RnnkitError(f"max_minutes must be positive, got {self.max_minutes}.")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise RnnkitError(f"Unknown device {self.device!r}. Select from auto, cpu, cuda.")
+        if self.precision not in precision.PRECISIONS:
+            raise RnnkitError(f"Unknown precision {self.precision!r}. Select from {', '.join(precision.PRECISIONS)}.")
 
 
 def resolve_device(name: str) -> torch.device:
@@ -176,6 +179,7 @@ class Trainer:
         self.run_config = run_config or {}
         self.out = Path(out)
         self.device = resolve_device(config.device)
+        precision.check_precision(config.precision, self.device)
         self.model = model.to(self.device)
         self.train_data = train_data
         self.valid_data = valid_data
@@ -184,9 +188,14 @@ class Trainer:
         options = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
         if config.optimizer == "sgd":
             options["momentum"] = config.momentum
+        else:
+            # one fused kernel per step instead of a dozen passes over every tensor: for a 20 M-parameter
+            # model on 2 CPU cores, 7.7 ms against 45 ms (bench/lm.py's WikiText model, a third of its step)
+            options["fused"] = True
         self.optimizer = OPTIMIZERS[config.optimizer](model.parameters(), **options)
         self.position = Position()
         self.scheduler = self._make_scheduler()
+        self.scaler = precision.grad_scaler(config.precision, self.device)  # fp16 only
         self.carried = None  # the stream's state entering batch ``position.batch``
         self._stop_requested = False  # set by the first Ctrl-C: stop at the next step boundary
 
@@ -227,6 +236,7 @@ class Trainer:
                 "carried": detach_state(self.carried),
                 "position": asdict(self.position),
                 "train_config": asdict(self.config),
+                "scaler": self.scaler.state_dict() if self.scaler is not None else {},
             },
         )
 
@@ -239,6 +249,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         set_rng_state(state["rng"])
+        if self.scaler is not None and state.get("scaler"):
+            self.scaler.load_state_dict(state["scaler"])
         self.carried = to_device(state["carried"], self.device)
         self.position = Position(**state["position"])
 
@@ -281,10 +293,11 @@ class Trainer:
                 for batch in batches:
                     batch = to_device(batch, self.device)
                     # forward backward (detach so BPTT stops at the batch edge; the values carry on)
-                    if stateful:
-                        output = self.model.loss(batch, detach_state(self.carried))
-                    else:
-                        output = self.model.loss(batch)
+                    with precision.autocast(config.precision, self.device):
+                        if stateful:
+                            output = self.model.loss(batch, detach_state(self.carried))
+                        else:
+                            output = self.model.loss(batch)
                     loss_value = output.loss.item()  # the step's one host sync: checked, summed and shown
                     if not math.isfinite(loss_value):
                         raise TrainingDiverged(
@@ -292,7 +305,8 @@ class Trainer:
                             f"{position.epoch + 1}, batch {position.batch + 1}); the last good checkpoint is kept "
                             f"in {self.out}; lower the learning rate or clip gradients harder."
                         )
-                    (output.loss / config.accumulate).backward()
+                    loss = output.loss / config.accumulate
+                    (loss if self.scaler is None else self.scaler.scale(loss)).backward()
                     self.carried = output.state
                     position.batch += 1
                     units += output.units
@@ -301,10 +315,16 @@ class Trainer:
                     at_end = position.batch == len(self.train_data)
                     if position.batch % config.accumulate and not at_end:
                         continue
-                    # clip the gradient, then update
+                    # clip the gradient, then update (an fp16 step unscales first and skips on overflow)
+                    if self.scaler is not None:
+                        self.scaler.unscale_(self.optimizer)
                     if config.clip_norm:
                         nn.utils.clip_grad_norm_(self.model.parameters(), config.clip_norm)
-                    self.optimizer.step()
+                    if self.scaler is None:
+                        self.optimizer.step()
+                    else:
+                        self.scaler.step(self.optimizer)
+                        self.scaler.update()
                     self.optimizer.zero_grad(set_to_none=True)
                     position.elapsed = elapsed_before + time.perf_counter() - session_start
                     if config.schedule == "cosine" or (
@@ -373,7 +393,10 @@ class Trainer:
     def _validate(self, train_loss: float) -> str:
         """Evaluate, log, keep the best model, step the plateau schedule; say whether to stop early."""
         config, position = self.config, self.position
-        metrics = self.model.evaluate(self.valid_data) if self.valid_data is not None else {}
+        metrics = {}
+        if self.valid_data is not None:
+            with precision.autocast(config.precision, self.device):
+                metrics = self.model.evaluate(self.valid_data)
         self.model.train()
         score = metrics.get(config.monitor, train_loss)
         row = {

@@ -64,6 +64,7 @@ def train(
     patience: o.Patience = None,
     seed: o.Seed = 0,
     device: o.Device = "auto",
+    precision: o.Precision = "fp32",
     resume: o.Resume = False,
     quiet: o.Quiet = False,
     json_output: o.Json = False,
@@ -85,7 +86,8 @@ def train(
         "freeze_embeddings": freeze_embeddings,
     }  # fmt: skip
     config = o.train_config(
-        epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, quiet=quiet, lr=lr, optimizer=optimizer,
+        epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, precision=precision, quiet=quiet,
+        lr=lr, optimizer=optimizer,
         schedule=schedule, clip=clip, patience=patience,
     )  # fmt: skip
     summary = train_classifier(options, model_options, config, out, resume=resume)

@@ -118,6 +118,7 @@ def train(
     patience: o.Patience = None,
     seed: o.Seed = 0,
     device: o.Device = "auto",
+    precision: o.Precision = "fp32",
     resume: o.Resume = False,
     quiet: o.Quiet = False,
     json_output: o.Json = False,
@@ -139,7 +140,8 @@ def train(
         quantiles=quantiles,
     )  # fmt: skip
     config = o.train_config(
-        epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, quiet=quiet, lr=lr, optimizer=optimizer,
+        epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, precision=precision, quiet=quiet,
+        lr=lr, optimizer=optimizer,
         schedule=schedule, clip=clip, patience=patience,
     )  # fmt: skip
     summary = train_forecaster(csv, spec, options, model_options, config, out, resume=resume)
@@ -221,6 +223,7 @@ def backtest(
     patience: o.Patience = None,
     seed: o.Seed = 0,
     device: o.Device = "auto",
+    precision: o.Precision = "fp32",
     quiet: o.Quiet = False,
     json_output: o.Json = False,
 ) -> None:
@@ -242,7 +245,8 @@ def backtest(
         quantiles=quantiles,
     )  # fmt: skip
     config = o.train_config(
-        epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, quiet=quiet, lr=lr, optimizer=optimizer,
+        epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, precision=precision, quiet=quiet,
+        lr=lr, optimizer=optimizer,
         schedule=schedule, clip=clip, patience=patience,
     )  # fmt: skip
     backtest_options = BacktestOptions(

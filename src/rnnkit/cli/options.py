@@ -18,6 +18,9 @@ MaxMinutes = Annotated[
 ]
 Seed = Annotated[int, typer.Option(help="Random seed for weights, dropout and data order.")]
 Device = Annotated[str, typer.Option(help="auto (CUDA if available), cpu or cuda.")]
+Precision = Annotated[
+    str, typer.Option(help="fp32; bf16 (autocast, CPU or CUDA: ~1.7x faster on CPUs with AVX512-BF16); fp16 (CUDA).")
+]
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")]
 Quiet = Annotated[bool, typer.Option(help="No progress bars.")]
 Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
@@ -35,6 +38,7 @@ def train_config(
     seed: int,
     device: str,
     quiet: bool,
+    precision: str = "fp32",
     lr: float,
     optimizer: str,
     schedule: str,
@@ -47,6 +51,7 @@ def train_config(
         max_minutes=max_minutes,
         seed=seed,
         device=device,
+        precision=precision,
         quiet=quiet,
         learning_rate=lr,
         optimizer=optimizer,
