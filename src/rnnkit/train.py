@@ -305,7 +305,7 @@ class Trainer:
                             f"{position.epoch + 1}, batch {position.batch + 1}); the last good checkpoint is kept "
                             f"in {self.out}; lower the learning rate or clip gradients harder."
                         )
-                    loss = output.loss / config.accumulate
+                    loss = output.loss / config.accumulate if config.accumulate > 1 else output.loss
                     (loss if self.scaler is None else self.scaler.scale(loss)).backward()
                     self.carried = output.state
                     position.batch += 1
