@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe, merge_results
 from rnnkit.allocator import keep_freed_memory
 from rnnkit.data import shakespeare
+from rnnkit.kernels.aten import native_bf16
 from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig
 from rnnkit.tasks.lm_training import LanguageModelData, evaluate_language_model, train_language_model
 from rnnkit.train import TrainConfig
@@ -178,10 +179,17 @@ def main() -> None:
     parser.add_argument("--wikitext-recipe", choices=WIKITEXT_RECIPES, default="adaptive")
     parser.add_argument("--parts", default="cells,char,wikitext", help="which of cells, char, ppmd, wikitext to run")
     parser.add_argument("--cells", default="rnn,gru,lstm", help="which cells part (a) trains")
-    parser.add_argument("--precision", choices=("fp32", "bf16"), default="bf16", help="for char and wikitext")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16"),
+        default="auto",
+        help="for char and wikitext; auto: bf16 where the CPU runs it natively (AVX512-BF16/AMX), else fp32",
+    )
     parser.add_argument("--quick", action="store_true", help="tiny budgets: check that the script runs")
     parser.add_argument("--out", default="runs/bench-lm")
     args = parser.parse_args()
+    if args.precision == "auto":
+        args.precision = "bf16" if native_bf16() else "fp32"
     keep_freed_memory()  # as the rnnkit command does: about 1.5x the training speed (rnnkit/allocator.py)
     machine = describe()
     scale = REFERENCE_GFLOPS / machine["matmul_gflops_2048"]

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from rnnkit import RnnkitError
+from rnnkit import LSTM, RnnkitError
 from rnnkit.precision import autocast, check_precision, grad_scaler
 from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig, TokenStream
 from rnnkit.train import TrainConfig, Trainer
@@ -35,8 +35,10 @@ def test_bf16_loss_curve_stays_within_tolerance_of_fp32(tmp_path):
     assert bf16 != fp32  # and it did run in bf16
 
 
-def test_autocast_runs_the_recurrent_products_in_bf16():
-    lstm = torch.nn.LSTM(4, 8)
+def test_autocast_runs_the_recurrent_layers_in_bf16():
+    # rnnkit's LSTM, not torch.nn's: on CPUs without native bf16, torch.nn.LSTM under autocast fails to build
+    # its oneDNN primitive, where rnnkit runs that loop in fp32 and hands back bf16
+    lstm = LSTM(4, 8)
     with autocast("bf16", torch.device("cpu")):
         output, _ = lstm(torch.randn(5, 2, 4))
     assert output.dtype == torch.bfloat16
@@ -62,3 +64,19 @@ def test_bad_precision_is_refused_in_one_line(name, message):
 def test_train_config_refuses_an_unknown_precision():
     with pytest.raises(RnnkitError, match="Unknown precision"):
         TrainConfig(precision="fp8")
+
+
+@pytest.mark.parametrize("lengths", [None, torch.tensor([5, 3])])
+def test_bf16_lstm_matches_fp32_on_any_cpu(lengths):
+    """The LSTM under bf16 autocast is close to fp32 and trains; the plain loop (aten's) hands back bf16, the
+    variable-length one (rnnkit's native loop, fp32 inside) fp32."""
+    torch.manual_seed(0)
+    lstm = LSTM(4, 8, num_layers=2)
+    x = torch.randn(5, 2, 4)
+    reference, _ = lstm(x, lengths=lengths)
+    with autocast("bf16", torch.device("cpu")):
+        output, (h_n, _) = lstm(x, lengths=lengths)
+    assert output.dtype == h_n.dtype == (torch.bfloat16 if lengths is None else torch.float32)
+    torch.testing.assert_close(output.float(), reference, atol=3e-2, rtol=0)
+    output.float().sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in lstm.parameters())

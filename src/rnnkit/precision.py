@@ -6,7 +6,10 @@ loops (``torch.lstm``, ``torch.gru``) to the lower precision and keeps reduction
 
 bf16 has fp32's exponent range, so gradients cannot underflow and no loss scaling is needed. On CPUs with
 AVX512-BF16 or AMX its matrix products run 2-4x faster than fp32 (measured here: a 2048 x 2048 product at
-952 against 226 GFLOP/s on a 2-core Zen 4; a 2 x 512 LSTM forward+backward 1.7x faster).
+952 against 226 GFLOP/s on a 2-core Zen 4; a 2 x 512 LSTM forward+backward 1.7x faster). Elsewhere (AVX2
+only) bf16 is emulated and slower than fp32 (a 2048 x 2048 product: 64 GFLOP/s fp32 on a 2-core EPYC), and
+oneDNN has no bf16 LSTM there, so rnnkit runs that loop in fp32 (:mod:`rnnkit.kernels.aten`); it still
+trains correctly, for tests and for checking a recipe before it goes to a bf16 machine.
 
 fp16 has 5 exponent bits: small gradients flush to zero unless the loss is scaled up before the backward
 pass and the gradients scaled back before the update, the job of :class:`torch.amp.GradScaler`, which also

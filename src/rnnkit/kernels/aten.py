@@ -31,8 +31,36 @@ def applies(layer) -> bool:
     return not per_step_extras and _function(layer.cells[0]) is not None
 
 
+def _needs_fp32(x: Tensor) -> bool:
+    """True where oneDNN's bf16 LSTM would be asked for on a CPU that has none (no AVX512-BF16 or AMX)."""
+    if x.device.type != "cpu":
+        return False
+    wants_bf16 = x.dtype == torch.bfloat16 or (
+        torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") == torch.bfloat16
+    )
+    return wants_bf16 and not native_bf16()
+
+
+def native_bf16() -> bool:
+    """Whether this CPU runs bf16 natively (oneDNN's bf16 kernels exist only there)."""
+    return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+
+
 def run(layer, x: Tensor, hx, lengths: Tensor | None):
+    if _needs_fp32(x):
+        # oneDNN has no bf16 LSTM primitive for such CPUs (it fails to build one): run this loop in fp32
+        # and hand back bf16, as the loop would; under autocast the matrix products around it stay in bf16
+        dtype = torch.bfloat16
+        with torch.autocast("cpu", enabled=False):
+            hx = None if hx is None else map_state(lambda s: s.float(), hx)
+            output, h_n = _run(layer, x.float(), hx, lengths, fp32_weights=True)
+        return output.to(dtype), map_state(lambda s: s.to(dtype), h_n)
+    return _run(layer, x, hx, lengths)
+
+
+def _run(layer, x: Tensor, hx, lengths: Tensor | None, fp32_weights: bool = False):
     function = _function(layer.cells[0])
+    weights = [w.float() for w in layer._flat_weights] if fp32_weights else layer._flat_weights
     if hx is None:
         # built-in cells start from zeros: make them directly, as torch.nn does
         zeros = [x.new_zeros(layer.num_layers * layer.num_directions, x.shape[1], size) for size in layer._state_sizes]
@@ -40,13 +68,13 @@ def run(layer, x: Tensor, hx, lengths: Tensor | None):
     is_lstm = isinstance(hx, tuple)
     options = (layer.bias, layer.num_layers, layer.dropout, layer.training, layer.bidirectional)
     if lengths is None:
-        result = function(x, hx, layer._flat_weights, *options, False)
+        result = function(x, hx, weights, *options, False)
         return (result[0], tuple(result[1:])) if is_lstm else (result[0], result[1])
 
     packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
     # the packed loop wants states in its sorted order; hand them back in the caller's order
     hx = map_state(lambda s: s.index_select(1, packed.sorted_indices), hx)
-    result = function(packed.data, packed.batch_sizes, hx, layer._flat_weights, *options)
+    result = function(packed.data, packed.batch_sizes, hx, weights, *options)
     output, _ = pad_packed_sequence(
         PackedSequence(result[0], packed.batch_sizes, packed.sorted_indices, packed.unsorted_indices),
         total_length=x.shape[0],
