@@ -197,7 +197,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny budgets: check that the script runs")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--only", choices=[*WORKLOADS, "throughput"], nargs="*")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads; 1 keeps a shared machine's timings steady"
+    )
     args = parser.parse_args()
+    # with 2 threads, any other process on a 2-core machine stalls each small op's thread barrier (measured:
+    # 320 against 9.8 ms a step for the Darts workload's LSTM beside a niced compile job)
+    torch.set_num_threads(args.threads)
     only = set(args.only or [*WORKLOADS, "throughput"])
     results: dict = {"machine": describe()}
     for name, workload in WORKLOADS.items():
