@@ -13,6 +13,7 @@ import functools
 import hashlib
 import logging
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def _build():
     try:
         from torch.utils.cpp_extension import load as load_extension
 
-        return load_extension(_name(), [str(p) for p in SOURCES], extra_cflags=FLAGS, verbose=False)
+        name = _name()
+        return load_extension(name, _stable_sources(name), extra_cflags=FLAGS, verbose=False)
     except Exception as error:
         logger.warning("rnnkit: native loops unavailable (%s); using the pure-PyTorch loops.", error)
         return None
@@ -50,6 +52,22 @@ def _name() -> str:
     for path in sorted(CSRC.iterdir()):
         digest.update(path.name.encode() + path.read_bytes())
     return f"rnnkit_loops_{digest.hexdigest()[:12]}"
+
+
+def _stable_sources(name: str) -> list[str]:
+    """Copies of the sources in a folder named by their digest. Every checkout (worktrees, fresh clones)
+    then builds from the same paths; with each checkout's own paths, ninja sees a changed command and
+    rebuilds (a minute of both cores) whenever another checkout built last."""
+    cache = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or Path.home() / ".cache" / "torch_extensions")
+    folder = cache / "rnnkit_sources" / name
+    if not folder.is_dir():
+        staging = folder.with_name(f"{name}.{os.getpid()}")
+        shutil.copytree(CSRC, staging, dirs_exist_ok=True)
+        try:
+            staging.replace(folder)  # published whole, never half-copied
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)  # another process published it first
+    return [str(folder / path.name) for path in SOURCES]
 
 
 def load():
