@@ -88,7 +88,7 @@ def train_language_model(
         run_config=run_config,
     )
     summary = trainer.fit(resume=resume)
-    if summary["stopped_by"] == "interrupted":
+    if summary["stopped_by"] == "interrupted" or not trainer.is_main:  # under torchrun, rank 0 reports
         return summary
     best = load(out).to(trainer.device)
     summary["test"] = best.evaluate(TokenStream(tokenizer.encode(splits.test), options.eval_batch_size, options.window))
