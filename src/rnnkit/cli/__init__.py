@@ -47,10 +47,11 @@ def _root() -> None:
         sys.stdout = open(os.devnull, "w")  # open for the life of the process
 
 
-from rnnkit.cli import adding, classify, data, demo, forecast, lm  # noqa: E402  (each registers its commands)
+from rnnkit.cli import adding, classify, data, demo, export, forecast, lm  # noqa: E402  (each registers its commands)
 
 demo.register(app)
 adding.register(app)
+export.register(app)
 app.add_typer(lm.app, name="lm")
 app.add_typer(data.app, name="data")
 app.add_typer(forecast.app, name="forecast")
