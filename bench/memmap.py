@@ -52,7 +52,8 @@ def assemble(path: Path, size: int) -> None:
 
 def peak_rss_mb(command: list[str]) -> tuple[float, dict]:
     """Run ``command``; its peak resident set in MB and its JSON output."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")}
+    # RNNKIT_NO_NATIVE: a plain LSTM runs torch's own loop either way; this skips waiting on a native build
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src"), "RNNKIT_NO_NATIVE": "1"}
     process = subprocess.Popen(command, stdout=subprocess.PIPE, env=env)
     output = process.stdout.read()
     _, status, usage = os.wait4(process.pid, 0)

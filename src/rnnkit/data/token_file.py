@@ -142,7 +142,9 @@ class TokenFile:
     """A token file opened for reading: its header, its tokenizer, its splits as windows or as a memmap.
 
     Attributes:
-        path, header (the JSON header as a dict), offset (bytes before the first token).
+        path: the token file.
+        header: its JSON header, as a dict.
+        offset: bytes before the first token.
     """
 
     def __init__(self, path: Path | str) -> None:

@@ -8,7 +8,8 @@ Models at their tasks' default sizes, random weights (latency does not depend on
 * forecaster (LSTM 64, direct decoder, context 56, horizon 7, 2 covariates).
 
 Both runtimes on one thread (``torch.set_num_threads(1)``, ``intra_op_num_threads=1``); the median of
-``--repeats`` calls after a warm-up. Writes bench/results/onnx.json. Usage: python bench/onnx.py
+``--repeats`` calls after a warm-up. Writes bench/results/onnx.json. Usage: python bench/onnx_latency.py
+(not bench/onnx.py: the script's directory comes first on sys.path, and that name would shadow the onnx package)
 """
 
 from __future__ import annotations
