@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install system-deps data demo test bench bench-lm bench-forecast bench-classify lint clean
+.PHONY: install system-deps data demo test docs bench bench-lm bench-forecast bench-classify lint clean
 
 install: $(STAMP)
 
@@ -42,6 +42,10 @@ demo: $(DATA_STAMP)
 test: $(STAMP) system-deps
 	$(PY) -m pytest -n 2 tests
 
+# The documentation site (MkDocs + Material + mkdocstrings) into site/; any warning fails; no network needed.
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(VENV)/bin/mkdocs build --strict
+
 bench: $(STAMP)
 	$(PY) bench/layers.py
 	$(PY) bench/kernels.py
@@ -64,4 +68,4 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check src tests bench
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info .pytest_cache
+	rm -rf $(VENV) build site src/*.egg-info .pytest_cache

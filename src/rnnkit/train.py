@@ -17,6 +17,10 @@ Checkpoints are only ever written at an optimizer-step boundary (at the start, a
 ``checkpoint_every`` steps, at the end), so nothing is snapshotted per step. The first Ctrl-C asks the loop
 to stop at the next boundary and save there; anything that interrupts a step half-way leaves the last
 checkpoint in place, and resuming replays from it to the same weights.
+
+Under ``torchrun`` (:mod:`rnnkit.distributed`) each process trains on its rows of every global batch through
+DistributedDataParallel; rank 0 alone validates, logs and writes files, and the checkpoint holds the global
+position and the whole batch's carried state, so a run resumes on any number of processes.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import random
 import signal
 import threading
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -38,7 +43,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from rnnkit import checkpoint, precision
+from rnnkit import checkpoint, distributed, precision
 from rnnkit.errors import RnnkitError
 from rnnkit.tbptt import detach_state
 
@@ -178,11 +183,13 @@ class Trainer:
         self.config = config
         self.run_config = run_config or {}
         self.out = Path(out)
-        self.device = resolve_device(config.device)
+        self.dist, self.device = distributed.setup(resolve_device(config.device))
         precision.check_precision(config.precision, self.device)
         self.model = model.to(self.device)
         self.train_data = train_data
         self.valid_data = valid_data
+        self.shard = distributed.Shard(train_data, self.dist)  # this rank's rows of each batch
+        self.ddp = distributed.data_parallel(self.model, self.dist, self.device)  # None when alone
         if len(train_data) < 1:
             raise RnnkitError("the training data yields no batches; give more data or a smaller batch size.")
         options = {"lr": config.learning_rate, "weight_decay": config.weight_decay}
@@ -196,7 +203,7 @@ class Trainer:
         self.position = Position()
         self.scheduler = self._make_scheduler()
         self.scaler = precision.grad_scaler(config.precision, self.device)  # fp16 only
-        self.carried = None  # the stream's state entering batch ``position.batch``
+        self.carried = None  # the stream's state (this rank's rows) entering batch ``position.batch``
         self._stop_requested = False  # set by the first Ctrl-C: stop at the next step boundary
 
     def _make_scheduler(self):
@@ -223,9 +230,17 @@ class Trainer:
 
     # --- checkpoints ---------------------------------------------------------------------------------------
 
+    @property
+    def is_main(self) -> bool:
+        """Whether this process writes files and shows progress (rank 0, or the only process)."""
+        return self.dist.is_main
+
     def save_resume_state(self) -> None:
         """Write what --resume needs. Called only at an optimizer-step boundary, where the weights,
         optimizer, generators, carried stream state and position all belong to the same moment."""
+        carried = distributed.gather_state(detach_state(self.carried), self.dist)  # every rank takes part
+        if not self.is_main:
+            return
         checkpoint.save_state(
             self.out / checkpoint.RESUME_FILE,
             {
@@ -233,7 +248,7 @@ class Trainer:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "rng": rng_state(),
-                "carried": detach_state(self.carried),
+                "carried": carried,
                 "position": asdict(self.position),
                 "train_config": asdict(self.config),
                 "scaler": self.scaler.state_dict() if self.scaler is not None else {},
@@ -248,14 +263,22 @@ class Trainer:
         checkpoint.load_into(self.model, state["model"], path)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
-        set_rng_state(state["rng"])
+        if self.is_main:
+            set_rng_state(state["rng"])
+        else:  # rank 0's generators are the saved ones; the others draw fresh dropout masks
+            seed_everything(self._rank_seed() + state["position"]["step"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.carried = to_device(state["carried"], self.device)
+        self.carried = distributed.scatter_state(to_device(state["carried"], self.device), self.dist)
         self.position = Position(**state["position"])
 
     def save_best(self) -> None:
-        checkpoint.save_model(self.out, self.model, self.run_config)
+        if self.is_main:
+            checkpoint.save_model(self.out, self.model, self.run_config)
+
+    def _rank_seed(self) -> int:
+        # rank 0 keeps the configured seed (a one-process run is unchanged); the others their own masks
+        return self.config.seed + 1_000_003 * self.dist.rank
 
     # --- the loop ------------------------------------------------------------------------------------------
 
@@ -266,8 +289,9 @@ class Trainer:
         if resume:
             self.resume()
         else:
-            seed_everything(config.seed)
-            (self.out / "log.csv").unlink(missing_ok=True)  # a fresh run's curve starts fresh
+            seed_everything(self._rank_seed())
+            if self.is_main:
+                (self.out / "log.csv").unlink(missing_ok=True)  # a fresh run's curve starts fresh
         position = self.position
         stateful = getattr(self.model, "carries_state", False)
         budget = None if config.max_minutes is None else config.max_minutes * 60
@@ -285,31 +309,32 @@ class Trainer:
                     total=len(self.train_data),
                     initial=position.batch,
                     desc=f"epoch {position.epoch + 1}",
-                    disable=True if config.quiet else None,
+                    disable=True if config.quiet or not self.is_main else None,
                     leave=False,
                     dynamic_ncols=True,
                 )
-                batches = islice(self.train_data.batches(position.epoch), position.batch, None)
-                for batch in batches:
+                batches = islice(self.shard.batches(position.epoch), position.batch, None)
+                for batch, weight in batches:
                     batch = to_device(batch, self.device)
-                    # forward backward (detach so BPTT stops at the batch edge; the values carry on)
-                    with precision.autocast(config.precision, self.device):
-                        if stateful:
-                            output = self.model.loss(batch, detach_state(self.carried))
-                        else:
-                            output = self.model.loss(batch)
-                    loss_value = output.loss.item()  # the step's one host sync: checked, summed and shown
-                    if not math.isfinite(loss_value):
-                        raise TrainingDiverged(
-                            f"the loss became {loss_value} at step {position.step + 1} (epoch "
-                            f"{position.epoch + 1}, batch {position.batch + 1}); the last good checkpoint is kept "
-                            f"in {self.out}; lower the learning rate or clip gradients harder."
-                        )
-                    loss = output.loss / config.accumulate if config.accumulate > 1 else output.loss
-                    (loss if self.scaler is None else self.scaler.scale(loss)).backward()
+                    steps_now = (position.batch + 1) % config.accumulate == 0 or position.batch + 1 == len(self.shard)
+                    with self._gradient_sync(steps_now):
+                        # forward backward (detach so BPTT stops at the batch edge; the values carry on)
+                        with precision.autocast(config.precision, self.device):
+                            output = self._loss(batch, detach_state(self.carried) if stateful else None)
+                        # the step's one host sync: checked, summed and shown (all ranks see the global mean)
+                        loss_value = distributed.mean_loss(output.loss, weight, self.dist)
+                        if not math.isfinite(loss_value):
+                            raise TrainingDiverged(
+                                f"the loss became {loss_value} at step {position.step + 1} (epoch "
+                                f"{position.epoch + 1}, batch {position.batch + 1}); the last good checkpoint is "
+                                f"kept in {self.out}; lower the learning rate or clip gradients harder."
+                            )
+                        loss = output.loss if weight == 1.0 else output.loss * weight
+                        loss = loss / config.accumulate if config.accumulate > 1 else loss
+                        (loss if self.scaler is None else self.scaler.scale(loss)).backward()
                     self.carried = output.state
                     position.batch += 1
-                    units += output.units
+                    units += output.units * self.dist.world_size
                     loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
                     bar.update(1)
                     at_end = position.batch == len(self.train_data)
@@ -326,7 +351,8 @@ class Trainer:
                         self.scaler.step(self.optimizer)
                         self.scaler.update()
                     self.optimizer.zero_grad(set_to_none=True)
-                    position.elapsed = elapsed_before + time.perf_counter() - session_start
+                    elapsed = elapsed_before + time.perf_counter() - session_start
+                    stop, position.elapsed = distributed.agree(self._stop_requested, elapsed, self.dist, self.device)
                     if config.schedule == "cosine" or (
                         config.schedule == "constant" and position.step < config.warmup_steps
                     ):
@@ -343,7 +369,7 @@ class Trainer:
                         self.save_resume_state()
                     elif config.checkpoint_every and position.step % config.checkpoint_every == 0:
                         self.save_resume_state()
-                    if self._stop_requested:
+                    if stop:
                         reason = "interrupted"
                         self.save_resume_state()
                     elif budget is not None and position.elapsed >= budget:
@@ -369,8 +395,21 @@ class Trainer:
             "best_valid": position.best if math.isfinite(position.best) else None,
             "history": position.history,
         }
-        checkpoint.write_json(self.out / "metrics.json", summary)
+        if self.is_main:
+            checkpoint.write_json(self.out / "metrics.json", summary)
         return summary
+
+    def _loss(self, batch: Any, state: Any) -> LossOutput:
+        """``model.loss`` (through DDP when training with others); ``state`` only goes to a stream model."""
+        if self.ddp is not None:
+            return LossOutput(*self.ddp(batch, state))
+        if getattr(self.model, "carries_state", False):
+            return self.model.loss(batch, state)
+        return self.model.loss(batch)
+
+    def _gradient_sync(self, steps_now: bool):
+        """DDP all-reduces gradients in backward; between accumulated batches that can wait for the last."""
+        return self.ddp.no_sync() if self.ddp is not None and not steps_now else nullcontext()
 
     def _catch_ctrl_c(self):
         """Make the first Ctrl-C (SIGINT) stop training at the next step boundary, where a checkpoint is
@@ -394,9 +433,10 @@ class Trainer:
         """Evaluate, log, keep the best model, step the plateau schedule; say whether to stop early."""
         config, position = self.config, self.position
         metrics = {}
-        if self.valid_data is not None:
+        if self.valid_data is not None and self.is_main:
             with precision.autocast(config.precision, self.device):
                 metrics = self.model.evaluate(self.valid_data)
+        metrics = distributed.from_main(metrics, self.dist)  # the others wait, then decide alike
         self.model.train()
         score = metrics.get(config.monitor, train_loss)
         row = {
@@ -408,7 +448,8 @@ class Trainer:
             **{f"valid_{k}": v for k, v in metrics.items()},
         }
         position.history.append(row)
-        self._append_log(row)
+        if self.is_main:
+            self._append_log(row)
         if config.schedule == "plateau":
             self.scheduler.step(score)
         if score < position.best:

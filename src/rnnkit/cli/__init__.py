@@ -6,10 +6,14 @@ in one place, the root group's ``invoke``: ``error: <message>`` on stderr and ex
 
 from __future__ import annotations
 
+import os
+import sys
+
 import typer
 from typer.core import TyperGroup
 
 from rnnkit.allocator import keep_freed_memory
+from rnnkit.distributed import context_from_env
 from rnnkit.errors import RnnkitError
 
 
@@ -38,12 +42,16 @@ def _root() -> None:
     """Recurrent neural networks for PyTorch."""
     # an application may change process-wide allocator settings; a library import must not
     keep_freed_memory()
+    if context_from_env().rank > 0:
+        # under torchrun every worker runs this command; rank 0 alone reports, the others would repeat it
+        sys.stdout = open(os.devnull, "w")  # open for the life of the process
 
 
-from rnnkit.cli import adding, classify, data, demo, forecast, lm  # noqa: E402  (each registers its commands)
+from rnnkit.cli import adding, classify, data, demo, export, forecast, lm  # noqa: E402  (each registers its commands)
 
 demo.register(app)
 adding.register(app)
+export.register(app)
 app.add_typer(lm.app, name="lm")
 app.add_typer(data.app, name="data")
 app.add_typer(forecast.app, name="forecast")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnkit.kernels import aten, gemm, loops, native, stack
+from rnnkit.kernels import aten, gemm, loops, native, onnx_nodes, stack
 from rnnkit.kernels.recurrence import kind_of
 from rnnkit.kernels.streaming import step
 
@@ -56,6 +56,8 @@ def prefers_aten(layer, x: Tensor, lengths: Tensor | None) -> bool:
 
 def run_fused(layer, x: Tensor, hx, lengths: Tensor | None):
     """``(output (L, N, D*H_out), h_n)`` from the fastest applicable kernel, or ``None``."""
+    if torch.onnx.is_in_onnx_export():
+        return onnx_nodes.run(layer, x, hx, lengths)  # ONNX's own LSTM / GRU / RNN nodes (rnnkit.export)
     if x.shape[0] == 0 or x.shape[1] == 0:
         return None  # nothing to loop over: the reference path returns the empty output and the initial state
     compiled = native_loops(x)

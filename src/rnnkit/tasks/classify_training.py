@@ -170,7 +170,7 @@ def train_classifier(
     # the best checkpoint is the one with the fewest validation errors (the loss is recalibrated anyway)
     trainer = Trainer(model, replace(train_config, monitor="error"), out, train, valid, run_config=run_config)
     summary = trainer.fit(resume=resume)
-    if summary["stopped_by"] == "interrupted":
+    if summary["stopped_by"] == "interrupted" or not trainer.is_main:  # under torchrun, rank 0 reports
         return summary
     best = load(out).to(trainer.device)
     if len(splits.valid):

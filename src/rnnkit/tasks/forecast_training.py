@@ -155,6 +155,8 @@ def train_forecaster(
         model.fit_linear(*(w for w in (train, valid) if w is not None))
     trainer = Trainer(model, train_config, out, train, valid, run_config=run_config)
     summary = trainer.fit(resume=resume)
+    if not trainer.is_main:  # under torchrun, rank 0 reports
+        return summary
     summary.update(train_windows=train.num_windows, context_length=context, season=season)
     if summary["stopped_by"] != "interrupted" and valid is not None:
         summary["valid"] = load(out).to(trainer.device).evaluate(valid)

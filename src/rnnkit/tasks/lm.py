@@ -13,6 +13,7 @@ Shapes: N batch (parallel streams), T steps, V vocabulary, E embedding size, H h
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -89,6 +90,7 @@ class LanguageModel(nn.Module):
     def __init__(self, config: LanguageModelConfig) -> None:
         super().__init__()
         self.config = config
+        self.may_skip_parameters = bool(config.adaptive_cutoffs)  # a batch may not reach every cluster (DDP)
         self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
         layers = []
         for index in range(config.num_layers):
@@ -263,3 +265,16 @@ class TokenStream:
 
     def batches(self, epoch: int = 0) -> Iterator[tuple[Tensor, Tensor]]:
         return stream_windows(self.batched, self.window)
+
+    def shard(self, rank: int, world_size: int) -> TokenStream:
+        """Process ``rank``'s rows of every window when ``world_size`` processes train together (torchrun):
+        rows ``[rank N/W, (rank + 1) N/W)``, contiguous token streams of their own."""
+        rows = self.batched.shape[0]
+        if rows % world_size:
+            raise RnnkitError(
+                f"{rows} parallel streams (batch size) do not split evenly over {world_size} processes; "
+                f"use a batch size that is a multiple of {world_size}."
+            )
+        part = copy.copy(self)
+        part.batched = self.batched.tensor_split(world_size)[rank]  # -> (N / W, T_total), a view
+        return part

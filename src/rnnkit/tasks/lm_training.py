@@ -17,6 +17,7 @@ from rnnkit import checkpoint
 from rnnkit.data.corpora import TextSplits, text_file
 from rnnkit.data.plays import shakespeare
 from rnnkit.data.text import CharTokenizer, SubwordTokenizer, Tokenizer, WordTokenizer, tokenizer_from_config
+from rnnkit.data.token_file import TokenFile, is_token_file
 from rnnkit.data.wikitext import wikitext2
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import training_curves
@@ -32,7 +33,7 @@ DEFAULT_TOKENIZER = {"shakespeare": "char", "wikitext2": "word"}
 
 @dataclass(frozen=True)
 class LanguageModelData:
-    data: str = "shakespeare"  # a built-in corpus name or a UTF-8 text file
+    data: str = "shakespeare"  # a built-in corpus name, a UTF-8 text file or a token file (rnnkit data tokenize)
     tokenizer: str = ""  # char | word | subword; "" picks the corpus' usual one (char for files)
     batch_size: int = 32  # parallel streams
     window: int = 128  # steps per truncated-BPTT window
@@ -57,6 +58,30 @@ def load_corpus(data: str) -> TextSplits:
     return text_file(data)
 
 
+def token_streams(options: LanguageModelData, out: Path, resume: bool):
+    """The tokenizer and the train / valid / test data: read window by window from a token file (the corpus is
+    never in memory), or tokenized in memory from a corpus or text file."""
+    if is_token_file(options.data):
+        corpus = TokenFile(options.data)
+        return corpus.tokenizer, *(
+            corpus.windows(split, size, options.window)
+            for split, size in (("train", options.batch_size), ("valid", options.eval_batch_size),
+                                ("test", options.eval_batch_size))
+        )  # fmt: skip
+    splits = load_corpus(options.data)
+    if resume and (out / checkpoint.CONFIG_FILE).exists():
+        # the run's own vocabulary, even if the corpus file changed since
+        tokenizer = tokenizer_from_config(checkpoint.read_config(out)["tokenizer"])
+    else:
+        tokenizer = fit_tokenizer(options.tokenizer_kind, splits.train, options)
+    return (
+        tokenizer,
+        TokenStream(tokenizer.encode(splits.train), options.batch_size, options.window),
+        TokenStream(tokenizer.encode(splits.valid), options.eval_batch_size, options.window),
+        TokenStream(tokenizer.encode(splits.test), options.eval_batch_size, options.window),
+    )
+
+
 def fit_tokenizer(kind: str, text: str, options: LanguageModelData) -> Tokenizer:
     if kind == "subword":
         return SubwordTokenizer.fit(text, vocab_size=options.subword_vocab_size)
@@ -68,31 +93,18 @@ def train_language_model(
 ) -> dict:
     """Train, then score the best checkpoint on the held-out test split; returns the run's summary."""
     out = Path(out)
-    splits = load_corpus(options.data)
-    saved = out / checkpoint.CONFIG_FILE
-    if resume and saved.exists():
-        # the run's own vocabulary, even if the corpus file changed since
-        tokenizer = tokenizer_from_config(checkpoint.read_config(out)["tokenizer"])
-    else:
-        tokenizer = fit_tokenizer(options.tokenizer_kind, splits.train, options)
+    tokenizer, train, valid, test = token_streams(options, out, resume)
     config = LanguageModelConfig(vocab_size=tokenizer.vocab_size, **model_options)
     seed_everything(train_config.seed)  # the initial weights too, not only what the Trainer draws
     model = LanguageModel(config)
     run_config = {"task": "lm", "model": asdict(config), "tokenizer": tokenizer.to_config(), "data": asdict(options)}
-    trainer = Trainer(
-        model,
-        train_config,
-        out,
-        TokenStream(tokenizer.encode(splits.train), options.batch_size, options.window),
-        TokenStream(tokenizer.encode(splits.valid), options.eval_batch_size, options.window),
-        run_config=run_config,
-    )
+    trainer = Trainer(model, train_config, out, train, valid, run_config=run_config)
     summary = trainer.fit(resume=resume)
-    if summary["stopped_by"] == "interrupted":
+    if summary["stopped_by"] == "interrupted" or not trainer.is_main:  # under torchrun, rank 0 reports
         return summary
     best = load(out).to(trainer.device)
-    summary["test"] = best.evaluate(TokenStream(tokenizer.encode(splits.test), options.eval_batch_size, options.window))
-    summary["unit"] = "char" if options.tokenizer_kind == "char" else options.tokenizer_kind
+    summary["test"] = best.evaluate(test)
+    summary["unit"] = tokenizer.kind
     summary["parameters"] = sum(p.numel() for p in best.parameters())
     checkpoint.write_json(out / "metrics.json", summary)
     if (out / "log.csv").exists():
@@ -111,27 +123,37 @@ def evaluate_language_model(
     split: str = "test",
     quiet: bool = True,
 ) -> dict:
-    """Score a trained model on a corpus' split (test by default), or on the whole of a text file; with
+    """Score a trained model on a corpus' or token file's split (test by default), or on the whole of a text file; with
     ``quiet=False`` a progress bar (shown on a terminal only) counts the windows.
 
     With ``dynamic_lr`` the model adapts to the text as it scores it (:mod:`rnnkit.tasks.dynamic_eval`).
     """
     model = load(directory)
     run_config = model.run_config
-    tokenizer = tokenizer_from_config(run_config["tokenizer"])
-    if data in CORPORA:
-        if split not in ("train", "valid", "test"):
-            raise RnnkitError(f"Unknown split {split!r}. Select from train, valid, test.")
-        text = getattr(CORPORA[data](), split)
-    else:
-        from rnnkit.data.sources import read_text_file
-
-        text = read_text_file(data)
     window = window or run_config.get("data", {}).get("window", 128)
-    stream = WithProgress(TokenStream(tokenizer.encode(text), batch_size, window), quiet, "scoring")
+    if is_token_file(data):
+        corpus = TokenFile(data)
+        if corpus.header["tokenizer"] != run_config["tokenizer"]:
+            raise RnnkitError(f"{data} was tokenized with another vocabulary than the model's; tokenize it again.")
+        windows = corpus.windows(split, batch_size, window)  # read from disk, window by window
+    else:
+        tokenizer = tokenizer_from_config(run_config["tokenizer"])
+        windows = TokenStream(tokenizer.encode(evaluation_text(data, split)), batch_size, window)
+    stream = WithProgress(windows, quiet, "scoring")
     if dynamic_lr is None:
         return model.evaluate(stream)
     return {**dynamic_evaluate(model, stream, learning_rate=dynamic_lr, decay=dynamic_decay), "dynamic": True}
+
+
+def evaluation_text(data: str, split: str) -> str:
+    """A built-in corpus' split, or the whole of a text file."""
+    if data in CORPORA:
+        if split not in ("train", "valid", "test"):
+            raise RnnkitError(f"Unknown split {split!r}. Select from train, valid, test.")
+        return getattr(CORPORA[data](), split)
+    from rnnkit.data.sources import read_text_file
+
+    return read_text_file(data)
 
 
 class WithProgress:

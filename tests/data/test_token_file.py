@@ -1,0 +1,104 @@
+"""Token files: streamed writing, the header, windows equal to the in-memory stream's, datasets' files."""
+
+import json
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit import RnnkitError
+from rnnkit.data.documents import documents, text_chunks
+from rnnkit.data.text import CharTokenizer, WordTokenizer
+from rnnkit.data.token_file import MAGIC, TokenFile, fit_tokenizer_on_prefix, tokenize_corpus, write_token_file
+from rnnkit.tasks.lm import TokenStream
+
+LINES = [f"line {i} of the quick brown fox, {'ab' * (i % 7)}\n" for i in range(400)]
+TEXT = "".join(LINES)
+
+
+def test_chunked_writing_stores_the_ids_of_the_whole_text_with_its_header(tmp_path):
+    tokenizer = WordTokenizer.fit(TEXT)
+    corpus = write_token_file(tmp_path / "c.tokens", tokenizer, text_chunks(LINES, chunk_chars=500), holdout=0.05)
+    expected = tokenizer.encode(TEXT)
+    assert corpus.count == len(expected) and corpus.tokens.tolist() == expected
+    assert corpus.header["dtype"] == "uint16" and corpus.tokenizer.to_config() == tokenizer.to_config()
+    (start, stop), (valid_start, valid_stop) = corpus.split("train"), corpus.split("valid")
+    assert start == 0 and stop == valid_start and corpus.split("test") == (valid_stop, len(expected))
+    assert valid_stop - valid_start == round(0.05 * len(expected))
+    assert corpus.offset % 64 == 0
+    with (tmp_path / "c.tokens").open("rb") as file:
+        assert file.read(8) == MAGIC
+        (size,) = struct.unpack("<Q", file.read(8))
+        assert json.loads(file.read(size))["count"] == len(expected)  # plain JSON, padded with spaces
+
+
+@pytest.mark.parametrize(("batch_size", "window"), [(4, 7), (3, 50)])
+def test_windows_read_from_disk_equal_the_in_memory_stream(tmp_path, batch_size, window):
+    tokenizer = CharTokenizer.fit(TEXT)
+    corpus = write_token_file(tmp_path / "c.tokens", tokenizer, [TEXT], holdout=0.01)
+    start, stop = corpus.split("train")
+    disk = corpus.windows("train", batch_size, window)
+    memory = TokenStream(torch.tensor(tokenizer.encode(TEXT)[start:stop]), batch_size, window)
+    assert len(disk) == len(memory)
+    for (x, y), (x_ref, y_ref) in zip(disk.batches(0), memory.batches(0), strict=True):
+        assert torch.equal(x, x_ref) and torch.equal(y, y_ref) and x.dtype == torch.long
+    if batch_size % 2 == 0:
+        halves = [list(disk.shard(rank, 2).batches(0)) for rank in range(2)]
+        for (x0, _), (x1, _), (x, _) in zip(*halves, memory.batches(0), strict=True):
+            assert torch.equal(torch.cat([x0, x1]), x)  # two processes' rows make the global batch
+
+
+def test_a_truncated_or_foreign_file_is_refused(tmp_path):
+    corpus = write_token_file(tmp_path / "c.tokens", CharTokenizer.fit(TEXT), [TEXT])
+    data = corpus.path.read_bytes()
+    (tmp_path / "cut.tokens").write_bytes(data[:-3])
+    with pytest.raises(RnnkitError, match="truncated"):
+        TokenFile(tmp_path / "cut.tokens")
+    with pytest.raises(RnnkitError, match="not a token file"):
+        TokenFile(tmp_path / "nothing.txt")
+
+
+def test_jsonl_and_text_inputs_stream_as_newline_ended_documents(tmp_path):
+    (tmp_path / "a.jsonl").write_text("\n".join(json.dumps({"text": t, "id": i}) for i, t in enumerate(["x y", "z\n"])))
+    (tmp_path / "b.txt").write_text("last line without newline")
+    assert list(documents(tmp_path)) == ["x y\n", "z\n", "last line without newline\n"]
+    with pytest.raises(RnnkitError, match="no field 'body'"):
+        list(documents(tmp_path / "a.jsonl", "body"))
+    with pytest.raises(RnnkitError, match="unknown kind of file"):
+        (tmp_path / "c.csv").write_text("x")
+        list(documents(tmp_path / "c.csv"))
+
+
+def test_parquet_and_a_save_to_disk_directory_are_read(tmp_path):
+    pa = pytest.importorskip("pyarrow", reason="pyarrow reads Parquet and Arrow (datasets' own reader)")
+    import pyarrow.parquet as pq
+
+    table = pa.table({"text": ["first doc", "second doc\n"], "label": [0, 1]})
+    pq.write_table(table, tmp_path / "train.parquet")
+    assert list(documents(tmp_path / "train.parquet")) == ["first doc\n", "second doc\n"]
+    # save_to_disk: Arrow stream shards listed in state.json
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    for shard, rows in (
+        ("data-00000-of-00002.arrow", table.slice(0, 1)),
+        ("data-00001-of-00002.arrow", table.slice(1)),
+    ):
+        with pa.OSFile(str(saved / shard), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(rows)
+    state = {"_data_files": [{"filename": "data-00000-of-00002.arrow"}, {"filename": "data-00001-of-00002.arrow"}]}
+    (saved / "state.json").write_text(json.dumps(state))
+    assert list(documents(saved)) == ["first doc\n", "second doc\n"]
+    corpus = tokenize_corpus([saved], tmp_path / "s.tokens", tokenizer="char", holdout=0.1)
+    assert corpus.tokenizer.decode(corpus.tokens.tolist()) == "first doc\nsecond doc\n"
+
+
+def test_a_tokenizer_fitted_on_the_start_maps_later_unseen_characters_to_unknown(tmp_path):
+    chunks = iter(["abab\n", "abc\n", "never read\n"])
+    tokenizer, read = fit_tokenizer_on_prefix("char", chunks, fit_chars=5)
+    assert tokenizer.chars == ("\n", "a", "b") and read == ["abab\n"] and next(chunks) == "abc\n"
+    (tmp_path / "a.txt").write_text("abab\n" * 10)
+    corpus = tokenize_corpus([tmp_path / "a.txt"], tmp_path / "a.tokens", holdout=0.1)
+    (tmp_path / "b.txt").write_text("cab\n" * 20)
+    reused = tokenize_corpus([tmp_path / "b.txt"], tmp_path / "b.tokens", tokenizer_from=corpus.path, holdout=0.1)
+    assert np.asarray(reused.tokens[:4]).tolist() == [0, 2, 3, 1]  # c is unknown: id 0

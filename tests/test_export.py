@@ -1,0 +1,113 @@
+"""ONNX export: onnxruntime gives the eager model's numbers (1e-4) at batch and sequence sizes other than the
+example's, for the language model's step, the classifier and the forecaster."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch.testing import assert_close
+from typer.testing import CliRunner
+
+from rnnkit import checkpoint
+from rnnkit.cli import app
+from rnnkit.export import GRAPHS, export_onnx
+from rnnkit.tasks.classify import ClassifierConfig, TextClassifier
+from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
+from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig
+
+ort = pytest.importorskip("onnxruntime", reason="the parity tests run the exported graphs in onnxruntime")
+onnx_package = pytest.importorskip("onnx", reason="torch.onnx.export needs the onnx package")
+
+TOLERANCE = {"rtol": 1e-4, "atol": 1e-4}
+
+
+def saved(tmp_path, task, model):
+    config = model.config.__dict__
+    checkpoint.save_model(tmp_path, model, {"task": task, "model": {k: v for k, v in config.items()}})
+    return tmp_path
+
+
+def recurrent_nodes(path) -> list[str]:
+    return [node.op_type for node in onnx_package.load(path).graph.node if node.op_type in ("LSTM", "GRU", "RNN")]
+
+
+def session(tmp_path, task, model):
+    result = export_onnx(saved(tmp_path, task, model))
+    return ort.InferenceSession(result["path"]), result
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
+def test_language_model_step_matches_the_model_over_a_sequence(tmp_path, cell):
+    torch.manual_seed(0)
+    model = LanguageModel(LanguageModelConfig(vocab_size=11, cell=cell, embedding_size=6, hidden_size=8)).eval()
+    onnx, result = session(tmp_path, "lm", model)
+    assert result["inputs"]["token"] == ["batch"] and result["outputs"]["logits"] == ["batch", 11]
+    ids = torch.randint(0, 11, (3, 5))  # batch 3: the export's example had 2
+    with torch.no_grad():
+        hidden, _ = model(ids)
+        expected = model.output(hidden)  # (N, T, V)
+    names = [i.name for i in onnx.get_inputs()][1:]
+    states = {name: np.zeros([3 if d == "batch" else d for d in result["inputs"][name]], np.float32) for name in names}
+    for t in range(ids.shape[1]):
+        logits, *new_states = onnx.run(None, {"token": ids[:, t].numpy(), **states})
+        assert_close(torch.from_numpy(logits), expected[:, t], **TOLERANCE)
+        states = dict(zip(names, new_states, strict=True))
+
+
+@pytest.mark.parametrize(("cell", "pooling", "num_layers"), [("lstm", "attention", 2), ("gru", "last", 1),
+                                                             ("lstm", "max", 1), ("lstm", "last", 2)])  # fmt: skip
+def test_classifier_matches_eager_at_other_batch_and_sequence_sizes(tmp_path, cell, pooling, num_layers):
+    torch.manual_seed(0)
+    config = ClassifierConfig(vocab_size=20, num_classes=3, cell=cell, embedding_size=5, hidden_size=6,
+                              num_layers=num_layers, pooling=pooling)  # fmt: skip
+    model = TextClassifier(config).eval()
+    model.temperature.fill_(1.7)
+    onnx, result = session(tmp_path, "classify", model)
+    # one ONNX recurrent node per layer and direction: its loop runs as long as the input
+    assert recurrent_nodes(result["path"]) == [cell.upper()] * 2 * num_layers
+    for batch, length in ((4, 9), (1, 3)):
+        ids = torch.randint(1, 20, (batch, length))
+        lengths = torch.randint(1, length + 1, (batch,))
+        lengths[0] = length
+        ids[torch.arange(length)[None, :] >= lengths[:, None]] = 0
+        logits, probabilities = onnx.run(None, {"ids": ids.numpy(), "lengths": lengths.numpy()})
+        with torch.no_grad():
+            expected = model(ids, lengths)
+        assert_close(torch.from_numpy(logits), expected, **TOLERANCE)
+        assert_close(torch.from_numpy(probabilities), (expected / 1.7).softmax(-1), **TOLERANCE)
+
+
+@pytest.mark.parametrize(("decoder", "num_past", "num_future"), [("direct", 1, 2), ("autoregressive", 1, 2),
+                                                                 ("direct", 0, 0)])  # fmt: skip
+def test_forecaster_quantiles_match_eager(tmp_path, decoder, num_past, num_future):
+    torch.manual_seed(0)
+    config = ForecastConfig(num_targets=2, num_past=num_past, num_future=num_future, context_length=6, horizon=3,
+                            hidden_size=8, decoder=decoder, linear="learned")  # fmt: skip
+    model = ForecastModel(config).eval()
+    onnx, _ = session(tmp_path, "forecast", model)
+    batch = {
+        "target": torch.randn(5, 6, 2),
+        "past": torch.randn(5, 6, num_past),
+        "future": torch.randn(5, 9, num_future),
+    }
+    feeds = {i.name: batch[i.name].numpy() for i in onnx.get_inputs()}
+    (quantiles,) = onnx.run(None, feeds)
+    with torch.no_grad():
+        expected = model.forecast(batch)
+    assert_close(torch.from_numpy(quantiles), expected, **TOLERANCE)
+
+
+def test_every_task_with_a_model_has_a_graph():
+    assert set(GRAPHS) >= {"lm", "classify", "forecast"}
+
+
+def test_cli_exports_a_run_directory_and_refuses_unknown_formats(tmp_path):
+    torch.manual_seed(0)
+    run = saved(tmp_path, "lm", LanguageModel(LanguageModelConfig(vocab_size=7, embedding_size=4, hidden_size=4)))
+    result = CliRunner().invoke(app, ["export", str(run), "--format", "onnx", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["path"] == str(run / "model.onnx") and (run / "model.onnx").is_file()
+    result = CliRunner().invoke(app, ["export", str(run), "--format", "tflite"])
+    assert result.exit_code == 2 and "Unknown format 'tflite'" in result.stderr
