@@ -85,7 +85,9 @@ class PrefixBeamSearch:
                     extended = following[prefix + c]
                     score = source + frame[k] + (0.0 if bonus is None else bonus[k - 1])
                     extended[1] = np.logaddexp(extended[1], score)
-            ranked = sorted(following.items(), key=lambda item: -np.logaddexp(*item[1]))
+            # a prefix no path can reach yet (a repeat with no blank between) has probability 0: drop it
+            reachable = [item for item in following.items() if max(item[1]) > NEG_INF]
+            ranked = sorted(reachable, key=lambda item: -np.logaddexp(*item[1]))
             self.beams = {prefix: (p_b, p_nb) for prefix, (p_b, p_nb) in ranked[: self.beam]}
 
     def scores(self) -> dict[str, float]:
