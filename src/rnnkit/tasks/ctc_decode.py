@@ -20,13 +20,21 @@ All functions take log-probabilities ``(T, V)`` of one utterance as numpy arrays
 
 from __future__ import annotations
 
+import math
 from collections import defaultdict
 
 import numpy as np
 
 from rnnkit.tasks.char_ngram import CharNgram
 
-NEG_INF = -np.inf
+NEG_INF = -math.inf
+
+
+def log_add(a: float, b: float) -> float:
+    """:math:`\\log(e^a + e^b)` of two Python floats, without overflow."""
+    if a < b:
+        a, b = b, a
+    return a if b == NEG_INF else a + math.log1p(math.exp(b - a))
 
 
 def greedy(log_probs: np.ndarray, alphabet: str) -> tuple[str, list[int]]:
@@ -57,44 +65,44 @@ class PrefixBeamSearch:
         self.alphabet, self.beam, self.lm, self.alpha, self.beta, self.prune = alphabet, beam, lm, alpha, beta, prune
         self.beams: dict[str, tuple[float, float]] = {"": (0.0, NEG_INF)}  # prefix -> (log p_b, log p_nb)
 
-    def _extension_bonus(self, prefix: str) -> np.ndarray | None:
+    def _extension_bonus(self, prefix: str) -> list[float] | None:
         if self.lm is None:
             return None
         distribution = self.lm.distribution(prefix)  # over alphabet + "$", in alphabet order
-        return self.alpha * distribution[: len(self.alphabet)] + self.beta
+        return (self.alpha * distribution[: len(self.alphabet)] + self.beta).tolist()
 
     def advance(self, log_probs: np.ndarray) -> None:
         """Consume frames ``(T, V)``."""
-        for frame in np.asarray(log_probs, dtype=np.float64):
+        for frame in np.asarray(log_probs, dtype=np.float64).tolist():  # Python floats: scalar math is faster
             candidates = [k for k in range(1, len(frame)) if frame[k] > self.prune]
             following: dict[str, list[float]] = defaultdict(lambda: [NEG_INF, NEG_INF])
             for prefix, (p_b, p_nb) in self.beams.items():
-                total = np.logaddexp(p_b, p_nb)
+                total = log_add(p_b, p_nb)
                 entry = following[prefix]
-                entry[0] = np.logaddexp(entry[0], total + frame[0])  # a blank keeps the prefix
+                entry[0] = log_add(entry[0], total + frame[0])  # a blank keeps the prefix
                 bonus = self._extension_bonus(prefix)
                 last = prefix[-1] if prefix else None
                 for k in candidates:
                     c = self.alphabet[k - 1]
                     if c == last:
                         # the same character again: merged into the prefix unless a blank came between
-                        entry[1] = np.logaddexp(entry[1], p_nb + frame[k])
+                        entry[1] = log_add(entry[1], p_nb + frame[k])
                         source = p_b
                     else:
                         source = total
                     extended = following[prefix + c]
                     score = source + frame[k] + (0.0 if bonus is None else bonus[k - 1])
-                    extended[1] = np.logaddexp(extended[1], score)
+                    extended[1] = log_add(extended[1], score)
             # a prefix no path can reach yet (a repeat with no blank between) has probability 0: drop it
             reachable = [item for item in following.items() if max(item[1]) > NEG_INF]
-            ranked = sorted(reachable, key=lambda item: -np.logaddexp(*item[1]))
+            ranked = sorted(reachable, key=lambda item: -log_add(*item[1]))
             self.beams = {prefix: (p_b, p_nb) for prefix, (p_b, p_nb) in ranked[: self.beam]}
 
     def scores(self) -> dict[str, float]:
         """Every kept prefix's log score (its CTC probability, plus the LM terms when fused)."""
         result = {}
         for prefix, (p_b, p_nb) in self.beams.items():
-            score = float(np.logaddexp(p_b, p_nb))
+            score = log_add(p_b, p_nb)
             if self.lm is not None:
                 score += self.alpha * float(self.lm.distribution(prefix)[-1])  # P($ | W): the text ends here
             result[prefix] = score
