@@ -47,7 +47,7 @@ def _root() -> None:
         sys.stdout = open(os.devnull, "w")  # open for the life of the process
 
 
-from rnnkit.cli import adding, classify, data, demo, export, forecast, lm  # noqa: E402  (each registers its commands)
+from rnnkit.cli import adding, asr, classify, data, demo, export, forecast, lm  # noqa: E402  (each registers its commands)
 
 demo.register(app)
 adding.register(app)
@@ -56,6 +56,7 @@ app.add_typer(lm.app, name="lm")
 app.add_typer(data.app, name="data")
 app.add_typer(forecast.app, name="forecast")
 app.add_typer(classify.app, name="classify")
+app.add_typer(asr.app, name="asr")
 
 
 def main() -> None:

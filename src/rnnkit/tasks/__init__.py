@@ -12,11 +12,12 @@ from rnnkit.errors import RnnkitError
 
 def _task_classes() -> dict:
     # imported here so that loading one task does not import every other task's dependencies
+    from rnnkit.tasks.asr import SpeechRecognizer
     from rnnkit.tasks.classify import TextClassifier
     from rnnkit.tasks.forecast import ForecastModel
     from rnnkit.tasks.lm import LanguageModel
 
-    return {"lm": LanguageModel, "forecast": ForecastModel, "classify": TextClassifier}
+    return {"lm": LanguageModel, "forecast": ForecastModel, "classify": TextClassifier, "asr": SpeechRecognizer}
 
 
 def load(path: Path | str) -> nn.Module:

@@ -1,0 +1,147 @@
+"""Speech recognition on synthesised speech: WER/CER on unseen voices and texts, greedy vs beam, real-time factor.
+
+Two tasks, each: build the corpus (``rnnkit asr make-data``; resumable, so a second run reuses the WAVs),
+train the bidirectional CTC recogniser for a wall-clock budget, then score the test split, whose texts and
+voices never appear in training:
+
+(a) ``grammar``: digit strings, playing cards and robot commands (``digits+cards+commands``); acceptance:
+    WER <= 5% on the unseen espeak-ng voices, <= 15% on the unseen flite voice (``rms``);
+(b) ``fortunes``: open-vocabulary sentences from Debian's fortunes; acceptance: CER <= 15% with beam search.
+
+Decoders: greedy; prefix beam 16; beam 16 + the character 6-gram fitted on the training transcripts, its
+weight and bonus picked on the validation split. Real-time factor: transcription time (reading, features,
+network, decoding) / audio duration, bidirectional model, 2 threads, over test files one at a time.
+
+Writes bench/results/asr.json (``--quick``: asr-quick.json, tiny budgets that only check the script runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import describe, merge_results
+from rnnkit.data.speech_corpus import CorpusConfig, build_corpus, read_manifest
+from rnnkit.tasks import load
+from rnnkit.tasks.asr_inference import Decoder, load_char_lm, transcribe_files
+from rnnkit.tasks.asr_training import AsrData, evaluate_asr, train_asr
+from rnnkit.train import TrainConfig
+
+RESULTS = Path(__file__).parent / "results"
+
+TASKS = {
+    "grammar": {
+        "texts": "digits+cards+commands",
+        "n": 6000,
+        "model": {"cell": "gru", "hidden_size": 256, "num_layers": 3, "conv_channels": 32, "dropout": 0.2},
+        "batch_size": 32,
+        "learning_rate": 2e-3,
+    },
+    "fortunes": {
+        "texts": "fortunes",
+        "n": 10000,
+        "model": {"cell": "gru", "hidden_size": 320, "num_layers": 3, "conv_channels": 32, "dropout": 0.2},
+        "batch_size": 32,
+        "learning_rate": 2e-3,
+    },
+}
+LM_GRID = [(0.0, 0.0), (0.3, 0.5), (0.5, 1.0), (0.8, 1.5), (1.0, 2.0)]  # (weight, bonus per character)
+
+
+def tune_lm(run: Path, corpus: Path, quiet: bool) -> tuple[float, float, dict]:
+    """The LM weight and bonus with the lowest validation CER (beam 16)."""
+    decoders = {f"{w},{b}": {"beam": 16, "lm_weight": w, "lm_bonus": b} for w, b in LM_GRID}
+    report = evaluate_asr(run, corpus, split="valid", decoders=decoders, quiet=quiet)
+    cers = {name: entry["cer"] for name, entry in report["decoders"].items()}
+    best = min(cers, key=cers.get)
+    weight, bonus = (float(x) for x in best.split(","))
+    return weight, bonus, cers
+
+
+def real_time_factor(run: Path, corpus: Path, count: int) -> dict:
+    """Seconds to transcribe / seconds of audio, over ``count`` test files one by one, 2 threads."""
+    torch.set_num_threads(2)
+    model = load(run)
+    paths = list(read_manifest(corpus, "test")["path"][:count])
+    lm = load_char_lm(run)
+    result = {}
+    for name, decoder in (
+        ("greedy", Decoder(model.config.alphabet)),
+        ("beam16", Decoder(model.config.alphabet, 16, lm)),
+    ):
+        transcribe_files(model, paths[:2], decoder)  # warm up
+        start = time.perf_counter()
+        outcome = transcribe_files(model, paths, decoder)
+        seconds = time.perf_counter() - start
+        audio = sum(r["duration"] for r in outcome["results"])
+        result[name] = {"rtf": round(seconds / audio, 4), "audio_seconds": round(audio, 1), "files": len(paths)}
+    return result
+
+
+def run_task(name: str, args) -> dict:
+    task = TASKS[name]
+    corpus = Path(args.data) / name
+    n = 60 if args.quick else args.n or task["n"]
+    start = time.perf_counter()
+    built = build_corpus(CorpusConfig(texts=task["texts"], num_utterances=n, snr=10.0, jobs=2), corpus, quiet=True)
+    built["seconds"] = round(time.perf_counter() - start, 1)
+    model = dict(task["model"])
+    if args.quick:
+        model.update(hidden_size=16, num_layers=1, conv_channels=4)
+    run = Path(args.runs) / name
+    config = TrainConfig(
+        epochs=1000 if not args.quick else 1,
+        max_minutes=args.minutes if not args.quick else 0.5,
+        learning_rate=task["learning_rate"],
+        warmup_steps=200,
+        quiet=args.quiet,
+        device="cpu",
+    )
+    summary = train_asr(AsrData(str(corpus), batch_size=task["batch_size"]), model, config, run)
+    weight, bonus, lm_grid = tune_lm(run, corpus, args.quiet)
+    decoders = {
+        "greedy": {"beam": 0},
+        "beam16": {"beam": 16},
+        "beam16_lm": {"beam": 16, "lm_weight": weight, "lm_bonus": bonus},
+    }
+    test = evaluate_asr(run, corpus, split="test", decoders=decoders, quiet=args.quiet)
+    curve = pd.read_csv(run / "log.csv").to_dict(orient="records") if (run / "log.csv").exists() else []
+    return {
+        "corpus": built,
+        "model": model,
+        "parameters": summary.get("parameters"),
+        "train": {k: summary[k] for k in ("stopped_by", "steps", "epochs_completed", "train_seconds", "best_valid")},
+        "data": summary.get("data"),
+        "learning_curve": curve,
+        "lm": {"weight": weight, "bonus": bonus, "valid_cer_by_weight_bonus": lm_grid},
+        "test": test,
+        "rtf": real_time_factor(run, corpus, 10 if args.quick else 100),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--only", choices=list(TASKS), action="append", help="Run only this task (repeatable).")
+    parser.add_argument("--minutes", type=float, default=90.0, help="Training budget per task.")
+    parser.add_argument("--n", type=int, default=0, help="Utterances per corpus (0: the task's default).")
+    parser.add_argument("--data", default="bench/data/asr", help="Where the corpora go.")
+    parser.add_argument("--runs", default="bench/runs/asr", help="Where the trained runs go.")
+    parser.add_argument("--quick", action="store_true", help="Tiny corpora and budgets: checks the script runs.")
+    parser.add_argument("--quiet", action="store_true")
+    args = parser.parse_args()
+    results = {"machine": describe()}
+    for name in args.only or list(TASKS):
+        results[name] = run_task(name, args)
+        print(json.dumps({name: {"test": {k: v.get("wer") for k, v in results[name]["test"]["decoders"].items()}}}))
+    merge_results(RESULTS / ("asr-quick.json" if args.quick else "asr.json"), results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,306 @@
+r"""Speech recognition: log-mel -> conv subsampling -> stacked (bi)directional LSTM/GRU -> CTC over characters.
+
+The shape of DeepSpeech 2, SpeechBrain's CRDNN and ESPnet's RNN encoders:
+
+.. math::
+    x_{1..L} = \mathrm{logmel}(\text{audio}) \in \mathbb{R}^{L \times 80} \quad (10\ \text{ms frames})
+
+    u_{1..L/4} = \mathrm{ReLU}(\mathrm{Conv}_{3\times3}^{/2}(\mathrm{ReLU}(\mathrm{Conv}_{3\times3}^{/2}(x))))
+    \quad (\text{time and frequency halved twice: 40 ms frames, } C \cdot 20 \text{ features})
+
+    o_t = [\overrightarrow{h}_t; \overleftarrow{h}_t] \ \text{(num\_layers BiLSTM/BiGRU over the true lengths)},
+    \qquad y_t = \mathrm{softmax}(W o_t + b) \in \Delta^{V}
+
+trained with the CTC loss :math:`-\log P(W \mid x)` (``torch.nn.functional.ctc_loss``, blank id 0, averaged
+over each text's length) and decoded greedily or by prefix beam search (:mod:`rnnkit.tasks.ctc_decode`).
+
+The **streaming** variant (``bidirectional=False``) reads only the past: its convolutions pad time on the
+left only, so output frame ``j`` sees input frames up to ``4j + 3``, and its features are normalised with
+mean and deviation fitted on the training set (``normalisation="global"``) instead of per utterance.
+:class:`rnnkit.tasks.asr_streaming.StreamingRecognizer` then feeds audio chunk by chunk and carries the
+convolution caches and the recurrent state, giving the same output as the whole file at once.
+
+Shapes: N batch, L frames (10 ms), L' = ceil(ceil(L/2)/2) output frames (40 ms), F mel bands, C channels,
+D directions, H hidden, V = characters + 1 (blank).
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+import jiwer
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pad_sequence
+
+from rnnkit.data.audio import FRAME_SHIFT, NUM_MELS, SAMPLE_RATE, LogMel, normalise_utterance, spec_augment
+from rnnkit.data.speech_texts import ALPHABET
+from rnnkit.errors import RnnkitError
+from rnnkit.layers import GRU, LSTM
+from rnnkit.tasks.ctc_decode import greedy
+from rnnkit.train import LossOutput
+
+LAYERS = {"lstm": LSTM, "gru": GRU}
+NORMALISATIONS = ("utterance", "global")
+SUBSAMPLING = 4
+
+
+@dataclass(frozen=True)
+class SpeechRecognizerConfig:
+    alphabet: str = ALPHABET
+    num_mels: int = NUM_MELS
+    conv_channels: int = 32
+    cell: str = "gru"
+    hidden_size: int = 256
+    num_layers: int = 3
+    bidirectional: bool = True  # False: the streaming variant (causal convolutions, global normalisation)
+    dropout: float = 0.2  # between recurrent layers and before the output layer
+    normalisation: str = "utterance"  # "global" for streaming: a stream has no whole utterance to average
+
+    def __post_init__(self) -> None:
+        if self.cell not in LAYERS:
+            raise RnnkitError(f"Unknown cell {self.cell!r}. Select from {', '.join(LAYERS)}.")
+        if self.normalisation not in NORMALISATIONS:
+            raise RnnkitError(f"Unknown normalisation {self.normalisation!r}. Select from {', '.join(NORMALISATIONS)}.")
+        if not self.bidirectional and self.normalisation != "global":
+            raise RnnkitError("the streaming (unidirectional) model needs normalisation='global'.")
+        for name in ("num_mels", "conv_channels", "hidden_size", "num_layers"):
+            if getattr(self, name) < 1:
+                raise RnnkitError(f"{name} must be at least 1, got {getattr(self, name)}.")
+        if not 0 <= self.dropout < 1:
+            raise RnnkitError(f"dropout must be a probability in [0, 1), got {self.dropout}.")
+        if len(set(self.alphabet)) != len(self.alphabet) or not self.alphabet:
+            raise RnnkitError("the alphabet must be non-empty characters without repeats.")
+
+
+def output_lengths(lengths: Tensor) -> Tensor:
+    """Frames after two stride-2 convolutions: ``ceil(ceil(L / 2) / 2)``."""
+    return (((lengths + 1) // 2) + 1) // 2
+
+
+class ConvSubsampling(nn.Module):
+    """Two 3x3 stride-2 convolutions with ReLU over (time, mel): ``(N, L, F)`` -> ``(N, L', C * F'')``.
+
+    ``causal``: time is padded by 2 frames on the left (the previous chunk's last frames when streaming,
+    zeros at the start) and none on the right; otherwise 1 on each side. Frequency is padded 1 each side.
+    """
+
+    def __init__(self, num_mels: int, channels: int, *, causal: bool) -> None:
+        super().__init__()
+        self.causal = causal
+        self.conv1 = nn.Conv2d(1, channels, 3, stride=2)
+        self.conv2 = nn.Conv2d(channels, channels, 3, stride=2)
+        self.output_size = channels * ((((num_mels + 1) // 2) + 1) // 2)
+
+    def _conv(self, conv: nn.Conv2d, x: Tensor, lengths: Tensor, left: Tensor | None):
+        """One padded convolution + ReLU; zeros after each sequence's end. -> (y, lengths, new left context)."""
+        if self.causal:
+            if left is None:
+                left = x.new_zeros(x.shape[0], x.shape[1], 2, x.shape[3])
+            x = torch.cat([left, x], dim=2)  # -> (N, C_in, 2 + L, F)
+            left = x[:, :, -2:]
+            x = F.pad(x, (1, 1, 0, 0))
+        else:
+            x = F.pad(x, (1, 1, 1, 1))
+        y = F.relu(conv(x))  # -> (N, C, ceil(L/2), ceil(F/2))
+        lengths = (lengths + 1) // 2
+        # what lies past a sequence's end must look like the zero padding it would have alone
+        valid = torch.arange(y.shape[2], device=y.device)[None, :] < lengths.to(y.device)[:, None]
+        return y * valid[:, None, :, None], lengths, left
+
+    def forward(self, x: Tensor, lengths: Tensor, cache: tuple | None = None):
+        """``x`` ``(N, L, F)`` -> ``(N, L', C * F'')``, lengths ``(N,)``, and the cache for the next chunk."""
+        first, second = cache if cache is not None else (None, None)
+        y, lengths, first = self._conv(self.conv1, x.unsqueeze(1), lengths, first)
+        y, lengths, second = self._conv(self.conv2, y, lengths, second)
+        y = y.permute(0, 2, 1, 3).flatten(2)  # (N, C, L', F'') -> (N, L', C * F'')
+        return y, lengths, (first, second)
+
+
+Batch = tuple[Tensor, Tensor, Tensor, Tensor]  # features (N, L, F), lengths (N,), targets (sum U,), target lengths (N,)
+
+
+class SpeechRecognizer(nn.Module):
+    """The acoustic model and its CTC decoding (see the module docstring).
+
+    Attributes:
+        feature_mean, feature_std: ``(F,)`` buffers, the training set's statistics (global normalisation).
+    """
+
+    def __init__(self, config: SpeechRecognizerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.frontend = ConvSubsampling(config.num_mels, config.conv_channels, causal=not config.bidirectional)
+        self.rnn = LAYERS[config.cell](
+            self.frontend.output_size,
+            config.hidden_size,
+            config.num_layers,
+            batch_first=True,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+            bidirectional=config.bidirectional,
+        )
+        self.output = nn.Linear(config.hidden_size * (2 if config.bidirectional else 1), len(config.alphabet) + 1)
+        self.register_buffer("feature_mean", torch.zeros(config.num_mels))
+        self.register_buffer("feature_std", torch.ones(config.num_mels))
+        self.log_mel = LogMel(config.num_mels)
+        self.char_ids = {c: i + 1 for i, c in enumerate(config.alphabet)}
+
+    @classmethod
+    def from_config(cls, model_config: dict) -> SpeechRecognizer:
+        return cls(SpeechRecognizerConfig(**model_config))
+
+    @property
+    def frame_seconds(self) -> float:
+        return SUBSAMPLING * FRAME_SHIFT / SAMPLE_RATE  # 40 ms per output frame
+
+    # --- features and text ---------------------------------------------------------------------------------
+
+    def raw_features(self, audio: np.ndarray) -> Tensor:
+        """Unnormalised log-mel ``(L, F)`` of a 16 kHz waveform."""
+        return self.log_mel(audio)
+
+    def normalise(self, raw: Tensor) -> Tensor:
+        if self.config.normalisation == "utterance":
+            return normalise_utterance(raw)
+        return (raw - self.feature_mean.cpu()) / self.feature_std.cpu()
+
+    def features(self, audio: np.ndarray) -> Tensor:
+        """Normalised log-mel ``(L, F)``: what :meth:`forward` reads."""
+        return self.normalise(self.raw_features(audio))
+
+    def fit_normalisation(self, raw_features: list[Tensor]) -> None:
+        """Set the global mean and deviation per band from training features (Chan's pooled variance)."""
+        frames = torch.cat([f.double() for f in raw_features])
+        self.feature_mean.copy_(frames.mean(dim=0).float())
+        self.feature_std.copy_(frames.std(dim=0, unbiased=False).float().clamp_min(1e-5))
+
+    def encode_text(self, text: str) -> list[int]:
+        unknown = sorted({c for c in text if c not in self.char_ids})
+        if unknown:
+            raise RnnkitError(f"the transcript {text!r} has characters outside the alphabet: {''.join(unknown)!r}.")
+        return [self.char_ids[c] for c in text]
+
+    # --- the network ---------------------------------------------------------------------------------------
+
+    def forward(self, features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """``features`` ``(N, L, F)``, ``lengths`` ``(N,)`` -> log-probabilities ``(N, L', V)``, ``(N,)`` lengths."""
+        x, out_lengths, _ = self.frontend(features, lengths)  # -> (N, L', C * F'')
+        output, _ = self.rnn(x, lengths=out_lengths)  # -> (N, L', D*H)
+        output = F.dropout(output, self.config.dropout, self.training)
+        return F.log_softmax(self.output(output), dim=-1), out_lengths
+
+    def loss(self, batch: Batch) -> LossOutput:
+        """CTC loss, each utterance's divided by its text length, averaged over the batch."""
+        features, lengths, targets, target_lengths = batch
+        log_probs, out_lengths = self(features, lengths)
+        loss = F.ctc_loss(
+            log_probs.transpose(0, 1).float(),  # -> (L', N, V), as ctc_loss wants
+            targets,
+            out_lengths,
+            target_lengths,
+            blank=0,
+            reduction="mean",
+            zero_infinity=True,  # a text too long for its audio gives no gradient instead of inf
+        )
+        return LossOutput(loss, features.shape[0])
+
+    @torch.no_grad()
+    def log_probs(self, data: SpeechBatches) -> list[np.ndarray]:
+        """Per utterance of ``data``, in its own order, the log-probabilities ``(L', V)``."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        result: list[np.ndarray | None] = [None] * len(data.texts)
+        for features, lengths, _, _, index in data.batches_with_index():
+            log_probs, out_lengths = self(features.to(device), lengths.to(device))
+            for row, i in enumerate(index.tolist()):
+                result[i] = log_probs[row, : out_lengths[row]].float().cpu().numpy()
+        self.train(was_training)
+        return result
+
+    def evaluate(self, data: SpeechBatches) -> dict:
+        """CTC loss, and greedy-decoding CER and WER (jiwer) of ``data``."""
+        was_training = self.training
+        self.eval()
+        device = next(self.parameters()).device
+        total, count = 0.0, 0
+        with torch.no_grad():
+            for batch in data.batches(0):
+                output = self.loss(tuple(t.to(device) for t in batch))
+                total, count = total + output.loss.item() * output.units, count + output.units
+        self.train(was_training)
+        hypotheses = [greedy(lp, self.config.alphabet)[0] for lp in self.log_probs(data)]
+        return {"loss": total / max(1, count), **error_rates(data.texts, hypotheses)}
+
+
+def error_rates(references: list[str], hypotheses: list[str]) -> dict:
+    """Corpus WER and CER by jiwer (errors summed over utterances / reference words or characters)."""
+    if not references:
+        return {"wer": math.nan, "cer": math.nan}
+    return {"wer": float(jiwer.wer(references, hypotheses)), "cer": float(jiwer.cer(references, hypotheses))}
+
+
+# --- batches -----------------------------------------------------------------------------------------------
+
+
+class SpeechBatches:
+    """Normalised features and transcripts in length-bucketed batches of ``(features, lengths, targets,
+    target_lengths)``.
+
+    Training order (``shuffle=True``): a permutation seeded by ``(seed, epoch)``, cut into pools of 50
+    batches, each pool sorted by length and cut into batches, batches shuffled; SpecAugment (``augment``)
+    is seeded by ``(seed, epoch, batch)``; so ``batches(epoch)`` is the same for the same epoch (the
+    Trainer's resume contract). Evaluation order (``shuffle=False``): longest first, no masking.
+    """
+
+    def __init__(self, features: list[Tensor], targets: list[list[int]], texts: list[str], batch_size: int, *,
+                 shuffle: bool, seed: int = 0, augment: bool = False) -> None:  # fmt: skip
+        if batch_size < 1:
+            raise RnnkitError(f"batch_size must be at least 1, got {batch_size}.")
+        self.features = features
+        self.targets = [torch.tensor(t, dtype=torch.long) for t in targets]
+        self.texts = texts
+        self.lengths = torch.tensor([len(f) for f in features], dtype=torch.long)
+        self.batch_size, self.shuffle, self.seed, self.augment = batch_size, shuffle, seed, augment
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.features) / self.batch_size)
+
+    def _order(self, epoch: int) -> list[list[int]]:
+        if not self.shuffle:
+            order = sorted(range(len(self.features)), key=lambda i: -int(self.lengths[i]))
+            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        rng = random.Random(self.seed * 100_003 + epoch)
+        order = list(range(len(self.features)))
+        rng.shuffle(order)
+        pool = 50 * self.batch_size
+        batches = []
+        for start in range(0, len(order), pool):
+            chunk = sorted(order[start : start + pool], key=lambda i: int(self.lengths[i]))
+            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
+        rng.shuffle(batches)
+        return batches
+
+    def _collate(self, index: list[int], generator: torch.Generator | None) -> Batch:
+        features = pad_sequence([self.features[i].float() for i in index], batch_first=True)  # -> (N, L, F)
+        lengths = self.lengths[index]
+        if generator is not None:
+            features = spec_augment(features, lengths, generator)
+        targets = torch.cat([self.targets[i] for i in index])
+        target_lengths = torch.tensor([len(self.targets[i]) for i in index], dtype=torch.long)
+        return features, lengths, targets, target_lengths
+
+    def batches(self, epoch: int = 0):
+        for number, index in enumerate(self._order(epoch)):
+            generator = None
+            if self.augment and self.shuffle:
+                generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch * 10_007 + number)
+            yield self._collate(index, generator)
+
+    def batches_with_index(self):
+        for index in self._order(0):
+            yield (*self._collate(index, None), torch.tensor(index))

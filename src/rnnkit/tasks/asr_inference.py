@@ -1,0 +1,144 @@
+"""Using a trained recogniser: decode, transcribe files (with word times), stream a long file.
+
+``Decoder`` holds the decoding choice: greedy (``beam=0``) or prefix beam search, optionally fused with the
+run's character n-gram (``char_lm.json``, fitted on the training transcripts) by ``lm_weight`` and
+``lm_bonus``. Word times come from the Viterbi alignment of the chosen text (:func:`ctc_decode.align`).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from rnnkit import checkpoint
+from rnnkit.data.audio import SAMPLE_RATE, TARGET_DBFS, read_audio, resample
+from rnnkit.errors import RnnkitError
+from rnnkit.tasks.asr import SpeechRecognizer
+from rnnkit.tasks.asr_streaming import StreamingRecognizer
+from rnnkit.tasks.char_ngram import CharNgram
+from rnnkit.tasks.ctc_decode import align, greedy, prefix_beam_search, word_times
+
+LM_FILE = "char_lm.json"
+
+
+def load_char_lm(run: Path | str) -> CharNgram | None:
+    path = Path(run) / LM_FILE
+    return CharNgram.from_config(checkpoint.read_json(path)) if path.is_file() else None
+
+
+@dataclass
+class Decoder:
+    alphabet: str
+    beam: int = 0  # 0: greedy
+    lm: CharNgram | None = None
+    lm_weight: float = 0.0  # alpha; 0 decodes without the LM
+    lm_bonus: float = 0.0  # beta, per character
+
+    def __post_init__(self) -> None:
+        if self.beam < 0:
+            raise RnnkitError(f"--beam must be 0 (greedy) or positive, got {self.beam}.")
+        if self.lm_weight > 0 and self.lm is None:
+            raise RnnkitError("--lm-weight needs the run's character LM (char_lm.json), which this run lacks.")
+
+    @property
+    def options(self) -> dict:
+        if self.lm is None or self.lm_weight <= 0:
+            return {}
+        return {"lm": self.lm, "alpha": self.lm_weight, "beta": self.lm_bonus}
+
+    def __call__(self, log_probs: np.ndarray) -> str:
+        if self.beam == 0:
+            return greedy(log_probs, self.alphabet)[0]
+        return prefix_beam_search(log_probs, self.alphabet, self.beam, **self.options)
+
+    def describe(self) -> str:
+        if self.beam == 0:
+            return "greedy"
+        return f"beam {self.beam}" + (
+            f" + char LM (weight {self.lm_weight}, bonus {self.lm_bonus})" if self.options else ""
+        )
+
+
+def words_of(model: SpeechRecognizer, text: str, log_probs: np.ndarray) -> list[dict]:
+    spans = align(log_probs, model.encode_text(text)) if text else []
+    return word_times(text, spans, model.frame_seconds) if spans is not None else []
+
+
+@torch.no_grad()
+def transcribe_audio(model: SpeechRecognizer, audio: np.ndarray, decoder: Decoder) -> dict:
+    """One 16 kHz waveform -> text, per-word times and the seconds each stage took."""
+    start = time.perf_counter()
+    features = model.features(audio)
+    log_probs, _ = model(features[None], torch.tensor([len(features)]))
+    log_probs = log_probs[0].numpy()
+    network = time.perf_counter()
+    text = decoder(log_probs)
+    decoded = time.perf_counter()
+    return {
+        "text": text,
+        "duration": round(len(audio) / SAMPLE_RATE, 3),
+        "seconds": {"network": round(network - start, 4), "decode": round(decoded - network, 4)},
+        "words": words_of(model, text, log_probs),
+    }
+
+
+def transcribe_files(model: SpeechRecognizer, paths: list[Path | str], decoder: Decoder) -> dict:
+    """Transcribe each file; unreadable ones are skipped and listed, never raised."""
+    results, skipped = [], {}
+    for path in paths:
+        start = time.perf_counter()
+        try:
+            audio = read_audio(path)
+        except RnnkitError as error:
+            skipped[str(path)] = str(error)
+            continue
+        result = transcribe_audio(model, audio, decoder)
+        total = time.perf_counter() - start
+        result["seconds"]["total"] = round(total, 4)
+        result["real_time_factor"] = round(total / max(result["duration"], 1e-9), 4)
+        results.append({"path": str(path), **result})
+    return {"results": results, "skipped": skipped}
+
+
+def stream_file(model: SpeechRecognizer, path: Path | str, decoder: Decoder, *, chunk_seconds: float = 0.5,
+                on_text=None) -> dict:  # fmt: skip
+    """Read a file chunk by chunk (``soundfile.blocks``) and feed the streaming model; ``on_text(text)`` is
+    called whenever the transcript grows.
+
+    A stream cannot see its whole loudness in advance: each chunk is scaled by the gain that brings the
+    audio so far to -20 dBFS RMS (the offline path normalises the whole file at once, so the first chunk
+    may be heard a little differently)."""
+    read_audio(path)  # refuse corrupt, empty or silent files with the same messages as offline
+    info = sf.info(path)
+    recognizer = StreamingRecognizer(model, beam=decoder.beam, **decoder.options)
+    block = max(1, int(chunk_seconds * info.samplerate))
+    energy, count, shown, chunks = 0.0, 0, "", 0
+    start = time.perf_counter()
+    for chunk in sf.blocks(str(path), blocksize=block, dtype="float32", always_2d=True):
+        audio = resample(chunk.mean(axis=1), info.samplerate)
+        energy, count = energy + float(np.sum(np.square(audio, dtype=np.float64))), count + len(audio)
+        rms = (energy / max(count, 1)) ** 0.5
+        gain = 10 ** (TARGET_DBFS / 20) / rms if rms > 1e-6 else 1.0
+        text = recognizer.feed(audio * gain)
+        chunks += 1
+        if on_text is not None and text != shown:
+            on_text(text)
+            shown = text
+    text = recognizer.finish()
+    if on_text is not None and text != shown:
+        on_text(text)
+    total = time.perf_counter() - start
+    return {
+        "path": str(path),
+        "text": text,
+        "duration": round(info.duration, 3),
+        "chunks": chunks,
+        "seconds": {"total": round(total, 4)},
+        "real_time_factor": round(total / max(info.duration, 1e-9), 4),
+        "words": words_of(model, text, recognizer.all_log_probs()),
+    }

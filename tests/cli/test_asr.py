@@ -1,0 +1,94 @@
+"""`rnnkit asr` end to end on a tiny synthesised corpus: make-data, train (bidirectional and streaming),
+transcribe (--json, --stream), eval; bad files are skipped and counted, mistakes exit 2 in one line."""
+
+import json
+import shutil
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from rnnkit.cli import app
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("espeak-ng") is None or shutil.which("flite") is None,
+    reason="espeak-ng and flite are needed to synthesise the test corpus (apt-get install espeak-ng flite)",
+)
+runner = CliRunner()
+TINY = ["--hidden-size", "8", "--layers", "1", "--conv-channels", "4", "--epochs", "1", "--batch-size", "8",
+        "--warmup", "0", "--quiet", "--device", "cpu", "--json"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    out = tmp_path_factory.mktemp("corpus")
+    args = ["asr", "make-data", "--texts", "digits", "--n", "20", "--jobs", "1", "--out", str(out), "--quiet", "--json"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["utterances"] == 20 and summary["failed"] == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained(corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    result = runner.invoke(app, ["asr", "train", "--manifest", str(corpus), "--out", str(out), *TINY])
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.stdout)
+
+
+def test_train_writes_the_run_and_scores_the_test_split(trained):
+    out, payload = trained
+    assert payload["task"] == "asr" and {"wer", "cer"} <= set(payload["metrics"])
+    for name in ("config.json", "model.safetensors", "metrics.json", "log.csv", "char_lm.json", "loss.png"):
+        assert (out / name).is_file(), name
+
+
+def test_transcribe_json_has_text_timings_and_words_and_skips_bad_files(trained, corpus, tmp_path):
+    out, _ = trained
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFF nonsense")
+    wavs = sorted((corpus / "wavs").glob("*.wav"))[:2]
+    result = runner.invoke(app, ["asr", "transcribe", str(out), *map(str, wavs), str(bad), "--beam", "4", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["n"] == 2 and list(payload["skipped"]) == [str(bad)]
+    first = payload["results"][0]
+    assert {"text", "duration", "seconds", "words", "real_time_factor"} <= set(first)
+    assert all(0 <= w["start"] <= w["end"] <= first["duration"] + 0.05 for w in first["words"])
+    plain = runner.invoke(app, ["asr", "transcribe", str(out), str(wavs[0])])
+    assert plain.exit_code == 0 and len(plain.stdout.splitlines()) == 1
+
+
+def test_transcribe_with_no_readable_file_exits_2(trained, tmp_path):
+    out, _ = trained
+    result = runner.invoke(app, ["asr", "transcribe", str(out), str(tmp_path / "missing.wav")])
+    assert result.exit_code == 2 and result.stderr.startswith("error: ") and "does not exist" in result.stderr
+    stream = runner.invoke(app, ["asr", "transcribe", str(out), str(tmp_path / "x.wav"), "--stream"])
+    assert stream.exit_code == 2 and "bidirectional" in stream.stderr
+
+
+def test_eval_reports_greedy_and_beam_rates(trained, corpus):
+    out, _ = trained
+    args = ["asr", "eval", str(out), "--manifest", str(corpus), "--split", "all", "--beam", "4", "--lm-weight", "0.5"]
+    result = runner.invoke(app, [*args, "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload["n"] == 20 and set(payload["report"]["decoders"]) == {"greedy", "beam"}
+    assert set(payload["report"]["decoders"]["beam"]["by_engine"]) <= {"espeak-ng", "flite"}
+    assert 0 <= payload["metrics"]["cer"]
+    wrong = runner.invoke(app, ["asr", "eval", str(out), "--manifest", str(corpus), "--split", "dev"])
+    assert wrong.exit_code == 2 and "Unknown split" in wrong.stderr
+
+
+def test_streaming_model_transcribes_a_file_chunk_by_chunk(corpus, tmp_path):
+    out = tmp_path / "stream-run"
+    result = runner.invoke(app, ["asr", "train", "--manifest", str(corpus), "--out", str(out), "--streaming", *TINY])
+    assert result.exit_code == 0, result.output
+    wav = str(pd.read_csv(corpus / "manifest.csv")["path"][0])
+    streamed = runner.invoke(app, ["asr", "transcribe", str(out), str(corpus / wav), "--stream", "--chunk-ms", "200",
+                                   "--json"])  # fmt: skip
+    assert streamed.exit_code == 0, streamed.output
+    result = json.loads(streamed.stdout)["results"][0]
+    assert result["chunks"] >= 3 and "text" in result

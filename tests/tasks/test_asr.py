@@ -1,0 +1,103 @@
+"""The CTC recogniser: subsampled lengths, padding invariance, streaming equal to offline, learning a tiny
+task, error rates against hand counts, deterministic batches."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.errors import RnnkitError
+from rnnkit.tasks.asr import SpeechBatches, SpeechRecognizer, SpeechRecognizerConfig, error_rates, output_lengths
+from rnnkit.tasks.asr_streaming import StreamingRecognizer
+from rnnkit.train import TrainConfig, Trainer
+
+TINY = {"num_mels": 16, "conv_channels": 4, "hidden_size": 12, "num_layers": 2, "dropout": 0.0}
+
+
+@pytest.mark.parametrize("bidirectional", [True, False])
+def test_frontend_output_lengths_follow_the_formula(bidirectional):
+    config = SpeechRecognizerConfig(**TINY, bidirectional=bidirectional,
+                                    normalisation="utterance" if bidirectional else "global")  # fmt: skip
+    model = SpeechRecognizer(config)
+    for length in (1, 2, 3, 4, 5, 8, 13):
+        x, lengths, _ = model.frontend(torch.randn(1, length, 16), torch.tensor([length]))
+        assert x.shape == (1, int(output_lengths(torch.tensor(length))), model.frontend.output_size)
+        assert int(lengths) == math.ceil(math.ceil(length / 2) / 2)
+
+
+def test_padded_batch_gives_each_utterance_its_own_output():
+    model = SpeechRecognizer(SpeechRecognizerConfig(**TINY)).eval()
+    lengths = torch.tensor([23, 9, 16])
+    features = torch.randn(3, 23, 16) * (torch.arange(23)[None, :, None] < lengths[:, None, None])
+    with torch.no_grad():
+        batched, out_lengths = model(features, lengths)
+        for n in range(3):
+            alone, _ = model(features[n : n + 1, : lengths[n]], lengths[n : n + 1])
+            torch.testing.assert_close(batched[n, : out_lengths[n]], alone[0], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+def test_streaming_chunk_by_chunk_equals_the_whole_file(cell):
+    torch.manual_seed(1)
+    config = SpeechRecognizerConfig(**TINY, cell=cell, bidirectional=False, normalisation="global")
+    model = SpeechRecognizer(config).eval()
+    rng = np.random.default_rng(0)
+    audio = (0.1 * rng.standard_normal(16000 + 777) + 0.3 * np.sin(np.arange(16777) * 0.05)).astype(np.float32)
+    model.fit_normalisation([model.raw_features(audio[:8000]), model.raw_features(audio[5000:])])
+    with torch.no_grad():
+        features = model.features(audio)
+        offline, _ = model(features[None], torch.tensor([len(features)]))
+    stream = StreamingRecognizer(model, beam=4)
+    for start in range(0, len(audio), 1234):  # chunks that cut frames and subsampling groups anywhere
+        stream.feed(audio[start : start + 1234])
+    stream.finish()
+    torch.testing.assert_close(torch.from_numpy(stream.all_log_probs()), offline[0], atol=1e-5, rtol=1e-5)
+
+
+def test_streaming_refuses_a_bidirectional_model():
+    with pytest.raises(RnnkitError, match="unidirectional"):
+        StreamingRecognizer(SpeechRecognizer(SpeechRecognizerConfig(**TINY)))
+    with pytest.raises(RnnkitError, match="normalisation='global'"):
+        SpeechRecognizerConfig(bidirectional=False)
+
+
+def _toy_data(model: SpeechRecognizer, n: int = 8) -> SpeechBatches:
+    """Each character is a distinct 8-frame pattern: a task a tiny recogniser can learn in seconds."""
+    generator = torch.Generator().manual_seed(0)
+    patterns = {c: torch.randn(8, 16, generator=generator) for c in "abc"}
+    texts = ["abc", "cab", "ba", "ccab", "acb", "b", "bca", "aab"][:n]
+    features = [torch.cat([patterns[c] for c in text]) for text in texts]
+    targets = [model.encode_text(t) for t in texts]
+    return SpeechBatches(features, targets, texts, 4, shuffle=True, seed=0)
+
+
+def test_a_tiny_recogniser_learns_to_transcribe(tmp_path):
+    torch.manual_seed(0)
+    model = SpeechRecognizer(SpeechRecognizerConfig(**{**TINY, "hidden_size": 24}))
+    data = _toy_data(model)
+    before = model.evaluate(data)
+    config = TrainConfig(epochs=60, learning_rate=2e-2, quiet=True, device="cpu", schedule="constant")
+    Trainer(model, config, tmp_path, data).fit()  # no validation data: the epochs stay cheap
+    after = model.evaluate(data)
+    assert after["loss"] < 0.3 * before["loss"] and after["cer"] <= 0.1
+
+
+def test_error_rates_are_jiwers_corpus_rates():
+    rates = error_rates(["a b c", "d e"], ["a x c", "d"])
+    assert rates["wer"] == pytest.approx(2 / 5)  # one substitution, one deletion, over 5 reference words
+    assert rates["cer"] == pytest.approx(3 / 8)  # b->x; " e" deleted; over 8 reference characters
+
+
+def test_batches_repeat_per_epoch_and_augment_only_when_training():
+    model = SpeechRecognizer(SpeechRecognizerConfig(**TINY))
+    data = _toy_data(model)
+    data.augment = True
+    first = [b[0] for b in data.batches(3)]
+    assert all(torch.equal(a, b) for a, b in zip(first, [b[0] for b in data.batches(3)], strict=True))
+    assert any(not torch.equal(a, b) for a, b in zip(first, [b[0] for b in data.batches(4)], strict=False))
+    evaluation = SpeechBatches(data.features, [t.tolist() for t in data.targets], data.texts, 4, shuffle=False)
+    _, lengths, targets, target_lengths = next(evaluation.batches())
+    assert lengths.tolist() == sorted(lengths.tolist(), reverse=True) and int(target_lengths.sum()) == len(targets)
+    with pytest.raises(RnnkitError, match="outside the alphabet"):
+        model.encode_text("hello!")
