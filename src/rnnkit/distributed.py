@@ -29,6 +29,8 @@ from rnnkit.errors import RnnkitError
 
 @dataclass(frozen=True)
 class Context:
+    """This process' place among the workers: rank 0 of 1 when it trains alone."""
+
     rank: int = 0
     world_size: int = 1
     local_rank: int = 0
