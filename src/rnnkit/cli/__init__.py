@@ -40,10 +40,12 @@ def _root() -> None:
     keep_freed_memory()
 
 
-from rnnkit.cli import adding, classify, data, demo, forecast, lm  # noqa: E402  (each registers its commands)
+from rnnkit.cli import classify, data, demo, forecast, inspect, lm, memory, report  # noqa: E402  (each registers its commands)
 
 demo.register(app)
-adding.register(app)
+memory.register(app)
+inspect.register(app)
+report.register(app)
 app.add_typer(lm.app, name="lm")
 app.add_typer(data.app, name="data")
 app.add_typer(forecast.app, name="forecast")

@@ -20,6 +20,7 @@ from rnnkit.data.text import CharTokenizer, SubwordTokenizer, Tokenizer, WordTok
 from rnnkit.data.wikitext import wikitext2
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import training_curves
+from rnnkit.report import sample_text, write_report
 from rnnkit.tasks import load
 from rnnkit.tasks.dynamic_eval import dynamic_evaluate
 from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig, TokenStream
@@ -97,6 +98,7 @@ def train_language_model(
     checkpoint.write_json(out / "metrics.json", summary)
     if (out / "log.csv").exists():
         training_curves(out / "log.csv", out / "loss.png", title=f"{config.cell} on {options.data}")
+    write_report(out, text=sample_text(splits.valid or splits.test))
     return summary
 
 
