@@ -125,5 +125,5 @@ def sample_text(text: str, max_chars: int = 64) -> str:
     """The start of ``text``, at most ``max_chars`` characters, cut at a space when there is one."""
     if len(text) <= max_chars:
         return text
-    cut = text[:max_chars]
-    return cut[: cut.rfind(" ")] if " " in cut else cut
+    cut = text[: max_chars + 1]  # one more: a space right after the limit ends a whole word
+    return cut[: cut.rfind(" ")] if " " in cut else cut[:max_chars]
