@@ -45,7 +45,7 @@ def test_language_model_trace_has_every_layer_and_matches_the_model(tmp_path):
     # the traced top layer is what the model itself computes (tied: the last layer is embedding-sized)
     ids = torch.tensor([CharTokenizer.fit("abcdefgh ").encode("bad cafe")])
     with torch.no_grad():
-        hidden, _ = model(ids)
+        hidden, _ = model.eval()(ids)  # eval: no dropout, as inspect_run's loaded model
     np.testing.assert_allclose(inspection.rows["layer 1"]["h"], hidden[0].numpy(), atol=1e-6)
     assert len(inspection.output_labels) == 8 and inspection.first_input.shape == (8, 1, 6)
 
