@@ -9,6 +9,7 @@ bench/results/memory.png. ``--quick``: a tiny grid into memory-quick.json that o
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -38,6 +39,7 @@ def main() -> None:
     start = time.perf_counter()
     runs = run_benchmark(config, workers=args.workers, quiet=False)
     wall = time.perf_counter() - start
+    (RESULTS / f"{name}-runs.json").write_text(json.dumps(runs) + "\n")  # first: nothing measured is lost
     rows = summarise(runs)
     table = format_table(rows)
     print(table)
@@ -56,6 +58,7 @@ def main() -> None:
     path = RESULTS / f"{name}.json"
     path.unlink(missing_ok=True)  # one run, one file: no figures left over from another grid
     merge_results(path, result)
+    (RESULTS / f"{name}-runs.json").unlink()
     print(f"{wall:.0f} s wall, {result['cpu_seconds_of_runs']:.0f} s CPU in the runs")
 
 
