@@ -49,7 +49,7 @@ def test_train_learns_the_keywords_and_writes_its_files(trained):
     assert payload["task"] == "classify" and payload["n"] == payload["summary"]["sizes"]["test"]
     assert payload["metrics"]["accuracy"] >= 0.9
     assert {"ece", "macro_f1", "nll"} <= set(payload["metrics"])
-    for name in ("config.json", "model.safetensors", "metrics.json", "confusion.png", "log.csv"):
+    for name in ("config.json", "model.safetensors", "metrics.json", "confusion.png", "log.csv", "report.html"):
         assert (out / name).is_file(), name
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["classes"] == ["neg", "pos"] and metrics["temperature"] > 0

@@ -42,7 +42,7 @@ def trained(weather, tmp_path_factory):
 def test_train_saves_a_run_and_reports_one_json_object(trained):
     out, report = trained
     assert report["task"] == "forecast" and report["n"] > 0 and report["metrics"]["loss"] > 0
-    for name in ("config.json", "model.safetensors", "metrics.json", "log.csv", "loss.png"):
+    for name in ("config.json", "model.safetensors", "metrics.json", "log.csv", "loss.png", "report.html"):
         assert (out / name).is_file(), name
     config = json.loads((out / "config.json").read_text())
     assert config["task"] == "forecast" and config["series"]["freq"] == "D" and config["data"]["season"] == 7

@@ -47,10 +47,23 @@ def _root() -> None:
         sys.stdout = open(os.devnull, "w")  # open for the life of the process
 
 
-from rnnkit.cli import adding, asr, classify, data, demo, export, forecast, lm  # noqa: E402  (each registers its commands)
+from rnnkit.cli import (  # noqa: E402  (each registers its commands)
+    asr,
+    classify,
+    data,
+    demo,
+    export,
+    forecast,
+    inspect,
+    lm,
+    memory,
+    report,
+)
 
 demo.register(app)
-adding.register(app)
+memory.register(app)
+inspect.register(app)
+report.register(app)
 export.register(app)
 app.add_typer(lm.app, name="lm")
 app.add_typer(data.app, name="data")

@@ -34,6 +34,7 @@ from rnnkit.data.sentiment import (
 from rnnkit.data.text import Tokenizer, WordTokenizer, tokenizer_from_config
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import training_curves
+from rnnkit.report import sample_text, write_report
 from rnnkit.tasks import load
 from rnnkit.tasks.classify import (
     ClassifierConfig,
@@ -187,6 +188,8 @@ def train_classifier(
     checkpoint.write_json(out / "metrics.json", summary)
     if (out / "log.csv").exists():
         training_curves(out / "log.csv", out / "loss.png", title=f"{config.cell} classifier")
+    sample = (splits.valid.texts or splits.test.texts or splits.train.texts)[0]
+    write_report(out, text=sample_text(sample, 240))
     return summary
 
 

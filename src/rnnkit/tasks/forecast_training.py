@@ -27,6 +27,7 @@ from rnnkit.data.series import DAY, SeriesSet, SeriesSpec, check_length, future_
 from rnnkit.data.windows import Scaler, Windows, make_windows, origins_between
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import forecast_plot, training_curves
+from rnnkit.report import write_report
 from rnnkit.tasks import load
 from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
 from rnnkit.train import TrainConfig, Trainer, seed_everything
@@ -164,6 +165,8 @@ def train_forecaster(
     checkpoint.write_json(out / "metrics.json", summary)
     if (out / "log.csv").exists():
         training_curves(out / "log.csv", out / "loss.png", title=f"{config.cell} forecaster, horizon {config.horizon}")
+    if summary["stopped_by"] != "interrupted":
+        write_report(out, csv=None if isinstance(data, SeriesSet) else data)
     return summary
 
 

@@ -21,6 +21,7 @@ from rnnkit.data.token_file import TokenFile, is_token_file
 from rnnkit.data.wikitext import wikitext2
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import training_curves
+from rnnkit.report import sample_text, write_report
 from rnnkit.tasks import load
 from rnnkit.tasks.dynamic_eval import dynamic_evaluate
 from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig, TokenStream
@@ -109,7 +110,15 @@ def train_language_model(
     checkpoint.write_json(out / "metrics.json", summary)
     if (out / "log.csv").exists():
         training_curves(out / "log.csv", out / "loss.png", title=f"{config.cell} on {options.data}")
+    write_report(out, text=sample_text(first_window_text(tokenizer, valid)))
     return summary
+
+
+def first_window_text(tokenizer: Tokenizer, data) -> str:
+    """The first row of ``data``'s first window, decoded: the input the report's pictures are drawn on
+    (read from the token stream, so a token file's corpus is never loaded for it)."""
+    x, _ = next(iter(data.batches()))
+    return tokenizer.decode(x[0].tolist())
 
 
 def evaluate_language_model(

@@ -1,0 +1,36 @@
+"""Saving figures: PNG or SVG chosen by the file's suffix, headless (no screen needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # figures go straight to files
+import matplotlib.pyplot as plt
+from matplotlib.figure import Figure
+
+from rnnkit.errors import RnnkitError
+
+FORMATS = {".png": "png", ".svg": "svg"}
+DPI = 100  # pixels per inch of a PNG: a (w, h)-inch figure is (100 w, 100 h) pixels
+
+
+def save(figure: Figure, out: Path | str) -> Figure:
+    """Write ``figure`` to ``out`` (``.png`` or ``.svg``), release pyplot's hold on it, and return it.
+
+    The figure is saved at its own size (no tight cropping) so a PNG has a predictable pixel size:
+    ``figsize * DPI``.
+    """
+    out = Path(out)
+    if out.suffix.lower() not in FORMATS:
+        raise RnnkitError(f"cannot draw {out.name}: give a file name ending in .png or .svg.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=DPI, format=FORMATS[out.suffix.lower()])
+    plt.close(figure)
+    return figure
+
+
+def new_figure(width: float, height: float, **subplots) -> tuple[Figure, object]:
+    """A pyplot figure of ``width`` x ``height`` inches with ``plt.subplots(**subplots)``."""
+    return plt.subplots(figsize=(width, height), **subplots)

@@ -1,0 +1,95 @@
+"""Every picture drawn from a tiny real model: non-empty files of the expected pixel size, labelled axes."""
+
+import numpy as np
+import pytest
+import torch
+
+from rnnkit.errors import RnnkitError
+from rnnkit.layers import GRU, LSTM
+from rnnkit.viz import state_heatmaps, unfolded_graph
+from rnnkit.viz.memory import memory_plot
+
+TEXT = "hello rnn"
+
+
+def tiny_rows(layer, *, reverse_names=True):
+    """Trace a tiny layer over TEXT's characters as the rows the figures take."""
+    x = torch.randn(len(TEXT), 1, 5)
+    _, _, trace = layer(x, return_trace=True)
+    rows = {}
+    for key, values in trace.items():
+        name = f"layer {key[1]}" + (" reverse" if key.endswith("reverse") else "")
+        rows[name] = {q: v[:, 0].detach().numpy() for q, v in values.items()}
+    return rows
+
+
+def test_unfolded_graph_of_a_stacked_bidirectional_lstm(tmp_path, png_size):
+    rows = tiny_rows(LSTM(5, 6, num_layers=2, bidirectional=True))
+    assert list(rows) == ["layer 0", "layer 0 reverse", "layer 1", "layer 1 reverse"]
+    figure = unfolded_graph(rows, list(TEXT), tmp_path / "unfolded.png", output_labels=["positive"], cell="LSTM")
+    unfolded, folded = figure.axes[:2]
+    assert "time step" in unfolded.get_xlabel() and unfolded.get_title() == "LSTM unfolded over 9 steps"
+    assert folded.get_title() == "folded"
+    texts = [t.get_text() for t in unfolded.texts]
+    assert "h" in texts and "␣" in texts and "positive" in texts  # inputs below (space made visible), output above
+    norm = f"{np.linalg.norm(rows['layer 1']['h'][3]):.2f}"
+    assert norm in texts  # each box carries its own ‖h_t‖
+    assert len(unfolded.images) == 4 * len(TEXT)  # one heatmap strip per box
+    size, coloured = png_size(tmp_path / "unfolded.png")
+    width, height = figure.get_size_inches() * 100
+    assert size == (round(width), round(height)) and coloured
+
+
+def test_unfolded_graph_cuts_long_inputs_with_an_ellipsis(tmp_path):
+    layer = GRU(5, 4)
+    x = torch.randn(40, 1, 5)
+    _, _, trace = layer(x, return_trace=True)
+    rows = {"layer 0": {q: v[:, 0].detach().numpy() for q, v in trace["l0"].items()}}
+    figure = unfolded_graph(rows, [str(i % 10) for i in range(40)], tmp_path / "long.svg", cell="GRU", max_steps=10)
+    assert len(figure.axes[0].images) == 10 and "…" in [t.get_text() for t in figure.axes[0].texts]
+    assert (tmp_path / "long.svg").read_text().lstrip().startswith("<?xml")
+
+
+def test_state_heatmaps_one_panel_per_state_and_gate(tmp_path, png_size):
+    rows = tiny_rows(LSTM(5, 6))
+    figure = state_heatmaps(rows["layer 0"], list(TEXT), tmp_path / "states.png", title="LSTM layer 0")
+    labels = [axis.get_ylabel().split("\n")[0] for axis in figure.axes if axis.get_ylabel()]
+    assert labels == ["hidden state h", "cell state c", "input gate i", "forget gate f", "candidate g", "output gate o"]
+    bottom = figure.axes[len(labels) - 1]
+    assert [t.get_text() for t in bottom.get_xticklabels()] == list("hello␣rnn") and "time step" in bottom.get_xlabel()
+    size, coloured = png_size(tmp_path / "states.png")
+    assert size == tuple(round(v) for v in figure.get_size_inches() * 100) and coloured
+
+
+def test_gru_heatmaps_show_its_own_gates(tmp_path):
+    rows = tiny_rows(GRU(5, 6))
+    figure = state_heatmaps(rows["layer 0"], list(TEXT), tmp_path / "gru.png")
+    labels = [axis.get_ylabel().split("\n")[0] for axis in figure.axes if axis.get_ylabel()]
+    assert labels == ["hidden state h", "reset gate r", "update gate z", "candidate n"]
+
+
+def test_memory_plot_has_a_panel_per_task(tmp_path, png_size):
+    rows = [
+        {"task": "adding", "length": t, "cell": c, "test_score": s, "metric": "mse", "baseline": 0.167,
+         "threshold": 0.01}
+        for c, s in (("rnn", 0.16), ("lstm", 0.002)) for t in (50, 100)
+    ] + [{"task": "digits", "length": 64, "cell": "gru", "test_score": 0.93, "metric": "accuracy", "baseline": 0.1,
+          "threshold": 0.9}]  # fmt: skip
+    figure = memory_plot(rows, tmp_path / "memory.png")
+    adding, digits = figure.axes
+    assert adding.get_yscale() == "log" and adding.get_ylabel().startswith("test MSE")
+    assert digits.get_ylabel() == "test accuracy" and "sequence length" in digits.get_xlabel()
+    assert png_size(tmp_path / "memory.png")[1]
+
+
+@pytest.mark.parametrize("name", ["picture.jpg", "picture"])
+def test_other_suffixes_are_refused(tmp_path, name):
+    rows = tiny_rows(GRU(5, 3))
+    with pytest.raises(RnnkitError, match=r"ending in \.png or \.svg"):
+        state_heatmaps(rows["layer 0"], list(TEXT), tmp_path / name)
+
+
+def test_labels_must_match_the_steps(tmp_path):
+    rows = tiny_rows(GRU(5, 3))
+    with pytest.raises(RnnkitError, match="got 3 labels for 9 time steps"):
+        state_heatmaps(rows["layer 0"], ["a", "b", "c"], tmp_path / "x.png")
