@@ -40,7 +40,7 @@ def _root() -> None:
     keep_freed_memory()
 
 
-from rnnkit.cli import adding, classify, data, demo, forecast, lm  # noqa: E402  (each registers its commands)
+from rnnkit.cli import adding, classify, data, demo, forecast, lm, translate  # noqa: E402  (each registers its commands)
 
 demo.register(app)
 adding.register(app)
@@ -48,6 +48,7 @@ app.add_typer(lm.app, name="lm")
 app.add_typer(data.app, name="data")
 app.add_typer(forecast.app, name="forecast")
 app.add_typer(classify.app, name="classify")
+app.add_typer(translate.app, name="translate")
 
 
 def main() -> None:
