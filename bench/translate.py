@@ -48,8 +48,8 @@ MODEL = {
     "label_smoothing": 0.1,
     "tie_embeddings": True,
 }
-DATA = {"vocab_size": 3000, "shared_vocabulary": True, "batch_size": 32}
-TRAIN = {"learning_rate": 2e-3, "epochs": 100, "eval_every": 250, "clip_norm": 1.0}
+DATA = {"vocab_size": 3000, "shared_vocabulary": True, "batch_size": 64}
+TRAIN = {"learning_rate": 2e-3, "epochs": 100, "eval_every": 400, "clip_norm": 1.0}
 ALPHAS = (0.0, 0.6, 1.0)
 BEAM = 5
 
@@ -80,7 +80,7 @@ def samples(sources: list[str], hypotheses: list[str], references: list[str], co
     return {"best": rows(scored[:count]), "worst": rows(scored[-count:])}
 
 
-def run_direction(direction: str, minutes: float, *, quick: bool, seed: int) -> dict:
+def run_direction(direction: str, minutes: float, *, quick: bool, seed: int, keep: str = "") -> dict:
     splits = load_pairs("ding-de-en", direction)
     dictionary = word_dictionary(read_ding().phrases, reverse=direction == "en-de")
     result = {
@@ -100,7 +100,8 @@ def run_direction(direction: str, minutes: float, *, quick: bool, seed: int) -> 
     config = TrainConfig(**train, seed=seed, device="cpu", quiet=True)
     options = TranslateData(pairs="ding-de-en", direction=direction, **DATA)
     start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as out:
+    with tempfile.TemporaryDirectory() as scratch:
+        out = Path(keep) / direction if keep else Path(scratch)
         summary = train_translator(options, MODEL, config, out, beam_size=BEAM, splits=splits)
         model = load_translator(out)
         # the length penalty's alpha, picked on the validation split (beam 5)
@@ -139,10 +140,11 @@ def run_direction(direction: str, minutes: float, *, quick: bool, seed: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny budget: only check that the script runs")
-    parser.add_argument("--minutes-de-en", type=float, default=38.0, help="training budget, de->en")
-    parser.add_argument("--minutes-en-de", type=float, default=12.0, help="training budget, en->de")
+    parser.add_argument("--minutes-de-en", type=float, default=40.0, help="training budget, de->en")
+    parser.add_argument("--minutes-en-de", type=float, default=15.0, help="training budget, en->de")
     parser.add_argument("--only", choices=("de-en", "en-de"), help="run one direction")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--keep", default="", help="keep each direction's run directory under this folder")
     args = parser.parse_args()
     torch.set_num_threads(2)
     path = RESULTS / ("translate-quick.json" if args.quick else "translate.json")
@@ -153,7 +155,9 @@ def main() -> None:
     for direction in ("de-en", "en-de"):
         if args.only and direction != args.only:
             continue
-        result = run_direction(direction, 0.3 if args.quick else minutes[direction], quick=args.quick, seed=args.seed)
+        result = run_direction(
+            direction, 0.3 if args.quick else minutes[direction], quick=args.quick, seed=args.seed, keep=args.keep
+        )
         report["directions"][direction] = result
         ours, base = result["rnnkit"], result["baselines"]
         print(

@@ -13,6 +13,7 @@ vocabularies (2-4k) suit small data (Sennrich & Zhang 2019).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from typing import Any
 
@@ -21,6 +22,7 @@ from rnnkit.errors import RnnkitError
 
 PAD, BOS, EOS = 0, 1, 2
 NUM_SPECIAL = 3
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class SubwordVocabulary:
@@ -56,12 +58,15 @@ class SubwordVocabulary:
                 break
             if i >= NUM_SPECIAL:
                 pieces.append(i - NUM_SPECIAL)
-        return self.tokenizer.decode(pieces).strip()
+        # an undertrained model can emit any bytes: control characters (a newline would break line-by-line
+        # output) become spaces
+        return _CONTROL.sub(" ", self.tokenizer.decode(pieces)).strip()
 
     def pieces(self, ids: Iterable[int]) -> list[str]:
         """Readable token strings (for attention plots): ``Ġ`` marks a leading space."""
         names = {PAD: "<pad>", BOS: "<bos>", EOS: "<eos>"}
-        return [names.get(int(i)) or self.tokenizer.tokenizer.id_to_token(int(i) - NUM_SPECIAL) for i in ids]
+        pieces = [names.get(int(i)) or self.tokenizer.tokenizer.id_to_token(int(i) - NUM_SPECIAL) for i in ids]
+        return [_CONTROL.sub("?", piece) for piece in pieces]
 
     def to_config(self) -> dict[str, Any]:
         return {"kind": "translation-subwords", "subwords": self.tokenizer.to_config()}
