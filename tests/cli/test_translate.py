@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from rnnkit.cli import app
 
 runner = CliRunner()
-TINY = ["--vocab-size", "300", "--hidden-size", "16", "--embedding-size", "16", "--dropout", "0", "--epochs", "2",
-        "--batch-size", "16", "--beam", "2", "--quiet", "--device", "cpu"]  # fmt: skip
+TINY = ["--vocab-size", "300", "--hidden-size", "8", "--embedding-size", "8", "--dropout", "0", "--epochs", "1",
+        "--batch-size", "32", "--beam", "2", "--quiet", "--device", "cpu"]  # fmt: skip
 WORDS = {"Haus": "house", "Hund": "dog", "Katze": "cat", "Baum": "tree", "alt": "old", "groß": "big", "klein": "small"}
 
 
@@ -27,7 +27,7 @@ def _pairs(n: int, seed: int) -> str:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("translate")
-    (folder / "pairs.tsv").write_text(_pairs(200, 0), encoding="utf-8")
+    (folder / "pairs.tsv").write_text(_pairs(150, 0), encoding="utf-8")
     out = folder / "run"
     result = runner.invoke(app, ["translate", "train", "--pairs", str(folder / "pairs.tsv"), "--out", str(out),
                                  *TINY, "--json"])  # fmt: skip
