@@ -75,3 +75,23 @@ def forecast_plot(
     figure.savefig(out, dpi=120)
     plt.close(figure)
     return out
+
+
+def attention_heatmap(
+    weights: np.ndarray, source_tokens: list[str], target_tokens: list[str], out: Path | str, *, title: str = ""
+) -> Path:
+    """A translation's attention: a row per output token, a column per source token, ``weights`` (T, S)."""
+    out = Path(out)
+    weights = np.asarray(weights)
+    figure, axis = plt.subplots(figsize=(1.0 + 0.45 * len(source_tokens), 1.0 + 0.4 * len(target_tokens)))
+    axis.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
+    axis.set_xticks(range(len(source_tokens)), source_tokens, rotation=90)
+    axis.set_yticks(range(len(target_tokens)), target_tokens)
+    axis.set_xlabel("source")
+    axis.set_ylabel("translation")
+    axis.set_title(title or "attention")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, dpi=120)
+    plt.close(figure)
+    return out

@@ -58,6 +58,7 @@ from rnnkit.cli import (  # noqa: E402  (each registers its commands)
     lm,
     memory,
     report,
+    translate,
 )
 
 demo.register(app)
@@ -69,6 +70,7 @@ app.add_typer(lm.app, name="lm")
 app.add_typer(data.app, name="data")
 app.add_typer(forecast.app, name="forecast")
 app.add_typer(classify.app, name="classify")
+app.add_typer(translate.app, name="translate")
 app.add_typer(asr.app, name="asr")
 
 

@@ -16,8 +16,15 @@ def _task_classes() -> dict:
     from rnnkit.tasks.classify import TextClassifier
     from rnnkit.tasks.forecast import ForecastModel
     from rnnkit.tasks.lm import LanguageModel
+    from rnnkit.tasks.translate import Translator
 
-    return {"lm": LanguageModel, "forecast": ForecastModel, "classify": TextClassifier, "asr": SpeechRecognizer}
+    return {
+        "lm": LanguageModel,
+        "forecast": ForecastModel,
+        "classify": TextClassifier,
+        "translate": Translator,
+        "asr": SpeechRecognizer,
+    }
 
 
 def load(path: Path | str) -> nn.Module:

@@ -1,0 +1,99 @@
+"""Greedy and beam search: beam 1 equals greedy; on a hand-made model beam search finds the known best
+sequence that greedy misses; n-best lists, the length penalty and the coverage penalty."""
+
+import math
+from typing import NamedTuple
+
+import pytest
+import torch
+
+from rnnkit.data.subwords import BOS
+from rnnkit.tasks.beam import beam_search, coverage_penalty, greedy, length_penalty, translate_ids
+from rnnkit.tasks.translate import Memory, Translator, TranslatorConfig
+
+A, B = 3, 4
+# next-token probabilities given the previous token (rows: PAD, BOS, EOS, A, B; columns the same)
+TABLE = torch.tensor(
+    [
+        [0.0, 0.0, 1.0, 0.0, 0.0],
+        [0.0, 0.0, 0.0, 0.6, 0.4],  # after <bos>: A is likelier ...
+        [0.0, 0.0, 1.0, 0.0, 0.0],
+        [0.0, 0.0, 0.34, 0.33, 0.33],  # ... but after A nothing is likely
+        [0.0, 0.0, 0.9, 0.05, 0.05],  # after B, <eos> almost surely: P(B <eos>) = 0.36 > P(A <eos>) = 0.204
+    ]
+).log()
+
+
+class PrefixState(NamedTuple):
+    last: torch.Tensor  # (N,)
+    coverage: torch.Tensor  # (N, S)
+
+    def select(self, index):
+        return PrefixState(self.last[index], self.coverage[index])
+
+
+class TableModel:
+    """A language model of the table above, shaped like a Translator for the decoders."""
+
+    def encode(self, source, lengths):
+        mask = torch.arange(source.shape[1])[None] < lengths[:, None]
+        return Memory(source[..., None].float(), source[..., None].float(), mask)
+
+    def start(self, memory):
+        N, S = memory.mask.shape
+        return PrefixState(torch.full((N,), BOS), torch.zeros(N, S))
+
+    def step(self, token, state, memory):
+        attention = memory.mask.float() / memory.mask.sum(1, keepdim=True)
+        return TABLE[token].clone(), PrefixState(token, state.coverage + attention), attention
+
+
+def test_beam_finds_the_best_sequence_greedy_misses():
+    source, lengths = torch.tensor([[5, 6], [5, 6]]), torch.tensor([2, 2])
+    [greedy_result, _] = greedy(TableModel(), source, lengths)
+    assert greedy_result.tokens == [A]
+    assert greedy_result.log_prob == pytest.approx(math.log(0.6 * 0.34), abs=1e-5)
+    [best, second], _ = beam_search(TableModel(), source, lengths, beam_size=2, n_best=2, alpha=0.0)
+    assert best.tokens == [B] and best.log_prob == pytest.approx(math.log(0.4 * 0.9), abs=1e-5)
+    assert second.tokens == [A] and second.score <= best.score
+    assert best.attention.shape == (2, 2)  # a row per output step (<eos> included), a column per source token
+
+
+def test_length_limit_ends_every_hypothesis():
+    source, lengths = torch.tensor([[5]]), torch.tensor([1])
+    [[result]] = beam_search(TableModel(), source, lengths, beam_size=2, alpha=0.0, max_lengths=torch.tensor([1]))
+    assert len(result.tokens) == 1
+
+
+def tiny_translator(seed=0):
+    torch.manual_seed(seed)
+    return Translator(TranslatorConfig(20, 20, embedding_size=8, hidden_size=8, dropout=0.0)).eval()
+
+
+def test_beam_of_one_is_greedy():
+    model = tiny_translator()
+    torch.manual_seed(1)
+    sources = [torch.randint(3, 20, (n,)).tolist() for n in (5, 3, 7, 1, 4)]
+    by_greedy = translate_ids(model, sources, beam_size=1)
+    source = torch.nn.utils.rnn.pad_sequence([torch.tensor(s) for s in sources], batch_first=True)
+    lengths = torch.tensor([len(s) for s in sources])
+    by_beam = beam_search(model, source, lengths, beam_size=1, alpha=0.0, beta=0.0)
+    for g, [b] in zip(by_greedy, by_beam, strict=True):
+        assert g[0].tokens == b.tokens
+        assert g[0].log_prob == pytest.approx(b.log_prob, abs=1e-4)
+
+
+def test_n_best_is_sorted_and_beam_is_at_least_as_likely_as_greedy():
+    model = tiny_translator(2)
+    source, lengths = torch.tensor([[4, 5, 6, 7]]), torch.tensor([4])
+    [g] = greedy(model, source, lengths)
+    [hypotheses] = beam_search(model, source, lengths, beam_size=5, n_best=3, alpha=0.0)
+    assert len(hypotheses) == 3
+    assert [h.score for h in hypotheses] == sorted((h.score for h in hypotheses), reverse=True)
+    assert hypotheses[0].log_prob >= g.log_prob - 1e-5
+
+
+def test_penalties():
+    assert length_penalty(1, 0.0) == 1.0 and length_penalty(7, 1.0) == pytest.approx(2.0)
+    assert coverage_penalty(torch.tensor([1.0, 2.0]), 0.2) == 0.0  # fully covered: no penalty
+    assert coverage_penalty(torch.tensor([0.5, 1.0]), 0.2) == pytest.approx(0.2 * math.log(0.5))
