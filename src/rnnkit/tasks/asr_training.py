@@ -116,11 +116,13 @@ def train_asr(options: AsrData, model_options: dict, train_config: TrainConfig, 
                          augment=options.augment)  # fmt: skip
     valid = make_batches(model, valid_features, 2 * options.batch_size, shuffle=False) if valid_features.raw else None
     trainer = Trainer(model, replace(train_config, monitor="cer"), out, train, valid, run_config=run_config)
+    # the LM needs only the training transcripts: written first, so even an interrupted run can use it
+    out.mkdir(parents=True, exist_ok=True)
+    lm = CharNgram.fit(train_features.texts, config.alphabet, LM_ORDER)
+    checkpoint.write_json(out / LM_FILE, lm.to_config())
     summary = trainer.fit(resume=resume)
     if summary["stopped_by"] == "interrupted":
         return summary
-    lm = CharNgram.fit(train_features.texts, config.alphabet, LM_ORDER)
-    checkpoint.write_json(out / LM_FILE, lm.to_config())
     summary["data"] = {
         "train": len(train_features.raw), "valid": len(valid_features.raw),
         "skipped": len(train_features.skipped) + len(valid_features.skipped),
