@@ -1,5 +1,6 @@
 """ONNX export: onnxruntime gives the eager model's numbers (1e-4) at batch and sequence sizes other than the
-example's, for the language model's step, the classifier and the forecaster."""
+example's, for the language model's step, the classifier, the forecaster and the speech recogniser's acoustic
+model."""
 
 import json
 
@@ -12,6 +13,7 @@ from typer.testing import CliRunner
 from rnnkit import checkpoint
 from rnnkit.cli import app
 from rnnkit.export import GRAPHS, export_onnx
+from rnnkit.tasks.asr import SpeechRecognizer, SpeechRecognizerConfig
 from rnnkit.tasks.classify import ClassifierConfig, TextClassifier
 from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
 from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig
@@ -98,8 +100,30 @@ def test_forecaster_quantiles_match_eager(tmp_path, decoder, num_past, num_futur
     assert_close(torch.from_numpy(quantiles), expected, **TOLERANCE)
 
 
+@pytest.mark.parametrize(("cell", "bidirectional"), [("gru", True), ("lstm", True), ("gru", False)])
+def test_speech_encoder_matches_eager_at_other_batch_and_lengths(tmp_path, cell, bidirectional):
+    torch.manual_seed(0)
+    config = SpeechRecognizerConfig(num_mels=12, conv_channels=4, cell=cell, hidden_size=8, num_layers=2,
+                                    bidirectional=bidirectional,
+                                    normalisation="utterance" if bidirectional else "global")  # fmt: skip
+    model = SpeechRecognizer(config).eval()
+    onnx, result = session(tmp_path, "asr", model)
+    assert result["inputs"]["features"] == ["batch", "time", 12]
+    for batch, length in ((3, 57), (1, 9)):
+        features = torch.randn(batch, length, 12)
+        lengths = torch.randint(5, length + 1, (batch,))
+        lengths[0] = length
+        features[torch.arange(length)[None, :] >= lengths[:, None]] = 0
+        log_probs, frame_lengths = onnx.run(None, {"features": features.numpy(), "lengths": lengths.numpy()})
+        with torch.no_grad():
+            expected, expected_lengths = model(features, lengths)
+        assert_close(torch.from_numpy(frame_lengths), expected_lengths)
+        valid = torch.arange(expected.shape[1])[None, :] < expected_lengths[:, None]  # frames past the end: padding
+        assert_close(torch.from_numpy(log_probs)[valid], expected[valid], **TOLERANCE)
+
+
 def test_every_task_with_a_model_has_a_graph():
-    assert set(GRAPHS) >= {"lm", "classify", "forecast"}
+    assert set(GRAPHS) >= {"lm", "classify", "forecast", "asr"}
 
 
 def test_cli_exports_a_run_directory_and_refuses_unknown_formats(tmp_path):

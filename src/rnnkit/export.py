@@ -144,8 +144,21 @@ def forecaster(model: nn.Module) -> Graph:
     return Graph(Forecaster(model), inputs, names, ("quantiles",), axes)
 
 
-# The one place a task maps to its exported graph (the speech model's encoder: one line and one function).
-GRAPHS = {"lm": language_model_step, "classify": classifier, "forecast": forecaster}
+# --- speech recogniser: the acoustic model ----------------------------------------------------------------
+
+
+def speech_encoder(model: nn.Module) -> Graph:
+    """Log-mel features ``(N, L, F)`` (normalised as the model was trained) and their lengths in, per-frame
+    CTC log-probabilities ``(N, L', V)`` and the frame counts out; decoding (greedy or beam) stays outside."""
+    features = torch.zeros(2, 40, model.config.num_mels)
+    lengths = torch.tensor([40, 28])
+    axes = {"features": {0: "batch", 1: "time"}, "lengths": {0: "batch"}}
+    axes.update(log_probs={0: "batch", 1: "frames"}, frame_lengths={0: "batch"})
+    return Graph(model, (features, lengths), ("features", "lengths"), ("log_probs", "frame_lengths"), axes)
+
+
+# The one place a task maps to its exported graph.
+GRAPHS = {"lm": language_model_step, "classify": classifier, "forecast": forecaster, "asr": speech_encoder}
 
 
 def graph_for(model: nn.Module) -> Graph:
