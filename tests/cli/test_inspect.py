@@ -44,9 +44,9 @@ def test_inspect_svg_and_plain_output(lm_run, tmp_path):
     assert "GRU, 2 layer rows, 3 steps" in result.stdout and (tmp_path / "unfolded.svg").is_file()
 
 
-def test_wav_is_refused_until_speech_lands(lm_run, tmp_path):
+def test_a_wav_for_a_language_model_is_refused(lm_run, tmp_path):
     result = runner.invoke(app, ["inspect", str(lm_run), "--wav", str(tmp_path / "a.wav")])
-    assert result.exit_code == 2 and result.stderr.startswith("error: --wav is not supported yet")
+    assert result.exit_code == 2 and result.stderr.startswith("error: a lm run reads --text")
     assert len(result.stderr.strip().splitlines()) == 1
 
 

@@ -74,10 +74,31 @@ def test_draws_every_picture_and_dumps_numbers(tmp_path):
 
 @pytest.mark.parametrize(
     ("inputs", "message"),
-    [({"wav": "a.wav"}, "--wav is not supported yet"), ({"csv": "a.csv"}, "a lm run reads --text"),
+    [({"wav": "a.wav"}, "a lm run reads --text"), ({"csv": "a.csv"}, "a lm run reads --text"),
      ({}, "a lm run reads --text"), ({"text": ""}, "no tokens")],
 )  # fmt: skip
 def test_wrong_inputs_are_refused_clearly(tmp_path, inputs, message):
     save_language_model(tmp_path)
     with pytest.raises(RnnkitError, match=message):
         inspect_run(tmp_path, **inputs)
+
+
+def test_a_speech_model_is_inspected_on_a_wav_file(tmp_path):
+    import soundfile
+
+    from rnnkit.tasks.asr import SpeechRecognizer, SpeechRecognizerConfig
+
+    config = SpeechRecognizerConfig(num_mels=16, conv_channels=2, hidden_size=4, num_layers=2)
+    torch.manual_seed(0)
+    model = SpeechRecognizer(config)
+    checkpoint.save_model(tmp_path / "run", model, {"task": "asr", "model": asdict(config)})
+    seconds = np.arange(16_000) / 16_000  # one second of a 440 Hz tone with some noise
+    audio = 0.3 * np.sin(2 * np.pi * 440 * seconds) + 0.01 * np.random.default_rng(0).standard_normal(16_000)
+    soundfile.write(tmp_path / "tone.wav", audio, 16_000)
+    inspection = inspect_run(tmp_path / "run", wav=tmp_path / "tone.wav")
+    assert inspection.task == "asr" and inspection.cell == "GRU"
+    assert list(inspection.rows) == ["layer 0", "layer 0 reverse", "layer 1", "layer 1 reverse"]
+    steps = inspection.rows["layer 0"]["h"].shape[0]
+    assert steps == 25  # 100 frames of 10 ms, subsampled 4x
+    assert inspection.input_labels[:2] == ["0.00s", "0.04s"] and len(inspection.output_labels) == steps
+    assert set(inspection.output_labels) <= {"_", *config.alphabet}

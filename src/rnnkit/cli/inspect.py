@@ -16,7 +16,7 @@ def inspect(
     run: o.RunDir,
     text: Annotated[str | None, typer.Option(help="Input text (language models and classifiers).")] = None,
     csv_file: Annotated[Path | None, typer.Option("--csv", help="Input series file (forecasters).")] = None,
-    wav: Annotated[Path | None, typer.Option(help="Input audio (speech models; not there yet).")] = None,
+    wav: Annotated[Path | None, typer.Option(help="Input audio (speech models): WAV, FLAC or OGG.")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for the pictures (default: RUN/inspect).")] = None,
     svg: Annotated[bool, typer.Option(help="Draw SVG instead of PNG.")] = False,
     json_output: Annotated[

@@ -4,7 +4,7 @@ The model runs as usual on the input (a text, a series file); a forward pre-hook
 recurrent layers records what that layer read, and the layer runs again on it with ``return_trace=True``
 (the reference unrolling, which gives the same numbers as the fast path). So one mechanism serves every
 task model, whatever sits around its layers; a task only says how its input becomes a model call
-(:data:`INSPECTORS`). Speech (``--wav``) will join when the speech task lands.
+(:data:`INSPECTORS`).
 """
 
 from __future__ import annotations
@@ -197,27 +197,51 @@ def _forecaster(model, *, csv: Path | str | None = None, **_) -> Inspection:
     )
 
 
-# task -> (the input it reads, how to inspect it); speech ("wav") joins when its task lands
+def _speech(model, *, wav: Path | str | None = None, **_) -> Inspection:
+    from rnnkit.data.audio import read_audio
+
+    if wav is None:
+        raise RnnkitError("a speech model reads audio: give the file with --wav.")
+    features = model.features(read_audio(wav))  # (L, F), normalised as in training
+    device = next(model.parameters()).device
+    call = lambda: model(features[None].to(device), torch.tensor([features.shape[0]]))  # noqa: E731
+    (log_probs, _), captured = trace_layers(model, call)
+    rows = _rows(captured)
+    steps = next(iter(rows.values()))["h"].shape[0]  # output frames, after the front end's subsampling
+    seconds = model.frame_seconds
+    # the likeliest symbol at each output frame: "_" is CTC's blank
+    symbols = ["_", *model.config.alphabet]
+    best = log_probs[0, :steps].argmax(-1).tolist()
+    return Inspection(
+        task="asr",
+        cell=_cell_name(captured),
+        rows=rows,
+        input_labels=[f"{t * seconds:.2f}s" for t in range(steps)],
+        output_labels=[symbols[i] for i in best],
+        first_input=_first(captured)[0],
+        first_cell=_first(captured)[1],
+        summary="inputs: the convolutional front end's frames (time in seconds); outputs: the likeliest "
+        "symbol at each frame (_ is CTC's blank)",
+    )
+
+
+# task -> (the input it reads, how to inspect it)
 INSPECTORS: dict[str, tuple[str, Callable[..., Inspection]]] = {
     "lm": ("text", _language_model),
     "classify": ("text", _classifier),
     "forecast": ("csv", _forecaster),
+    "asr": ("wav", _speech),
 }
 INPUT_KINDS = ("text", "csv", "wav")
 
 
 def inspect_run(directory: Path | str, **inputs) -> Inspection:
     """Inspect the model of a run directory on one input: ``text=...`` (language models, classifiers) or
-    ``csv=...`` (forecasters); ``wav=...`` is refused until rnnkit has a speech task."""
+    ``csv=...`` (forecasters) or ``wav=...`` (speech recognisers)."""
     given = {kind: value for kind, value in inputs.items() if value is not None}
     unknown = set(given) - set(INPUT_KINDS)
     if unknown:
         raise RnnkitError(f"unknown input {sorted(unknown)[0]!r}; give one of {', '.join(INPUT_KINDS)}.")
-    if "wav" in given:
-        raise RnnkitError(
-            "--wav is not supported yet: it needs the speech task, which has not landed; inspect a language "
-            "model or classifier with --text, or a forecaster with --csv."
-        )
     task = checkpoint.read_config(directory).get("task")
     if task not in INSPECTORS:
         raise RnnkitError(f"cannot inspect a {task!r} run yet; inspectable tasks: {', '.join(INSPECTORS)}.")
