@@ -19,8 +19,8 @@ def export(
     opset: Annotated[int, typer.Option(help="ONNX opset version.")] = OPSET,
     json_output: o.Json = False,
 ) -> None:
-    """Export a trained model: the language model's step, the classifier or the forecaster, with a
-    dynamic batch (and the classifier's sequence length).
+    """Export a trained model: the language model's step, the classifier, the forecaster or the speech
+    recogniser's acoustic model, with a dynamic batch (and the classifier's and recogniser's length).
 
     Example: rnnkit export runs/char-lstm --format onnx
     """
