@@ -27,7 +27,6 @@ D directions, H hidden, V = characters + 1 (blank).
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 
 import jiwer
@@ -38,6 +37,7 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
 from rnnkit.data.audio import FRAME_SHIFT, NUM_MELS, SAMPLE_RATE, LogMel, normalise_utterance, spec_augment
+from rnnkit.data.buckets import bucketed_batches
 from rnnkit.data.speech_texts import ALPHABET
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import GRU, LSTM
@@ -271,19 +271,9 @@ class SpeechBatches:
         return math.ceil(len(self.features) / self.batch_size)
 
     def _order(self, epoch: int) -> list[list[int]]:
-        if not self.shuffle:
-            order = sorted(range(len(self.features)), key=lambda i: -int(self.lengths[i]))
-            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        rng = random.Random(self.seed * 100_003 + epoch)
-        order = list(range(len(self.features)))
-        rng.shuffle(order)
-        pool = 50 * self.batch_size
-        batches = []
-        for start in range(0, len(order), pool):
-            chunk = sorted(order[start : start + pool], key=lambda i: int(self.lengths[i]))
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        rng.shuffle(batches)
-        return batches
+        return bucketed_batches(
+            self.lengths.tolist(), self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=epoch
+        )
 
     def _collate(self, index: list[int], generator: torch.Generator | None) -> Batch:
         features = pad_sequence([self.features[i].float() for i in index], batch_first=True)  # -> (N, L, F)

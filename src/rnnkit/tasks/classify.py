@@ -30,7 +30,6 @@ Shapes: N batch, L time (longest in the batch), E embedding, D directions, H hid
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
+from rnnkit.data.buckets import bucketed_batches
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import GRU, LSTM
 from rnnkit.train import LossOutput
@@ -247,19 +247,9 @@ class TextBatches:
         return math.ceil(len(self.sequences) / self.batch_size)
 
     def _order(self, epoch: int) -> list[list[int]]:
-        if not self.shuffle:
-            order = sorted(range(len(self.sequences)), key=lambda i: -int(self.lengths[i]))
-            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        rng = random.Random(self.seed * 100_003 + epoch)
-        order = list(range(len(self.sequences)))
-        rng.shuffle(order)
-        pool = 50 * self.batch_size
-        batches = []
-        for start in range(0, len(order), pool):
-            chunk = sorted(order[start : start + pool], key=lambda i: int(self.lengths[i]))
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        rng.shuffle(batches)
-        return batches
+        return bucketed_batches(
+            self.lengths.tolist(), self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=epoch
+        )
 
     def _collate(self, index: list[int]) -> Batch:
         ids = pad_sequence([self.sequences[i] for i in index], batch_first=True)  # -> (N, L), zeros after the end

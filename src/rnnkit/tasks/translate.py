@@ -27,7 +27,6 @@ Shape legend: N batch, S source length, T target length, E embedding, H hidden, 
 from __future__ import annotations
 
 import math
-import random
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -36,6 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
+from rnnkit.data.buckets import bucketed_batches
 from rnnkit.data.subwords import BOS, EOS, PAD
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import GRU, LSTM
@@ -269,20 +269,9 @@ class PairBatches:
         return math.ceil(len(self.sources) / self.batch_size)
 
     def _order(self, epoch: int) -> list[list[int]]:
-        length = [len(s) for s in self.sources]
-        if not self.shuffle:
-            order = sorted(range(len(self.sources)), key=lambda i: -length[i])
-            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
-        rng = random.Random(self.seed * 100_003 + epoch)
-        order = list(range(len(self.sources)))
-        rng.shuffle(order)
-        pool = 50 * self.batch_size
-        batches = []
-        for start in range(0, len(order), pool):
-            chunk = sorted(order[start : start + pool], key=lambda i: length[i])
-            batches += [chunk[i : i + self.batch_size] for i in range(0, len(chunk), self.batch_size)]
-        rng.shuffle(batches)
-        return batches
+        return bucketed_batches(
+            [len(s) for s in self.sources], self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=epoch
+        )
 
     def batches(self, epoch: int = 0):
         for index in self._order(epoch):
