@@ -92,6 +92,7 @@ def run_task(name: str, args) -> dict:
     start = time.perf_counter()
     built = build_corpus(CorpusConfig(texts=task["texts"], num_utterances=n, snr=10.0, jobs=2), corpus, quiet=True)
     built["seconds"] = round(time.perf_counter() - start, 1)
+    torch.set_num_threads(args.threads)  # real_time_factor (last) sets 2 for itself
     model = dict(task["model"])
     if args.quick:
         model.update(hidden_size=16, num_layers=1, conv_channels=4)
@@ -135,6 +136,8 @@ def main() -> None:
     parser.add_argument("--runs", default="bench/runs/asr", help="Where the trained runs go.")
     parser.add_argument("--quick", action="store_true", help="Tiny corpora and budgets: checks the script runs.")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--threads", type=int, default=2, help="torch threads for training and scoring "
+                        "(1 when another job shares the 2 cores); the real-time factor always uses 2")
     args = parser.parse_args()
     results = {"machine": describe()}
     for name in args.only or list(TASKS):
