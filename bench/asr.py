@@ -136,8 +136,13 @@ def main() -> None:
     parser.add_argument("--runs", default="bench/runs/asr", help="Where the trained runs go.")
     parser.add_argument("--quick", action="store_true", help="Tiny corpora and budgets: checks the script runs.")
     parser.add_argument("--quiet", action="store_true")
-    parser.add_argument("--threads", type=int, default=2, help="torch threads for training and scoring "
-                        "(1 when another job shares the 2 cores); the real-time factor always uses 2")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=2,
+        help="torch threads for training and scoring "
+        "(1 when another job shares the 2 cores); the real-time factor always uses 2",
+    )
     args = parser.parse_args()
     results = {"machine": describe()}
     for name in args.only or list(TASKS):

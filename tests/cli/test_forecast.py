@@ -64,8 +64,10 @@ def test_predict_writes_quantile_columns_and_a_plot(trained, weather, tmp_path):
 
 def test_backtest_prints_the_table_and_json(weather, tmp_path):
     args = ["forecast", "backtest", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(tmp_path), *TINY]
+    args += ["--ensemble", "2"]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["ensemble"] == 2
     report = json.loads(result.stdout)
     assert set(report["methods"]) == {"rnnkit", "naive", "seasonal_naive", "ridge"}
     assert report["origins"] == 6 and report["n"] == 30 and report["metrics"] == report["methods"]["rnnkit"]

@@ -1,5 +1,7 @@
 """The forecasting network: shapes, no look-ahead, a saved run that reloads, a backtest with known baselines."""
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -62,6 +64,37 @@ def test_forecast_never_reads_the_horizon_targets_or_past(decoder, likelihood):
     torch.testing.assert_close(first, second)
 
 
+def member_alone(ensemble: ForecastModel, k: int) -> ForecastModel:
+    """A one-network model holding member ``k`` of ``ensemble`` (and its shared highway)."""
+    single = ForecastModel(replace(ensemble.config, ensemble=1))
+    single.members[0].load_state_dict(ensemble.members[k].state_dict())
+    if ensemble.skip is not None:
+        single.skip.load_state_dict(ensemble.skip.state_dict())
+    return single
+
+
+@pytest.mark.parametrize(("decoder", "likelihood"), [k for k in KINDS if k != ("autoregressive", "gaussian")])
+def test_an_ensemble_forecasts_the_mean_of_its_members_quantiles(decoder, likelihood):
+    net = model(decoder, likelihood, ensemble=3).eval()
+    b = batch()
+    members = [member_alone(net, k).eval().forecast(b) for k in range(3)]
+    torch.testing.assert_close(net.forecast(b), torch.stack(members).mean(0))
+    assert not torch.allclose(members[0], members[1])  # different starting weights
+
+
+@pytest.mark.parametrize(("decoder", "likelihood"), KINDS)
+def test_each_ensemble_member_follows_its_own_loss(decoder, likelihood):
+    """The ensemble's loss is the mean of the members' losses: member k's gradient is its own loss's over K."""
+    net = model(decoder, likelihood, ensemble=2).train()
+    b = batch()
+    net.loss(b).loss.backward()
+    for k in range(2):
+        single = member_alone(net, k).train()
+        single.loss(b).loss.backward()
+        for mine, alone in zip(net.members[k].parameters(), single.members[0].parameters(), strict=True):
+            torch.testing.assert_close(mine.grad, alone.grad / 2)
+
+
 def test_teacher_forced_loss_reads_no_value_after_its_step():
     net = model("autoregressive", "gaussian").eval()
     b = batch(n=1)
@@ -69,7 +102,7 @@ def test_teacher_forced_loss_reads_no_value_after_its_step():
     params, _ = net._teacher_forced(b)
     # the output for step 3 (index 2 of steps 1 ..) reads targets 0 .. 2, and the rest of the context only
     # through its mean (the level); the horizon (steps 5 ..) not at all
-    params[0, 2, 0, 0].backward()
+    params[0, 0, 2, 0, 0].backward()  # member 0, window 0, step 3, target 0, the mean
     grad = b["target"].grad[0, :, 0]
     assert torch.all(grad[5:] == 0) and grad[3] == grad[4] and grad[2] != grad[3]
 

@@ -46,6 +46,9 @@ Dropout = Annotated[float, typer.Option(help="Dropout on the encoder's state and
 Decoder = Annotated[str, typer.Option(help="direct (all steps at once) or autoregressive (DeepAR style).")]
 Likelihood = Annotated[str, typer.Option(help="quantile (pinball loss) or gaussian (negative log likelihood).")]
 Quantiles = Annotated[str, typer.Option(help="Quantile levels to forecast, comma-separated; must include 0.5.")]
+Ensemble = Annotated[
+    int, typer.Option(help="Networks trained side by side from different starts; forecasts average their quantiles.")
+]
 BatchSize = Annotated[int, typer.Option(help="Windows per batch.")]
 ValidFraction = Annotated[float, typer.Option(help="Last part of the training steps used for validation.")]
 
@@ -74,8 +77,9 @@ def _spec(*, time_col, target, covariates, future_covariates, id_col, fill, cale
     )
 
 
-def _model_options(*, cell, layers, hidden_size, dropout, decoder, likelihood, quantiles) -> dict:
+def _model_options(*, cell, layers, hidden_size, dropout, decoder, likelihood, quantiles, ensemble) -> dict:
     return {
+        "ensemble": ensemble,
         "cell": cell,
         "num_layers": layers,
         "hidden_size": hidden_size,
@@ -107,6 +111,7 @@ def train(
     decoder: Decoder = DEFAULT.decoder,
     likelihood: Likelihood = DEFAULT.likelihood,
     quantiles: Quantiles = DEFAULT_QUANTILES,
+    ensemble: Ensemble = DEFAULT.ensemble,
     batch_size: BatchSize = ForecastOptions.batch_size,
     valid_fraction: ValidFraction = ForecastOptions.valid_fraction,
     epochs: o.Epochs = 30,
@@ -137,7 +142,7 @@ def train(
     )
     model_options = _model_options(
         cell=cell, layers=layers, hidden_size=hidden_size, dropout=dropout, decoder=decoder, likelihood=likelihood,
-        quantiles=quantiles,
+        quantiles=quantiles, ensemble=ensemble,
     )  # fmt: skip
     config = o.train_config(
         epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, precision=precision, quiet=quiet,
@@ -212,6 +217,7 @@ def backtest(
     decoder: Decoder = DEFAULT.decoder,
     likelihood: Likelihood = DEFAULT.likelihood,
     quantiles: Quantiles = DEFAULT_QUANTILES,
+    ensemble: Ensemble = DEFAULT.ensemble,
     batch_size: BatchSize = ForecastOptions.batch_size,
     valid_fraction: ValidFraction = ForecastOptions.valid_fraction,
     epochs: o.Epochs = 30,
@@ -242,7 +248,7 @@ def backtest(
     )
     model_options = _model_options(
         cell=cell, layers=layers, hidden_size=hidden_size, dropout=dropout, decoder=decoder, likelihood=likelihood,
-        quantiles=quantiles,
+        quantiles=quantiles, ensemble=ensemble,
     )  # fmt: skip
     config = o.train_config(
         epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, precision=precision, quiet=quiet,

@@ -26,6 +26,12 @@ Two decoders:
   the past covariates of s - 1 with a flag saying whether they were observed, and the future covariates of
   s. Forecasts feed back the median (quantile output) or sampled paths (Gaussian output).
 
+**Ensembles.** ``ensemble=K`` holds K such networks (encoder and head; the ridge highway is shared) that
+differ only in their initial weights and dropout masks. Training minimises the mean of their losses, so
+each member follows its own gradient (Adam does not see the 1/K), and a forecast is the mean of the members'
+quantiles (quantile averaging, "Vincentisation"). This is the deep ensemble of Lakshminarayanan et al. 2017
+that N-BEATS and GluonTS use: it removes the part of the error that comes from one member's random start.
+
 Outputs are quantiles (``likelihood="quantile"``: pinball loss at each level, default 0.1, 0.5, 0.9) or a
 Gaussian N(μ, σ²) per step and target (``likelihood="gaussian"``: negative log likelihood), see
 :mod:`rnnkit.tasks.forecast_metrics`. Either way :meth:`ForecastModel.forecast` returns the quantiles at
@@ -75,6 +81,7 @@ class ForecastConfig:
     linear: str = "ridge"
     linear_alpha: float = 1.0  # ridge penalty of the "ridge" highway, on scaled inputs
     center: bool = True  # subtract each window's context mean from the targets, add it back to the outputs
+    ensemble: int = 1  # independent networks whose quantiles are averaged (the highway is shared)
     num_samples: int = 200  # autoregressive Gaussian: sample paths per window when forecasting
 
     def __post_init__(self) -> None:
@@ -83,7 +90,15 @@ class ForecastConfig:
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise RnnkitError(f"Unknown {name} {getattr(self, name)!r}. Select from {', '.join(allowed)}.")
-        for name in ("num_targets", "context_length", "horizon", "hidden_size", "num_layers", "num_samples"):
+        for name in (
+            "num_targets",
+            "context_length",
+            "horizon",
+            "hidden_size",
+            "num_layers",
+            "num_samples",
+            "ensemble",
+        ):
             if getattr(self, name) < 1:
                 raise RnnkitError(f"{name} must be at least 1, got {getattr(self, name)}.")
         levels = list(self.quantiles)
@@ -93,6 +108,38 @@ class ForecastConfig:
             )
         if not 0 <= self.dropout < 1:
             raise RnnkitError(f"dropout must be a probability in [0, 1), got {self.dropout}.")
+
+
+class ForecastNetwork(nn.Module):
+    """One member: the encoder (or stepping) LSTM/GRU and its head, for :class:`ForecastModel`."""
+
+    def __init__(self, c: ForecastConfig, num_out: int, levels: Tensor) -> None:
+        super().__init__()
+        autoregressive = c.decoder == "autoregressive"
+        # autoregressive input: y_{s-1}, past_{s-1}, observed flag, future_s; direct: y_s, past_s, future_s
+        input_size = c.num_targets + c.num_past + c.num_future + (1 if autoregressive and c.num_past else 0)
+        self.rnn = LAYERS[c.cell](
+            input_size, c.hidden_size, c.num_layers, batch_first=True, dropout=c.dropout if c.num_layers > 1 else 0.0
+        )
+        if autoregressive:
+            self.head = nn.Linear(c.hidden_size, c.num_targets * num_out)
+        else:
+            self.head = nn.Sequential(
+                nn.Linear(c.hidden_size + c.horizon * c.num_future, c.hidden_size),
+                nn.ReLU(),
+                nn.Dropout(c.dropout),
+                nn.Linear(c.hidden_size, c.horizon * c.num_targets * num_out),
+            )
+        if c.likelihood == "quantile" and num_out > 1:
+            with torch.no_grad():
+                # spread the initial quantiles apart so they start in order (about ±1.3 σ for 0.1 / 0.9)
+                spread = torch.distributions.Normal(0.0, 1.0).icdf(levels)
+                self.last.bias.copy_(spread.repeat(self.last.bias.numel() // num_out))
+
+    @property
+    def last(self) -> nn.Linear:
+        """The head's output layer."""
+        return self.head if isinstance(self.head, nn.Linear) else self.head[-1]
 
 
 class ForecastModel(nn.Module):
@@ -105,23 +152,10 @@ class ForecastModel(nn.Module):
         self.config = config
         c = config
         num_out = len(c.quantiles) if c.likelihood == "quantile" else 2  # quantiles, or (μ, raw σ)
-        autoregressive = c.decoder == "autoregressive"
-        # autoregressive input: y_{s-1}, past_{s-1}, observed flag, future_s; direct: y_s, past_s, future_s
-        input_size = c.num_targets + c.num_past + c.num_future + (1 if autoregressive and c.num_past else 0)
-        self.rnn = LAYERS[c.cell](
-            input_size, c.hidden_size, c.num_layers, batch_first=True, dropout=c.dropout if c.num_layers > 1 else 0.0
-        )
         self.register_buffer("levels", torch.tensor(c.quantiles), persistent=False)
-        if autoregressive:
-            self.head = nn.Linear(c.hidden_size, c.num_targets * num_out)
-            self.skip = None
-        else:
-            self.head = nn.Sequential(
-                nn.Linear(c.hidden_size + c.horizon * c.num_future, c.hidden_size),
-                nn.ReLU(),
-                nn.Dropout(c.dropout),
-                nn.Linear(c.hidden_size, c.horizon * c.num_targets * num_out),
-            )
+        self.members = nn.ModuleList(ForecastNetwork(c, num_out, self.levels) for _ in range(c.ensemble))
+        self.skip = None
+        if c.decoder == "direct":
             # linear in the context's targets, their level (centring alone would force the lag weights to sum
             # to one: no pull back towards the series' mean), the last past covariates and the known future
             skip_size = (c.context_length + 1) * c.num_targets + c.num_past + c.num_future
@@ -131,12 +165,6 @@ class ForecastModel(nn.Module):
                 nn.init.zeros_(self.skip.bias)
                 # a closed-form fit is final: the optimizer skips parameters without gradients
                 self.skip.requires_grad_(c.linear == "learned")
-        if c.likelihood == "quantile" and num_out > 1:
-            with torch.no_grad():
-                # spread the initial quantiles apart so they start in order (about ±1.3 σ for 0.1 / 0.9)
-                last = self.head if autoregressive else self.head[-1]
-                spread = torch.distributions.Normal(0.0, 1.0).icdf(self.levels)
-                last.bias.copy_(spread.repeat(last.bias.numel() // num_out))
         self.num_out = num_out
 
     @classmethod
@@ -151,16 +179,19 @@ class ForecastModel(nn.Module):
         return context.mean(dim=1, keepdim=True) if self.config.center else torch.zeros_like(context[:, :1])
 
     def _direct(self, batch: dict[str, Tensor]) -> Tensor:
-        """Output parameters ``(N, H, C_y, num_out)`` around the level, from the context."""
+        """Output parameters ``(K, N, H, C_y, num_out)`` around the level, from the context: one set per member."""
         c = self.config
         L = c.context_length
         level = self._level(batch["target"])
         context = batch["target"][:, :L] - level  # -> (N, L, C_y)
         x = torch.cat([context, batch["past"][:, :L], batch["future"][:, :L]], dim=-1)
-        encoded, _ = self.rnn(x)
-        last = F.dropout(encoded[:, -1], c.dropout, self.training)  # -> (N, H_hidden)
         known = batch["future"][:, L : L + c.horizon].flatten(1)  # -> (N, H * C_f)
-        out = self.head(torch.cat([last, known], dim=-1)).view(-1, c.horizon, c.num_targets, self.num_out)
+        outs = []
+        for member in self.members:
+            encoded, _ = member.rnn(x)
+            last = F.dropout(encoded[:, -1], c.dropout, self.training)  # -> (N, H_hidden)
+            outs.append(member.head(torch.cat([last, known], dim=-1)))
+        out = torch.stack(outs).view(len(outs), -1, c.horizon, c.num_targets, self.num_out)
         location = level.unsqueeze(-1)  # -> (N, 1, C_y, 1)
         if self.skip is not None:
             # -> (N, H * C_y) -> (N, H, C_y, 1)
@@ -198,14 +229,14 @@ class ForecastModel(nn.Module):
         self.skip.weight.copy_(weight[:-1].T)
         self.skip.bias.copy_(weight[-1])
         residuals = (y - x @ weight).float()  # -> (W, H * C_y)
-        last = self.head[-1]
-        nn.init.zeros_(last.weight)
         if self.config.likelihood == "quantile":
             start = torch.quantile(residuals, self.levels, dim=0).T  # -> (H * C_y, Q)
         else:
             spread = residuals.std(dim=0).clamp_min(1e-3)
             start = torch.stack([torch.zeros_like(spread), spread + torch.log(-torch.expm1(-spread))], dim=-1)
-        last.bias.copy_(start.flatten())
+        for member in self.members:
+            nn.init.zeros_(member.last.weight)
+            member.last.bias.copy_(start.flatten())
 
     def _design(self, data) -> tuple[Tensor, Tensor]:
         """The highway's inputs with a column of ones ``(W, inputs + 1)`` and centred targets ``(W, H * C_y)``."""
@@ -238,26 +269,30 @@ class ForecastModel(nn.Module):
         return torch.cat(parts, dim=-1) if len(parts) > 1 else target
 
     def _teacher_forced(self, batch: dict[str, Tensor]) -> tuple[Tensor, Tensor]:
-        """Parameters for steps 1 .. L + H - 1 given the true previous values; returns (params, level)."""
+        """Parameters ``(K, N, L + H - 1, C_y, num_out)`` for steps 1 .. L + H - 1 given the true previous
+        values, one set per member; returns (params, level)."""
         L = self.config.context_length
         level = self._level(batch["target"])
         y = batch["target"] - level if self.config.center else batch["target"]
         # past covariates are unknown from the origin on: step s >= L + 1 reads past_{s-1}, s - 1 >= L
         x = self._ar_inputs(y[:, :-1], batch["past"][:, :-1], batch["future"][:, 1:], observed_steps=L)
-        hidden, _ = self.rnn(x)
-        if self.config.dropout:
-            hidden = F.dropout(hidden, self.config.dropout, self.training)
-        params = self.head(hidden)
-        return params.view(*hidden.shape[:2], self.config.num_targets, self.num_out), level
+        params = []
+        for member in self.members:
+            hidden, _ = member.rnn(x)
+            if self.config.dropout:
+                hidden = F.dropout(hidden, self.config.dropout, self.training)
+            params.append(member.head(hidden).view(*hidden.shape[:2], self.config.num_targets, self.num_out))
+        return torch.stack(params), level
 
     def _split_gaussian(self, params: Tensor) -> tuple[Tensor, Tensor]:
         mean, raw_std = params.unbind(-1)
         return mean, F.softplus(raw_std) + 1e-3  # σ > 0, floored so the likelihood cannot blow up
 
     def _loss(self, params: Tensor, y: Tensor) -> Tensor:
+        """The mean over members of each one's loss: ``params`` ``(K, ...)``, ``y`` without the K."""
         if self.config.likelihood == "quantile":
-            return pinball_loss(y, params, self.levels)
-        return gaussian_nll(y, *self._split_gaussian(params))
+            return torch.stack([pinball_loss(y, p, self.levels) for p in params]).mean()
+        return torch.stack([gaussian_nll(y, *self._split_gaussian(p)) for p in params]).mean()
 
     # --- the task-model contract ---------------------------------------------------------------------------
 
@@ -285,7 +320,7 @@ class ForecastModel(nn.Module):
                 loss = self._loss(self._direct(batch), y)
             else:
                 params, level = self._teacher_forced(batch)
-                loss = self._loss(params[:, c.context_length - 1 :], y - level)
+                loss = self._loss(params[:, :, c.context_length - 1 :], y - level)
             median = self.forecast(batch)[..., c.quantiles.index(0.5)]
             total_loss += loss.item() * y.numel()
             total_error += (median - y).abs().sum().item()
@@ -296,21 +331,22 @@ class ForecastModel(nn.Module):
 
     @torch.no_grad()
     def forecast(self, batch: dict[str, Tensor], *, generator: torch.Generator | None = None) -> Tensor:
-        """Quantiles of the horizon in scaled units, ``(N, H, C_y, Q)``, sorted along Q.
+        """Quantiles of the horizon in scaled units, ``(N, H, C_y, Q)``, sorted along Q: the mean of the
+        members' quantiles (a mean of sorted vectors stays sorted).
 
         Only the context of ``target`` and ``past`` is read; ``future`` is read over context and horizon.
         """
         c = self.config
         if c.decoder == "direct":
-            params = self._direct(batch)
+            params = self._direct(batch)  # -> (K, N, H, C_y, num_out)
             if c.likelihood == "quantile":
-                return params.sort(dim=-1).values
+                return params.sort(dim=-1).values.mean(dim=0)
             mean, std = self._split_gaussian(params)
             normal = torch.distributions.Normal(mean.unsqueeze(-1), std.unsqueeze(-1))
-            return normal.icdf(self.levels.to(mean.dtype))
-        return self._rollout(batch, generator)
+            return normal.icdf(self.levels.to(mean.dtype)).mean(dim=0)
+        return torch.stack([self._rollout(member, batch, generator) for member in self.members]).mean(dim=0)
 
-    def _rollout(self, batch: dict[str, Tensor], generator: torch.Generator | None) -> Tensor:
+    def _rollout(self, member: ForecastNetwork, batch: dict[str, Tensor], generator: torch.Generator | None) -> Tensor:
         c = self.config
         L = c.context_length
         level = self._level(batch["target"])
@@ -318,7 +354,7 @@ class ForecastModel(nn.Module):
         past, future = batch["past"], batch["future"]
         # the context, teacher forced: steps 1 .. L - 1 leave the state that step L starts from
         x = self._ar_inputs(y[:, :-1], past[:, : L - 1], future[:, 1:L], observed_steps=L - 1)
-        _, state = self.rnn(x)
+        _, state = member.rnn(x)
         last = y[:, -1:]  # -> (N, 1, C_y)
         last_past = past[:, L - 1 : L]
         samples = c.num_samples if c.likelihood == "gaussian" else 1
@@ -335,8 +371,8 @@ class ForecastModel(nn.Module):
         for h in range(c.horizon):
             # the first step still reads an observed past value (step L - 1); later ones do not know it
             x = self._ar_inputs(last, last_past, future[:, L + h : L + h + 1], observed_steps=1 if h == 0 else 0)
-            hidden, state = self.rnn(x, state)
-            params = self.head(hidden[:, 0]).view(-1, c.num_targets, self.num_out)
+            hidden, state = member.rnn(x, state)
+            params = member.head(hidden[:, 0]).view(-1, c.num_targets, self.num_out)
             if c.likelihood == "quantile":
                 quantiles = params.sort(dim=-1).values  # -> (N, C_y, Q)
                 steps.append(quantiles)
