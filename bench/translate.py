@@ -50,7 +50,8 @@ MODEL = {
 }
 DATA = {"vocab_size": 3000, "shared_vocabulary": True, "batch_size": 64}
 TRAIN = {"learning_rate": 2e-3, "epochs": 100, "eval_every": 0, "clip_norm": 1.0}  # validates once per epoch
-ALPHAS = (0.0, 0.6, 1.0)
+# the beam's length penalty alpha and coverage penalty beta (GNMT), picked together on the validation split
+PENALTIES = [(alpha, beta) for alpha in (0.0, 0.6, 1.0, 1.5) for beta in (0.0, 0.2)]
 BEAM = 5
 
 
@@ -81,8 +82,9 @@ def samples(sources: list[str], hypotheses: list[str], references: list[str], co
 
 
 def run_direction(
-    direction: str, minutes: float, *, quick: bool, seed: int, keep: str = "", phrases: bool = False
-) -> dict:
+    direction: str, minutes: float, *, quick: bool, seed: int, keep: str = "", phrases: bool = False,
+    rescore: bool = False,
+) -> dict:  # fmt: skip
     splits = load_pairs("ding-de-en", direction)
     dictionary = word_dictionary(read_ding().phrases, reverse=direction == "en-de")
     result = {
@@ -107,12 +109,16 @@ def run_direction(
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as scratch:
         out = Path(keep) / direction if keep else Path(scratch)
-        summary = train_translator(options, MODEL, config, out, beam_size=BEAM, splits=splits)
+        if rescore:  # a kept run: decode again (new penalties), no training
+            summary = json.loads((out / "metrics.json").read_text())
+        else:
+            summary = train_translator(options, MODEL, config, out, beam_size=BEAM, splits=splits)
         model = load_translator(out)
-        # the length penalty's alpha, picked on the validation split (beam 5)
-        valid_bleu = {str(a): score_pairs(model, splits.valid, beam_size=BEAM, alpha=a)["bleu"] for a in ALPHAS}
-        alpha = max(ALPHAS, key=lambda a: valid_bleu[str(a)])
-        beam = score_pairs(model, splits.test, beam_size=BEAM, alpha=alpha)
+        valid_bleu = {
+            f"{a},{b}": score_pairs(model, splits.valid, beam_size=BEAM, alpha=a, beta=b)["bleu"] for a, b in PENALTIES
+        }
+        alpha, beta = max(PENALTIES, key=lambda p: valid_bleu[f"{p[0]},{p[1]}"])
+        beam = score_pairs(model, splits.test, beam_size=BEAM, alpha=alpha, beta=beta)
     greedy = summary["test"]["greedy"]
     drop = ("hypotheses", "bleu_detail")
     result["rnnkit"] = {
@@ -120,9 +126,9 @@ def run_direction(
         "data": {**DATA, "phrases": phrases},
         "train": train,
         "greedy": {k: v for k, v in greedy.items() if k not in drop},
-        "beam": {**{k: v for k, v in beam.items() if k not in drop}, "beam_size": BEAM, "alpha": alpha},
+        "beam": {**{k: v for k, v in beam.items() if k not in drop}, "beam_size": BEAM, "alpha": alpha, "beta": beta},
         "beam_alpha1_before_tuning": {k: v for k, v in summary["test"][f"beam{BEAM}"].items() if k not in drop},
-        "valid_bleu_beam_by_alpha": valid_bleu,
+        "valid_bleu_beam_by_alpha_beta": valid_bleu,
         "beam_minus_greedy_bleu": round(beam["bleu"] - greedy["bleu"], 2),
         "curve": [
             {k: row[k] for k in ("step", "epoch", "elapsed_s", "train_loss", "valid_loss", "valid_bleu", "valid_chrf")}
@@ -152,6 +158,7 @@ def main() -> None:
     parser.add_argument("--keep", default="", help="keep each direction's run directory under this folder")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (see below)")
     parser.add_argument("--phrases", action="store_true", help="add the Ding phrase entries to the training pairs")
+    parser.add_argument("--rescore", action="store_true", help="decode the runs kept in --keep again, no training")
     parser.add_argument("--results", default="", help="write the JSON here (default bench/results/translate.json)")
     args = parser.parse_args()
     # 1 by default: on a 2-core machine shared with other jobs, 2 threads stall at every op's barrier
@@ -174,6 +181,7 @@ def main() -> None:
             seed=args.seed,
             keep=args.keep,
             phrases=args.phrases,
+            rescore=args.rescore,
         )
         report["directions"][direction] = result
         ours, base = result["rnnkit"], result["baselines"]

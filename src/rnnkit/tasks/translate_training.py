@@ -183,9 +183,11 @@ def translate_texts(
     return results
 
 
-def score_pairs(model: Translator, pairs: Pairs, *, beam_size: int = 5, alpha: float = 1.0, quiet: bool = True) -> dict:
+def score_pairs(
+    model: Translator, pairs: Pairs, *, beam_size: int = 5, alpha: float = 1.0, beta: float = 0.0, quiet: bool = True
+) -> dict:
     """sacrebleu BLEU and chrF of the model's translations of ``pairs.sources`` against ``pairs.targets``."""
-    results = translate_texts(model, pairs.sources, beam_size=beam_size, alpha=alpha, quiet=quiet)
+    results = translate_texts(model, pairs.sources, beam_size=beam_size, alpha=alpha, beta=beta, quiet=quiet)
     hypotheses = [r["translations"][0]["text"] if r["translations"] else "" for r in results]
     scores = corpus_scores(hypotheses, pairs.targets)
     scores["hypotheses"] = hypotheses
