@@ -13,7 +13,8 @@ otherwise; :mod:`rnnkit.data.pairs`):
   training time); translation samples, the best and the worst by sentence BLEU.
 
 Writes bench/results/translate.json (``--quick``: translate-quick.json, a tiny budget that only checks the
-script runs). One torch thread by default (``--threads``).
+script runs). One torch thread by default (``--threads``); `make bench-translate` runs both cores, as the
+results were measured on an otherwise idle machine.
 """
 
 from __future__ import annotations
@@ -50,8 +51,8 @@ MODEL = {
 }
 DATA = {"vocab_size": 3000, "shared_vocabulary": True, "batch_size": 64}
 TRAIN = {"learning_rate": 2e-3, "epochs": 100, "eval_every": 0, "clip_norm": 1.0}  # validates once per epoch
-# the beam's length penalty alpha and coverage penalty beta (GNMT), picked together on the validation split
-PENALTIES = [(alpha, beta) for alpha in (0.0, 0.6, 1.0, 1.5) for beta in (0.0, 0.2)]
+# the beam's length penalty alpha (GNMT), picked on the validation split; no coverage penalty (beta = 0)
+PENALTIES = [(alpha, 0.0) for alpha in (0.0, 0.6, 1.0)]
 BEAM = 5
 
 
@@ -151,7 +152,7 @@ def run_direction(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny budget: only check that the script runs")
-    parser.add_argument("--minutes-de-en", type=float, default=30.0, help="training budget, de->en")
+    parser.add_argument("--minutes-de-en", type=float, default=55.0, help="training budget, de->en")
     parser.add_argument("--minutes-en-de", type=float, default=10.0, help="training budget, en->de")
     parser.add_argument("--only", choices=("de-en", "en-de"), help="run one direction")
     parser.add_argument("--seed", type=int, default=0)
