@@ -28,9 +28,10 @@ Two decoders:
 
 **Ensembles.** ``ensemble=K`` holds K such networks (encoder and head; the ridge highway is shared) that
 differ only in their initial weights and dropout masks. Training minimises the mean of their losses, so
-each member follows its own gradient (Adam does not see the 1/K), and a forecast is the mean of the members'
-quantiles (quantile averaging, "Vincentisation"). This is the deep ensemble of Lakshminarayanan et al. 2017
-that N-BEATS and GluonTS use: it removes the part of the error that comes from one member's random start.
+each member follows its own gradient (Adam does not see the 1/K; only gradient clipping sees them together),
+and a forecast is the mean of the members' quantiles (quantile averaging, "Vincentisation"). This is a deep
+ensemble (Lakshminarayanan et al. 2017; N-BEATS averages many such members): it removes the part of the
+error that comes from one member's random start.
 
 Outputs are quantiles (``likelihood="quantile"``: pinball loss at each level, default 0.1, 0.5, 0.9) or a
 Gaussian N(μ, σ²) per step and target (``likelihood="gaussian"``: negative log likelihood), see
