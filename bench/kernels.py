@@ -17,6 +17,7 @@ Writes bench/results/kernels.json with the machine description. Run ``python ben
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -138,9 +139,15 @@ SECTIONS = {"fixed": fixed, "lengths": lengths, "layer_norm": layer_norm, "strea
 
 
 def main() -> None:
-    quick = "--quick" in sys.argv
-    chosen = [name for name in SECTIONS if name in sys.argv[1:]] or list(SECTIONS)
-    repeats = 3 if quick else 7
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("sections", nargs="*", help=f"run only these of {', '.join(SECTIONS)} (default: all)")
+    parser.add_argument("--quick", action="store_true", help="3 repeats instead of 7")
+    args = parser.parse_args()
+    unknown = sorted(set(args.sections) - set(SECTIONS))
+    if unknown:
+        parser.error(f"unknown section {unknown[0]!r}; choose from {', '.join(SECTIONS)}")
+    chosen = [name for name in SECTIONS if name in args.sections] or list(SECTIONS)
+    repeats = 3 if args.quick else 7
     results = {
         "machine": describe(),
         "what": "torch.nn time / rnnkit time; forward+backward fp32 except streaming",
