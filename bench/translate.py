@@ -86,7 +86,7 @@ def run_direction(
     direction: str, minutes: float, *, quick: bool, seed: int, keep: str = "", phrases: bool = False,
     rescore: bool = False,
 ) -> dict:  # fmt: skip
-    splits = load_pairs("ding-de-en", direction)
+    splits = load_pairs("ding-de-en", direction, phrases=phrases)
     dictionary = word_dictionary(read_ding().phrases, reverse=direction == "en-de")
     result = {
         "split": splits.split,
@@ -101,8 +101,7 @@ def run_direction(
             Pairs(splits.test.sources[:40], splits.test.targets[:40]),
             splits.split,
         )
-    if phrases:  # the baselines above keep the sentence pairs only; the network also learns the phrase entries
-        splits = load_pairs("ding-de-en", direction, phrases=True)
+    if phrases:  # the baselines read splits.train (sentence pairs only); the network also learns splits.extra
         result["sizes"]["extra_phrase_pairs"] = len(splits.extra)
     train = {**TRAIN, "max_minutes": minutes}
     config = TrainConfig(**train, seed=seed, device="cpu", quiet=True)
@@ -162,6 +161,8 @@ def main() -> None:
     parser.add_argument("--rescore", action="store_true", help="decode the runs kept in --keep again, no training")
     parser.add_argument("--results", default="", help="write the JSON here (default bench/results/translate.json)")
     args = parser.parse_args()
+    if args.rescore and not args.keep:
+        parser.error("--rescore decodes the runs kept by an earlier --keep DIR: give that --keep DIR")
     # 1 by default: on a 2-core machine shared with other jobs, 2 threads stall at every op's barrier
     # (measured by the lead: an LSTM + softmax step 1.0 s at 1 thread, 1.8-2.4 s at 2 beside niced jobs)
     torch.set_num_threads(args.threads)
