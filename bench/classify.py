@@ -11,8 +11,15 @@ rnnkit: GloVe 6B 50d embeddings (fine-tuned) -> bidirectional LSTM -> pooling (p
 with the lowest validation error, softmax temperature fitted on the validation split; test accuracy, macro-F1,
 ECE (15 bins) before and after the temperature. Baseline: scikit-learn ``TfidfVectorizer(ngram_range=(1, 2),
 sublinear_tf=True)`` + ``LogisticRegression``, its C picked on the same validation split, fitted on the
-training split. Writes bench/results/classify.json (``--quick``: classify-quick.json, a tiny budget that
-only checks the script runs).
+training split.
+
+(c) ``--transfer`` (snippets): a word LSTM language model is trained for ``--lm-minutes`` on in-domain text
+    that no test split contains (the snippets' training texts and the long reviews' training and validation
+    texts, ~1.2M words), then two classifiers with the same recipe and seed differ only in their start: the
+    LM's embedding and first layer (``init_from``, ULMFiT-style transfer) against random initialisation.
+
+Writes bench/results/classify.json (``--quick``: classify-quick.json, a tiny budget that only checks the
+script runs).
 """
 
 from __future__ import annotations
@@ -34,8 +41,9 @@ from sklearn.metrics import accuracy_score, f1_score
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe
-from rnnkit.data.sentiment import SENTIMENT_SETS, SentimentSplits
+from rnnkit.data.sentiment import SENTIMENT_SETS, SentimentSplits, normalise
 from rnnkit.tasks.classify_training import ClassifyData, train_classifier
+from rnnkit.tasks.lm_training import LanguageModelData, train_language_model
 from rnnkit.train import TrainConfig
 
 RESULTS = Path(__file__).parent / "results"
@@ -55,6 +63,10 @@ WORKLOADS = {
     },
 }
 C_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
+# the LM is shaped like the snippets' classifier (embedding 50, first layer 128) so that it can seed it; a full
+# softmax over its ~40k words would cost more than the recurrence, hence the adaptive one
+TRANSFER_LM = {"cell": "lstm", "embedding_size": 50, "hidden_size": 128, "num_layers": 1, "tie_weights": False,
+               "adaptive_cutoffs": (2000, 10000), "input_dropout": 0.1, "output_dropout": 0.2}  # fmt: skip
 
 
 def baseline(splits: SentimentSplits) -> dict:
@@ -116,18 +128,71 @@ def run(name: str, workload: dict, *, quick: bool, seed: int) -> dict:
     return result
 
 
+def lm_corpus(path: Path, seed: int) -> int:
+    """Write the in-domain LM text (normalised, one text per line, shuffled) to ``path``; returns its words."""
+    snippets, reviews = SENTIMENT_SETS["rotten-tomatoes"](), SENTIMENT_SETS["movie-reviews-long"]()
+    texts = [normalise(t) for t in snippets.train.texts + reviews.train.texts + reviews.valid.texts]
+    order = np.random.default_rng(seed).permutation(len(texts))
+    path.write_text("\n".join(texts[i] for i in order) + "\n", encoding="utf-8")
+    return sum(len(t.split()) for t in texts)
+
+
+def transfer(*, quick: bool, seed: int, lm_minutes: float) -> dict:
+    """Snippet accuracy of a classifier started from an in-domain LM against one started at random."""
+    workload = WORKLOADS["rotten_tomatoes"]
+    model = dict(workload["model"])
+    train_options = dict(workload["train"])
+    if quick:
+        train_options = {**train_options, "epochs": 1, "max_minutes": 0.2}
+        lm_minutes = 0.2
+    result = {"lm_model": {k: list(v) if isinstance(v, tuple) else v for k, v in TRANSFER_LM.items()}}
+    with tempfile.TemporaryDirectory() as work:
+        corpus = Path(work) / "reviews.txt"
+        result["lm_corpus_words"] = lm_corpus(corpus, seed)
+        start = time.perf_counter()
+        lm_summary = train_language_model(
+            LanguageModelData(data=str(corpus), tokenizer="word", batch_size=32, window=70),
+            TRANSFER_LM,
+            TrainConfig(epochs=1000, max_minutes=lm_minutes, learning_rate=3e-3, seed=seed, device="cpu", quiet=True),
+            Path(work) / "lm",
+        )
+        result["lm"] = {
+            "minutes": lm_minutes,
+            "steps": lm_summary["steps"],
+            "test_perplexity": lm_summary["test"]["perplexity"],
+            "seconds": round(time.perf_counter() - start, 1),
+        }
+        for name, data in (
+            ("random_init", ClassifyData(data=workload["data"], batch_size=workload["batch_size"], vectors="random")),
+            ("lm_init", ClassifyData(data=workload["data"], batch_size=workload["batch_size"],
+                                     init_from=str(Path(work) / "lm"))),
+        ):  # fmt: skip
+            config = TrainConfig(**train_options, seed=seed, device="cpu", quiet=True)
+            with tempfile.TemporaryDirectory() as out:
+                summary = train_classifier(data, model, config, out)
+            result[name] = {k: summary["test"][k] for k in ("accuracy", "macro_f1", "ece")}
+            result[name]["best_valid_error"] = summary["best_valid"]
+    result["lm_init_minus_random"] = result["lm_init"]["accuracy"] - result["random_init"]["accuracy"]
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny budget: only check that the script runs")
-    parser.add_argument("--only", choices=list(WORKLOADS), help="run one workload")
+    parser.add_argument("--only", choices=[*WORKLOADS, "transfer"], help="run one workload, or only (c)")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--transfer", action="store_true", help="also run (c), LM transfer against random init")
+    parser.add_argument("--lm-minutes", type=float, default=15.0, help="training budget of the transfer LM")
     args = parser.parse_args()
     torch.set_num_threads(1)
     np.random.seed(args.seed)
     report = {"machine": describe(), "threads": torch.get_num_threads(), "workloads": {}}
     path = RESULTS / ("classify-quick.json" if args.quick else "classify.json")
-    if args.only and path.exists():
-        report["workloads"] = json.loads(path.read_text()).get("workloads", {})
+    if args.only and path.exists():  # keep the parts not rerun
+        kept = json.loads(path.read_text())
+        report["workloads"] = kept.get("workloads", {})
+        if "transfer" in kept:
+            report["transfer"] = kept["transfer"]
     for name, workload in WORKLOADS.items():
         if args.only and name != args.only:
             continue
@@ -140,6 +205,16 @@ def main() -> None:
             flush=True,
         )
         RESULTS.mkdir(exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+    if args.transfer or args.only == "transfer":
+        result = transfer(quick=args.quick, seed=args.seed, lm_minutes=args.lm_minutes)
+        report["transfer"] = result
+        print(
+            f"transfer: LM-initialised {result['lm_init']['accuracy']:.4f} vs random "
+            f"{result['random_init']['accuracy']:.4f} (LM perplexity {result['lm']['test_perplexity']:.1f} after "
+            f"{result['lm']['steps']} steps)",
+            flush=True,
+        )
         path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {path}")
 

@@ -97,10 +97,12 @@ def test_predict_explain_prints_attributions_and_draws_them(trained, tmp_path):
 
 
 def test_attention_pooling_explains_with_its_weights(files, tmp_path):
+    # an ensemble of two: its attention weights are the members' mean, so they still sum to 1
     args = ["classify", "train", "--csv", str(files / "train.csv"), "--text-col", "review", "--label-col", "stars"]
     result = runner.invoke(app, [*args, "--out", str(tmp_path), *TINY, "--pooling", "attention", "--epochs", "2",
-                                 "--word-dropout", "0.1", "--freeze-embeddings"])  # fmt: skip
+                                 "--word-dropout", "0.1", "--freeze-embeddings", "--ensemble", "2"])  # fmt: skip
     assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["ensemble"] == 2
     explained = runner.invoke(app, ["classify", "predict", str(tmp_path), "a fun plot", "--explain", "--json"])
     payload = json.loads(explained.stdout)["predictions"][0]
     assert payload["method"] == "attention" and sum(payload["attributions"]) == pytest.approx(1, abs=1e-5)

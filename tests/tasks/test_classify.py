@@ -42,10 +42,11 @@ def test_long_document_is_unrolled_in_full():
     # 900 tokens, no truncation: the first word still moves the logits of a "last"-pooled model through the
     # forward direction's 900 steps, and the batch with a short text changes nothing
     model = _model("mean")
+    (network,) = model.members
     torch.manual_seed(1)
     long = torch.randint(1, 11, (900,))
-    embedded = model.embedding(long[None]).detach().requires_grad_(True)
-    logits = model.logits_from_embedded(embedded, torch.tensor([900]))
+    embedded = network.embedding(long[None]).detach().requires_grad_(True)
+    logits = network.logits_from_embedded(embedded, torch.tensor([900]))
     (gradient,) = torch.autograd.grad(logits[0, 0], embedded)
     assert gradient[0, 0].abs().sum() > 0 and gradient[0, -1].abs().sum() > 0
     ids = torch.nn.utils.rnn.pad_sequence([long, torch.tensor([1, 2])], batch_first=True)
@@ -126,19 +127,41 @@ def test_temperature_undoes_overconfidence():
     assert tau == pytest.approx(float(grid[losses.argmin()]), abs=0.02)
 
 
-@pytest.mark.parametrize("pooling", ["max", "last"])
-def test_integrated_gradients_are_complete(pooling):
-    # the attributions sum to z(e) - z(0) (the Riemann sum's error shrinks with the steps)
-    model = _model(pooling)
+@pytest.mark.parametrize(("pooling", "ensemble"), [("max", 1), ("last", 1), ("max", 3)])
+def test_integrated_gradients_are_complete(pooling, ensemble):
+    # the attributions sum to z(e) - z(0) (the Riemann sum's error shrinks with the steps); for an ensemble
+    # z is the members' mean and each member's baseline is its own zero embedding
+    model = _model(pooling, ensemble=ensemble)
     ids = torch.tensor([3, 1, 4, 1, 5])
     attributions = integrated_gradients(model, ids, target=2, steps=256)
     lengths = torch.tensor([5])
+    differences = []
     with torch.no_grad():
-        embedded = model.embedding(ids)[None]
-        at_text = model.logits_from_embedded(embedded, lengths)[0, 2]
-        difference = float(at_text - model.logits_from_embedded(torch.zeros_like(embedded), lengths)[0, 2])
+        for member in model.members:
+            embedded = member.embedding(ids)[None]
+            at_text = member.logits_from_embedded(embedded, lengths)[0, 2]
+            differences.append(float(at_text - member.logits_from_embedded(torch.zeros_like(embedded), lengths)[0, 2]))
+    difference = sum(differences) / len(differences)
     assert attributions.shape == (5,)
     assert float(attributions.sum()) == pytest.approx(difference, abs=0.02 * abs(difference) + 1e-3)
+
+
+def test_ensemble_logits_are_the_members_mean_and_each_trains_on_its_own_loss():
+    model = _model("attention", ensemble=3)
+    ids, lengths, labels = torch.tensor([[1, 2, 3], [4, 5, 0]]), torch.tensor([3, 2]), torch.tensor([0, 2])
+    members = [member(ids, lengths) for member in model.members]
+    torch.testing.assert_close(model(ids, lengths), torch.stack(members).mean(dim=0))
+    assert not torch.allclose(members[0], members[1])  # different random starts
+    # the loss is the mean of the members' own losses: member k's gradient is its own loss's, over 3
+    model.loss((ids, lengths, labels)).loss.backward()
+    own = model.members[1]
+    expected = torch.autograd.grad(F.cross_entropy(own(ids, lengths), labels) / 3, own.output.weight)[0]
+    torch.testing.assert_close(own.output.weight.grad, expected)
+
+
+def test_ensemble_must_have_a_member():
+    with pytest.raises(RnnkitError, match="ensemble must be at least 1"):
+        ClassifierConfig(vocab_size=5, num_classes=2, ensemble=0)
 
 
 def _tiny_language_model(directory, words):
@@ -163,9 +186,10 @@ def test_init_from_language_model_copies_embedding_and_first_layer(tmp_path):
     model = TextClassifier(config)
     copied = model.init_from_language_model(lm)
     assert "rnn.weight_hh_l0" in copied
-    torch.testing.assert_close(model.embedding.weight, lm.embedding.weight)
-    torch.testing.assert_close(model.rnn.weight_ih_l0, lm.layers[0].weight_ih_l0)
-    torch.testing.assert_close(model.rnn.bias_hh_l0, lm.layers[0].bias_hh_l0)
+    (network,) = model.members
+    torch.testing.assert_close(network.embedding.weight, lm.embedding.weight)
+    torch.testing.assert_close(network.rnn.weight_ih_l0, lm.layers[0].weight_ih_l0)
+    torch.testing.assert_close(network.rnn.bias_hh_l0, lm.layers[0].bias_hh_l0)
     wrong = TextClassifier(ClassifierConfig(vocab_size=5, num_classes=2, embedding_size=5, hidden_size=7))
     with pytest.raises(RnnkitError, match=r"does not fit the classifier's rnn\.weight_ih_l0"):
         wrong.init_from_language_model(lm)

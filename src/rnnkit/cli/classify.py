@@ -52,6 +52,9 @@ def train(
     dropout: Annotated[float, typer.Option(help="Dropout on the embeddings and the pooled vector.")] = DEFAULT.dropout,
     word_dropout: Annotated[float, typer.Option(help="Training only: replace words by <unk> this often.")] = 0.0,
     freeze_embeddings: Annotated[bool, typer.Option(help="Keep the embedding vectors fixed.")] = False,
+    ensemble: Annotated[
+        int, typer.Option(help="Train this many networks side by side and average their logits (K times the cost).")
+    ] = DEFAULT.ensemble,
     batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = ClassifyData.batch_size,
     min_count: Annotated[int, typer.Option(help="Rarer training words (without a GloVe vector) become <unk>.")] = 1,
     test_fraction: Annotated[float, typer.Option(help="Share of a --csv file held out for the test (by hash).")] = 0.1,
@@ -83,7 +86,7 @@ def train(
     model_options = {
         "cell": cell, "pooling": pooling, "hidden_size": hidden_size, "num_layers": layers,
         "embedding_size": embedding_size, "dropout": dropout, "word_dropout": word_dropout,
-        "freeze_embeddings": freeze_embeddings,
+        "freeze_embeddings": freeze_embeddings, "ensemble": ensemble,
     }  # fmt: skip
     config = o.train_config(
         epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, precision=precision, quiet=quiet,

@@ -24,6 +24,13 @@ minimising their negative log-likelihood (:func:`fit_temperature`, Guo et al. 20
 probabilities, never the predicted class. Calibration is reported as the expected calibration error over 15
 equal-width confidence bins, :math:`\mathrm{ECE} = \sum_b \frac{n_b}{n} |\mathrm{acc}_b - \mathrm{conf}_b|`.
 
+**Ensembles.** ``ensemble=K`` holds K such networks, each with its own embedding, recurrent layer, pooling
+and output layer, started from different random weights and trained side by side on the same batches, each on
+its own loss (the training loss is their mean, so each member's gradient is its own loss's, over K). The
+ensemble's logits are the members' mean, :math:`z = \frac{1}{K}\sum_k z_k`, then one temperature is fitted to
+them. Averaging independently trained networks removes the part of their error that comes from their
+random start (Lakshminarayanan et al. 2017); it costs K times the compute.
+
 Shapes: N batch, L time (longest in the batch), E embedding, D directions, H hidden, C classes.
 """
 
@@ -62,13 +69,14 @@ class ClassifierConfig:
     word_dropout: float = 0.0  # training only: each token becomes <unk> (id 0) with this probability
     freeze_embeddings: bool = False  # keep the (pretrained) vectors fixed
     class_weights: tuple[float, ...] = ()  # () = all 1; else one weight per class
+    ensemble: int = 1  # independent networks whose logits are averaged
 
     def __post_init__(self) -> None:
         if self.cell not in LAYERS:
             raise RnnkitError(f"Unknown cell {self.cell!r}. Select from {', '.join(LAYERS)}.")
         if self.pooling not in POOLINGS:
             raise RnnkitError(f"Unknown pooling {self.pooling!r}. Select from {', '.join(POOLINGS)}.")
-        for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers"):
+        for name in ("vocab_size", "embedding_size", "hidden_size", "num_layers", "ensemble"):
             if getattr(self, name) < 1:
                 raise RnnkitError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if self.num_classes < 2:
@@ -85,12 +93,9 @@ class ClassifierConfig:
 Batch = tuple[Tensor, Tensor, Tensor]  # ids (N, L), lengths (N,), labels (N,)
 
 
-class TextClassifier(nn.Module):
-    """Bidirectional recurrent text classifier with a fitted softmax temperature (see the module docstring).
-
-    Attributes:
-        temperature: a buffer (saved with the weights), 1 until :func:`fit_temperature` sets it.
-    """
+class ClassifierNetwork(nn.Module):
+    """One network: embedding -> bidirectional LSTM/GRU -> pooling -> output layer (the module docstring's
+    equations without the temperature). :class:`TextClassifier` averages one or more of them."""
 
     def __init__(self, config: ClassifierConfig) -> None:
         super().__init__()
@@ -108,15 +113,6 @@ class TextClassifier(nn.Module):
         if config.pooling == "attention":
             self.attention = nn.Sequential(nn.Linear(width, width), nn.Tanh(), nn.Linear(width, 1, bias=False))
         self.output = nn.Linear(width, config.num_classes)
-        self.register_buffer("temperature", torch.ones(()))
-        weights = torch.tensor(config.class_weights or [1.0] * config.num_classes)
-        self.register_buffer("class_weights", weights, persistent=False)
-
-    @classmethod
-    def from_config(cls, model_config: dict) -> TextClassifier:
-        model_config = dict(model_config)
-        model_config["class_weights"] = tuple(model_config.get("class_weights", ()))
-        return cls(ClassifierConfig(**model_config))
 
     def load_vectors(self, vectors: Tensor, known: Tensor) -> None:
         """Copy pretrained vectors ``(V, E)`` into the rows where ``known`` ``(V,)`` is True."""
@@ -125,7 +121,7 @@ class TextClassifier(nn.Module):
 
     def init_from_language_model(self, lm: nn.Module) -> list[str]:
         """Start from an rnnkit language model (ULMFiT-style transfer): its embedding, and its first recurrent
-        layer as this model's forward direction of layer 0; returns the names of the copied tensors.
+        layer as this network's forward direction of layer 0; returns the names of the copied tensors.
 
         The classifier must use the LM's tokenizer (same ids), cell, embedding and first-layer hidden size.
         """
@@ -146,8 +142,6 @@ class TextClassifier(nn.Module):
             for ours, theirs in pairs.items():
                 target[ours].copy_(source[theirs])
         return list(pairs)
-
-    # --- the network ---------------------------------------------------------------------------------------
 
     def encode(self, embedded: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor | None]:
         """Embedded texts ``(N, L, E)`` -> pooled ``(N, D*H)`` and attention weights ``(N, L)`` (or None)."""
@@ -186,13 +180,53 @@ class TextClassifier(nn.Module):
             ids = ids.masked_fill(dropped, 0)
         return self.logits_from_embedded(self.embedding(ids), lengths)
 
+
+class TextClassifier(nn.Module):
+    """Recurrent text classifier: the mean logits of ``config.ensemble`` :class:`ClassifierNetwork` members,
+    with a fitted softmax temperature (see the module docstring).
+
+    Attributes:
+        members: the networks (one unless ``config.ensemble`` > 1).
+        temperature: a buffer (saved with the weights), 1 until :func:`fit_temperature` sets it.
+    """
+
+    def __init__(self, config: ClassifierConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.members = nn.ModuleList(ClassifierNetwork(config) for _ in range(config.ensemble))
+        self.register_buffer("temperature", torch.ones(()))
+        weights = torch.tensor(config.class_weights or [1.0] * config.num_classes)
+        self.register_buffer("class_weights", weights, persistent=False)
+
+    @classmethod
+    def from_config(cls, model_config: dict) -> TextClassifier:
+        model_config = dict(model_config)
+        model_config["class_weights"] = tuple(model_config.get("class_weights", ()))
+        return cls(ClassifierConfig(**model_config))
+
+    def load_vectors(self, vectors: Tensor, known: Tensor) -> None:
+        """Copy pretrained vectors ``(V, E)`` into every member's rows where ``known`` ``(V,)`` is True."""
+        for member in self.members:
+            member.load_vectors(vectors, known)
+
+    def init_from_language_model(self, lm: nn.Module) -> list[str]:
+        """Start every member from an rnnkit language model (:meth:`ClassifierNetwork.init_from_language_model`);
+        returns the names of the tensors copied into each member."""
+        copied = [member.init_from_language_model(lm) for member in self.members]
+        return copied[0]
+
+    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+        """``ids`` ``(N, L)``, ``lengths`` ``(N,)`` -> uncalibrated logits ``(N, C)``, the members' mean."""
+        return torch.stack([member(ids, lengths) for member in self.members]).mean(dim=0)
+
     # --- the task-model contract ---------------------------------------------------------------------------
 
     def loss(self, batch: Batch) -> LossOutput:
-        """Class-weighted mean cross-entropy over the batch's texts."""
+        """Class-weighted mean cross-entropy over the batch's texts, averaged over the members (each member is
+        trained on its own prediction, not on the ensemble's)."""
         ids, lengths, labels = batch
-        logits = self(ids, lengths)
-        return LossOutput(F.cross_entropy(logits, labels, weight=self.class_weights), labels.numel())
+        losses = [F.cross_entropy(member(ids, lengths), labels, weight=self.class_weights) for member in self.members]
+        return LossOutput(torch.stack(losses).mean(), labels.numel())
 
     @torch.no_grad()
     def predict_logits(self, data: TextBatches) -> tuple[Tensor, Tensor]:

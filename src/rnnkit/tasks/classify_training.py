@@ -244,18 +244,23 @@ def integrated_gradients(model: TextClassifier, ids: torch.Tensor, target: int, 
         a_t = \sum_k (e_{t,k} - e'_{t,k}) \cdot \frac{1}{m} \sum_{j=1}^{m}
               \frac{\partial z_{target}}{\partial e_{t,k}}\Big|_{e' + \frac{j}{m}(e - e')}
 
-    They sum (up to the Riemann error) to :math:`z(e) - z(e')`. Shapes: ids (L,) -> attributions (L,).
+    They sum (up to the Riemann error) to :math:`z(e) - z(e')`. An ensemble's logit is its members' mean, so its
+    attributions are the mean of each member's, taken over that member's own embedding. Shapes: ids (L,) ->
+    attributions (L,).
     """
     model.eval()
     device = next(model.parameters()).device
-    embedded = model.embedding(ids.to(device)).detach()  # (L, E)
-    alphas = torch.arange(1, steps + 1, device=device, dtype=embedded.dtype) / steps
-    # -> (m, L, E): every point on the straight path from the baseline, as one batch
-    path = (alphas[:, None, None] * embedded[None]).requires_grad_(True)
-    lengths = torch.full((steps,), ids.numel(), dtype=torch.long)
-    logits = model.logits_from_embedded(path, lengths)
-    (gradients,) = torch.autograd.grad(logits[:, target].sum(), path)
-    return (embedded * gradients.mean(dim=0)).sum(dim=-1).detach().cpu()
+    attributions = []
+    for member in model.members:
+        embedded = member.embedding(ids.to(device)).detach()  # (L, E)
+        alphas = torch.arange(1, steps + 1, device=device, dtype=embedded.dtype) / steps
+        # -> (m, L, E): every point on the straight path from the baseline, as one batch
+        path = (alphas[:, None, None] * embedded[None]).requires_grad_(True)
+        lengths = torch.full((steps,), ids.numel(), dtype=torch.long)
+        logits = member.logits_from_embedded(path, lengths)
+        (gradients,) = torch.autograd.grad(logits[:, target].sum(), path)
+        attributions.append((embedded * gradients.mean(dim=0)).sum(dim=-1).detach().cpu())
+    return torch.stack(attributions).mean(dim=0)
 
 
 def explain(model: TextClassifier, text: str, *, png: Path | None = None, steps: int = 32) -> dict:
@@ -272,8 +277,10 @@ def explain(model: TextClassifier, text: str, *, png: Path | None = None, steps:
     if model.config.pooling == "attention":
         with torch.no_grad():
             device = next(model.parameters()).device
-            _, weights = model.encode(model.embedding(ids[None].to(device)), torch.tensor([ids.numel()]))
-        scores, method = weights[0].cpu(), "attention"
+            lengths = torch.tensor([ids.numel()])
+            # an ensemble's weights: the members' mean
+            weights = [member.encode(member.embedding(ids[None].to(device)), lengths)[1] for member in model.members]
+        scores, method = torch.stack(weights).mean(dim=0)[0].cpu(), "attention"
     else:
         scores, method = integrated_gradients(model, ids, target, steps=steps), "integrated-gradients"
     result = {**prediction, "method": method, "tokens": tokens, "attributions": [float(s) for s in scores]}
