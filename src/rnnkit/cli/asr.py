@@ -64,6 +64,7 @@ def make_data(
 
 
 @app.command()
+@o.training_options(epochs=20)
 def train(
     manifest: Manifest,
     out: o.Out,
@@ -82,21 +83,10 @@ def train(
     augment: Annotated[bool, typer.Option(help="SpecAugment time and frequency masks on training batches.")] = True,
     batch_size: Annotated[int, typer.Option(help="Utterances per batch.")] = 32,
     max_train: Annotated[int, typer.Option(help="Use at most this many training utterances (0: all).")] = 0,
-    epochs: o.Epochs = 20,
-    max_minutes: o.MaxMinutes = None,
-    lr: o.LearningRate = 2e-3,
-    optimizer: o.Optimizer = "adamw",
-    schedule: o.Schedule = "cosine",
-    clip: o.Clip = 1.0,
-    patience: o.Patience = None,
     warmup: Annotated[int, typer.Option(help="Steps of linear learning-rate warm-up.")] = 200,
     eval_every: Annotated[int, typer.Option(help="Validate every this many steps (0: once per epoch).")] = 0,
-    seed: o.Seed = 0,
-    device: o.Device = "auto",
-    precision: o.Precision = "fp32",
-    resume: o.Resume = False,
-    quiet: o.Quiet = False,
-    json_output: o.Json = False,
+    *,
+    training: o.Training,
 ) -> None:
     """Train a CTC recogniser on the manifest's train split (the lowest validation CER is kept), fit a
     character LM on its transcripts, and score the test split; metrics.json, log.csv and loss.png go to --out.
@@ -110,15 +100,11 @@ def train(
         "cell": cell, "hidden_size": hidden_size, "num_layers": layers, "conv_channels": conv_channels,
         "dropout": dropout, "bidirectional": not streaming, "normalisation": "global" if streaming else "utterance",
     }  # fmt: skip
-    config = o.train_config(
-        epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, precision=precision, quiet=quiet,
-        lr=lr, optimizer=optimizer, schedule=schedule, clip=clip, patience=patience, warmup_steps=warmup,
-        eval_every=eval_every,
-    )  # fmt: skip
-    summary = train_asr(data, model_options, config, out, resume=resume)
+    config = training.config(warmup_steps=warmup, eval_every=eval_every)
+    summary = train_asr(data, model_options, config, out, resume=training.resume)
     test = summary.get("test", {})
     headline = test.get("decoders", {}).get("greedy", {})
-    if json_output:
+    if training.json_output:
         metrics = {k: headline[k] for k in ("wer", "cer") if k in headline}
         o.print_json({"task": "asr", "metrics": metrics, "n": test.get("n", 0), "summary": summary})
         return

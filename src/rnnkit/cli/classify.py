@@ -27,6 +27,7 @@ LabelCol = Annotated[str, typer.Option(help="Column holding the labels.")]
 
 
 @app.command()
+@o.training_options(epochs=10)
 def train(
     out: o.Out,
     data: Data = "",
@@ -58,19 +59,8 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Texts per batch.")] = ClassifyData.batch_size,
     min_count: Annotated[int, typer.Option(help="Rarer training words (without a GloVe vector) become <unk>.")] = 1,
     test_fraction: Annotated[float, typer.Option(help="Share of a --csv file held out for the test (by hash).")] = 0.1,
-    epochs: o.Epochs = 10,
-    max_minutes: o.MaxMinutes = None,
-    lr: o.LearningRate = 2e-3,
-    optimizer: o.Optimizer = "adamw",
-    schedule: o.Schedule = "cosine",
-    clip: o.Clip = 1.0,
-    patience: o.Patience = None,
-    seed: o.Seed = 0,
-    device: o.Device = "auto",
-    precision: o.Precision = "fp32",
-    resume: o.Resume = False,
-    quiet: o.Quiet = False,
-    json_output: o.Json = False,
+    *,
+    training: o.Training,
 ) -> None:
     """Train a classifier on the training split (the validation split picks the best epoch and fits the
     temperature), then score the held-out test split; metrics.json and confusion.png go to --out.
@@ -88,14 +78,9 @@ def train(
         "embedding_size": embedding_size, "dropout": dropout, "word_dropout": word_dropout,
         "freeze_embeddings": freeze_embeddings, "ensemble": ensemble,
     }  # fmt: skip
-    config = o.train_config(
-        epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, precision=precision, quiet=quiet,
-        lr=lr, optimizer=optimizer,
-        schedule=schedule, clip=clip, patience=patience,
-    )  # fmt: skip
-    summary = train_classifier(options, model_options, config, out, resume=resume)
+    summary = train_classifier(options, model_options, training.config(), out, resume=training.resume)
     test = summary.get("test", {})
-    if json_output:
+    if training.json_output:
         o.print_json({"task": "classify", "metrics": _headline(test), "n": test.get("n", 0), "summary": summary})
         return
     typer.echo(f"stopped by {summary['stopped_by']} after {summary['steps']} steps, {summary['train_seconds']:.0f} s")

@@ -91,6 +91,7 @@ def _model_options(*, cell, layers, hidden_size, dropout, decoder, likelihood, q
 
 
 @app.command()
+@o.training_options(epochs=30)
 def train(
     csv: Csv,
     time_col: TimeCol,
@@ -114,19 +115,8 @@ def train(
     ensemble: Ensemble = DEFAULT.ensemble,
     batch_size: BatchSize = ForecastOptions.batch_size,
     valid_fraction: ValidFraction = ForecastOptions.valid_fraction,
-    epochs: o.Epochs = 30,
-    max_minutes: o.MaxMinutes = None,
-    lr: o.LearningRate = 2e-3,
-    optimizer: o.Optimizer = "adamw",
-    schedule: o.Schedule = "cosine",
-    clip: o.Clip = 1.0,
-    patience: o.Patience = None,
-    seed: o.Seed = 0,
-    device: o.Device = "auto",
-    precision: o.Precision = "fp32",
-    resume: o.Resume = False,
-    quiet: o.Quiet = False,
-    json_output: o.Json = False,
+    *,
+    training: o.Training,
 ) -> None:
     """Train a forecaster on every step of the file (its last part validates) and save it in --out.
 
@@ -144,14 +134,9 @@ def train(
         cell=cell, layers=layers, hidden_size=hidden_size, dropout=dropout, decoder=decoder, likelihood=likelihood,
         quantiles=quantiles, ensemble=ensemble,
     )  # fmt: skip
-    config = o.train_config(
-        epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, precision=precision, quiet=quiet,
-        lr=lr, optimizer=optimizer,
-        schedule=schedule, clip=clip, patience=patience,
-    )  # fmt: skip
-    summary = train_forecaster(csv, spec, options, model_options, config, out, resume=resume)
+    summary = train_forecaster(csv, spec, options, model_options, training.config(), out, resume=training.resume)
     valid = summary.get("valid", {})
-    if json_output:
+    if training.json_output:
         o.print_json({"task": "forecast", "metrics": valid, "n": valid.get("windows", 0), "summary": summary})
         return
     typer.echo(f"stopped by {summary['stopped_by']} after {summary['steps']} steps, {summary['train_seconds']:.0f} s")
@@ -193,6 +178,7 @@ def _jsonable(records: list[dict]) -> list[dict]:
 
 
 @app.command()
+@o.training_options(epochs=30, without=("resume",))
 def backtest(
     csv: Csv,
     time_col: TimeCol,
@@ -220,18 +206,8 @@ def backtest(
     ensemble: Ensemble = DEFAULT.ensemble,
     batch_size: BatchSize = ForecastOptions.batch_size,
     valid_fraction: ValidFraction = ForecastOptions.valid_fraction,
-    epochs: o.Epochs = 30,
-    max_minutes: o.MaxMinutes = None,
-    lr: o.LearningRate = 2e-3,
-    optimizer: o.Optimizer = "adamw",
-    schedule: o.Schedule = "cosine",
-    clip: o.Clip = 1.0,
-    patience: o.Patience = None,
-    seed: o.Seed = 0,
-    device: o.Device = "auto",
-    precision: o.Precision = "fp32",
-    quiet: o.Quiet = False,
-    json_output: o.Json = False,
+    *,
+    training: o.Training,
 ) -> None:
     """Rolling-origin backtest: train on the steps before the test part, forecast from every origin in it,
     and compare with naive, seasonal naive and ridge forecasts in one table.
@@ -250,16 +226,12 @@ def backtest(
         cell=cell, layers=layers, hidden_size=hidden_size, dropout=dropout, decoder=decoder, likelihood=likelihood,
         quantiles=quantiles, ensemble=ensemble,
     )  # fmt: skip
-    config = o.train_config(
-        epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, precision=precision, quiet=quiet,
-        lr=lr, optimizer=optimizer,
-        schedule=schedule, clip=clip, patience=patience,
-    )  # fmt: skip
+    config = training.config()
     backtest_options = BacktestOptions(
         test_fraction=test_fraction, stride=stride, ridge_lags=ridge_lags, ridge_alpha=ridge_alpha
     )
     result = run_backtest(csv, spec, options, model_options, config, out, backtest_options)
-    if json_output:
+    if training.json_output:
         o.print_json(result)
         return
     typer.echo(format_table(result))

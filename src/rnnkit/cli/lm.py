@@ -18,6 +18,7 @@ Data = Annotated[str, typer.Option(help="shakespeare, wikitext2, or a UTF-8 text
 
 
 @app.command()
+@o.training_options(epochs=10)
 def train(
     out: o.Out,
     data: Data = "shakespeare",
@@ -32,20 +33,9 @@ def train(
     weight_drop: Annotated[float, typer.Option(help="DropConnect on hidden-to-hidden weights.")] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Parallel streams per batch.")] = 32,
     window: Annotated[int, typer.Option(help="Steps per truncated-BPTT window.")] = 128,
-    epochs: o.Epochs = 10,
-    max_minutes: o.MaxMinutes = None,
-    lr: o.LearningRate = 2e-3,
-    optimizer: o.Optimizer = "adamw",
-    schedule: o.Schedule = "cosine",
-    clip: o.Clip = 1.0,
-    patience: o.Patience = None,
     eval_every: Annotated[int, typer.Option(help="Validate every N optimizer steps (0: once per epoch).")] = 0,
-    seed: o.Seed = 0,
-    device: o.Device = "auto",
-    precision: o.Precision = "fp32",
-    resume: o.Resume = False,
-    quiet: o.Quiet = False,
-    json_output: o.Json = False,
+    *,
+    training: o.Training,
 ) -> None:
     """Train a language model and report held-out bits per token and perplexity.
 
@@ -63,24 +53,10 @@ def train(
         "input_dropout": hidden_dropout,
         "weight_drop": weight_drop,
     }
-    config = o.train_config(
-        epochs=epochs,
-        max_minutes=max_minutes,
-        seed=seed,
-        device=device,
-        precision=precision,
-        quiet=quiet,
-        lr=lr,
-        optimizer=optimizer,
-        schedule=schedule,
-        clip=clip,
-        patience=patience,
-        eval_every=eval_every,
-        monitor="loss",
-    )
-    summary = train_language_model(data_options, model_options, config, out, resume=resume)
+    config = training.config(eval_every=eval_every, monitor="loss")
+    summary = train_language_model(data_options, model_options, config, out, resume=training.resume)
     test = summary.get("test")
-    if json_output:
+    if training.json_output:
         o.print_json({"task": "lm", "metrics": test or {}, "n": (test or {}).get("tokens", 0), "summary": summary})
         return
     typer.echo(f"stopped by {summary['stopped_by']} after {summary['steps']} steps, {summary['train_seconds']:.0f} s")

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
@@ -31,35 +34,96 @@ Clip = Annotated[float, typer.Option(help="Clip the gradient norm to this (0: no
 Patience = Annotated[int | None, typer.Option(help="Stop after this many validations without improvement.")]
 
 
-def train_config(
-    *,
-    epochs: int,
-    max_minutes: float | None,
-    seed: int,
-    device: str,
-    quiet: bool,
-    precision: str = "fp32",
-    lr: float,
-    optimizer: str,
-    schedule: str,
-    clip: float,
-    patience: int | None,
-    **extra,
-) -> TrainConfig:
-    return TrainConfig(
-        epochs=epochs,
-        max_minutes=max_minutes,
-        seed=seed,
-        device=device,
-        precision=precision,
-        quiet=quiet,
-        learning_rate=lr,
-        optimizer=optimizer,
-        schedule=schedule,
-        clip_norm=clip or None,
-        patience=patience,
-        **extra,
-    )
+@dataclass(frozen=True)
+class Training:
+    """The flags every ``train`` command shares, as its body receives them (see :func:`training_options`)."""
+
+    epochs: int
+    max_minutes: float | None
+    lr: float
+    optimizer: str
+    schedule: str
+    clip: float
+    patience: int | None
+    seed: int
+    device: str
+    precision: str
+    resume: bool
+    quiet: bool
+    json_output: bool
+
+    def config(self, **extra) -> TrainConfig:
+        """The :class:`TrainConfig` of these flags, with the command's own settings (``extra``) added."""
+        return TrainConfig(
+            epochs=self.epochs,
+            max_minutes=self.max_minutes,
+            seed=self.seed,
+            device=self.device,
+            precision=self.precision,
+            quiet=self.quiet,
+            learning_rate=self.lr,
+            optimizer=self.optimizer,
+            schedule=self.schedule,
+            clip_norm=self.clip or None,
+            patience=self.patience,
+            **extra,
+        )
+
+
+# the flags in --help order, with their types and defaults (a command may change a default or drop a flag)
+_TRAINING_FLAGS = {
+    "epochs": (Epochs, 10),
+    "max_minutes": (MaxMinutes, None),
+    "lr": (LearningRate, 2e-3),
+    "optimizer": (Optimizer, "adamw"),
+    "schedule": (Schedule, "cosine"),
+    "clip": (Clip, 1.0),
+    "patience": (Patience, None),
+    "seed": (Seed, 0),
+    "device": (Device, "auto"),
+    "precision": (Precision, "fp32"),
+    "resume": (Resume, False),
+    "quiet": (Quiet, False),
+    "json_output": (Json, False),
+}
+
+
+def training_options(*, without: tuple[str, ...] = (), **defaults):
+    """Give a ``train`` command the shared training flags (``--epochs``, ``--lr``, ..., ``--json``) after its own.
+
+    The command declares a ``training: Training`` parameter instead of the thirteen flags; typer sees the
+    flags (a rewritten signature), the body gets them as one value. ``defaults`` changes a flag's default
+    (``epochs=30``); a flag in ``without`` is left out and keeps its default.
+
+    Example::
+
+        @app.command()
+        @training_options(epochs=20)
+        def train(out: Out, ..., *, training: Training) -> None:
+            summary = fit(..., training.config(warmup_steps=200), out, resume=training.resume)
+    """
+    unknown = (set(defaults) | set(without)) - set(_TRAINING_FLAGS)
+    if unknown:
+        raise TypeError(f"unknown training flags {sorted(unknown)}")
+
+    def decorate(command):
+        own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.name != "training"]
+        shared = [
+            inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=kind, default=defaults.get(name, value))
+            for name, (kind, value) in _TRAINING_FLAGS.items()
+            if name not in without
+        ]
+
+        @functools.wraps(command)
+        def wrapper(**kwargs):
+            values = {name: kwargs.pop(name, defaults.get(name, value)) for name, (_, value) in _TRAINING_FLAGS.items()}
+            return command(**kwargs, training=Training(**values))
+
+        keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
+        wrapper.__signature__ = inspect.Signature(keyword + shared)
+        return wrapper
+
+    return decorate
 
 
 def print_json(obj: dict) -> None:

@@ -30,6 +30,7 @@ Alpha = Annotated[float, typer.Option(help="Length penalty ((5+|Y|)/6)^alpha: 0 
 
 
 @app.command()
+@o.training_options(epochs=20, without=("precision",))
 def train(
     out: o.Out,
     pairs: Annotated[str, typer.Option(help=f"{', '.join(BUILT_IN)} or a UTF-8 TSV file of source<TAB>target.")] = (
@@ -53,18 +54,8 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Sentence pairs per batch.")] = TranslateData.batch_size,
     eval_every: Annotated[int, typer.Option(help="Optimizer steps between validations (0: each epoch).")] = 0,
     beam: Beam = 5,
-    epochs: o.Epochs = 20,
-    max_minutes: o.MaxMinutes = None,
-    lr: o.LearningRate = 2e-3,
-    optimizer: o.Optimizer = "adamw",
-    schedule: o.Schedule = "cosine",
-    clip: o.Clip = 1.0,
-    patience: o.Patience = None,
-    seed: o.Seed = 0,
-    device: o.Device = "auto",
-    resume: o.Resume = False,
-    quiet: o.Quiet = False,
-    json_output: o.Json = False,
+    *,
+    training: o.Training,
 ) -> None:
     """Train on the training split (the best validation BLEU is kept), then score the test split greedy and
     with beam search (sacrebleu BLEU and chrF); metrics.json, log.csv and loss.png go to --out.
@@ -80,15 +71,12 @@ def train(
         "num_layers": layers, "dropout": dropout, "label_smoothing": label_smoothing,
         "tie_embeddings": tie_embeddings, "input_feeding": input_feeding,
     }  # fmt: skip
-    config = o.train_config(
-        epochs=epochs, max_minutes=max_minutes, seed=seed, device=device, quiet=quiet, lr=lr, optimizer=optimizer,
-        schedule=schedule, clip=clip, patience=patience, eval_every=eval_every,
-    )  # fmt: skip
-    summary = train_translator(options, model_options, config, out, resume=resume, beam_size=beam)
+    config = training.config(eval_every=eval_every)
+    summary = train_translator(options, model_options, config, out, resume=training.resume, beam_size=beam)
     test = summary.get("test", {})
     for scores in test.values():
         scores.pop("hypotheses", None)
-    if json_output:
+    if training.json_output:
         headline = {f"{name}_{k}": v[k] for name, v in test.items() for k in ("bleu", "chrf")}
         o.print_json({"task": "translate", "metrics": headline, "n": summary.get("sizes", {}).get("test", 0),
                       "summary": summary})  # fmt: skip
