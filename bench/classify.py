@@ -25,7 +25,6 @@ script runs).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import tempfile
@@ -40,7 +39,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 
 sys.path.insert(0, str(Path(__file__).parent))
-from machine import describe
+from machine import describe, merge_results
 from rnnkit.data.sentiment import SENTIMENT_SETS, SentimentSplits, normalise
 from rnnkit.tasks.classify_training import ClassifyData, train_classifier
 from rnnkit.tasks.lm_training import LanguageModelData, train_language_model
@@ -211,16 +210,9 @@ def main() -> None:
 
 
 def save(path: Path, key: tuple[str, ...], result: dict) -> None:
-    """Put ``result`` at ``key`` in the JSON at ``path``, read again just before writing, so that parts run
-    at different times or in parallel processes (``--only``) keep each other's figures."""
-    report = json.loads(path.read_text()) if path.exists() else {}
-    report.update(machine=describe(), threads=torch.get_num_threads())
-    node = report
-    for part in key[:-1]:
-        node = node.setdefault(part, {})
-    node[key[-1]] = result
-    RESULTS.mkdir(exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
+    """Put ``result`` at ``key`` in the JSON at ``path``, beside the machine it ran on."""
+    merge_results(path, {"machine": describe(), "threads": torch.get_num_threads()})
+    merge_results(path, {key[-1]: result}, at=key[:-1])
 
 
 if __name__ == "__main__":

@@ -48,15 +48,21 @@ def describe() -> dict:
     }
 
 
-if __name__ == "__main__":
-    print(describe())
-
-
-def merge_results(path: Path, results: dict) -> None:
-    """Update the JSON at ``path`` with ``results``: a bench's parts, run separately (some take long),
-    share one file; sections not run this time keep their earlier figures."""
+def merge_results(path: Path, results: dict, *, at: tuple[str, ...] = ()) -> None:
+    """Update the JSON at ``path`` with ``results`` (under the nested key path ``at``, the top by default): a
+    bench's parts, run separately (some take long, some in parallel processes), share one file, and sections
+    not run this time keep their earlier figures. The file is read just before writing and replaced atomically."""
     path.parent.mkdir(exist_ok=True)
     merged = json.loads(path.read_text()) if path.exists() else {}
-    merged.update(results)
-    path.write_text(json.dumps(merged, indent=2) + "\n")
+    node = merged
+    for part in at:
+        node = node.setdefault(part, {})
+    node.update(results)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(json.dumps(merged, indent=2) + "\n")
+    temporary.replace(path)
     print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    print(describe())
