@@ -25,6 +25,7 @@ script runs).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -66,6 +67,7 @@ C_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 # softmax over its ~40k words would cost more than the recurrence, hence the adaptive one
 TRANSFER_LM = {"cell": "lstm", "embedding_size": 50, "hidden_size": 128, "num_layers": 1, "tie_weights": False,
                "adaptive_cutoffs": (2000, 10000), "input_dropout": 0.1, "output_dropout": 0.2}  # fmt: skip
+TRANSFER_LR_SCALE = 1.0  # the copied tensors' learning-rate multiplier (discriminative fine-tuning)
 
 
 def baseline(splits: SentimentSplits) -> dict:
@@ -136,8 +138,9 @@ def lm_corpus(path: Path, seed: int) -> int:
     return sum(len(t.split()) for t in texts)
 
 
-def transfer(*, quick: bool, seed: int, lm_minutes: float) -> dict:
-    """Snippet accuracy of a classifier started from an in-domain LM against one started at random."""
+def transfer(*, quick: bool, seed: int, lm_minutes: float, lm_dir: Path | None = None, lr_scale: float = 1.0) -> dict:
+    """Snippet accuracy of a classifier started from an in-domain LM against one started at random. The LM is
+    trained into ``lm_dir`` (a temporary directory by default), or read from it if one is already there."""
     workload = WORKLOADS["rotten_tomatoes"]
     model = {**workload["model"], "ensemble": 1}  # one network each: the comparison is of the start
     train_options = dict(workload["train"])
@@ -146,31 +149,37 @@ def transfer(*, quick: bool, seed: int, lm_minutes: float) -> dict:
         lm_minutes = 0.2
     result = {"lm_model": {k: list(v) if isinstance(v, tuple) else v for k, v in TRANSFER_LM.items()}}
     with tempfile.TemporaryDirectory() as work:
+        lm = Path(lm_dir or Path(work) / "lm")
         corpus = Path(work) / "reviews.txt"
         result["lm_corpus_words"] = lm_corpus(corpus, seed)
         start = time.perf_counter()
-        lm_summary = train_language_model(
-            LanguageModelData(data=str(corpus), tokenizer="word", batch_size=32, window=70),
-            TRANSFER_LM,
-            TrainConfig(epochs=1000, max_minutes=lm_minutes, learning_rate=3e-3, seed=seed, device="cpu", quiet=True),
-            Path(work) / "lm",
-        )
+        if not (lm / "metrics.json").exists():
+            train_language_model(
+                LanguageModelData(data=str(corpus), tokenizer="word", batch_size=32, window=70),
+                TRANSFER_LM,
+                TrainConfig(epochs=1000, max_minutes=lm_minutes, learning_rate=3e-3, seed=seed, device="cpu",
+                            quiet=True),
+                lm,
+            )  # fmt: skip
+        lm_summary = json.loads((lm / "metrics.json").read_text())
         result["lm"] = {
             "minutes": lm_minutes,
             "steps": lm_summary["steps"],
             "test_perplexity": lm_summary["test"]["perplexity"],
             "seconds": round(time.perf_counter() - start, 1),
         }
-        for name, data in (
-            ("random_init", ClassifyData(data=workload["data"], batch_size=workload["batch_size"], vectors="random")),
-            ("lm_init", ClassifyData(data=workload["data"], batch_size=workload["batch_size"],
-                                     init_from=str(Path(work) / "lm"))),
+        for name, data, extra in (
+            ("random_init", ClassifyData(data=workload["data"], batch_size=workload["batch_size"], vectors="random"),
+             {}),
+            ("lm_init", ClassifyData(data=workload["data"], batch_size=workload["batch_size"], init_from=str(lm)),
+             {"pretrained_lr_scale": lr_scale}),
         ):  # fmt: skip
             config = TrainConfig(**train_options, seed=seed, device="cpu", quiet=True)
             with tempfile.TemporaryDirectory() as out:
-                summary = train_classifier(data, model, config, out)
+                summary = train_classifier(data, {**model, **extra}, config, out)
             result[name] = {k: summary["test"][k] for k in ("accuracy", "macro_f1", "ece")}
             result[name]["best_valid_error"] = summary["best_valid"]
+    result["pretrained_lr_scale"] = lr_scale
     result["lm_init_minus_random"] = result["lm_init"]["accuracy"] - result["random_init"]["accuracy"]
     return result
 
@@ -182,6 +191,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--transfer", action="store_true", help="also run (c), LM transfer against random init")
     parser.add_argument("--lm-minutes", type=float, default=15.0, help="training budget of the transfer LM")
+    parser.add_argument("--lm-dir", type=Path, help="keep the transfer LM here (and reuse one already there)")
+    parser.add_argument("--lr-scale", type=float, default=TRANSFER_LR_SCALE,
+                        help="learning-rate multiplier of the tensors copied from the LM")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     np.random.seed(args.seed)
@@ -198,7 +210,9 @@ def main() -> None:
             flush=True,
         )
     if args.transfer or args.only == "transfer":
-        result = transfer(quick=args.quick, seed=args.seed, lm_minutes=args.lm_minutes)
+        result = transfer(
+            quick=args.quick, seed=args.seed, lm_minutes=args.lm_minutes, lm_dir=args.lm_dir, lr_scale=args.lr_scale
+        )
         save(path, ("transfer",), result)
         print(
             f"transfer: LM-initialised {result['lm_init']['accuracy']:.4f} vs random "

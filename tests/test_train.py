@@ -281,3 +281,28 @@ def test_constant_schedule_warms_up_then_holds(tmp_path):
     summary = Trainer(Regression(), config, tmp_path, regression_data(), regression_data()).fit()
     rates = [row["lr"] for row in summary["history"]]  # the rate after each step, for the next one
     assert rates == pytest.approx([0.05, 0.075, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
+
+
+class GroupedRegression(Regression):
+    """The bias learns at a tenth of the rate: a task model's ``parameter_groups``."""
+
+    def parameter_groups(self):
+        return [{"params": [self.linear.weight]}, {"params": [self.linear.bias], "lr_scale": 0.1}]
+
+
+def test_a_models_parameter_groups_set_each_groups_rate_and_the_schedule_scales_both(tmp_path):
+    config = TrainConfig(epochs=1, schedule="constant", warmup_steps=4, learning_rate=0.1, quiet=True)
+    trainer = Trainer(GroupedRegression(), config, tmp_path, regression_data(), regression_data())
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([0.025, 0.0025])  # warm-up 1/4
+    trainer.fit()
+    assert [g["lr"] for g in trainer.optimizer.param_groups] == pytest.approx([0.1, 0.01])
+
+
+class ForgetfulRegression(Regression):
+    def parameter_groups(self):
+        return [{"params": [self.linear.weight]}]
+
+
+def test_parameter_groups_must_list_every_tensor(tmp_path):
+    with pytest.raises(RnnkitError, match="lists 1 tensors, the model has 2"):
+        Trainer(ForgetfulRegression(), TrainConfig(quiet=True), tmp_path, regression_data(), regression_data())

@@ -5,7 +5,9 @@ The trainer only uses the task-model contract (../shared/DESIGN.md):
 * ``model.loss(batch)`` -> :class:`LossOutput` (mean loss, the units it averages over, optional state);
   a model with ``carries_state = True`` is called as ``model.loss(batch, state)`` and its state is carried
   from batch to batch, detached at each edge (truncated BPTT over a stream);
-* ``model.evaluate(data)`` -> dict of metrics, lower ``monitor`` is better.
+* ``model.evaluate(data)`` -> dict of metrics, lower ``monitor`` is better;
+* optionally ``model.parameter_groups()`` -> the optimizer's groups, each ``{"params": [...]}`` with an
+  optional ``"lr_scale"`` (e.g. a smaller rate for tensors copied from a pretrained model).
 
 ``run_config`` is what ``config.json`` records beside the weights (task, model config, tokenizer), enough
 for :func:`rnnkit.load` to rebuild the model.
@@ -125,6 +127,19 @@ def to_device(batch: Any, device: torch.device) -> Any:
     return batch
 
 
+def parameter_groups(model: nn.Module, learning_rate: float) -> list[dict]:
+    """The optimizer's parameter groups: one at ``learning_rate``, unless the task model defines
+    ``parameter_groups()`` (groups of ``params`` with an optional ``lr_scale``, e.g. a smaller rate for
+    pretrained parts). The schedule then multiplies every group's rate by the same factor."""
+    if not hasattr(model, "parameter_groups"):
+        return [{"params": list(model.parameters()), "lr": learning_rate}]
+    groups = [{"params": g["params"], "lr": learning_rate * g.get("lr_scale", 1.0)} for g in model.parameter_groups()]
+    listed = sum(len(g["params"]) for g in groups)
+    if listed != len(list(model.parameters())):
+        raise RnnkitError(f"parameter_groups() lists {listed} tensors, the model has {len(list(model.parameters()))}.")
+    return [g for g in groups if g["params"]]
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -199,7 +214,7 @@ class Trainer:
             # one fused kernel per step instead of a dozen passes over every tensor: for a 20 M-parameter
             # model on 2 CPU cores, 7.7 ms against 45 ms (bench/lm.py's WikiText model, a third of its step)
             options["fused"] = True
-        self.optimizer = OPTIMIZERS[config.optimizer](model.parameters(), **options)
+        self.optimizer = OPTIMIZERS[config.optimizer](parameter_groups(model, config.learning_rate), **options)
         self.position = Position()
         self.scheduler = self._make_scheduler()
         self.scaler = precision.grad_scaler(config.precision, self.device)  # fp16 only

@@ -195,6 +195,27 @@ def test_init_from_language_model_copies_embedding_and_first_layer(tmp_path):
         wrong.init_from_language_model(lm)
 
 
+def test_copied_tensors_form_their_own_learning_rate_group(tmp_path):
+    lm = _tiny_language_model(tmp_path, ["good", "bad", "film"])
+    config = ClassifierConfig(
+        vocab_size=5, num_classes=2, embedding_size=5, hidden_size=6, ensemble=2, pretrained_lr_scale=0.1
+    )
+    model = TextClassifier(config)
+    (only,) = model.parameter_groups()  # nothing copied yet: one group at the full rate
+    assert len(only["params"]) == len(list(model.parameters()))
+    model.init_from_language_model(lm)
+    rest, copied = model.parameter_groups()
+    tensors = model.state_dict(keep_vars=True)
+    assert copied["lr_scale"] == 0.1
+    assert {id(p) for p in copied["params"]} == {
+        id(tensors[f"members.{k}.{name}"]) for k in (0, 1) for name in model.pretrained
+    }
+    assert len(copied["params"]) == 2 * 5  # the embedding and layer 0's four tensors, in each member
+    assert len(rest["params"]) + len(copied["params"]) == len(list(model.parameters()))
+    with pytest.raises(RnnkitError, match="pretrained_lr_scale must be positive"):
+        ClassifierConfig(vocab_size=5, num_classes=2, pretrained_lr_scale=0)
+
+
 def test_train_classifier_init_from_uses_the_lms_vocabulary(tmp_path):
     import pandas as pd
 

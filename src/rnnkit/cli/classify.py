@@ -42,6 +42,9 @@ def train(
             "embedding and first layer (sets --cell, --embedding-size, --hidden-size; no GloVe)."
         ),
     ] = None,
+    pretrained_lr_scale: Annotated[
+        float, typer.Option(help="With --init-from: the copied tensors learn at this times the learning rate.")
+    ] = DEFAULT.pretrained_lr_scale,
     class_weights: Annotated[str, typer.Option(help="none, or balanced (w_c = n / (C n_c)) for skewed labels.")] = (
         "none"
     ),
@@ -76,7 +79,7 @@ def train(
     model_options = {
         "cell": cell, "pooling": pooling, "hidden_size": hidden_size, "num_layers": layers,
         "embedding_size": embedding_size, "dropout": dropout, "word_dropout": word_dropout,
-        "freeze_embeddings": freeze_embeddings, "ensemble": ensemble,
+        "freeze_embeddings": freeze_embeddings, "ensemble": ensemble, "pretrained_lr_scale": pretrained_lr_scale,
     }  # fmt: skip
     summary = train_classifier(options, model_options, training.config(), out, resume=training.resume)
     test = summary.get("test", {})

@@ -70,6 +70,9 @@ class ClassifierConfig:
     freeze_embeddings: bool = False  # keep the (pretrained) vectors fixed
     class_weights: tuple[float, ...] = ()  # () = all 1; else one weight per class
     ensemble: int = 1  # independent networks whose logits are averaged
+    # learning-rate multiplier of the tensors copied from a language model (ULMFiT's discriminative
+    # fine-tuning): small, so that the classifier's first steps do not wipe out what the LM learnt
+    pretrained_lr_scale: float = 1.0
 
     def __post_init__(self) -> None:
         if self.cell not in LAYERS:
@@ -81,6 +84,8 @@ class ClassifierConfig:
                 raise RnnkitError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if self.num_classes < 2:
             raise RnnkitError(f"num_classes must be at least 2, got {self.num_classes}.")
+        if self.pretrained_lr_scale <= 0:
+            raise RnnkitError(f"pretrained_lr_scale must be positive, got {self.pretrained_lr_scale}.")
         for name in ("dropout", "word_dropout"):
             if not 0 <= getattr(self, name) < 1:
                 raise RnnkitError(f"{name} must be a probability in [0, 1), got {getattr(self, name)}.")
@@ -197,6 +202,7 @@ class TextClassifier(nn.Module):
         self.register_buffer("temperature", torch.ones(()))
         weights = torch.tensor(config.class_weights or [1.0] * config.num_classes)
         self.register_buffer("class_weights", weights, persistent=False)
+        self.pretrained: list[str] = []  # names (within a member) of the tensors copied from a language model
 
     @classmethod
     def from_config(cls, model_config: dict) -> TextClassifier:
@@ -213,7 +219,22 @@ class TextClassifier(nn.Module):
         """Start every member from an rnnkit language model (:meth:`ClassifierNetwork.init_from_language_model`);
         returns the names of the tensors copied into each member."""
         copied = [member.init_from_language_model(lm) for member in self.members]
-        return copied[0]
+        self.pretrained = copied[0]
+        return self.pretrained
+
+    def parameter_groups(self) -> list[dict]:
+        """The trainer's optimizer groups: the tensors copied from a language model learn at
+        ``config.pretrained_lr_scale`` times the learning rate, the rest at the learning rate."""
+        scale = self.config.pretrained_lr_scale
+        # by identity, through the state dict: the copied names are torch's (rnn.weight_ih_l0), which the
+        # layers' state dict keeps while their parameters live in cells
+        tensors = self.state_dict(keep_vars=True)
+        members = range(len(self.members))
+        scaled = {id(tensors[f"members.{k}.{n}"]) for k in members for n in self.pretrained} if scale != 1 else set()
+        groups = [{"params": [p for p in self.parameters() if id(p) not in scaled]}]
+        if scaled:
+            groups.append({"params": [p for p in self.parameters() if id(p) in scaled], "lr_scale": scale})
+        return groups
 
     def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
         """``ids`` ``(N, L)``, ``lengths`` ``(N,)`` -> uncalibrated logits ``(N, C)``, the members' mean."""
