@@ -84,8 +84,14 @@ def test_eval_reports_greedy_and_beam_rates(trained, corpus):
 
 def test_streaming_model_transcribes_a_file_chunk_by_chunk(corpus, tmp_path):
     out = tmp_path / "stream-run"
-    result = runner.invoke(app, ["asr", "train", "--manifest", str(corpus), "--out", str(out), "--streaming", *TINY])
+    lm_text = tmp_path / "more.txt"
+    lm_text.write_text("Quixotic ZEBRAS!\n\n", encoding="utf-8")
+    args = ["asr", "train", "--manifest", str(corpus), "--out", str(out), "--streaming", *TINY]
+    missing = runner.invoke(app, [*args, "--lm-text", str(tmp_path / "none.txt")])
+    assert missing.exit_code == 2 and "cannot read the LM text" in missing.stderr and not out.exists()
+    result = runner.invoke(app, [*args, "--lm-text", str(lm_text)])
     assert result.exit_code == 0, result.output
+    assert {"quixo", "zebra"} <= set(json.loads((out / "char_lm.json").read_text())["counts"])  # 5-char histories
     wav = str(pd.read_csv(corpus / "manifest.csv")["path"][0])
     streamed = runner.invoke(app, ["asr", "transcribe", str(out), str(corpus / wav), "--stream", "--chunk-ms", "200",
                                    "--json"])  # fmt: skip

@@ -83,19 +83,25 @@ def train(
     augment: Annotated[bool, typer.Option(help="SpecAugment time and frequency masks on training batches.")] = True,
     batch_size: Annotated[int, typer.Option(help="Utterances per batch.")] = 32,
     max_train: Annotated[int, typer.Option(help="Use at most this many training utterances (0: all).")] = 0,
+    lm_text: Annotated[
+        Path | None,
+        typer.Option(help="Extra sentences (one a line) for the character LM, beside the training transcripts."),
+    ] = None,
     warmup: Annotated[int, typer.Option(help="Steps of linear learning-rate warm-up.")] = 200,
     eval_every: Annotated[int, typer.Option(help="Validate every this many steps (0: once per epoch).")] = 0,
     *,
     training: o.Training,
 ) -> None:
     """Train a CTC recogniser on the manifest's train split (the lowest validation CER is kept), fit a
-    character LM on its transcripts, and score the test split; metrics.json, log.csv and loss.png go to --out.
+    character LM on its transcripts (and --lm-text), and score the test split; metrics.json, log.csv and
+    loss.png go to --out.
 
     Example: rnnkit asr train --manifest corpora/grammar --out runs/asr --max-minutes 90
     """
     from rnnkit.tasks.asr_training import AsrData, train_asr
 
-    data = AsrData(manifest=str(manifest), batch_size=batch_size, augment=augment, max_train=max_train)
+    data = AsrData(manifest=str(manifest), batch_size=batch_size, augment=augment, max_train=max_train,
+                   lm_text=str(lm_text or ""))  # fmt: skip
     model_options = {
         "cell": cell, "hidden_size": hidden_size, "num_layers": layers, "conv_channels": conv_channels,
         "dropout": dropout, "bidirectional": not streaming, "normalisation": "global" if streaming else "utterance",

@@ -8,8 +8,9 @@ The CLI's ``rnnkit asr train|eval`` call these; a notebook can too::
 
 Features are computed once (log-mel of every readable file; unreadable ones are skipped and counted) and
 kept in memory as float16. The best checkpoint is the one with the lowest validation CER (greedy).
-After training, a character 6-gram is fitted on the training transcripts (``char_lm.json``) and the test
-split is scored greedy and by beam search, overall and per synthesiser (``engine``).
+A character 6-gram is fitted on the training transcripts, plus any text-only sentences given as ``lm_text``
+(text is cheaper than transcribed audio; keep the test sentences out of it), into ``char_lm.json``. After
+training the test split is scored greedy and by beam search, overall and per synthesiser (``engine``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from tqdm.auto import tqdm
 from rnnkit import checkpoint
 from rnnkit.data.audio import read_audio
 from rnnkit.data.speech_corpus import read_manifest
+from rnnkit.data.speech_texts import normalise_text
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import training_curves
 from rnnkit.tasks import load
@@ -41,6 +43,7 @@ class AsrData:
     batch_size: int = 32
     augment: bool = True  # SpecAugment on training batches
     max_train: int = 0  # use at most this many training utterances (0: all)
+    lm_text: str = ""  # a UTF-8 file of extra sentences (one a line) for the character LM, beside the transcripts
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
@@ -87,12 +90,32 @@ def check_texts(texts: list[str], alphabet: str, where: str) -> None:
             )
 
 
+def read_lm_text(path: str) -> list[str]:
+    """The non-empty lines of ``path`` (none for ""), normalised to the recogniser's alphabet."""
+    if not path:
+        return []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as error:
+        raise RnnkitError(f"cannot read the LM text {path}: {error}") from None
+    return [text for text in map(normalise_text, lines) if text]
+
+
+def fit_char_lm(run: Path | str, sentences: list[str], alphabet: str) -> CharNgram:
+    """Fit the decoder's character n-gram on ``sentences`` and write it into the run directory."""
+    Path(run).mkdir(parents=True, exist_ok=True)
+    lm = CharNgram.fit(sentences, alphabet, LM_ORDER)
+    checkpoint.write_json(Path(run) / LM_FILE, lm.to_config())
+    return lm
+
+
 def train_asr(options: AsrData, model_options: dict, train_config: TrainConfig, out: Path | str, *,
               resume: bool = False) -> dict:  # fmt: skip
     """Train on the manifest's train split (valid picks the best checkpoint), fit the character LM, score
     the test split; returns the summary (also ``out/metrics.json``)."""
     out = Path(out)
     config = SpeechRecognizerConfig(**model_options)
+    lm_text = read_lm_text(options.lm_text)  # a bad file stops here, before minutes of features
     seed_everything(train_config.seed)  # the initial weights too, not only what the Trainer draws
     model = SpeechRecognizer(config)
     quiet = train_config.quiet
@@ -116,10 +139,8 @@ def train_asr(options: AsrData, model_options: dict, train_config: TrainConfig, 
                          augment=options.augment)  # fmt: skip
     valid = make_batches(model, valid_features, 2 * options.batch_size, shuffle=False) if valid_features.raw else None
     trainer = Trainer(model, replace(train_config, monitor="cer"), out, train, valid, run_config=run_config)
-    # the LM needs only the training transcripts: written first, so even an interrupted run can use it
-    out.mkdir(parents=True, exist_ok=True)
-    lm = CharNgram.fit(train_features.texts, config.alphabet, LM_ORDER)
-    checkpoint.write_json(out / LM_FILE, lm.to_config())
+    # the LM needs only text: written first, so even an interrupted run can use it
+    fit_char_lm(out, train_features.texts + lm_text, config.alphabet)
     summary = trainer.fit(resume=resume)
     if summary["stopped_by"] == "interrupted":
         return summary
