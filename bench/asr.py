@@ -121,10 +121,11 @@ def run_task(name: str, args) -> dict:
     )
     lm_text = unspoken_sentences(corpus) if task.get("lm_text") else None
     data = AsrData(str(corpus), batch_size=task["batch_size"], lm_text=str(lm_text or ""))
+    extra_sentences = read_lm_text(data.lm_text)
     if args.reuse and (run / "metrics.json").exists():
         # score an earlier run again, with the character LM this script fits now
         summary = json.loads((run / "metrics.json").read_text())
-        texts = list(read_manifest(corpus, "train")["text"]) + read_lm_text(data.lm_text)
+        texts = list(read_manifest(corpus, "train")["text"]) + extra_sentences
         fit_char_lm(run, texts, load(run).config.alphabet)
     else:
         summary = train_asr(data, model, config, run)
@@ -142,7 +143,7 @@ def run_task(name: str, args) -> dict:
         "parameters": summary.get("parameters"),
         "train": {k: summary[k] for k in ("stopped_by", "steps", "epochs_completed", "train_seconds", "best_valid")},
         "data": summary.get("data"),
-        "lm_text_sentences": len(read_lm_text(data.lm_text)),
+        "lm_text_sentences": len(extra_sentences),
         "learning_curve": curve,
         "lm": {"weight": weight, "bonus": bonus, "valid_cer_by_weight_bonus": lm_grid},
         "test": test,

@@ -134,9 +134,10 @@ def parameter_groups(model: nn.Module, learning_rate: float) -> list[dict]:
     if not hasattr(model, "parameter_groups"):
         return [{"params": list(model.parameters()), "lr": learning_rate}]
     groups = [{"params": g["params"], "lr": learning_rate * g.get("lr_scale", 1.0)} for g in model.parameter_groups()]
-    listed = sum(len(g["params"]) for g in groups)
-    if listed != len(list(model.parameters())):
-        raise RnnkitError(f"parameter_groups() lists {listed} tensors, the model has {len(list(model.parameters()))}.")
+    # torch's optimizer refuses a tensor in two groups; a count catches the ones left out
+    listed, total = sum(len(g["params"]) for g in groups), sum(1 for _ in model.parameters())
+    if listed != total:
+        raise RnnkitError(f"parameter_groups() lists {listed} tensors, the model has {total}.")
     return [g for g in groups if g["params"]]
 
 
