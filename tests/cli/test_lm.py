@@ -75,12 +75,27 @@ def test_resume_continues_a_finished_run_to_more_epochs(trained, corpus):
     assert json.loads(result.stdout)["summary"]["epochs_completed"] == 3
 
 
+def test_a_word_model_with_a_tied_adaptive_softmax_trains_and_generates(corpus, tmp_path):
+    out = tmp_path / "adaptive"
+    words = ["--tokenizer", "word", "--adaptive-cutoffs", "4,8", "--embedding-size", "16", "--epochs", "1"]
+    result = runner.invoke(app, ["lm", "train", "--data", str(corpus), "--out", str(out), *TINY, *words, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"]["perplexity"] > 1
+    config = json.loads((out / "config.json").read_text())["model"]
+    assert config["adaptive_cutoffs"] == [4, 8] and config["tie_weights"]
+    result = runner.invoke(app, ["lm", "generate", str(out), "--prime", "ROMEO:", "--length", "5", "--json"])
+    assert result.exit_code == 0, result.output
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
         (["lm", "train", "--data", "no/such/file.txt", "--out", "x"], "neither a built-in corpus"),
         (["lm", "train", "--data", "{corpus}", "--tokenizer", "bytes", "--out", "x"], "Unknown tokenizer 'bytes'"),
         (["lm", "train", "--data", "{corpus}", "--cell", "mlp", "--out", "x"], "Unknown cell 'mlp'"),
+        (["lm", "train", "--data", "{corpus}", "--adaptive-cutoffs", "4;8", "--out", "x"], "whole numbers separated"),
+        (["lm", "train", "--data", "{corpus}", "--adaptive-cutoffs", "8,4", "--out", "x"], "must increase"),
+        (["lm", "train", "--data", "{corpus}", "--adaptive-cutoffs", "2,4,6,8,10", "--out", "x"], "rounds to 0"),
         (["lm", "eval", "no/such/run"], "is not a directory"),
         (["lm", "eval", "{run}", "--data", "{corpus}", "--dynamic-lr", "-1"], "learning_rate > 0"),
         (["lm", "eval", "{run}", "--data", "shakespeare", "--split", "dev"], "Unknown split 'dev'"),

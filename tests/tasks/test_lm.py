@@ -103,7 +103,6 @@ def test_adaptive_softmax_gives_normalised_log_probs_and_a_loss():
         ({"hidden_size": 0}, "hidden_size must be at least 1"),
         ({"weight_drop": 1.0}, r"weight_drop must be a probability in \[0, 1\)"),
         ({"adaptive_cutoffs": (8, 4), "tie_weights": False}, "adaptive_cutoffs must increase"),
-        ({"adaptive_cutoffs": (4,)}, "tie_weights does not combine with an adaptive softmax"),
     ],
 )
 def test_bad_config_is_refused(overrides, message):

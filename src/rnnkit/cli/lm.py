@@ -9,6 +9,7 @@ import typer
 
 from rnnkit.cli import options as o
 from rnnkit.data.text import tokenizer_from_config
+from rnnkit.errors import RnnkitError
 from rnnkit.tasks import load
 from rnnkit.tasks.lm_training import LanguageModelData, evaluate_language_model, train_language_model
 
@@ -28,6 +29,13 @@ def train(
     hidden_size: Annotated[int, typer.Option(help="Units per recurrent layer.")] = 512,
     embedding_size: Annotated[int, typer.Option(help="Embedding width (also the last layer's, when tied).")] = 256,
     tie: Annotated[bool, typer.Option(help="Share the embedding with the output layer.")] = True,
+    adaptive_cutoffs: Annotated[
+        str,
+        typer.Option(
+            help="Adaptive softmax cluster edges for large vocabularies, e.g. 2000,10000 ('': full softmax); "
+            "with --tie the input embeds words with the softmax's matrices (adaptive input)."
+        ),
+    ] = "",
     dropout: Annotated[float, typer.Option(help="Locked dropout before the output layer.")] = 0.2,
     hidden_dropout: Annotated[float, typer.Option(help="Locked dropout on the input and between layers.")] = 0.1,
     weight_drop: Annotated[float, typer.Option(help="DropConnect on hidden-to-hidden weights.")] = 0.0,
@@ -48,6 +56,7 @@ def train(
         "hidden_size": hidden_size,
         "embedding_size": embedding_size,
         "tie_weights": tie,
+        "adaptive_cutoffs": parse_cutoffs(adaptive_cutoffs),
         "output_dropout": dropout,
         "hidden_dropout": hidden_dropout,
         "input_dropout": hidden_dropout,
@@ -65,6 +74,16 @@ def train(
             f"test: {test['bits_per_token']:.3f} bits/{summary['unit']}, perplexity {test['perplexity']:.2f}"
             f" ({test['tokens']:,} tokens); run in {out}"
         )
+
+
+def parse_cutoffs(text: str) -> tuple[int, ...]:
+    """``"2000,10000"`` -> ``(2000, 10000)``; the model's config checks that they fit the vocabulary."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise RnnkitError(
+            f"--adaptive-cutoffs takes whole numbers separated by commas, e.g. 2000,10000; got {text!r}."
+        ) from None
 
 
 @app.command("eval")

@@ -118,7 +118,7 @@ def _language_model(model, *, text: str | None = None, **_) -> Inspection:
     ids = tokenizer.encode(text or "")
     if not ids:
         raise RnnkitError("the text has no tokens for this model's tokenizer; give some text with --text.")
-    device = model.embedding.weight.device
+    device = next(model.parameters()).device
     (hidden, _), captured = trace_layers(model, lambda: model(torch.tensor([ids], device=device)))
     predicted = model.log_probs(hidden)[0].argmax(-1).tolist()  # the likeliest next token after each step
     return Inspection(

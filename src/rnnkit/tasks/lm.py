@@ -25,9 +25,11 @@ from torch import Tensor, nn
 from rnnkit.data.text import batchify, stream_windows
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import GRU, LSTM, RNN
+from rnnkit.tasks.adaptive_input import TiedAdaptiveEmbedding
 from rnnkit.train import LossOutput
 
 LAYERS = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+ADAPTIVE_DIV = 4  # each adaptive-softmax cluster projects to a quarter of the one before (Grave et al.)
 
 
 @dataclass(frozen=True)
@@ -37,7 +39,9 @@ class LanguageModelConfig:
     embedding_size: int = 256
     hidden_size: int = 512
     num_layers: int = 2
-    tie_weights: bool = True  # output layer shares the embedding matrix (Inan et al. 2016; Press & Wolf 2017)
+    # output layer shares the embedding matrix (Inan et al. 2016; Press & Wolf 2017); with an adaptive softmax,
+    # the input embeds words with the softmax's own matrices (adaptive input, rnnkit.tasks.adaptive_input)
+    tie_weights: bool = True
     embedding_dropout: float = 0.0  # drop whole word types from the embedding
     input_dropout: float = 0.1  # locked dropout on the embedded input
     hidden_dropout: float = 0.1  # locked dropout between recurrent layers
@@ -62,8 +66,12 @@ class LanguageModelConfig:
             raise RnnkitError(
                 f"adaptive_cutoffs must increase within (0, vocab_size={self.vocab_size}), got {cutoffs}."
             )
-        if cutoffs and self.tie_weights:
-            raise RnnkitError("tie_weights does not combine with an adaptive softmax; turn one of them off.")
+        top = self.embedding_size if self.tie_weights else self.hidden_size  # what the softmax reads
+        if cutoffs and top // ADAPTIVE_DIV ** len(cutoffs) < 1:
+            raise RnnkitError(
+                f"the adaptive softmax's last cluster projects {top} units to {top} / {ADAPTIVE_DIV}^{len(cutoffs)}, "
+                "which rounds to 0; give fewer adaptive_cutoffs or a wider output."
+            )
 
 
 def locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
@@ -74,8 +82,10 @@ def locked_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     return x * mask
 
 
-def embedding_dropout(embedding: nn.Embedding, ids: Tensor, p: float, training: bool) -> Tensor:
+def embedding_dropout(embedding: nn.Embedding | TiedAdaptiveEmbedding, ids: Tensor, p: float, training: bool) -> Tensor:
     """Embed ``ids``, dropping whole rows (word types) of the matrix with probability ``p``."""
+    if isinstance(embedding, TiedAdaptiveEmbedding):
+        return embedding(ids, p if training else 0.0)
     weight = embedding.weight
     if training and p > 0:
         weight = weight * weight.new_empty(weight.shape[0], 1).bernoulli_(1 - p) / (1 - p)
@@ -91,7 +101,9 @@ class LanguageModel(nn.Module):
         super().__init__()
         self.config = config
         self.may_skip_parameters = bool(config.adaptive_cutoffs)  # a batch may not reach every cluster (DDP)
-        self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
+        tied_adaptive = bool(config.adaptive_cutoffs) and config.tie_weights
+        if not tied_adaptive:
+            self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
         layers = []
         for index in range(config.num_layers):
             last = index == config.num_layers - 1
@@ -103,8 +115,10 @@ class LanguageModel(nn.Module):
         top_size = layers[-1].output_size
         if config.adaptive_cutoffs:
             self.output = nn.AdaptiveLogSoftmaxWithLoss(
-                top_size, config.vocab_size, list(config.adaptive_cutoffs), div_value=4.0
+                top_size, config.vocab_size, list(config.adaptive_cutoffs), div_value=ADAPTIVE_DIV
             )
+            if tied_adaptive:
+                self.embedding = TiedAdaptiveEmbedding(self.output)
         else:
             self.output = nn.Linear(top_size, config.vocab_size)
             if config.tie_weights:
@@ -112,7 +126,7 @@ class LanguageModel(nn.Module):
         # by default the embedding keeps torch's N(0, 1) start: AWD-LSTM's U(-0.1, 0.1) learns far slower with
         # Adam; with SGD at a large rate and a tied output layer (Zaremba et al.) the small start is the one
         # that trains, since N(0, 1) output weights start the softmax saturated
-        if config.init_range > 0:
+        if config.init_range > 0 and isinstance(self.embedding, nn.Embedding):
             nn.init.uniform_(self.embedding.weight, -config.init_range, config.init_range)
             if isinstance(self.output, nn.Linear):
                 nn.init.uniform_(self.output.weight, -config.init_range, config.init_range)
@@ -123,6 +137,10 @@ class LanguageModel(nn.Module):
         model_config = dict(model_config)
         model_config["adaptive_cutoffs"] = tuple(model_config.get("adaptive_cutoffs", ()))
         return cls(LanguageModelConfig(**model_config))
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
 
     # --- the network ---------------------------------------------------------------------------------------
 
@@ -173,7 +191,7 @@ class LanguageModel(nn.Module):
     def evaluate(self, data) -> dict[str, float]:
         """Per-token loss over a whole stream (state carried across windows), as nats, bits and perplexity."""
         self.eval()
-        device = self.embedding.weight.device
+        device = self.device
         total, count, state = 0.0, 0, None
         for x, y in data.batches(0):
             x, y = x.to(device), y.to(device)
@@ -206,7 +224,7 @@ class LanguageModel(nn.Module):
                 f"{top_p}, {top_k}, {length}."
             )
         self.eval()
-        device = self.embedding.weight.device
+        device = self.device
         # the prime in one pass; then step by step
         hidden, state = self(torch.tensor([prime], device=device))
         hidden = hidden[:, -1]  # (1, H_top)
