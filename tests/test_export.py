@@ -57,6 +57,23 @@ def test_language_model_step_matches_the_model_over_a_sequence(tmp_path, cell):
         states = dict(zip(names, new_states, strict=True))
 
 
+def test_a_language_model_with_a_tied_adaptive_softmax_exports_its_log_probabilities(tmp_path):
+    torch.manual_seed(0)
+    config = LanguageModelConfig(vocab_size=30, embedding_size=16, hidden_size=8, adaptive_cutoffs=(5, 12))
+    model = LanguageModel(config).eval()
+    onnx, result = session(tmp_path, "lm", model)
+    ids = torch.tensor([[0, 7, 29, 4], [13, 5, 11, 20], [2, 2, 28, 6]])  # every band, batch 3
+    with torch.no_grad():
+        hidden, _ = model(ids)
+        expected = model.log_probs(hidden)  # (N, T, V)
+    names = [i.name for i in onnx.get_inputs()][1:]
+    states = {name: np.zeros([3 if d == "batch" else d for d in result["inputs"][name]], np.float32) for name in names}
+    for t in range(ids.shape[1]):
+        logits, *new_states = onnx.run(None, {"token": ids[:, t].numpy(), **states})
+        assert_close(torch.from_numpy(logits), expected[:, t], **TOLERANCE)
+        states = dict(zip(names, new_states, strict=True))
+
+
 @pytest.mark.parametrize(("cell", "pooling", "num_layers"), [("lstm", "attention", 2), ("gru", "last", 1),
                                                              ("lstm", "max", 1), ("lstm", "last", 2)])  # fmt: skip
 def test_classifier_matches_eager_at_other_batch_and_sequence_sizes(tmp_path, cell, pooling, num_layers):

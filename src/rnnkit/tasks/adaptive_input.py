@@ -44,9 +44,8 @@ class TiedAdaptiveEmbedding(nn.Module):
         flat = ids.reshape(-1)
         out = self.head.weight.new_zeros(flat.shape[0], self.embedding_dim)
         for index, (low, high) in enumerate(zip(self.edges[:-1], self.edges[1:], strict=True)):
+            # no shortcut for an empty band: a traced graph (ONNX export) must hold every band
             rows = ((flat >= low) & (flat < high)).nonzero().squeeze(1)
-            if rows.numel() == 0:
-                continue
             local = flat[rows] - low
             if index == 0:
                 vectors = self.head.weight[local]  # the shortlist's rows of the head
