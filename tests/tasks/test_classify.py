@@ -195,6 +195,18 @@ def test_init_from_language_model_copies_embedding_and_first_layer(tmp_path):
         wrong.init_from_language_model(lm)
 
 
+def test_init_from_a_language_model_with_a_tied_adaptive_input_copies_every_word_vector():
+    from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig
+
+    torch.manual_seed(2)
+    config = LanguageModelConfig(vocab_size=9, embedding_size=16, hidden_size=6, adaptive_cutoffs=(3, 6))
+    lm = LanguageModel(config)
+    model = TextClassifier(ClassifierConfig(vocab_size=9, num_classes=2, embedding_size=16, hidden_size=6))
+    model.init_from_language_model(lm)
+    (network,) = model.members
+    torch.testing.assert_close(network.embedding.weight, lm.embedding(torch.arange(9)))
+
+
 def test_copied_tensors_form_their_own_learning_rate_group(tmp_path):
     lm = _tiny_language_model(tmp_path, ["good", "bad", "film"])
     config = ClassifierConfig(

@@ -131,6 +131,11 @@ class ClassifierNetwork(nn.Module):
         The classifier must use the LM's tokenizer (same ids), cell, embedding and first-layer hidden size.
         """
         source = lm.state_dict()
+        if "embedding.weight" not in source and hasattr(lm.embedding, "num_embeddings"):
+            # a tied adaptive input has no table of its own: every word's vector, read from the softmax
+            with torch.no_grad():
+                words = torch.arange(lm.embedding.num_embeddings, device=next(lm.parameters()).device)
+                source["embedding.weight"] = lm.embedding(words)
         pairs = {"embedding.weight": "embedding.weight"}
         pairs.update(
             {f"rnn.{name}_l0": f"layers.0.{name}_l0" for name in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")}
