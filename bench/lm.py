@@ -24,6 +24,7 @@ import pyppmd
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe, merge_results
 from rnnkit.allocator import keep_freed_memory
+from rnnkit.checkpoint import RESUME_FILE, load_state
 from rnnkit.data import shakespeare
 from rnnkit.kernels.aten import native_bf16
 from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig
@@ -191,10 +192,12 @@ def wikitext_budget(run: Path, reference_minutes: float, scale: float, resume: b
         account = {"reference_minutes": reference_minutes, "reference_used": 0.0, "seconds_booked": 0.0}
         ledger.write_text(json.dumps({**account, "scale": scale}))
         return reference_minutes * scale
-    account = json.loads(ledger.read_text())
+    # what the last session trained (booked at its rate, even if it was killed before booking it itself)
+    elapsed = load_state(run / RESUME_FILE)["position"]["elapsed"]
+    account = charge_budget(run, elapsed)
     ledger.write_text(json.dumps({**account, "scale": scale}))
     left = max(account["reference_minutes"] - account["reference_used"], 0.0)
-    return account["seconds_booked"] / 60 + left * scale
+    return elapsed / 60 + left * scale
 
 
 def charge_budget(run: Path, train_seconds: float) -> dict:
