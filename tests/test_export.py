@@ -39,6 +39,16 @@ def session(tmp_path, task, model):
     return ort.InferenceSession(result["path"]), result
 
 
+def assert_steps_match(onnx, result, ids, expected):
+    """Feed ``ids`` ``(3, T)`` to the exported step one column at a time, states carried, against ``expected``."""
+    names = [i.name for i in onnx.get_inputs()][1:]
+    states = {name: np.zeros([3 if d == "batch" else d for d in result["inputs"][name]], np.float32) for name in names}
+    for t in range(ids.shape[1]):
+        logits, *new_states = onnx.run(None, {"token": ids[:, t].numpy(), **states})
+        assert_close(torch.from_numpy(logits), expected[:, t], **TOLERANCE)
+        states = dict(zip(names, new_states, strict=True))
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn"])
 def test_language_model_step_matches_the_model_over_a_sequence(tmp_path, cell):
     torch.manual_seed(0)
@@ -49,12 +59,7 @@ def test_language_model_step_matches_the_model_over_a_sequence(tmp_path, cell):
     with torch.no_grad():
         hidden, _ = model(ids)
         expected = model.output(hidden)  # (N, T, V)
-    names = [i.name for i in onnx.get_inputs()][1:]
-    states = {name: np.zeros([3 if d == "batch" else d for d in result["inputs"][name]], np.float32) for name in names}
-    for t in range(ids.shape[1]):
-        logits, *new_states = onnx.run(None, {"token": ids[:, t].numpy(), **states})
-        assert_close(torch.from_numpy(logits), expected[:, t], **TOLERANCE)
-        states = dict(zip(names, new_states, strict=True))
+    assert_steps_match(onnx, result, ids, expected)
 
 
 def test_a_language_model_with_a_tied_adaptive_softmax_exports_its_log_probabilities(tmp_path):
@@ -66,12 +71,7 @@ def test_a_language_model_with_a_tied_adaptive_softmax_exports_its_log_probabili
     with torch.no_grad():
         hidden, _ = model(ids)
         expected = model.log_probs(hidden)  # (N, T, V)
-    names = [i.name for i in onnx.get_inputs()][1:]
-    states = {name: np.zeros([3 if d == "batch" else d for d in result["inputs"][name]], np.float32) for name in names}
-    for t in range(ids.shape[1]):
-        logits, *new_states = onnx.run(None, {"token": ids[:, t].numpy(), **states})
-        assert_close(torch.from_numpy(logits), expected[:, t], **TOLERANCE)
-        states = dict(zip(names, new_states, strict=True))
+    assert_steps_match(onnx, result, ids, expected)
 
 
 @pytest.mark.parametrize(("cell", "pooling", "num_layers"), [("lstm", "attention", 2), ("gru", "last", 1),
