@@ -194,18 +194,20 @@ def wikitext_budget(run: Path, reference_minutes: float, scale: float, resume: b
         return reference_minutes * scale
     # what the last session trained (booked at its rate, even if it was killed before booking it itself)
     elapsed = load_state(run / RESUME_FILE)["position"]["elapsed"]
-    account = charge_budget(run, elapsed)
-    ledger.write_text(json.dumps({**account, "scale": scale}))
+    account = charge_budget(run, elapsed, new_scale=scale)
     left = max(account["reference_minutes"] - account["reference_used"], 0.0)
     return elapsed / 60 + left * scale
 
 
-def charge_budget(run: Path, train_seconds: float) -> dict:
-    """Book the seconds trained since the last booking, at the rate of the machine that trained them."""
+def charge_budget(run: Path, train_seconds: float, new_scale: float | None = None) -> dict:
+    """Book the seconds trained since the last booking, at the rate of the machine that trained them; with
+    ``new_scale``, the seconds from here on are this machine's (a resumed run)."""
     ledger = run / "budget.json"
     account = json.loads(ledger.read_text())
     account["reference_used"] += (train_seconds - account["seconds_booked"]) / 60 / account["scale"]
     account["seconds_booked"] = train_seconds
+    if new_scale is not None:
+        account["scale"] = new_scale
     ledger.write_text(json.dumps(account))
     return account
 
