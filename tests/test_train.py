@@ -141,11 +141,13 @@ def test_ctrl_c_finishes_the_step_saves_there_and_resume_matches(tmp_path):
     Trainer(straight, config, tmp_path / "a", regression_data(), regression_data()).fit()
 
     torch.manual_seed(0)
+    # whatever SIGINT did before (a job started in the background under nohup ignores it)
+    handler_before = signal.getsignal(signal.SIGINT)
     summary = Trainer(SignalledRegression(signal_at=13), config, tmp_path / "b", regression_data()).fit()
     assert summary["stopped_by"] == "interrupted" and summary["steps"] == 13  # the signalled step completes
     saved = checkpoint.load_state(tmp_path / "b" / checkpoint.RESUME_FILE)["position"]
     assert (saved["step"], saved["epoch"], saved["batch"]) == (13, 1, 5)  # 8 batches an epoch
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the handler is put back
+    assert signal.getsignal(signal.SIGINT) is handler_before  # the handler is put back
 
     torch.manual_seed(123)
     resumed = Regression()
