@@ -13,10 +13,11 @@ ECE (15 bins) before and after the temperature. Baseline: scikit-learn ``TfidfVe
 sublinear_tf=True)`` + ``LogisticRegression``, its C picked on the same validation split, fitted on the
 training split.
 
-(c) ``--transfer`` (snippets): a word LSTM language model is trained for ``--lm-minutes`` on in-domain text
-    that no test split contains (the snippets' training texts and the long reviews' training and validation
-    texts, ~1.2M words), then two classifiers with the same recipe and seed differ only in their start: the
-    LM's embedding and first layer (``init_from``, ULMFiT-style transfer) against random initialisation.
+(c) ``--transfer`` (snippets): a word LSTM language model, its embedding started from GloVe
+    (``--lm-vectors``), is trained for ``--lm-minutes`` on in-domain text that no test split contains (the
+    snippets' training texts and the long reviews' training and validation texts, ~1.2M words); then three
+    classifiers with the same recipe and seed differ only in their start: the LM's embedding and first layer
+    (``init_from``, ULMFiT-style transfer), random initialisation, and GloVe alone (what the LM adds).
 
 Writes bench/results/classify.json (``--quick``: classify-quick.json, a tiny budget that only checks the
 script runs).
@@ -138,9 +139,13 @@ def lm_corpus(path: Path, seed: int) -> int:
     return sum(len(t.split()) for t in texts)
 
 
-def transfer(*, quick: bool, seed: int, lm_minutes: float, lm_dir: Path | None = None, lr_scale: float = 1.0) -> dict:
-    """Snippet accuracy of a classifier started from an in-domain LM against one started at random. The LM is
-    trained into ``lm_dir`` (a temporary directory by default), or read from it if one is already there."""
+def transfer(
+    *, quick: bool, seed: int, lm_minutes: float, lm_dir: Path | None = None, lr_scale: float = 1.0,
+    lm_vectors: str = "glove",
+) -> dict:  # fmt: skip
+    """Snippet accuracy of a classifier started from an in-domain LM against one started at random and one
+    started from GloVe alone (what the LM adds to its own start). The LM is trained into ``lm_dir`` (a
+    temporary directory by default), or read from it if one is already there."""
     workload = WORKLOADS["rotten_tomatoes"]
     model = {**workload["model"], "ensemble": 1}  # one network each: the comparison is of the start
     train_options = dict(workload["train"])
@@ -155,7 +160,7 @@ def transfer(*, quick: bool, seed: int, lm_minutes: float, lm_dir: Path | None =
         start = time.perf_counter()
         if not (lm / "metrics.json").exists():
             train_language_model(
-                LanguageModelData(data=str(corpus), tokenizer="word", batch_size=32, window=70),
+                LanguageModelData(data=str(corpus), tokenizer="word", batch_size=32, window=70, vectors=lm_vectors),
                 TRANSFER_LM,
                 TrainConfig(epochs=1000, max_minutes=lm_minutes, learning_rate=3e-3, seed=seed, device="cpu",
                             quiet=True),
@@ -163,6 +168,7 @@ def transfer(*, quick: bool, seed: int, lm_minutes: float, lm_dir: Path | None =
             )  # fmt: skip
         lm_summary = json.loads((lm / "metrics.json").read_text())
         result["lm"] = {
+            "vectors": json.loads((lm / "config.json").read_text())["data"].get("vectors", "random"),
             "minutes": lm_minutes,
             "steps": lm_summary["steps"],
             "test_perplexity": lm_summary["test"]["perplexity"],
@@ -170,6 +176,8 @@ def transfer(*, quick: bool, seed: int, lm_minutes: float, lm_dir: Path | None =
         }
         for name, data, extra in (
             ("random_init", ClassifyData(data=workload["data"], batch_size=workload["batch_size"], vectors="random"),
+             {}),
+            ("glove_init", ClassifyData(data=workload["data"], batch_size=workload["batch_size"], vectors="glove"),
              {}),
             ("lm_init", ClassifyData(data=workload["data"], batch_size=workload["batch_size"], init_from=str(lm)),
              {"pretrained_lr_scale": lr_scale}),
@@ -181,6 +189,7 @@ def transfer(*, quick: bool, seed: int, lm_minutes: float, lm_dir: Path | None =
             result[name]["best_valid_error"] = summary["best_valid"]
     result["pretrained_lr_scale"] = lr_scale
     result["lm_init_minus_random"] = result["lm_init"]["accuracy"] - result["random_init"]["accuracy"]
+    result["lm_init_minus_glove"] = result["lm_init"]["accuracy"] - result["glove_init"]["accuracy"]
     return result
 
 
@@ -191,6 +200,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--transfer", action="store_true", help="also run (c), LM transfer against random init")
     parser.add_argument("--lm-minutes", type=float, default=15.0, help="training budget of the transfer LM")
+    parser.add_argument("--lm-vectors", choices=("glove", "random"), default="glove",
+                        help="the transfer LM's embedding start")  # fmt: skip
     parser.add_argument("--lm-dir", type=Path, help="keep the transfer LM here (and reuse one already there)")
     parser.add_argument("--lr-scale", type=float, default=TRANSFER_LR_SCALE,
                         help="learning-rate multiplier of the tensors copied from the LM")  # fmt: skip
@@ -211,12 +222,14 @@ def main() -> None:
         )
     if args.transfer or args.only == "transfer":
         result = transfer(
-            quick=args.quick, seed=args.seed, lm_minutes=args.lm_minutes, lm_dir=args.lm_dir, lr_scale=args.lr_scale
-        )
+            quick=args.quick, seed=args.seed, lm_minutes=args.lm_minutes, lm_dir=args.lm_dir, lr_scale=args.lr_scale,
+            lm_vectors=args.lm_vectors,
+        )  # fmt: skip
         save(path, ("transfer",), result)
         print(
             f"transfer: LM-initialised {result['lm_init']['accuracy']:.4f} vs random "
-            f"{result['random_init']['accuracy']:.4f} (LM perplexity {result['lm']['test_perplexity']:.1f} after "
+            f"{result['random_init']['accuracy']:.4f} vs GloVe {result['glove_init']['accuracy']:.4f} "
+            f"(LM perplexity {result['lm']['test_perplexity']:.1f} after "
             f"{result['lm']['steps']} steps)",
             flush=True,
         )

@@ -2,7 +2,9 @@
 
 import json
 
+import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from rnnkit.cli import app
@@ -87,6 +89,32 @@ def test_a_word_model_with_a_tied_adaptive_softmax_trains_and_generates(corpus, 
     assert result.exit_code == 0, result.output
 
 
+def test_glove_vectors_start_the_embedding_rows_of_the_words_glove_knows(corpus, tmp_path, monkeypatch):
+    from rnnkit.tasks import lm_training
+    from rnnkit.tasks.lm_training import LanguageModelData, train_language_model
+    from rnnkit.train import TrainConfig
+
+    glove = {"what": np.full(8, 0.5, dtype=np.float32), "light": np.arange(8, dtype=np.float32)}
+    monkeypatch.setattr(lm_training, "glove_vectors", lambda words: {w: v for w, v in glove.items() if w in words})
+    started = {}
+    original = lm_training.load_glove
+
+    def recording(model, tokenizer):
+        count = original(model, tokenizer)
+        rows = model.embedding.weight.detach()
+        started.update({w: rows[tokenizer.encode(w)[0]].clone() for w in [*glove, "through"]})
+        return count
+
+    monkeypatch.setattr(lm_training, "load_glove", recording)
+    monkeypatch.setattr(lm_training, "GLOVE_SIZE", 8)
+    options = LanguageModelData(data=str(corpus), tokenizer="word", batch_size=4, window=8, vectors="glove")
+    model = {"embedding_size": 8, "hidden_size": 8, "num_layers": 1, "tie_weights": False}
+    train_language_model(options, model, TrainConfig(epochs=1, quiet=True), tmp_path / "run")
+    for word, vector in glove.items():
+        assert torch.equal(started[word], torch.from_numpy(vector))
+    assert not torch.equal(started["through"], torch.zeros(8))  # unknown to GloVe: the random start stays
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -96,6 +124,31 @@ def test_a_word_model_with_a_tied_adaptive_softmax_trains_and_generates(corpus, 
         (["lm", "train", "--data", "{corpus}", "--adaptive-cutoffs", "4;8", "--out", "x"], "whole numbers separated"),
         (["lm", "train", "--data", "{corpus}", "--adaptive-cutoffs", "8,4", "--out", "x"], "must increase"),
         (["lm", "train", "--data", "{corpus}", "--adaptive-cutoffs", "2,4,6,8,10", "--out", "x"], "rounds to 0"),
+        (["lm", "train", "--data", "{corpus}", "--vectors", "word2vec", "--out", "x"], "Unknown vectors 'word2vec'"),
+        (["lm", "train", "--data", "{corpus}", "--vectors", "glove", "--out", "x"], "use --tokenizer word"),
+        (
+            ["lm", "train", "--data", "{corpus}", "--tokenizer", "word", "--vectors", "glove", "--out", "x"],
+            "use --embedding-size 50",
+        ),
+        (
+            [
+                "lm",
+                "train",
+                "--data",
+                "{corpus}",
+                "--tokenizer",
+                "word",
+                "--vectors",
+                "glove",
+                "--embedding-size",
+                "50",
+                "--adaptive-cutoffs",
+                "4,8",
+                "--out",
+                "x",
+            ],
+            "--no-tie",
+        ),
         (["lm", "eval", "no/such/run"], "is not a directory"),
         (["lm", "eval", "{run}", "--data", "{corpus}", "--dynamic-lr", "-1"], "learning_rate > 0"),
         (["lm", "eval", "{run}", "--data", "shakespeare", "--split", "dev"], "Unknown split 'dev'"),

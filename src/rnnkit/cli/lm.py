@@ -42,6 +42,9 @@ def train(
     batch_size: Annotated[int, typer.Option(help="Parallel streams per batch.")] = 32,
     window: Annotated[int, typer.Option(help="Steps per truncated-BPTT window.")] = 128,
     eval_every: Annotated[int, typer.Option(help="Validate every N optimizer steps (0: once per epoch).")] = 0,
+    vectors: Annotated[
+        str, typer.Option(help="Input embedding's start: random, or glove (GloVe 6B 50d; word tokens, --no-tie).")
+    ] = "random",
     *,
     training: o.Training,
 ) -> None:
@@ -49,7 +52,9 @@ def train(
 
     Example: rnnkit lm train --data shakespeare --cell lstm --max-minutes 10 --out runs/char-lstm
     """
-    data_options = LanguageModelData(data=data, tokenizer=tokenizer, batch_size=batch_size, window=window)
+    data_options = LanguageModelData(
+        data=data, tokenizer=tokenizer, batch_size=batch_size, window=window, vectors=vectors
+    )
     model_options = {
         "cell": cell,
         "num_layers": layers,

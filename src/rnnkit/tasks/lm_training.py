@@ -11,11 +11,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from rnnkit import checkpoint
 from rnnkit.data.corpora import TextSplits, text_file
 from rnnkit.data.plays import shakespeare
+from rnnkit.data.sentiment import GLOVE_SIZE, glove_vectors, vector_table
 from rnnkit.data.text import CharTokenizer, SubwordTokenizer, Tokenizer, WordTokenizer, tokenizer_from_config
 from rnnkit.data.token_file import TokenFile, is_token_file
 from rnnkit.data.wikitext import wikitext2
@@ -30,6 +33,7 @@ from rnnkit.train import TrainConfig, Trainer, seed_everything
 CORPORA = {"shakespeare": shakespeare, "wikitext2": wikitext2}
 TOKENIZERS = {"char": CharTokenizer, "word": WordTokenizer, "subword": SubwordTokenizer}
 DEFAULT_TOKENIZER = {"shakespeare": "char", "wikitext2": "word"}
+VECTORS = ("random", "glove")
 
 
 @dataclass(frozen=True)
@@ -40,10 +44,17 @@ class LanguageModelData:
     window: int = 128  # steps per truncated-BPTT window
     eval_batch_size: int = 8
     subword_vocab_size: int = 4096
+    # the input embedding's start: "random", or "glove" (GloVe 6B 50d where the word has a vector; word
+    # tokenizer and embedding size 50): the LM then learns from a corpus too small to learn word meaning alone
+    vectors: str = "random"
 
     def __post_init__(self) -> None:
         if self.tokenizer and self.tokenizer not in TOKENIZERS:
             raise RnnkitError(f"Unknown tokenizer {self.tokenizer!r}. Select from {', '.join(TOKENIZERS)}.")
+        if self.vectors not in VECTORS:
+            raise RnnkitError(f"Unknown vectors {self.vectors!r}. Select from {', '.join(VECTORS)}.")
+        if self.vectors == "glove" and self.tokenizer_kind != "word":
+            raise RnnkitError("GloVe vectors are for words: use --tokenizer word with --vectors glove.")
 
     @property
     def tokenizer_kind(self) -> str:
@@ -98,6 +109,8 @@ def train_language_model(
     config = LanguageModelConfig(vocab_size=tokenizer.vocab_size, **model_options)
     seed_everything(train_config.seed)  # the initial weights too, not only what the Trainer draws
     model = LanguageModel(config)
+    if options.vectors == "glove" and not (resume and (out / checkpoint.CONFIG_FILE).exists()):
+        load_glove(model, tokenizer)
     run_config = {"task": "lm", "model": asdict(config), "tokenizer": tokenizer.to_config(), "data": asdict(options)}
     trainer = Trainer(model, train_config, out, train, valid, run_config=run_config)
     summary = trainer.fit(resume=resume)
@@ -112,6 +125,21 @@ def train_language_model(
         training_curves(out / "log.csv", out / "loss.png", title=f"{config.cell} on {options.data}")
     write_report(out, text=sample_text(first_window_text(tokenizer, valid)))
     return summary
+
+
+def load_glove(model: LanguageModel, tokenizer: Tokenizer) -> int:
+    """Copy GloVe 6B 50d vectors into the input embedding's rows of the words GloVe knows; returns how many."""
+    # every check before the vectors are read (the archive may have to be fetched first)
+    if not isinstance(model.embedding, nn.Embedding):
+        raise RnnkitError("--vectors glove needs an embedding table: add --no-tie or drop --adaptive-cutoffs.")
+    if model.config.embedding_size != GLOVE_SIZE:
+        raise RnnkitError(f"GloVe vectors have {GLOVE_SIZE} dimensions: use --embedding-size {GLOVE_SIZE}.")
+    if not isinstance(tokenizer, WordTokenizer):
+        raise RnnkitError("GloVe vectors are for words: use --tokenizer word with --vectors glove.")
+    table, known = vector_table(tokenizer.vocab, glove_vectors(tokenizer.words), model.config.embedding_size)
+    with torch.no_grad():
+        model.embedding.weight[known] = table[known]
+    return int(known.sum())
 
 
 def first_window_text(tokenizer: Tokenizer, data) -> str:
