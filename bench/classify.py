@@ -93,7 +93,9 @@ def baseline(splits: SentimentSplits) -> dict:
     }
 
 
-def run(name: str, workload: dict, *, quick: bool, seed: int) -> dict:
+def run(name: str, workload: dict, *, quick: bool, seed: int, lm: dict | None = None) -> dict:
+    """Baseline and rnnkit on one workload; ``lm`` (``{"dir": ..., **language_model(...)}``) starts rnnkit from
+    that language model instead of GloVe."""
     splits = SENTIMENT_SETS[workload["data"]]()
     majority = max(set(splits.test.labels), key=splits.test.labels.count)
     result = {
@@ -106,14 +108,17 @@ def run(name: str, workload: dict, *, quick: bool, seed: int) -> dict:
     if quick:
         train_options = {**train_options, "epochs": 1, "max_minutes": 0.2}
     config = TrainConfig(**train_options, seed=seed, device="cpu", quiet=True)
-    options = ClassifyData(data=workload["data"], batch_size=workload["batch_size"])
+    options = ClassifyData(
+        data=workload["data"], batch_size=workload["batch_size"], init_from=str(lm["dir"]) if lm else ""
+    )
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         summary = train_classifier(options, workload["model"], config, out)
     test = summary["test"]
     result["rnnkit"] = {
         "model": workload["model"],
-        "train": {**train_options, "batch_size": workload["batch_size"], "vectors": "glove-6B-50d"},
+        "train": {**train_options, "batch_size": workload["batch_size"]},
+        "start": {"init_from": "in-domain LM", **lm["lm"]} if lm else "glove-6B-50d",
         "accuracy": test["accuracy"],
         "macro_f1": test["macro_f1"],
         "ece": test["ece"],
@@ -139,54 +144,54 @@ def lm_corpus(path: Path, seed: int) -> int:
     return sum(len(t.split()) for t in texts)
 
 
-def transfer(
-    *, quick: bool, seed: int, lm_minutes: float, lm_dir: Path | None = None, lr_scale: float = 1.0,
-    lm_vectors: str = "glove",
-) -> dict:  # fmt: skip
-    """Snippet accuracy of a classifier started from an in-domain LM against one started at random and one
-    started from GloVe alone (what the LM adds to its own start). The LM is trained into ``lm_dir`` (a
-    temporary directory by default), or read from it if one is already there."""
+def language_model(lm: Path, *, seed: int, minutes: float, vectors: str) -> dict:
+    """Train the in-domain word LM into ``lm`` unless one is already there; returns what describes it."""
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as work:
+        corpus = Path(work) / "reviews.txt"
+        words = lm_corpus(corpus, seed)
+        if not (lm / "metrics.json").exists():
+            train_language_model(
+                LanguageModelData(data=str(corpus), tokenizer="word", batch_size=32, window=70, vectors=vectors),
+                TRANSFER_LM,
+                TrainConfig(epochs=1000, max_minutes=minutes, learning_rate=3e-3, seed=seed, device="cpu", quiet=True),
+                lm,
+            )
+    summary = json.loads((lm / "metrics.json").read_text())
+    return {
+        "lm_model": {k: list(v) if isinstance(v, tuple) else v for k, v in TRANSFER_LM.items()},
+        "lm_corpus_words": words,
+        "lm": {
+            "vectors": json.loads((lm / "config.json").read_text())["data"].get("vectors", "random"),
+            "minutes": summary["train_seconds"] / 60,
+            "steps": summary["steps"],
+            "test_perplexity": summary["test"]["perplexity"],
+            "seconds": round(time.perf_counter() - start, 1),
+        },
+    }
+
+
+def transfer(*, quick: bool, seed: int, lm: dict, lr_scale: float = 1.0) -> dict:
+    """Snippet accuracy of a classifier started from the in-domain LM ``lm`` (``{"dir": ..., ...}``) against
+    one started at random and one started from GloVe alone (what the LM adds to its own start)."""
     workload = WORKLOADS["rotten_tomatoes"]
     model = {**workload["model"], "ensemble": 1}  # one network each: the comparison is of the start
     train_options = dict(workload["train"])
     if quick:
         train_options = {**train_options, "epochs": 1, "max_minutes": 0.2}
-        lm_minutes = 0.2
-    result = {"lm_model": {k: list(v) if isinstance(v, tuple) else v for k, v in TRANSFER_LM.items()}}
-    with tempfile.TemporaryDirectory() as work:
-        lm = Path(lm_dir or Path(work) / "lm")
-        corpus = Path(work) / "reviews.txt"
-        result["lm_corpus_words"] = lm_corpus(corpus, seed)
-        start = time.perf_counter()
-        if not (lm / "metrics.json").exists():
-            train_language_model(
-                LanguageModelData(data=str(corpus), tokenizer="word", batch_size=32, window=70, vectors=lm_vectors),
-                TRANSFER_LM,
-                TrainConfig(epochs=1000, max_minutes=lm_minutes, learning_rate=3e-3, seed=seed, device="cpu",
-                            quiet=True),
-                lm,
-            )  # fmt: skip
-        lm_summary = json.loads((lm / "metrics.json").read_text())
-        result["lm"] = {
-            "vectors": json.loads((lm / "config.json").read_text())["data"].get("vectors", "random"),
-            "minutes": lm_minutes,
-            "steps": lm_summary["steps"],
-            "test_perplexity": lm_summary["test"]["perplexity"],
-            "seconds": round(time.perf_counter() - start, 1),
-        }
-        for name, data, extra in (
-            ("random_init", ClassifyData(data=workload["data"], batch_size=workload["batch_size"], vectors="random"),
-             {}),
-            ("glove_init", ClassifyData(data=workload["data"], batch_size=workload["batch_size"], vectors="glove"),
-             {}),
-            ("lm_init", ClassifyData(data=workload["data"], batch_size=workload["batch_size"], init_from=str(lm)),
-             {"pretrained_lr_scale": lr_scale}),
-        ):  # fmt: skip
-            config = TrainConfig(**train_options, seed=seed, device="cpu", quiet=True)
-            with tempfile.TemporaryDirectory() as out:
-                summary = train_classifier(data, {**model, **extra}, config, out)
-            result[name] = {k: summary["test"][k] for k in ("accuracy", "macro_f1", "ece")}
-            result[name]["best_valid_error"] = summary["best_valid"]
+    result = {k: v for k, v in lm.items() if k != "dir"}
+    batch = workload["batch_size"]
+    for name, data, extra in (
+        ("random_init", ClassifyData(data=workload["data"], batch_size=batch, vectors="random"), {}),
+        ("glove_init", ClassifyData(data=workload["data"], batch_size=batch, vectors="glove"), {}),
+        ("lm_init", ClassifyData(data=workload["data"], batch_size=batch, init_from=str(lm["dir"])),
+         {"pretrained_lr_scale": lr_scale}),
+    ):  # fmt: skip
+        config = TrainConfig(**train_options, seed=seed, device="cpu", quiet=True)
+        with tempfile.TemporaryDirectory() as out:
+            summary = train_classifier(data, {**model, **extra}, config, out)
+        result[name] = {k: summary["test"][k] for k in ("accuracy", "macro_f1", "ece")}
+        result[name]["best_valid_error"] = summary["best_valid"]
     result["pretrained_lr_scale"] = lr_scale
     result["lm_init_minus_random"] = result["lm_init"]["accuracy"] - result["random_init"]["accuracy"]
     result["lm_init_minus_glove"] = result["lm_init"]["accuracy"] - result["glove_init"]["accuracy"]
@@ -199,40 +204,51 @@ def main() -> None:
     parser.add_argument("--only", choices=[*WORKLOADS, "transfer"], help="run one workload, or only (c)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--transfer", action="store_true", help="also run (c), LM transfer against random init")
-    parser.add_argument("--lm-minutes", type=float, default=15.0, help="training budget of the transfer LM")
+    parser.add_argument("--start", choices=("auto", "glove", "lm"), default="auto",
+                        help="the workloads' start: GloVe, the in-domain LM, or each one's own")  # fmt: skip
+    parser.add_argument("--lm-minutes", type=float, default=30.0, help="training budget of the in-domain LM")
     parser.add_argument("--lm-vectors", choices=("glove", "random"), default="glove",
-                        help="the transfer LM's embedding start")  # fmt: skip
-    parser.add_argument("--lm-dir", type=Path, help="keep the transfer LM here (and reuse one already there)")
+                        help="the in-domain LM's embedding start")  # fmt: skip
+    parser.add_argument("--lm-dir", type=Path, help="keep the in-domain LM here (and reuse one already there)")
     parser.add_argument("--lr-scale", type=float, default=TRANSFER_LR_SCALE,
                         help="learning-rate multiplier of the tensors copied from the LM")  # fmt: skip
     args = parser.parse_args()
     torch.set_num_threads(1)
     np.random.seed(args.seed)
     path = RESULTS / ("classify-quick.json" if args.quick else "classify.json")
-    for name, workload in WORKLOADS.items():
-        if args.only and name != args.only:
-            continue
-        result = run(name, workload, quick=args.quick, seed=args.seed)
-        save(path, ("workloads", name), result)
-        base, ours = result["baseline_tfidf_logreg"], result["rnnkit"]
-        print(
-            f"{name}: rnnkit {ours['accuracy']:.4f} (ECE {ours['ece']:.4f}, {ours['seconds']:.0f} s) vs TF-IDF+LR "
-            f"{base['accuracy']:.4f} ({result['accuracy_minus_baseline']:+.4f}); {result['split']}",
-            flush=True,
-        )
-    if args.transfer or args.only == "transfer":
-        result = transfer(
-            quick=args.quick, seed=args.seed, lm_minutes=args.lm_minutes, lm_dir=args.lm_dir, lr_scale=args.lr_scale,
-            lm_vectors=args.lm_vectors,
-        )  # fmt: skip
-        save(path, ("transfer",), result)
-        print(
-            f"transfer: LM-initialised {result['lm_init']['accuracy']:.4f} vs random "
-            f"{result['random_init']['accuracy']:.4f} vs GloVe {result['glove_init']['accuracy']:.4f} "
-            f"(LM perplexity {result['lm']['test_perplexity']:.1f} after "
-            f"{result['lm']['steps']} steps)",
-            flush=True,
-        )
+    with tempfile.TemporaryDirectory() as work:
+        lm_dir, lm = args.lm_dir or Path(work) / "lm", {}
+
+        def shared_lm() -> dict:
+            """The in-domain LM, trained once for every part that starts from it."""
+            if not lm:
+                minutes = 0.2 if args.quick else args.lm_minutes
+                lm.update(
+                    dir=lm_dir, **language_model(lm_dir, seed=args.seed, minutes=minutes, vectors=args.lm_vectors)
+                )
+            return lm
+
+        for name, workload in WORKLOADS.items():
+            if args.only and name != args.only:
+                continue
+            start = workload.get("start", "glove") if args.start == "auto" else args.start
+            result = run(name, workload, quick=args.quick, seed=args.seed, lm=shared_lm() if start == "lm" else None)
+            save(path, ("workloads", name), result)
+            base, ours = result["baseline_tfidf_logreg"], result["rnnkit"]
+            print(
+                f"{name}: rnnkit {ours['accuracy']:.4f} (ECE {ours['ece']:.4f}, {ours['seconds']:.0f} s) vs TF-IDF+LR "
+                f"{base['accuracy']:.4f} ({result['accuracy_minus_baseline']:+.4f}); {result['split']}",
+                flush=True,
+            )
+        if args.transfer or args.only == "transfer":
+            result = transfer(quick=args.quick, seed=args.seed, lm=shared_lm(), lr_scale=args.lr_scale)
+            save(path, ("transfer",), result)
+            print(
+                f"transfer: LM-initialised {result['lm_init']['accuracy']:.4f} vs random "
+                f"{result['random_init']['accuracy']:.4f} vs GloVe {result['glove_init']['accuracy']:.4f} "
+                f"(LM perplexity {result['lm']['test_perplexity']:.1f} after {result['lm']['steps']} steps)",
+                flush=True,
+            )
     print(f"wrote {path}")
 
 
