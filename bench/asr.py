@@ -1,8 +1,9 @@
 """Speech recognition on synthesised speech: WER/CER on unseen voices and texts, greedy vs beam, real-time factor.
 
 Two tasks, each: build the corpus (``rnnkit asr make-data``; resumable, so a second run reuses the WAVs),
-train the bidirectional CTC recogniser for a wall-clock budget, then score the test split, whose texts and
-voices never appear in training:
+train the bidirectional CTC recogniser for a wall-clock budget (``--minutes`` of the 80 GFLOP/s reference
+machine, scaled by the matmul rate measured here; ``--resume`` goes on with a run cut short, within what is
+left of its budget), then score the test split, whose texts and voices never appear in training:
 
 (a) ``grammar``: digit strings, playing cards and robot commands (``digits+cards+commands``); acceptance:
     WER <= 5% on the unseen espeak-ng voices, <= 15% on the unseen flite voice (``rms``);
@@ -31,7 +32,9 @@ import pandas as pd
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
+from budget import LEDGER, budget_minutes, charge_budget, scale_for
 from machine import describe, merge_results
+from rnnkit.checkpoint import RESUME_FILE
 from rnnkit.data.speech_corpus import CorpusConfig, build_corpus, read_manifest
 from rnnkit.data.speech_texts import fortune_sentences
 from rnnkit.tasks import load
@@ -111,9 +114,11 @@ def run_task(name: str, args) -> dict:
     if args.quick:
         model.update(hidden_size=16, num_layers=1, conv_channels=4)
     run = Path(args.runs) / name
+    resume = args.resume and (run / RESUME_FILE).exists()
+    minutes = 0.5 if args.quick else budget_minutes(run, args.minutes, args.scale, resume)
     config = TrainConfig(
         epochs=1000 if not args.quick else 1,
-        max_minutes=args.minutes if not args.quick else 0.5,
+        max_minutes=minutes,
         learning_rate=task["learning_rate"],
         warmup_steps=200,
         quiet=args.quiet,
@@ -128,7 +133,11 @@ def run_task(name: str, args) -> dict:
         texts = list(read_manifest(corpus, "train")["text"]) + extra_sentences
         fit_char_lm(run, texts, load(run).config.alphabet)
     else:
-        summary = train_asr(data, model, config, run)
+        summary = train_asr(data, model, config, run, resume=resume)
+        if not args.quick:
+            charge_budget(run, summary["train_seconds"])
+        if summary["stopped_by"] == "interrupted":
+            sys.exit(f"interrupted after {summary['train_seconds']:.0f} s; go on with --resume --only {name}")
     weight, bonus, lm_grid = tune_lm(run, corpus, args.quiet)
     decoders = {
         "greedy": {"beam": 0},
@@ -142,6 +151,7 @@ def run_task(name: str, args) -> dict:
         "model": model,
         "parameters": summary.get("parameters"),
         "train": {k: summary[k] for k in ("stopped_by", "steps", "epochs_completed", "train_seconds", "best_valid")},
+        "budget": json.loads((run / LEDGER).read_text()) if (run / LEDGER).exists() else None,
         "data": summary.get("data"),
         "lm_text_sentences": len(extra_sentences),
         "learning_curve": curve,
@@ -154,7 +164,14 @@ def run_task(name: str, args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--only", choices=list(TASKS), action="append", help="Run only this task (repeatable).")
-    parser.add_argument("--minutes", type=float, default=90.0, help="Training budget per task.")
+    parser.add_argument(
+        "--minutes", type=float, default=90.0, help="Training budget per task on the 80 GFLOP/s reference machine."
+    )
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="Go on with a run cut short in --runs, within what is left of its budget.",
+    )
     parser.add_argument("--n", type=int, default=0, help="Utterances per corpus (0: the task's default).")
     parser.add_argument("--data", default="bench/data/asr", help="Where the corpora go.")
     parser.add_argument("--runs", default="bench/runs/asr", help="Where the trained runs go.")
@@ -170,6 +187,7 @@ def main() -> None:
     )
     args = parser.parse_args()
     results = {"machine": describe()}
+    args.scale = scale_for(results["machine"])  # this machine's minutes per reference minute
     for name in args.only or list(TASKS):
         results[name] = run_task(name, args)
         print(json.dumps({name: {"test": {k: v.get("wer") for k, v in results[name]["test"]["decoders"].items()}}}))

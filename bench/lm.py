@@ -22,16 +22,15 @@ from pathlib import Path
 import pyppmd
 
 sys.path.insert(0, str(Path(__file__).parent))
+from budget import budget_minutes, charge_budget, scale_for
 from machine import describe, merge_results
 from rnnkit.allocator import keep_freed_memory
-from rnnkit.checkpoint import RESUME_FILE, load_state
 from rnnkit.data import shakespeare
 from rnnkit.kernels.aten import native_bf16
 from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig
 from rnnkit.tasks.lm_training import LanguageModelData, evaluate_language_model, train_language_model
 from rnnkit.train import TrainConfig
 
-REFERENCE_GFLOPS = 80.0
 # the plain RNN trained at 2e-3 (right for the gated cells) scored 4.76 bits/char: its carried state turned
 # chaotic (the same text scored 2.7 or 4.7 bits depending on how it was cut into streams); 5e-4 trains it stably
 CELL_LEARNING_RATE = {"rnn": 5e-4}
@@ -182,36 +181,6 @@ def tied_recipe(minutes: float, quick: bool) -> tuple[dict, TrainConfig, int]:
 WIKITEXT_RECIPES = {"tied_adaptive": tied_adaptive_recipe, "adaptive": adaptive_recipe, "tied": tied_recipe}
 
 
-def wikitext_budget(run: Path, reference_minutes: float, scale: float, resume: bool) -> float:
-    """This machine's minutes for the WikiText-2 run (the trainer's budget counts over all its sessions). A
-    resumed run may land on another machine: what it had not used, in reference minutes, is shrunk by this
-    machine's rate. ``budget.json`` in the run keeps the account (:func:`charge_budget` books each session)."""
-    ledger = run / "budget.json"
-    if not (resume and ledger.exists()):
-        run.mkdir(parents=True, exist_ok=True)
-        account = {"reference_minutes": reference_minutes, "reference_used": 0.0, "seconds_booked": 0.0}
-        ledger.write_text(json.dumps({**account, "scale": scale}))
-        return reference_minutes * scale
-    # what the last session trained (booked at its rate, even if it was killed before booking it itself)
-    elapsed = load_state(run / RESUME_FILE)["position"]["elapsed"]
-    account = charge_budget(run, elapsed, new_scale=scale)
-    left = max(account["reference_minutes"] - account["reference_used"], 0.0)
-    return elapsed / 60 + left * scale
-
-
-def charge_budget(run: Path, train_seconds: float, new_scale: float | None = None) -> dict:
-    """Book the seconds trained since the last booking, at the rate of the machine that trained them; with
-    ``new_scale``, the seconds from here on are this machine's (a resumed run)."""
-    ledger = run / "budget.json"
-    account = json.loads(ledger.read_text())
-    account["reference_used"] += (train_seconds - account["seconds_booked"]) / 60 / account["scale"]
-    account["seconds_booked"] = train_seconds
-    if new_scale is not None:
-        account["scale"] = new_scale
-    ledger.write_text(json.dumps(account))
-    return account
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--minutes", type=float, default=20.0, help="per cell, on the reference machine")
@@ -238,7 +207,7 @@ def main() -> None:
         args.precision = "bf16" if native_bf16() else "fp32"
     keep_freed_memory()  # as the rnnkit command does: about 1.5x the training speed (rnnkit/allocator.py)
     machine = describe()
-    scale = REFERENCE_GFLOPS / machine["matmul_gflops_2048"]
+    scale = scale_for(machine)
     minutes = 0.05 if args.quick else args.minutes * scale
     results: dict = {"machine": machine, "budget_scale": round(scale, 3), "minutes_per_cell": round(minutes, 2)}
     parts = args.parts.split(",")
@@ -303,7 +272,7 @@ def main() -> None:
     if "wikitext" in parts:
         run = Path(args.out) / f"wikitext2-{args.wikitext_recipe}"
         reference_minutes = 0.05 / scale if args.quick else args.wikitext_minutes
-        wikitext_minutes = wikitext_budget(run, reference_minutes, scale, args.resume)
+        wikitext_minutes = budget_minutes(run, reference_minutes, scale, args.resume)
         model_options, config, batch = WIKITEXT_RECIPES[args.wikitext_recipe](wikitext_minutes, args.quick)
         config = replace(config, precision=args.precision)
         summary = train_language_model(
