@@ -115,6 +115,9 @@ def test_glove_vectors_start_the_embedding_rows_of_the_words_glove_knows(corpus,
     assert not torch.equal(started["through"], torch.zeros(8))  # unknown to GloVe: the random start stays
 
 
+WORD_GLOVE = ["lm", "train", "--data", "{corpus}", "--tokenizer", "word", "--vectors", "glove"]
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
@@ -126,29 +129,8 @@ def test_glove_vectors_start_the_embedding_rows_of_the_words_glove_knows(corpus,
         (["lm", "train", "--data", "{corpus}", "--adaptive-cutoffs", "2,4,6,8,10", "--out", "x"], "rounds to 0"),
         (["lm", "train", "--data", "{corpus}", "--vectors", "word2vec", "--out", "x"], "Unknown vectors 'word2vec'"),
         (["lm", "train", "--data", "{corpus}", "--vectors", "glove", "--out", "x"], "use --tokenizer word"),
-        (
-            ["lm", "train", "--data", "{corpus}", "--tokenizer", "word", "--vectors", "glove", "--out", "x"],
-            "use --embedding-size 50",
-        ),
-        (
-            [
-                "lm",
-                "train",
-                "--data",
-                "{corpus}",
-                "--tokenizer",
-                "word",
-                "--vectors",
-                "glove",
-                "--embedding-size",
-                "50",
-                "--adaptive-cutoffs",
-                "4,8",
-                "--out",
-                "x",
-            ],
-            "--no-tie",
-        ),
+        ([*WORD_GLOVE, "--out", "x"], "use --embedding-size 50"),
+        ([*WORD_GLOVE, "--embedding-size", "50", "--adaptive-cutoffs", "4,8", "--out", "x"], "--no-tie"),
         (["lm", "eval", "no/such/run"], "is not a directory"),
         (["lm", "eval", "{run}", "--data", "{corpus}", "--dynamic-lr", "-1"], "learning_rate > 0"),
         (["lm", "eval", "{run}", "--data", "shakespeare", "--split", "dev"], "Unknown split 'dev'"),

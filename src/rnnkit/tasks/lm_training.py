@@ -53,8 +53,6 @@ class LanguageModelData:
             raise RnnkitError(f"Unknown tokenizer {self.tokenizer!r}. Select from {', '.join(TOKENIZERS)}.")
         if self.vectors not in VECTORS:
             raise RnnkitError(f"Unknown vectors {self.vectors!r}. Select from {', '.join(VECTORS)}.")
-        if self.vectors == "glove" and self.tokenizer_kind != "word":
-            raise RnnkitError("GloVe vectors are for words: use --tokenizer word with --vectors glove.")
 
     @property
     def tokenizer_kind(self) -> str:
@@ -130,12 +128,12 @@ def train_language_model(
 def load_glove(model: LanguageModel, tokenizer: Tokenizer) -> int:
     """Copy GloVe 6B 50d vectors into the input embedding's rows of the words GloVe knows; returns how many."""
     # every check before the vectors are read (the archive may have to be fetched first)
+    if not isinstance(tokenizer, WordTokenizer):
+        raise RnnkitError("GloVe vectors are for words: use --tokenizer word with --vectors glove.")
     if not isinstance(model.embedding, nn.Embedding):
         raise RnnkitError("--vectors glove needs an embedding table: add --no-tie or drop --adaptive-cutoffs.")
     if model.config.embedding_size != GLOVE_SIZE:
         raise RnnkitError(f"GloVe vectors have {GLOVE_SIZE} dimensions: use --embedding-size {GLOVE_SIZE}.")
-    if not isinstance(tokenizer, WordTokenizer):
-        raise RnnkitError("GloVe vectors are for words: use --tokenizer word with --vectors glove.")
     table, known = vector_table(tokenizer.vocab, glove_vectors(tokenizer.words), model.config.embedding_size)
     with torch.no_grad():
         model.embedding.weight[known] = table[known]
