@@ -161,12 +161,13 @@ def language_model(lm: Path, *, seed: int, minutes: float, vectors: str) -> dict
                 TrainConfig(epochs=1000, max_minutes=minutes, learning_rate=3e-3, seed=seed, device="cpu", quiet=True),
                 lm,
             )
-    summary = json.loads((lm / "metrics.json").read_text())
+    # described by its own files: an LM already in ``lm`` may have been trained with other settings
+    summary, config = (json.loads((lm / name).read_text()) for name in ("metrics.json", "config.json"))
     return {
-        "lm_model": {k: list(v) if isinstance(v, tuple) else v for k, v in TRANSFER_LM.items()},
+        "lm_model": {k: config["model"][k] for k in TRANSFER_LM},
         "lm_corpus_words": words,
         "lm": {
-            "vectors": json.loads((lm / "config.json").read_text())["data"].get("vectors", "random"),
+            "vectors": config["data"].get("vectors", "random"),
             "minutes": summary["train_seconds"] / 60,
             "steps": summary["steps"],
             "test_perplexity": summary["test"]["perplexity"],
