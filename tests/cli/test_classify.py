@@ -135,3 +135,20 @@ def test_bad_files_exit_2_in_one_line(files, tmp_path, trained):
     assert "not trained on: 'meh'" in _error(evaluate)
     assert "either --data" in _error(["classify", "train", "--out", str(tmp_path / "r"), *TINY])
     assert "either one TEXT" in _error(["classify", "predict", str(out)])
+
+
+def test_train_from_a_classifier_pairs_its_classes_with_ours(files, trained, tmp_path):
+    out, _ = trained
+    renamed = pd.read_csv(files / "more.csv").replace({"stars": {"pos": "liked", "neg": "disliked"}})
+    renamed.to_csv(tmp_path / "renamed.csv", index=False)
+    train = ["classify", "train", "--csv", str(tmp_path / "renamed.csv"), "--text-col", "review", "--label-col",
+             "stars", *TINY, "--epochs", "1", "--lr", "1e-4"]  # fmt: skip
+    result = runner.invoke(app, [*train, "--out", str(tmp_path / "run"), "--init-from", str(out),
+                                 "--init-classes", "pos=liked,neg=disliked", "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    # the source already knows these words: barely trained, it keeps its accuracy under the new names
+    assert json.loads(result.stdout)["metrics"]["accuracy"] >= 0.8
+    assert "no source class for disliked" in _error(
+        [*train, "--out", str(tmp_path / "r2"), "--init-from", str(out), "--init-classes", "pos=liked"]
+    )
+    assert "needs --init-from" in _error([*train, "--out", str(tmp_path / "r3"), "--init-classes", "pos=liked"])

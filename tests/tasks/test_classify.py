@@ -1,6 +1,8 @@
 """Text classifier: padding never changes a text's logits, long texts are unrolled in full, calibration and
 metrics against hand computations and scikit-learn, integrated gradients' completeness."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -245,3 +247,80 @@ def test_train_classifier_init_from_uses_the_lms_vocabulary(tmp_path):
     assert model.config.hidden_size == 6 and model.config.vocab_size == 6  # the LM's, not the flags'
     assert model.run_config["tokenizer"]["words"] == ["good", "bad", "film", "the"]
     assert summary["test"]["n"] == summary["sizes"]["test"]
+
+
+def test_init_from_classifier_copies_every_layer_and_pairs_the_output_rows():
+    config = ClassifierConfig(vocab_size=7, num_classes=2, embedding_size=5, hidden_size=6, num_layers=2, dropout=0.0)
+    torch.manual_seed(0)
+    source, model = TextClassifier(config), TextClassifier(replace(config, ensemble=2))
+    copied = model.init_from_classifier(source, None)
+    assert "output.weight" not in copied and "attention.0.weight" in copied and "rnn.weight_hh_l1_reverse" in copied
+    theirs = source.members[0]
+    for network in model.members:  # both members start from the source's only one
+        for name in copied:
+            torch.testing.assert_close(network.state_dict()[name], theirs.state_dict()[name])
+        assert not torch.equal(network.output.weight, theirs.output.weight)  # no pairing: a fresh output layer
+    model.init_from_classifier(source, [1, 0])  # our class 0 continues their class 1
+    torch.testing.assert_close(model.members[1].output.weight, theirs.output.weight.flip(0))
+    torch.testing.assert_close(model.members[1].output.bias, theirs.output.bias.flip(0))
+    ids, lengths = torch.tensor([[1, 2, 3]]), torch.tensor([3])
+    torch.testing.assert_close(model.eval()(ids, lengths), source.eval()(ids, lengths).flip(1))
+    wrong = TextClassifier(replace(config, pooling="max"))
+    with pytest.raises(RnnkitError, match=r"attention\.0\.weight has no place in this one"):
+        wrong.init_from_classifier(TextClassifier(config))
+    with pytest.raises(RnnkitError, match=r"rnn\.weight_ih_l0 \(\(24, 5\)\) does not fit this one.s \(16, 5\)"):
+        TextClassifier(replace(config, hidden_size=4)).init_from_classifier(source)
+
+
+def test_map_classes_pairs_by_name_or_by_the_given_pairs():
+    from rnnkit.tasks.classify_training import map_classes
+
+    assert map_classes(["neg", "pos"], ["pos", "neg"], "") == [1, 0]
+    assert map_classes(["fresh", "rotten"], ["negative", "positive"], "") is None
+    assert map_classes(["fresh", "rotten"], ["negative", "positive"], "fresh=positive, rotten=negative") == [1, 0]
+    for pairs, message in (
+        ("fresh=positive", "no source class for negative"),
+        ("fresh=positive,rotten=positive", "two source classes to 'positive'"),
+        ("stale=positive,rotten=negative", "pair 'stale=positive' must be source=ours"),
+        ("fresh", "pair 'fresh' must be source=ours"),
+    ):
+        with pytest.raises(RnnkitError, match=message):
+            map_classes(["fresh", "rotten"], ["negative", "positive"], pairs)
+
+
+def test_train_classifier_init_from_a_classifier_takes_its_shape_vocabulary_and_output_layer(tmp_path):
+    import pandas as pd
+
+    from rnnkit.tasks import load
+    from rnnkit.tasks.classify_training import ClassifyData, train_classifier
+    from rnnkit.train import TrainConfig
+
+    def write(name, labels):
+        rows = [{"text": f"the film was {'good' if i % 2 else 'bad'} {i}", "label": labels[i % 2]} for i in range(60)]
+        pd.DataFrame(rows).to_csv(tmp_path / name, index=False)
+
+    write("snippets.csv", ["rotten", "fresh"])
+    write("reviews.csv", ["negative", "positive"])
+    config = TrainConfig(epochs=1, quiet=True, device="cpu", seed=0)
+    first = {"hidden_size": 5, "embedding_size": 4, "pooling": "max", "dropout": 0.0}
+    train_classifier(ClassifyData(csv=str(tmp_path / "snippets.csv"), vectors="random", batch_size=8), first, config,
+                     tmp_path / "snippets")  # fmt: skip
+    source = load(tmp_path / "snippets")
+    options = ClassifyData(csv=str(tmp_path / "reviews.csv"), init_from=str(tmp_path / "snippets"),
+                           init_classes="fresh=positive,rotten=negative", batch_size=8)  # fmt: skip
+    untrained = replace(config, learning_rate=1e-12)
+    summary = train_classifier(options, {"hidden_size": 99, "pooling": "mean"}, untrained, tmp_path / "run")
+    model = load(tmp_path / "run")
+    assert (model.config.hidden_size, model.config.embedding_size, model.config.pooling) == (5, 4, "max")
+    assert model.run_config["tokenizer"] == source.run_config["tokenizer"]
+    assert model.run_config["classes"] == ["negative", "positive"] and source.run_config["classes"] == [
+        "fresh",
+        "rotten",
+    ]
+    # (almost) no training: the model is the source with its two output rows swapped
+    torch.testing.assert_close(model.members[0].output.weight, source.members[0].output.weight.flip(0))
+    assert summary["test"]["n"] == summary["sizes"]["test"]
+    with pytest.raises(RnnkitError, match="no source class for negative"):
+        train_classifier(replace(options, init_classes="fresh=positive"), {}, config, tmp_path / "bad")
+    with pytest.raises(RnnkitError, match="needs --init-from"):
+        ClassifyData(csv="x.csv", init_classes="fresh=positive")

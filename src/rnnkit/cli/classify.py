@@ -38,10 +38,17 @@ def train(
     init_from: Annotated[
         Path | None,
         typer.Option(
-            help="An rnnkit LSTM/GRU language model's run directory: start from its vocabulary, "
-            "embedding and first layer (sets --cell, --embedding-size, --hidden-size; no GloVe)."
+            help="Start from a run: an rnnkit LSTM/GRU language model's (its vocabulary, embedding and first "
+            "layer) or a classifier's (its vocabulary and every layer). Sets the shape flags; no GloVe."
         ),
     ] = None,
+    init_classes: Annotated[
+        str,
+        typer.Option(
+            help="With a classifier's --init-from whose classes have other names: pair them, source=ours "
+            "(e.g. fresh=positive,rotten=negative), so its output layer carries over too."
+        ),
+    ] = "",
     pretrained_lr_scale: Annotated[
         float, typer.Option(help="With --init-from: the copied tensors learn at this times the learning rate.")
     ] = DEFAULT.pretrained_lr_scale,
@@ -69,12 +76,12 @@ def train(
     temperature), then score the held-out test split; metrics.json and confusion.png go to --out.
 
     Example: rnnkit classify train --csv reviews.csv --text-col review --label-col stars --out runs/reviews
-    [--init-from runs/word-lm]
+    [--init-from runs/word-lm | --init-from runs/snippets --init-classes fresh=positive,rotten=negative]
     """
     options = ClassifyData(
         data=data, csv=str(csv_file or ""), text_col=text_col, label_col=label_col, vectors=vectors,
         class_weights=class_weights, min_count=min_count, batch_size=batch_size, test_fraction=test_fraction,
-        init_from=str(init_from or ""),
+        init_from=str(init_from or ""), init_classes=init_classes,
     )  # fmt: skip
     model_options = {
         "cell": cell, "pooling": pooling, "hidden_size": hidden_size, "num_layers": layers,

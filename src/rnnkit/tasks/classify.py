@@ -31,6 +31,12 @@ ensemble's logits are the members' mean, :math:`z = \frac{1}{K}\sum_k z_k`, then
 them. Averaging independently trained networks removes the part of their error that comes from their
 random start (Lakshminarayanan et al. 2017); it costs K times the compute.
 
+**Starting from another model.** From a word language model (ULMFiT-style, Howard & Ruder 2018): its
+vocabulary, embedding and first recurrent layer. From another classifier of the same shape (a model of
+sentence-level sentiment seeding one of whole reviews, say): its vocabulary and every layer; the output layer
+too when its classes can be paired with this task's (by name, or by a given mapping such as fresh -> positive),
+otherwise that layer starts afresh.
+
 Shapes: N batch, L time (longest in the batch), E embedding, D directions, H hidden, C classes.
 """
 
@@ -70,7 +76,7 @@ class ClassifierConfig:
     freeze_embeddings: bool = False  # keep the (pretrained) vectors fixed
     class_weights: tuple[float, ...] = ()  # () = all 1; else one weight per class
     ensemble: int = 1  # independent networks whose logits are averaged
-    # learning-rate multiplier of the tensors copied from a language model (ULMFiT's discriminative
+    # learning-rate multiplier of the tensors copied from another model (ULMFiT's discriminative
     # fine-tuning); 1 by default: on the snippets 0.1 scored lower than 1 (bench/classify.py --transfer)
     pretrained_lr_scale: float = 1.0
 
@@ -153,6 +159,34 @@ class ClassifierNetwork(nn.Module):
                 target[ours].copy_(source[theirs])
         return list(pairs)
 
+    def init_from_classifier(self, source: ClassifierNetwork, class_map: list[int] | None) -> list[str]:
+        """Start from another classifier's network of the same shape: every tensor but the output layer's, and
+        its rows as well when ``class_map`` gives, for each of this network's classes, the index of the source
+        class it continues (``None``: the output layer keeps its random start). Returns the copied names."""
+        theirs, ours = source.state_dict(), self.state_dict()
+        names = [name for name in ours if not name.startswith("output.")]
+        for name in names:
+            if name not in theirs or theirs[name].shape != ours[name].shape:
+                found = tuple(theirs[name].shape) if name in theirs else "missing"
+                raise RnnkitError(
+                    f"the source classifier's {name} ({found}) does not fit this one's {tuple(ours[name].shape)}; "
+                    "use the source's cell, sizes, layers and pooling."
+                )
+        unused = [name for name in theirs if name not in ours]
+        if unused:
+            raise RnnkitError(
+                f"the source classifier's {unused[0]} has no place in this one; use the source's layers and pooling."
+            )
+        with torch.no_grad():
+            for name in names:
+                ours[name].copy_(theirs[name])
+            if class_map is not None:
+                rows = torch.tensor(class_map, dtype=torch.long)
+                for name in ("output.weight", "output.bias"):
+                    ours[name].copy_(theirs[name][rows])
+                names += ["output.weight", "output.bias"]
+        return names
+
     def encode(self, embedded: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor | None]:
         """Embedded texts ``(N, L, E)`` -> pooled ``(N, D*H)`` and attention weights ``(N, L)`` (or None)."""
         x = F.dropout(embedded, self.config.dropout, self.training)
@@ -207,7 +241,7 @@ class TextClassifier(nn.Module):
         self.register_buffer("temperature", torch.ones(()))
         weights = torch.tensor(config.class_weights or [1.0] * config.num_classes)
         self.register_buffer("class_weights", weights, persistent=False)
-        self.pretrained: list[str] = []  # names (within a member) of the tensors copied from a language model
+        self.pretrained: list[str] = []  # names (within a member) of the tensors copied from another model
 
     @classmethod
     def from_config(cls, model_config: dict) -> TextClassifier:
@@ -227,8 +261,16 @@ class TextClassifier(nn.Module):
         self.pretrained = copied[0]
         return self.pretrained
 
+    def init_from_classifier(self, source: TextClassifier, class_map: list[int] | None = None) -> list[str]:
+        """Start member ``k`` from the source's member ``k mod K_source`` (see
+        :meth:`ClassifierNetwork.init_from_classifier`); returns the names copied into each member."""
+        sources = source.members
+        copied = [net.init_from_classifier(sources[k % len(sources)], class_map) for k, net in enumerate(self.members)]
+        self.pretrained = copied[0]
+        return self.pretrained
+
     def parameter_groups(self) -> list[dict]:
-        """The trainer's optimizer groups: the tensors copied from a language model learn at
+        """The trainer's optimizer groups: the tensors copied from another model learn at
         ``config.pretrained_lr_scale`` times the learning rate, the rest at the learning rate."""
         scale = self.config.pretrained_lr_scale
         # by identity, through the state dict: the copied names are torch's (rnn.weight_ih_l0), which the

@@ -45,6 +45,7 @@ from rnnkit.tasks.classify import (
     expected_calibration_error,
     fit_temperature,
 )
+from rnnkit.tasks.lm import LanguageModel
 from rnnkit.text_plots import attribution_plot, confusion_plot
 from rnnkit.train import TrainConfig, Trainer, seed_everything
 
@@ -63,7 +64,8 @@ class ClassifyData:
     min_count: int = 1  # words seen fewer times in training map to <unk> (GloVe words are always kept)
     batch_size: int = 32
     test_fraction: float = 0.1  # of a user's CSV (built-in sets fix their own)
-    init_from: str = ""  # an rnnkit language model's run directory: its tokenizer, embedding and first layer
+    init_from: str = ""  # an rnnkit language model's or classifier's run directory to start from
+    init_classes: str = ""  # from a classifier with other class names: "theirs=ours,..." (e.g. fresh=positive)
 
     def __post_init__(self) -> None:
         if bool(self.data) == bool(self.csv):
@@ -76,6 +78,8 @@ class ClassifyData:
             raise RnnkitError(f"Unknown class weights {self.class_weights!r}. Select from {', '.join(CLASS_WEIGHTS)}.")
         if self.min_count < 1 or self.batch_size < 1:
             raise RnnkitError(f"min_count and batch_size must be at least 1, got {self.min_count}, {self.batch_size}.")
+        if self.init_classes and not self.init_from:
+            raise RnnkitError("--init-classes pairs a source classifier's classes with ours: it needs --init-from.")
 
 
 def load_splits(options: ClassifyData) -> SentimentSplits:
@@ -95,6 +99,32 @@ def make_batches(
     index = {name: i for i, name in enumerate(classes)}
     labels = [index.get(label, 0) for label in data.labels]
     return TextBatches(encode_texts(tokenizer, data.texts), labels, batch_size, shuffle=shuffle, seed=seed)
+
+
+# what a classifier started from another one takes from it: the shape of every copied layer
+ARCHITECTURE = ("cell", "embedding_size", "hidden_size", "num_layers", "bidirectional", "pooling")
+
+
+def map_classes(theirs: list[str], ours: list[str], pairs: str) -> list[int] | None:
+    """For each of ``ours``, the index of the source class it continues: from ``pairs`` ("fresh=positive,
+    rotten=negative"), else by name when both have the same classes, else ``None`` (no pairing)."""
+    if not pairs:
+        return [theirs.index(c) for c in ours] if sorted(theirs) == sorted(ours) else None
+    mapping = {}
+    for pair in pairs.split(","):
+        source, _, target = (part.strip() for part in pair.partition("="))
+        if source not in theirs or target not in ours:
+            raise RnnkitError(
+                f"--init-classes pair {pair.strip()!r} must be source=ours with a source class in "
+                f"{', '.join(theirs)} and one of ours in {', '.join(ours)}."
+            )
+        if target in mapping:
+            raise RnnkitError(f"--init-classes maps two source classes to {target!r}.")
+        mapping[target] = theirs.index(source)
+    missing = [c for c in ours if c not in mapping]
+    if missing:
+        raise RnnkitError(f"--init-classes gives no source class for {', '.join(missing)}.")
+    return [mapping[c] for c in ours]
 
 
 def build_vocabulary(texts: list[str], min_count: int, glove: dict | None) -> WordTokenizer:
@@ -124,19 +154,30 @@ def train_classifier(
     for name in ("valid", "test"):
         check_known_labels(getattr(splits, name).labels, classes, f"the {name} split")
     saved = out / checkpoint.CONFIG_FILE
-    glove, language_model = None, None
+    glove, source, class_map = None, None, None
     if options.init_from:
-        # transfer: the LM's vocabulary, and the classifier shaped like the LM's first layer
-        language_model = load(options.init_from)
-        lm_config = language_model.config
-        if lm_config.cell not in ("lstm", "gru"):
-            raise RnnkitError(f"--init-from needs an LSTM or GRU language model, got cell {lm_config.cell!r}.")
-        model_options = {**model_options, "cell": lm_config.cell, "embedding_size": lm_config.embedding_size,
-                         "hidden_size": language_model.layers[0].hidden_size}  # fmt: skip
+        # transfer: the source's vocabulary, and this classifier shaped like what is copied from it
+        source = load(options.init_from)
+        if isinstance(source, TextClassifier):
+            model_options = {**model_options, **{k: getattr(source.config, k) for k in ARCHITECTURE}}
+            class_map = map_classes(source.run_config["classes"], classes, options.init_classes)
+        elif isinstance(source, LanguageModel):
+            if options.init_classes:
+                raise RnnkitError("--init-classes applies to a classifier's run; --init-from names a language model.")
+            lm_config = source.config
+            if lm_config.cell not in ("lstm", "gru"):
+                raise RnnkitError(f"--init-from needs an LSTM or GRU language model, got cell {lm_config.cell!r}.")
+            model_options = {**model_options, "cell": lm_config.cell, "embedding_size": lm_config.embedding_size,
+                             "hidden_size": source.layers[0].hidden_size}  # fmt: skip
+        else:
+            raise RnnkitError(
+                f"--init-from needs a language model's or classifier's run, and {options.init_from} holds a "
+                f"{source.run_config.get('task')} model."
+            )
     if resume and saved.exists():
         tokenizer = tokenizer_from_config(checkpoint.read_config(out)["tokenizer"])
-    elif language_model is not None:
-        tokenizer = tokenizer_from_config(language_model.run_config["tokenizer"])
+    elif source is not None:
+        tokenizer = tokenizer_from_config(source.run_config["tokenizer"])
     else:
         if options.vectors == "glove" and not options.init_from:
             glove = glove_vectors({w for t in splits.train.texts for w in normalise(t).split()})
@@ -148,8 +189,10 @@ def train_classifier(
     table = vector_table(tokenizer.vocab, glove, config.embedding_size) if glove is not None else None
     seed_everything(train_config.seed)  # the initial weights too, not only what the Trainer draws
     model = TextClassifier(config)
-    if language_model is not None:
-        model.init_from_language_model(language_model)
+    if isinstance(source, TextClassifier):
+        model.init_from_classifier(source, class_map)
+    elif source is not None:
+        model.init_from_language_model(source)
     if table is not None:
         model.load_vectors(*table)
     run_config = {
