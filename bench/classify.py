@@ -48,7 +48,7 @@ from sklearn.metrics import accuracy_score, f1_score
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe, merge_results
 from rnnkit.data.sentiment import SENTIMENT_SETS, LabelledTexts, SentimentSplits, normalise
-from rnnkit.tasks.classify_training import ClassifyData, train_classifier
+from rnnkit.tasks.classify_training import ClassifyData, class_pairs, train_classifier
 from rnnkit.tasks.lm_training import LanguageModelData, train_language_model
 from rnnkit.train import TrainConfig
 
@@ -113,7 +113,7 @@ def baseline(splits: SentimentSplits) -> dict:
 def with_snippets(splits: SentimentSplits, init_classes: str) -> SentimentSplits:
     """``splits`` with the snippets' training texts added to its training split, their labels renamed by
     ``init_classes`` ("fresh=positive,..."): the baseline's view of what a snippets-started model has seen."""
-    rename = dict(pair.split("=") for pair in init_classes.split(","))
+    rename = dict(class_pairs(init_classes))
     snippets = SENTIMENT_SETS["rotten-tomatoes"]().train
     train = LabelledTexts(
         splits.train.texts + snippets.texts, splits.train.labels + [rename[y] for y in snippets.labels]
@@ -299,7 +299,8 @@ def main() -> None:
             kind = workload.get("start", "glove") if args.start == "auto" else args.start
             source = None
             if kind == "lm":
-                source = {"init_from": "in-domain LM", **shared_lm()["lm"], "dir": shared_lm()["dir"]}
+                lm_run = shared_lm()
+                source = {"init_from": "in-domain LM", **lm_run["lm"], "dir": lm_run["dir"]}
             elif kind == "snippets":
                 snippets_dir = args.snippets_dir or Path(work) / "snippets"
                 source = snippets_classifier(snippets_dir, quick=args.quick, seed=args.seed, lm=shared_lm())

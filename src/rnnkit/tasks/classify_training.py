@@ -105,17 +105,23 @@ def make_batches(
 ARCHITECTURE = ("cell", "embedding_size", "hidden_size", "num_layers", "bidirectional", "pooling")
 
 
+def class_pairs(pairs: str) -> list[tuple[str, str]]:
+    """``"fresh=positive, rotten=negative"`` -> ``[("fresh", "positive"), ("rotten", "negative")]`` (source,
+    ours); a pair without ``=`` has ``""`` for ours."""
+    return [tuple(part.strip() for part in pair.partition("=")[::2]) for pair in pairs.split(",")]
+
+
 def map_classes(theirs: list[str], ours: list[str], pairs: str) -> list[int] | None:
     """For each of ``ours``, the index of the source class it continues: from ``pairs`` ("fresh=positive,
     rotten=negative"), else by name when both have the same classes, else ``None`` (no pairing)."""
     if not pairs:
         return [theirs.index(c) for c in ours] if sorted(theirs) == sorted(ours) else None
     mapping = {}
-    for pair in pairs.split(","):
-        source, _, target = (part.strip() for part in pair.partition("="))
+    for source, target in class_pairs(pairs):
         if source not in theirs or target not in ours:
+            written = f"{source}={target}" if target else source
             raise RnnkitError(
-                f"--init-classes pair {pair.strip()!r} must be source=ours with a source class in "
+                f"--init-classes pair {written!r} must be source=ours with a source class in "
                 f"{', '.join(theirs)} and one of ours in {', '.join(ours)}."
             )
         if target in mapping:
