@@ -177,8 +177,8 @@ def train_classifier(
                              "hidden_size": source.layers[0].hidden_size}  # fmt: skip
         else:
             raise RnnkitError(
-                f"--init-from needs a language model's or classifier's run, and {options.init_from} holds a "
-                f"{source.run_config.get('task')} model."
+                f"--init-from needs a language model's or classifier's run; {options.init_from} holds a model "
+                f"of task {source.run_config.get('task')!r}."
             )
     if resume and saved.exists():
         tokenizer = tokenizer_from_config(checkpoint.read_config(out)["tokenizer"])
