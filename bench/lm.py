@@ -131,6 +131,14 @@ def tied_adaptive_recipe(minutes: float, quick: bool) -> tuple[dict, TrainConfig
     return {**model, "tie_weights": True}, replace(config, eval_every=0 if quick else 2500), batch
 
 
+def tied_adaptive_light_recipe(minutes: float, quick: bool) -> tuple[dict, TrainConfig, int]:
+    """The tied adaptive recipe with less dropout. Its run ended (8 epochs, 123.2 test) with training loss,
+    measured under dropout, no lower than validation loss (4.91 against 4.89): within two hours the model
+    underfits, so dropout there slows learning more than it saves from overfitting."""
+    model, config, batch = tied_adaptive_recipe(minutes, quick)
+    return {**model, "output_dropout": 0.2, "hidden_dropout": 0.1, "input_dropout": 0.1}, config, batch
+
+
 def adaptive_recipe(minutes: float, quick: bool) -> tuple[dict, TrainConfig, int]:
     """A 2 x 512 LSTM with an adaptive softmax: a full 33k-word output layer would cost more than the
     recurrence on a CPU. Small batches (32 x 35, ~1,800 updates an epoch): the first attempt, at 64 x 70,
@@ -178,7 +186,12 @@ def tied_recipe(minutes: float, quick: bool) -> tuple[dict, TrainConfig, int]:
     return model, config, 20
 
 
-WIKITEXT_RECIPES = {"tied_adaptive": tied_adaptive_recipe, "adaptive": adaptive_recipe, "tied": tied_recipe}
+WIKITEXT_RECIPES = {
+    "tied_adaptive": tied_adaptive_recipe,
+    "tied_adaptive_light": tied_adaptive_light_recipe,
+    "adaptive": adaptive_recipe,
+    "tied": tied_recipe,
+}
 
 
 def main() -> None:
