@@ -125,7 +125,8 @@ def run_task(name: str, args) -> dict:
         device="cpu",
     )
     lm_text = unspoken_sentences(corpus) if task.get("lm_text") else None
-    data = AsrData(str(corpus), batch_size=task["batch_size"], lm_text=str(lm_text or ""))
+    speed = task.get("speed", 0.0) if args.speed_perturb is None else args.speed_perturb
+    data = AsrData(str(corpus), batch_size=task["batch_size"], speed=speed, lm_text=str(lm_text or ""))
     extra_sentences = read_lm_text(data.lm_text)
     if args.reuse and (run / "metrics.json").exists():
         # score an earlier run again, with the character LM this script fits now
@@ -150,6 +151,7 @@ def run_task(name: str, args) -> dict:
         "corpus": built,
         "model": model,
         "parameters": summary.get("parameters"),
+        "speed_perturb": speed,
         "train": {k: summary[k] for k in ("stopped_by", "steps", "epochs_completed", "train_seconds", "best_valid")},
         "budget": json.loads((run / LEDGER).read_text()) if (run / LEDGER).exists() else None,
         "data": summary.get("data"),
@@ -177,6 +179,12 @@ def main() -> None:
     parser.add_argument("--runs", default="bench/runs/asr", help="Where the trained runs go.")
     parser.add_argument("--quick", action="store_true", help="Tiny corpora and budgets: checks the script runs.")
     parser.add_argument("--quiet", action="store_true")
+    parser.add_argument(
+        "--speed-perturb",
+        type=float,
+        default=None,
+        help="Speed perturbation of training utterances, factor in [1 - S, 1 + S] (default: the task's)",
+    )
     parser.add_argument("--reuse", action="store_true", help="Score the runs already in --runs, no training.")
     parser.add_argument(
         "--threads",

@@ -89,7 +89,9 @@ def test_streaming_model_transcribes_a_file_chunk_by_chunk(corpus, tmp_path):
     args = ["asr", "train", "--manifest", str(corpus), "--out", str(out), "--streaming", *TINY]
     missing = runner.invoke(app, [*args, "--lm-text", str(tmp_path / "none.txt")])
     assert missing.exit_code == 2 and "cannot read the LM text" in missing.stderr and not out.exists()
-    result = runner.invoke(app, [*args, "--lm-text", str(lm_text)])
+    too_fast = runner.invoke(app, [*args, "--speed-perturb", "0.6"])
+    assert too_fast.exit_code == 2 and "--speed-perturb must be in [0, 0.5)" in too_fast.stderr and not out.exists()
+    result = runner.invoke(app, [*args, "--lm-text", str(lm_text), "--speed-perturb", "0.1"])
     assert result.exit_code == 0, result.output
     assert {"quixo", "zebra"} <= set(json.loads((out / "char_lm.json").read_text())["counts"])  # 5-char histories
     wav = str(pd.read_csv(corpus / "manifest.csv")["path"][0])

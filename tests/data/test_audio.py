@@ -1,5 +1,5 @@
 """Audio reading (mono, 16 kHz, loudness, bad files), log-mel numerics against an independent numpy
-reference, per-utterance normalisation and SpecAugment masks."""
+reference, per-utterance normalisation, SpecAugment masks and speed perturbation."""
 
 import numpy as np
 import pytest
@@ -9,9 +9,14 @@ import torch
 from rnnkit.data.audio import (
     FRAME_LENGTH,
     FRAME_SHIFT,
+    NUM_MELS,
+    SAMPLE_RATE,
     LogMel,
+    hz_to_mel,
     mel_filterbank,
+    mel_to_hz,
     normalise_utterance,
+    perturb_speed,
     read_audio,
     read_many,
     spec_augment,
@@ -137,3 +142,28 @@ def test_spec_augment_masks_bands_and_spans_within_each_length_and_repeats_with_
         assert int(zero_frames.sum()) <= 2 * min(8, int(0.1 * lengths[n]))
         assert not zero_frames[int(lengths[n]) :].any() or int(lengths[n]) == 60  # spans inside the length
     assert (masked == 0).any()
+
+
+def test_perturb_speed_moves_every_band_to_its_frequency_over_the_factor_and_rescales_time():
+    top = float(hz_to_mel(SAMPLE_RATE / 2))
+    centres = np.linspace(0.0, top, NUM_MELS + 2)[1:-1]  # the bands' centres in mel
+    # each band holds its own centre (in mel), so a warped band must hold the mel of f_j / a, exactly
+    # where that lies between two centres (linear interpolation of a linear function)
+    bands = torch.tensor(centres).repeat(30, 1)
+    for factor in (0.9, 1.1):
+        warped = perturb_speed(bands, factor)
+        expected = hz_to_mel(mel_to_hz(centres) / factor)
+        inside = (expected >= centres[0]) & (expected <= centres[-1])
+        assert inside.sum() > 70
+        np.testing.assert_allclose(warped[0].numpy()[inside], expected[inside], rtol=0, atol=1e-9)
+        edge = centres[0] if factor > 1 else centres[-1]  # beyond the bank: the nearest band
+        np.testing.assert_allclose(warped[0].numpy()[~inside], edge)
+    # frames: a ramp t read at a t, for round(L / a) frames
+    ramp = torch.arange(50, dtype=torch.float64)[:, None].repeat(1, NUM_MELS)
+    slow = perturb_speed(ramp, 0.8)
+    assert len(slow) == 62
+    np.testing.assert_allclose(slow[:61, 0].numpy(), np.arange(61) * 0.8, atol=1e-12)
+    assert len(perturb_speed(ramp, 1.25)) == 40
+    assert perturb_speed(ramp, 1.0) is ramp
+    with pytest.raises(RnnkitError, match="positive"):
+        perturb_speed(ramp, 0.0)

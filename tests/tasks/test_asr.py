@@ -97,6 +97,18 @@ def test_batches_repeat_per_epoch_and_augment_only_when_training():
     assert all(torch.equal(a, b) for a, b in zip(first, [b[0] for b in data.batches(3)], strict=True))
     assert any(not torch.equal(a, b) for a, b in zip(first, [b[0] for b in data.batches(4)], strict=False))
     evaluation = SpeechBatches(data.features, [t.tolist() for t in data.targets], data.texts, 4, shuffle=False)
+    # speed perturbation: new lengths (the same for the same epoch), the same transcripts
+    fast = SpeechBatches(data.features, [t.tolist() for t in data.targets], data.texts, 4, shuffle=True,
+                         augment=True, speed=0.2)  # fmt: skip
+    plain = SpeechBatches(data.features, [t.tolist() for t in data.targets], data.texts, 4, shuffle=True)
+    for a, b, c in zip(fast.batches(2), fast.batches(2), plain.batches(2), strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+        assert torch.equal(a[2], c[2]) and torch.equal(a[3], c[3])
+        assert a[1].shape == c[1].shape and int(a[0].shape[1]) == int(a[1].max())
+        assert (a[1] >= (c[1] / 1.2).floor()).all() and (a[1] <= (c[1] / 0.8).ceil()).all()
+    assert any(not torch.equal(a[1], c[1]) for a, c in zip(fast.batches(2), plain.batches(2), strict=True))
+    with pytest.raises(RnnkitError, match="speed perturbation"):
+        SpeechBatches(data.features, [t.tolist() for t in data.targets], data.texts, 4, shuffle=True, speed=0.5)
     _, lengths, targets, target_lengths = next(evaluation.batches())
     assert lengths.tolist() == sorted(lengths.tolist(), reverse=True) and int(target_lengths.sum()) == len(targets)
     with pytest.raises(RnnkitError, match="outside the alphabet"):

@@ -81,6 +81,10 @@ def train(
         bool, typer.Option(help="Unidirectional model with causal convolutions (for transcribe --stream).")
     ] = False,
     augment: Annotated[bool, typer.Option(help="SpecAugment time and frequency masks on training batches.")] = True,
+    speed_perturb: Annotated[
+        float,
+        typer.Option(help="Speed perturbation: each training utterance sped up by a factor in [1 - S, 1 + S]."),
+    ] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Utterances per batch.")] = 32,
     max_train: Annotated[int, typer.Option(help="Use at most this many training utterances (0: all).")] = 0,
     lm_text: Annotated[
@@ -100,8 +104,8 @@ def train(
     """
     from rnnkit.tasks.asr_training import AsrData, train_asr
 
-    data = AsrData(manifest=str(manifest), batch_size=batch_size, augment=augment, max_train=max_train,
-                   lm_text=str(lm_text or ""))  # fmt: skip
+    data = AsrData(manifest=str(manifest), batch_size=batch_size, augment=augment, speed=speed_perturb,
+                   max_train=max_train, lm_text=str(lm_text or ""))  # fmt: skip
     model_options = {
         "cell": cell, "hidden_size": hidden_size, "num_layers": layers, "conv_channels": conv_channels,
         "dropout": dropout, "bidirectional": not streaming, "normalisation": "global" if streaming else "utterance",

@@ -36,7 +36,15 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
 
-from rnnkit.data.audio import FRAME_SHIFT, NUM_MELS, SAMPLE_RATE, LogMel, normalise_utterance, spec_augment
+from rnnkit.data.audio import (
+    FRAME_SHIFT,
+    NUM_MELS,
+    SAMPLE_RATE,
+    LogMel,
+    normalise_utterance,
+    perturb_speed,
+    spec_augment,
+)
 from rnnkit.data.buckets import bucketed_batches
 from rnnkit.data.speech_texts import ALPHABET
 from rnnkit.errors import RnnkitError
@@ -252,20 +260,24 @@ class SpeechBatches:
     target_lengths)``.
 
     Training order (``shuffle=True``): a permutation seeded by ``(seed, epoch)``, cut into pools of 50
-    batches, each pool sorted by length and cut into batches, batches shuffled; SpecAugment (``augment``)
-    is seeded by ``(seed, epoch, batch)``; so ``batches(epoch)`` is the same for the same epoch (the
-    Trainer's resume contract). Evaluation order (``shuffle=False``): longest first, no masking.
+    batches, each pool sorted by length and cut into batches, batches shuffled; augmentation (``augment``:
+    speed perturbation by a factor uniform in ``[1 - speed, 1 + speed]`` per utterance when ``speed > 0``,
+    then SpecAugment) is seeded by ``(seed, epoch, batch)``; so ``batches(epoch)`` is the same for the same
+    epoch (the Trainer's resume contract). Evaluation order (``shuffle=False``): longest first, unchanged.
     """
 
     def __init__(self, features: list[Tensor], targets: list[list[int]], texts: list[str], batch_size: int, *,
-                 shuffle: bool, seed: int = 0, augment: bool = False) -> None:  # fmt: skip
+                 shuffle: bool, seed: int = 0, augment: bool = False, speed: float = 0.0) -> None:  # fmt: skip
         if batch_size < 1:
             raise RnnkitError(f"batch_size must be at least 1, got {batch_size}.")
+        if not 0 <= speed < 0.5:
+            raise RnnkitError(f"speed perturbation must be in [0, 0.5), got {speed}.")
         self.features = features
         self.targets = [torch.tensor(t, dtype=torch.long) for t in targets]
         self.texts = texts
         self.lengths = torch.tensor([len(f) for f in features], dtype=torch.long)
         self.batch_size, self.shuffle, self.seed, self.augment = batch_size, shuffle, seed, augment
+        self.speed = speed
 
     def __len__(self) -> int:
         return math.ceil(len(self.features) / self.batch_size)
@@ -276,8 +288,12 @@ class SpeechBatches:
         )
 
     def _collate(self, index: list[int], generator: torch.Generator | None) -> Batch:
-        features = pad_sequence([self.features[i].float() for i in index], batch_first=True)  # -> (N, L, F)
-        lengths = self.lengths[index]
+        clips = [self.features[i].float() for i in index]
+        if generator is not None and self.speed > 0:
+            factors = 1 + self.speed * (2 * torch.rand(len(clips), generator=generator, dtype=torch.float64) - 1)
+            clips = [perturb_speed(clip, float(factor)) for clip, factor in zip(clips, factors, strict=True)]
+        features = pad_sequence(clips, batch_first=True)  # -> (N, L, F)
+        lengths = torch.tensor([len(clip) for clip in clips], dtype=torch.long)
         if generator is not None:
             features = spec_augment(features, lengths, generator)
         targets = torch.cat([self.targets[i] for i in index])

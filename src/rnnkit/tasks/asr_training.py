@@ -41,13 +41,16 @@ LM_ORDER = 6
 class AsrData:
     manifest: str  # a corpus directory (with manifest.csv) or a manifest CSV with a split column
     batch_size: int = 32
-    augment: bool = True  # SpecAugment on training batches
+    augment: bool = True  # SpecAugment (and speed perturbation, if speed > 0) on training batches
+    speed: float = 0.0  # speed perturbation: each training utterance sped up by a factor in [1 - speed, 1 + speed]
     max_train: int = 0  # use at most this many training utterances (0: all)
     lm_text: str = ""  # a UTF-8 file of extra sentences (one a line) for the character LM, beside the transcripts
 
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise RnnkitError(f"--batch-size must be at least 1, got {self.batch_size}.")
+        if not 0 <= self.speed < 0.5:
+            raise RnnkitError(f"--speed-perturb must be in [0, 0.5), got {self.speed}.")
 
 
 @dataclass
@@ -74,10 +77,12 @@ def load_features(
 
 
 def make_batches(model: SpeechRecognizer, features: Features, batch_size: int, *, shuffle: bool, seed: int = 0,
-                 augment: bool = False) -> SpeechBatches:  # fmt: skip
+                 augment: bool = False, speed: float = 0.0) -> SpeechBatches:  # fmt: skip
     normalised = [model.normalise(f).half() for f in features.raw]  # half: 5,000 clips of 3 s in ~250 MB
     targets = [model.encode_text(text) for text in features.texts]
-    return SpeechBatches(normalised, targets, features.texts, batch_size, shuffle=shuffle, seed=seed, augment=augment)
+    return SpeechBatches(
+        normalised, targets, features.texts, batch_size, shuffle=shuffle, seed=seed, augment=augment, speed=speed
+    )
 
 
 def check_texts(texts: list[str], alphabet: str, where: str) -> None:
@@ -136,7 +141,7 @@ def train_asr(options: AsrData, model_options: dict, train_config: TrainConfig, 
         model.fit_normalisation(train_features.raw)
     run_config = {"task": "asr", "model": asdict(config), "data": asdict(options)}
     train = make_batches(model, train_features, options.batch_size, shuffle=True, seed=train_config.seed,
-                         augment=options.augment)  # fmt: skip
+                         augment=options.augment, speed=options.speed)  # fmt: skip
     valid = make_batches(model, valid_features, 2 * options.batch_size, shuffle=False) if valid_features.raw else None
     trainer = Trainer(model, replace(train_config, monitor="cer"), out, train, valid, run_config=run_config)
     # the LM needs only text: written first, so even an interrupted run can use it

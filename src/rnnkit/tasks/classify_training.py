@@ -185,7 +185,7 @@ def train_classifier(
     elif source is not None:
         tokenizer = tokenizer_from_config(source.run_config["tokenizer"])
     else:
-        if options.vectors == "glove" and not options.init_from:
+        if options.vectors == "glove":
             glove = glove_vectors({w for t in splits.train.texts for w in normalise(t).split()})
         tokenizer = build_vocabulary(splits.train.texts, options.min_count, glove)
     weights = balanced_weights(splits.train.labels, classes) if options.class_weights == "balanced" else ()
