@@ -3,7 +3,9 @@
 (a) each cell at (about) the same parameter count, trained for the same wall-clock budget on the Shakespeare
     split (test plays hamlet, the-tempest, twelfth-night), scored in bits per character on the test plays;
 (b) PPMd order 8 (pyppmd), fed the training plays and then the test plays, in the same run: the test plays'
-    share of the compressed stream, in bits per character;
+    share of the compressed stream, in bits per character; against it the character LSTM, scored statically
+    and with dynamic evaluation, and where its static bits go (``--parts headings``: the speaker headings of
+    the unseen plays against the rest; both models on the test plays without those headings);
 (c) a word-level LSTM on WikiText-2 with a fixed budget, test perplexity.
 
 Budgets are given for the 80 GFLOP/s reference machine and shrunk by the measured matmul rate here, as the
@@ -15,18 +17,23 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 import pyppmd
+import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 from budget import budget_minutes, charge_budget, scale_for
 from machine import describe, merge_results
+from rnnkit import checkpoint
 from rnnkit.allocator import keep_freed_memory
 from rnnkit.data import shakespeare
+from rnnkit.data.text import batchify, stream_windows, tokenizer_from_config
 from rnnkit.kernels.aten import native_bf16
+from rnnkit.tasks import load
 from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig
 from rnnkit.tasks.lm_training import LanguageModelData, evaluate_language_model, train_language_model
 from rnnkit.train import TrainConfig
@@ -101,6 +108,59 @@ def char_lstm(args, scale: float, machine: dict) -> dict:
         "dynamic_eval": dynamic_eval(
             out, "shakespeare", [0.1] if args.quick else [0.03, 0.1, 0.3, 1.0], "bits_per_token"
         ),
+    }
+
+
+# a speaker heading of the plays as rnnkit.data.plays writes them: "HAMLET:", "FIRST GENTLEMAN:" on a line
+SPEAKER_HEADING = re.compile(r"^[A-Z][A-Z0-9 .,'&-]*:$", re.M)
+
+
+@torch.no_grad()
+def bits_per_character(run: Path, text: str, rows: int = 8, window: int = 128) -> torch.Tensor:
+    """The model's bits on each character of ``text`` as :meth:`LanguageModel.evaluate` scores them (``rows``
+    streams, state carried across windows); NaN where it predicts nothing (each stream's first character and
+    the characters cut off the end)."""
+    model = load(run).eval()
+    tokenizer = tokenizer_from_config(checkpoint.read_config(run)["tokenizer"])
+    ids = torch.tensor(tokenizer.encode(text))
+    if len(ids) != len(text):
+        raise ValueError("a character tokenizer gives one id per character")
+    batched = batchify(ids, rows)
+    bits = torch.full(batched.shape, float("nan"))
+    state, position = None, 0
+    for x, y in stream_windows(batched, window):
+        hidden, state = model(x, state)
+        nats = -model.log_probs(hidden).gather(-1, y.unsqueeze(-1)).squeeze(-1).float()
+        bits[:, position + 1 : position + 1 + x.shape[1]] = nats / math.log(2)
+        position += x.shape[1]
+    flat = torch.full((len(text),), float("nan"))
+    flat[: batched.numel()] = bits.flatten()
+    return flat
+
+
+def heading_breakdown(run: Path, splits) -> dict:
+    """Where the static model's test bits go. The test plays' speaker headings name characters the training
+    plays never had; PPMd learns each name as it codes the play, a static model never does. So: the model's
+    bits per character inside the headings and elsewhere, and PPMd against the model on the test plays with
+    the headings taken out."""
+    test = splits.test
+    bits = bits_per_character(run, test)
+    inside = torch.zeros(len(test), dtype=torch.bool)
+    for match in SPEAKER_HEADING.finditer(test):
+        inside[match.start() : match.end() + 1] = True  # the name, its colon and its newline
+    scored = ~bits.isnan()
+    stripped = SPEAKER_HEADING.sub("", test).replace("\n\n\n", "\n\n")
+    stripped_bits = bits_per_character(run, stripped)
+    return {
+        "heading_share_of_characters": round(inside.float().mean().item(), 4),
+        "heading_share_of_static_bits": round((bits[scored & inside].sum() / bits[scored].sum()).item(), 4),
+        "static_bits_per_char_in_headings": round(bits[scored & inside].mean().item(), 4),
+        "static_bits_per_char_elsewhere": round(bits[scored & ~inside].mean().item(), 4),
+        "without_headings": {
+            "characters": len(stripped),
+            "lstm_static_bits_per_char": round(stripped_bits[~stripped_bits.isnan()].mean().item(), 4),
+            "ppmd_order8_bits_per_char": round(ppmd_bits_per_char(splits.train, stripped), 4),
+        },
     }
 
 
@@ -207,7 +267,11 @@ def main() -> None:
         action="store_true",
         help="go on with an interrupted WikiText-2 run in --out (Ctrl-C saves it), within what is left of its budget",
     )
-    parser.add_argument("--parts", default="cells,char,wikitext", help="which of cells, char, ppmd, wikitext to run")
+    parser.add_argument(
+        "--parts",
+        default="cells,char,headings,wikitext",
+        help="which of cells, char, headings (of the char run in --out), ppmd, wikitext to run",
+    )
     parser.add_argument("--cells", default="rnn,gru,lstm", help="which cells part (a) trains")
     parser.add_argument(
         "--precision",
@@ -224,7 +288,7 @@ def main() -> None:
     machine = describe()
     scale = scale_for(machine)
     minutes = 0.05 if args.quick else args.minutes * scale
-    results: dict = {"machine": machine, "budget_scale": round(scale, 3), "minutes_per_cell": round(minutes, 2)}
+    results: dict = {}
     parts = args.parts.split(",")
     splits = shakespeare()
 
@@ -233,6 +297,8 @@ def main() -> None:
         print(f"PPMd order 8: {results['ppmd_order8_test_bits_per_char']:.3f} bits/char on the test plays")
 
     if "cells" in parts:
+        # the top-level machine describes the cells table (the other parts record their own)
+        results.update(machine=machine, budget_scale=round(scale, 3), minutes_per_cell=round(minutes, 2))
         base = {"vocab_size": 80, "embedding_size": 128, "num_layers": 2, "tie_weights": False}
         target = parameters(LanguageModelConfig(cell="lstm", hidden_size=512, **base))
         rows = []
@@ -283,6 +349,10 @@ def main() -> None:
         results["char_lstm"] = char_lstm(args, scale, machine)
         results["char_lstm"]["ppmd_order8_test_bits_per_char"] = results["ppmd_order8_test_bits_per_char"]
         print(results["char_lstm"], flush=True)
+
+    if "headings" in parts:
+        results["char_lstm_headings"] = heading_breakdown(Path(args.out) / "char-lstm", splits)
+        print(results["char_lstm_headings"], flush=True)
 
     if "wikitext" in parts:
         run = Path(args.out) / f"wikitext2-{args.wikitext_recipe}"
