@@ -45,6 +45,19 @@ def test_steps_continue_a_forward_and_reproduce_it(kind):
     assert len(steps) == 2
 
 
+def test_step_reads_replaced_weights_and_cells():
+    """The step plan kept on the layer must follow what the layer holds now, not what it held."""
+    layer = rnnkit.GRU(5, 6, num_layers=2).eval()
+    x_t, state = torch.randn(3, 5), torch.randn(2, 3, 6)
+    with torch.no_grad():
+        layer.step(x_t, state)
+        layer.cells[0].weight_hh = torch.nn.Parameter(torch.randn(18, 6))
+        layer.cells[1] = rnnkit.GRU(6, 6).cells[0]
+        expected = streaming._step_cells(layer, x_t, state)
+        actual = layer.step(x_t, state)
+    torch.testing.assert_close(actual, expected, atol=1e-6, rtol=1e-5)
+
+
 def test_step_with_autograd_or_noise_uses_the_cells():
     layer = rnnkit.LSTM(5, 6, num_layers=2, dropout=0.5, zoneout=0.2)
     x_t = torch.randn(3, 5)

@@ -22,8 +22,13 @@ logger = logging.getLogger(__name__)
 
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = [CSRC / "loops.cpp", CSRC / "layer_norm_lstm.cpp", CSRC / "step.cpp"]
-# -ffast-math with -fopenmp-simd lets gcc vectorise exp/tanh (glibc libmvec); results stay within 1e-5
+# -ffast-math with -fopenmp-simd lets gcc vectorise exp/tanh (glibc libmvec); results stay within 1e-5.
+# -fopenmp: at::parallel_for is a header template whose OpenMP region exists only where _OPENMP is defined;
+# without it every parallel_for here ran on one thread. Compile-only: the link leaves the GOMP_* symbols to
+# the OpenMP runtime libtorch_cpu already loaded, so there is one thread pool, sized by torch.set_num_threads.
 FLAGS = ["-O3", "-march=native", "-ffast-math", "-fopenmp-simd"]
+if platform.system() == "Linux":  # gcc; Apple's clang has no -fopenmp (its build then runs serial loops)
+    FLAGS.append("-fopenmp")
 if platform.machine() in ("x86_64", "AMD64"):
     # gcc's tuning for some AMD cores prefers 128-bit vectors, and then the gate loops call libmvec's 4-wide
     # expf/tanhf; asking for 256 bits gives the AVX2 8-wide ones (no effect where AVX2 is missing)
