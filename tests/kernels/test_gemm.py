@@ -7,10 +7,21 @@ from torch.testing import assert_close
 
 from rnnkit.kernels import gemm
 
+# both product paths, whichever this CPU picks: oneDNN (where torch has it) and torch.mm / F.linear
+PATHS = ["onednn", "torch"]
+
+
+@pytest.fixture(params=PATHS)
+def path(request, monkeypatch):
+    if request.param == "onednn" and gemm.onednn_linear() is None:
+        pytest.skip("this torch build has no oneDNN linear")
+    monkeypatch.setattr(gemm, "_operator", gemm.onednn_linear if request.param == "onednn" else lambda: None)
+    return request.param
+
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 @pytest.mark.parametrize(("m", "k", "n"), [(7, 5, 3), (64, 33, 128), (300, 40, 17)])
-def test_mm_matches_torch_for_plain_and_transposed_operands(dtype, m, k, n):
+def test_mm_matches_torch_for_plain_and_transposed_operands(dtype, m, k, n, path):
     generator = torch.Generator().manual_seed(m)
     a, b = torch.randn(m, k, generator=generator, dtype=dtype), torch.randn(k, n, generator=generator, dtype=dtype)
     assert_close(gemm.mm(a, b), a @ b, rtol=1e-5, atol=1e-5)
@@ -20,7 +31,7 @@ def test_mm_matches_torch_for_plain_and_transposed_operands(dtype, m, k, n):
 
 
 @pytest.mark.parametrize("bias", [True, False])
-def test_linear_matches_f_linear_in_values_and_gradients(bias):
+def test_linear_matches_f_linear_in_values_and_gradients(bias, path):
     torch.manual_seed(0)
     x = torch.randn(6, 4, 9, requires_grad=True)
     weight = torch.randn(12, 9, requires_grad=True)
@@ -41,3 +52,13 @@ def test_fp64_and_disabled_onednn_fall_back_to_torch(monkeypatch):
     assert not gemm.applies(torch.zeros(2, 2))
     a, b = torch.randn(3, 4), torch.randn(4, 5)
     assert_close(gemm.mm(a, b), a @ b)
+
+
+def test_intel_cpus_use_mkl(monkeypatch):
+    """On Intel CPUs MKL's products beat the boxed oneDNN call (see rnnkit.kernels.gemm), elsewhere oneDNN wins."""
+    monkeypatch.delenv("RNNKIT_NO_ONEDNN", raising=False)
+    for intel in (True, False):
+        monkeypatch.setattr(gemm, "intel_cpu", lambda intel=intel: intel)
+        gemm._operator.cache_clear()
+        assert (gemm._operator() is None) == (intel or gemm.onednn_linear() is None)
+    gemm._operator.cache_clear()

@@ -42,6 +42,7 @@ def native_loops(x: Tensor):
 # GRU loops beat torch's at every bench shape (about 2x at N*H = 83,200); with MKL's products alone they lose
 # once each step's products are large (N*H = 83,200: GRU 0.90x, RNN 0.97x). oneDNN's fused LSTM beats our
 # LSTM loop at every plain shape, so a plain LSTM stays with aten.
+# Without oneDNN (Intel CPUs use MKL, see rnnkit.kernels.gemm) wide plain steps therefore go to aten.
 MATRIX_BOUND_STEP = 32_768  # batch x hidden from which a plain RNN/GRU step is left to aten without oneDNN
 
 

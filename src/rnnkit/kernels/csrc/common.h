@@ -45,9 +45,14 @@ void for_rows(int64_t rows, int64_t width, const F& f) {
 // at::mm calls MKL, which runs AVX2 code on AMD CPUs; torch's oneDNN linear uses AVX-512 where the CPU has it
 // (about 2x on the bench machine, see rnnkit/kernels/gemm.py). The loops multiply by the same W_hh at every
 // step, so it is reordered into oneDNN's blocked layout once per call. The operator is looked up by name and
-// called boxed (its C++ signature differs between torch versions); without it, or for fp64, at::mm is used.
+// called boxed (its C++ signature differs between torch versions); without it, for fp64, or on Intel CPUs
+// (where MKL runs its best code and the boxed call's cost loses, see rnnkit/kernels/gemm.py) at::mm is used.
 inline const c10::OperatorHandle* onednn_op(const char* name) {
   if (std::getenv("RNNKIT_NO_ONEDNN") && std::string(std::getenv("RNNKIT_NO_ONEDNN")) != "0") return nullptr;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_is("intel")) return nullptr;
+#endif
   auto handle = c10::Dispatcher::singleton().findSchema({name, ""});
   return handle ? new c10::OperatorHandle(*handle) : nullptr;
 }
