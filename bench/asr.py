@@ -194,10 +194,12 @@ def main() -> None:
         "(1 when another job shares the 2 cores); the real-time factor always uses 2",
     )
     args = parser.parse_args()
-    results = {"machine": describe()}
-    args.scale = scale_for(results["machine"])  # this machine's minutes per reference minute
+    machine = describe()
+    args.scale = scale_for(machine)  # this machine's minutes per reference minute
+    results = {}
     for name in args.only or list(TASKS):
-        results[name] = run_task(name, args)
+        # each task records its machine: tasks run separately (on whichever machine a session has) share a file
+        results[name] = {"machine": machine, **run_task(name, args)}
         print(json.dumps({name: {"test": {k: v.get("wer") for k, v in results[name]["test"]["decoders"].items()}}}))
     merge_results(RESULTS / ("asr-quick.json" if args.quick else "asr.json"), results)
 
