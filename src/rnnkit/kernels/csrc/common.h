@@ -45,16 +45,20 @@ void for_rows(int64_t rows, int64_t width, const F& f) {
 // at::mm calls MKL, which runs AVX2 code on AMD CPUs; torch's oneDNN linear uses AVX-512 where the CPU has it
 // (about 2x on the bench machine, see rnnkit/kernels/gemm.py). The loops multiply by the same W_hh at every
 // step, so it is reordered into oneDNN's blocked layout once per call. The operator is looked up by name and
-// called boxed (its C++ signature differs between torch versions); without it, for fp64, or on Intel CPUs
-// (where MKL runs its best code and the boxed call's cost loses, see rnnkit/kernels/gemm.py) at::mm is used.
+// called boxed (its C++ signature differs between torch versions); without it, or for fp64, at::mm is used.
 inline const c10::OperatorHandle* onednn_op(const char* name) {
   if (std::getenv("RNNKIT_NO_ONEDNN") && std::string(std::getenv("RNNKIT_NO_ONEDNN")) != "0") return nullptr;
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_is("intel")) return nullptr;
-#endif
   auto handle = c10::Dispatcher::singleton().findSchema({name, ""});
   return handle ? new c10::OperatorHandle(*handle) : nullptr;
+}
+
+inline bool intel_cpu() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_is("intel");
+#else
+  return false;
+#endif
 }
 
 // The right-hand factor B of C = A B at every step, kept as a linear layer's weight W (B = W^T): for the
@@ -70,7 +74,11 @@ class StepWeights {
     // below about 2M multiply-adds per step (e.g. batch 64 x 128 x 128) at::mm's lower call cost wins
     // (bench/kernels.py: RNN at (64, 50, 64, 128) 1.4x torch.nn this way, 1.2x through oneDNN)
     const bool large = batch * weight_.size(0) * weight_.size(1) >= (int64_t(1) << 21);
-    if (weight_.scalar_type() != at::kFloat || !reorder || !linear || !large) return;
+    // on Intel CPUs MKL runs its AVX-512 code and wins from 32 rows up (2-core Xeon Sapphire Rapids: RNN at
+    // (32, 100, 128, 256) 0.83x torch.nn through oneDNN, 1.13x through MKL; GRU at (64, 50, 64, 128) 1.41x and
+    // 1.66x); at 16 rows oneDNN still wins (GRU at (16, 200, 256, 512): 1.55x against 1.32x)
+    const bool mkl_wins = intel_cpu() && batch > 16;
+    if (weight_.scalar_type() != at::kFloat || !reorder || !linear || !large || mkl_wins) return;
     linear_ = linear;
     torch::jit::Stack stack{weight_, c10::IValue(batch)};
     reorder->callBoxed(&stack);
