@@ -116,12 +116,10 @@ SPEAKER_HEADING = re.compile(r"^[A-Z][A-Z0-9 .,'&-]*:$", re.M)
 
 
 @torch.no_grad()
-def bits_per_character(run: Path, text: str, rows: int = 8, window: int = 128) -> torch.Tensor:
+def bits_per_character(model, tokenizer, text: str, rows: int = 8, window: int = 128) -> torch.Tensor:
     """The model's bits on each character of ``text`` as :meth:`LanguageModel.evaluate` scores them (``rows``
     streams, state carried across windows); NaN where it predicts nothing (each stream's first character and
     the characters cut off the end)."""
-    model = load(run).eval()
-    tokenizer = tokenizer_from_config(checkpoint.read_config(run)["tokenizer"])
     ids = torch.tensor(tokenizer.encode(text))
     if len(ids) != len(text):
         raise ValueError("a character tokenizer gives one id per character")
@@ -143,14 +141,16 @@ def heading_breakdown(run: Path, splits) -> dict:
     plays never had; PPMd learns each name as it codes the play, a static model never does. So: the model's
     bits per character inside the headings and elsewhere, and PPMd against the model on the test plays with
     the headings taken out."""
+    model = load(run).eval()
+    tokenizer = tokenizer_from_config(checkpoint.read_config(run)["tokenizer"])
     test = splits.test
-    bits = bits_per_character(run, test)
+    bits = bits_per_character(model, tokenizer, test)
     inside = torch.zeros(len(test), dtype=torch.bool)
     for match in SPEAKER_HEADING.finditer(test):
         inside[match.start() : match.end() + 1] = True  # the name, its colon and its newline
     scored = ~bits.isnan()
     stripped = SPEAKER_HEADING.sub("", test).replace("\n\n\n", "\n\n")
-    stripped_bits = bits_per_character(run, stripped)
+    stripped_bits = bits_per_character(model, tokenizer, stripped)
     return {
         "heading_share_of_characters": round(inside.float().mean().item(), 4),
         "heading_share_of_static_bits": round((bits[scored & inside].sum() / bits[scored].sum()).item(), 4),

@@ -9,7 +9,8 @@ native loops reach oneDNN for their per-step products the same way (``csrc/commo
 
 On Intel CPUs MKL runs its best code, and there the per-call cost of the boxed oneDNN operator loses: on a
 2-core Xeon (Sapphire Rapids) the RNN at (32, 100, 128, 256) ran forward+backward at 0.75x torch.nn through
-oneDNN and 1.0x through MKL, the GRU at (128, 35, 650, 650) at 0.83x and 1.0x. So Intel CPUs use MKL.
+oneDNN and 1.0x through MKL, the GRU at (128, 35, 650, 650) at 0.83x and 1.0x. So on Intel CPUs these
+products use MKL (the loops' per-step products too, from 32 rows up: ``csrc/common.h``).
 
 Everything falls back to ``torch.mm`` / ``F.linear`` where the oneDNN operator is missing, on Intel CPUs, for
 other dtypes than fp32, off the CPU, or with ``RNNKIT_NO_ONEDNN=1``.
