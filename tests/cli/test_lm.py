@@ -145,3 +145,10 @@ def test_user_mistakes_print_one_line_and_exit_2(arguments, message, corpus, tra
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_refused_generation_prints_no_text(trained):
+    """The prime is echoed only once the sampling arguments are accepted."""
+    result = runner.invoke(app, ["lm", "generate", str(trained[0]), "--prime", "ROMEO:", "--length", "-5"])
+    assert result.exit_code == 2 and "length >= 0" in result.stderr
+    assert result.stdout == ""

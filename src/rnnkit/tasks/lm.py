@@ -200,7 +200,6 @@ class LanguageModel(nn.Module):
             count += y.numel()
         return stream_metrics(total, count)
 
-    @torch.no_grad()
     def generate(
         self,
         prime: list[int],
@@ -214,7 +213,8 @@ class LanguageModel(nn.Module):
         """Sample ``length`` tokens after ``prime``, one at a time through the layers' step API.
 
         ``temperature`` divides the logits; ``top_k`` keeps the k likeliest tokens; ``top_p`` keeps the
-        smallest set whose probability reaches p (nucleus sampling, Holtzman et al. 2020).
+        smallest set whose probability reaches p (nucleus sampling, Holtzman et al. 2020). The arguments are
+        checked here, before the first token is asked for, so a caller can refuse them before printing.
         """
         if not prime:
             raise RnnkitError("generation needs a prime of at least one token.")
@@ -223,6 +223,10 @@ class LanguageModel(nn.Module):
                 f"need temperature > 0, 0 < top_p <= 1, top_k >= 0 and length >= 0; got {temperature}, "
                 f"{top_p}, {top_k}, {length}."
             )
+        return self._sample(prime, length, temperature, top_k, top_p, generator)
+
+    @torch.no_grad()
+    def _sample(self, prime, length, temperature, top_k, top_p, generator) -> Iterator[int]:
         self.eval()
         device = self.device
         # the prime in one pass; then step by step
