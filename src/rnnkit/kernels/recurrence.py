@@ -121,14 +121,24 @@ class Recurrence(torch.autograd.Function):
             dgh = dxp
         dw_hh = db_hh = None
         if ctx.needs_input_grad[6]:
-            h_prev = ctx.packing.previous_states(h0, out)  # (T, H)
-            if rmask is not None:
-                h_prev = h_prev * ctx.packing.per_row(rmask)
-            # (G*H, T) @ (T, H) -> (G*H, H)
-            dw_hh = gemm.mm(dgh.t(), h_prev)
+            dw_hh = recurrent_weight_grad(ctx.packing, dgh, h0, out, rmask)
         if ctx.has_bias and ctx.needs_input_grad[7]:
             db_hh = dgh.sum(0)
         return None, None, None, dxp, dh0, dc0, dw_hh, db_hh, None, None, None
+
+
+def recurrent_weight_grad(packing, dgh, h0, out, rmask):
+    r""":math:`\partial W_{hh} = \partial GH^\top (H_{prev} \odot m)`, ``(G*H, T) @ (T, H) -> (G*H, H)``.
+
+    Without lengths or mask the rows of :math:`H_{prev}` are ``h0`` and then ``out`` without its last step, so
+    the product splits in two and :math:`H_{prev}` (a ``(T, H)`` copy) is never built."""
+    if packing.order is None and rmask is None:
+        n = packing.batch_size
+        return gemm.mm(dgh[n:].t(), out[: out.shape[0] - n]) + gemm.mm(dgh[:n].t(), h0)
+    h_prev = packing.previous_states(h0, out)  # (T, H)
+    if rmask is not None:
+        h_prev = h_prev * packing.per_row(rmask)
+    return gemm.mm(dgh.t(), h_prev)
 
 
 class LayerNormRecurrence(torch.autograd.Function):
@@ -203,11 +213,8 @@ class LayerNormRecurrence(torch.autograd.Function):
             zmask_h,
             zmask_c,
         )
-        h_prev = ctx.packing.previous_states(h0, out)  # (T, H)
-        if rmask is not None:
-            h_prev = h_prev * ctx.packing.per_row(rmask)
         # one product / reduction over all T rows each
-        dw_hh = gemm.mm(da.t(), h_prev)
+        dw_hh = recurrent_weight_grad(ctx.packing, da, h0, out, rmask)
         d_gamma_hh, d_gamma_c = ctx.loops.column_dot(dxp, a_hat), ctx.loops.column_dot(dy, c_hat)
         d_beta_hh = dxp.sum(0) if ctx.has_beta[0] else None
         d_beta_c = dy.sum(0) if ctx.has_beta[1] else None
