@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
+import random
 import sys
 import time
 from pathlib import Path
@@ -38,8 +40,9 @@ from rnnkit.checkpoint import RESUME_FILE
 from rnnkit.data.speech_corpus import CorpusConfig, build_corpus, read_manifest
 from rnnkit.data.speech_texts import fortune_sentences
 from rnnkit.tasks import load
-from rnnkit.tasks.asr_inference import Decoder, load_char_lm, transcribe_files
+from rnnkit.tasks.asr_inference import Decoder, load_char_lm, load_fusion_lm, transcribe_files
 from rnnkit.tasks.asr_training import AsrData, evaluate_asr, fit_char_lm, read_lm_text, train_asr
+from rnnkit.tasks.lm_training import LanguageModelData, train_language_model
 from rnnkit.train import TrainConfig
 
 RESULTS = Path(__file__).parent / "results"
@@ -55,7 +58,21 @@ TASKS = {
     "fortunes": {
         "texts": "fortunes",
         "n": 10000,
-        "lm_text": True,  # the fortunes sentences that no split of the corpus speaks also train the char LM
+        "lm_text": True,  # the fortunes sentences that no split of the corpus speaks also train the char LMs
+        # a recurrent character LM fused in beam search besides the n-gram; its minutes come out of the task's
+        # 90 reference minutes (the acoustic model gets the rest)
+        "recurrent_lm": {
+            "minutes": 15.0,
+            "model": {
+                "cell": "lstm",
+                "hidden_size": 512,
+                "embedding_size": 64,
+                "num_layers": 1,
+                "tie_weights": False,
+                "input_dropout": 0.1,
+                "output_dropout": 0.2,
+            },
+        },
         "model": {"cell": "gru", "hidden_size": 320, "num_layers": 3, "conv_channels": 32, "dropout": 0.2},
         "batch_size": 32,
         "learning_rate": 2e-3,
@@ -64,27 +81,36 @@ TASKS = {
 LM_GRID = [(0.0, 0.0), (0.3, 0.5), (0.5, 1.0), (0.8, 1.5), (1.0, 2.0)]  # (weight, bonus per character)
 
 
-def tune_lm(run: Path, corpus: Path, quiet: bool) -> tuple[float, float, dict]:
-    """The LM weight and bonus with the lowest validation CER (beam 16)."""
+def tune_lm(run: Path, corpus: Path, quiet: bool, lm: Path | None = None) -> tuple[float, float, dict]:
+    """The LM weight and bonus with the lowest validation CER (beam 16); ``lm``: a recurrent LM run to fuse
+    instead of the n-gram."""
     decoders = {f"{w},{b}": {"beam": 16, "lm_weight": w, "lm_bonus": b} for w, b in LM_GRID}
-    report = evaluate_asr(run, corpus, split="valid", decoders=decoders, quiet=quiet)
+    report = evaluate_asr(run, corpus, split="valid", decoders=decoders, quiet=quiet, lm=lm)
     cers = {name: entry["cer"] for name, entry in report["decoders"].items()}
     best = min(cers, key=cers.get)
     weight, bonus = (float(x) for x in best.split(","))
     return weight, bonus, cers
 
 
-def real_time_factor(run: Path, corpus: Path, count: int) -> dict:
-    """Seconds to transcribe / seconds of audio, over ``count`` test files one by one, 2 threads."""
+def real_time_factor(run: Path, corpus: Path, count: int, lm: Path | None = None) -> dict:
+    """Seconds to transcribe / seconds of audio, over ``count`` test files one by one, 2 threads; ``lm``: also
+    beam search fused with that recurrent LM."""
     torch.set_num_threads(2)
     model = load(run)
     paths = list(read_manifest(corpus, "test")["path"][:count])
-    lm = load_char_lm(run)
-    result = {}
-    for name, decoder in (
+    decoders = [
         ("greedy", Decoder(model.config.alphabet)),
-        ("beam16", Decoder(model.config.alphabet, 16, lm)),
-    ):
+        ("beam16", Decoder(model.config.alphabet, 16, load_char_lm(run), 0.5, 1.0)),
+    ]
+    if lm is not None:
+        decoders.append(
+            (
+                "beam16_rnnlm",
+                Decoder(model.config.alphabet, 16, load_fusion_lm(run, model.config.alphabet, lm), 0.5, 1.0),
+            )
+        )
+    result = {}
+    for name, decoder in decoders:
         transcribe_files(model, paths[:2], decoder)  # warm up
         start = time.perf_counter()
         outcome = transcribe_files(model, paths, decoder)
@@ -95,11 +121,35 @@ def real_time_factor(run: Path, corpus: Path, count: int) -> dict:
 
 
 def unspoken_sentences(corpus: Path) -> Path:
-    """Write the fortunes sentences that no split of the corpus speaks to ``corpus/lm_text.txt``."""
-    spoken = set(read_manifest(corpus)["text"])
+    """Write the fortunes sentences that no split of the corpus speaks to ``corpus/lm_text.txt``: of any
+    length (the corpus speaks 4 to 12 words), and none holding a validation or test sentence."""
+    table = read_manifest(corpus)
+    spoken = set(table["text"])
+    held_out = [f" {t} " for t in set(table.loc[table["split"].isin(["valid", "test"]), "text"])]
+    lines = []
+    for sentence in fortune_sentences(min_words=1, max_words=10**6):
+        if sentence not in spoken and not any(h in f" {sentence} " for h in held_out if len(h) <= len(sentence) + 2):
+            lines.append(sentence)
     path = corpus / "lm_text.txt"
-    path.write_text("".join(f"{s}\n" for s in fortune_sentences() if s not in spoken), encoding="utf-8")
+    path.write_text("".join(f"{s}\n" for s in lines), encoding="utf-8")
     return path
+
+
+def train_recurrent_lm(run: Path, corpus: Path, sentences: list[str], spec: dict, args) -> dict:
+    """The recurrent character LM on ``sentences`` (one per line, shuffled), in ``run/lm``, within its budget."""
+    out = run / "lm"
+    if args.reuse and (out / "metrics.json").exists():
+        return json.loads((out / "metrics.json").read_text())
+    text = corpus / "lm_train.txt"
+    shuffled = list(sentences)
+    random.Random(0).shuffle(shuffled)
+    text.write_text("".join(f"{s}\n" for s in shuffled), encoding="utf-8")
+    model = dict(spec["model"], hidden_size=16) if args.quick else spec["model"]
+    minutes = 0.2 if args.quick else spec["minutes"] * args.scale
+    config = TrainConfig(epochs=100, max_minutes=minutes, learning_rate=2e-3, schedule="cosine", quiet=True,
+                         device="cpu", eval_every=0 if args.quick else 300)  # fmt: skip
+    data = LanguageModelData(str(text), tokenizer="char", batch_size=32, window=128)
+    return train_language_model(data, model, config, out)
 
 
 def run_task(name: str, args) -> dict:
@@ -115,7 +165,14 @@ def run_task(name: str, args) -> dict:
         model.update(hidden_size=16, num_layers=1, conv_channels=4)
     run = Path(args.runs) / name
     resume = args.resume and (run / RESUME_FILE).exists()
-    minutes = 0.5 if args.quick else budget_minutes(run, args.minutes, args.scale, resume)
+    recurrent_lm = task.get("recurrent_lm")
+    acoustic_minutes = args.minutes - (recurrent_lm["minutes"] if recurrent_lm else 0.0)
+    if args.quick:
+        minutes = 0.5
+    elif args.reuse:
+        minutes = None  # nothing is trained: the ledger stays as the run left it
+    else:
+        minutes = budget_minutes(run, acoustic_minutes, args.scale, resume)
     config = TrainConfig(
         epochs=1000 if not args.quick else 1,
         max_minutes=minutes,
@@ -146,6 +203,14 @@ def run_task(name: str, args) -> dict:
         "beam16_lm": {"beam": 16, "lm_weight": weight, "lm_bonus": bonus},
     }
     test = evaluate_asr(run, corpus, split="test", decoders=decoders, quiet=args.quiet)
+    lm_summary = None
+    if recurrent_lm:
+        texts = list(read_manifest(corpus, "train")["text"]) + extra_sentences
+        lm_summary = train_recurrent_lm(run, corpus, texts, recurrent_lm, args)
+        rnn_weight, rnn_bonus, rnn_grid = tune_lm(run, corpus, args.quiet, lm=run / "lm")
+        rnn_decoder = {"beam16_rnnlm": {"beam": 16, "lm_weight": rnn_weight, "lm_bonus": rnn_bonus}}
+        fused = evaluate_asr(run, corpus, split="test", decoders=rnn_decoder, quiet=args.quiet, lm=run / "lm")
+        test["decoders"].update(fused["decoders"])
     curve = pd.read_csv(run / "log.csv").to_dict(orient="records") if (run / "log.csv").exists() else []
     return {
         "corpus": built,
@@ -158,8 +223,21 @@ def run_task(name: str, args) -> dict:
         "lm_text_sentences": len(extra_sentences),
         "learning_curve": curve,
         "lm": {"weight": weight, "bonus": bonus, "valid_cer_by_weight_bonus": lm_grid},
+        "recurrent_lm": None
+        if lm_summary is None
+        else {
+            "model": recurrent_lm["model"],
+            "reference_minutes": recurrent_lm["minutes"],
+            "train_seconds": lm_summary["train_seconds"],
+            "steps": lm_summary["steps"],
+            "valid_bits_per_char": round(lm_summary["best_valid"] / math.log(2), 3),
+            "test_bits_per_char": round(lm_summary["test"]["loss"] / math.log(2), 3),
+            "weight": rnn_weight,
+            "bonus": rnn_bonus,
+            "valid_cer_by_weight_bonus": rnn_grid,
+        },
         "test": test,
-        "rtf": real_time_factor(run, corpus, 10 if args.quick else 100),
+        "rtf": real_time_factor(run, corpus, 10 if args.quick else 100, lm=run / "lm" if lm_summary else None),
     }
 
 

@@ -35,16 +35,21 @@ def budget_minutes(run: Path, reference_minutes: float, scale: float, resume: bo
         return reference_minutes * scale
     # what the last session trained (booked at its rate, even if it was killed before booking it itself)
     elapsed = load_state(run / RESUME_FILE)["position"]["elapsed"]
-    account = charge_budget(run, elapsed, new_scale=scale)
+    account = charge_budget(run, elapsed, new_scale=scale, reference_minutes=reference_minutes)
     left = max(account["reference_minutes"] - account["reference_used"], 0.0)
     return elapsed / 60 + left * scale
 
 
-def charge_budget(run: Path, train_seconds: float, new_scale: float | None = None) -> dict:
+def charge_budget(
+    run: Path, train_seconds: float, new_scale: float | None = None, reference_minutes: float | None = None
+) -> dict:
     """Book the seconds trained since the last booking, at the rate of the machine that trained them; with
-    ``new_scale``, the seconds from here on are this machine's (a resumed run)."""
+    ``new_scale``, the seconds from here on are this machine's (a resumed run); with ``reference_minutes``, the
+    run's budget is now that (the resuming script's, which may have given part of it to something else)."""
     ledger = run / LEDGER
     account = json.loads(ledger.read_text())
+    if reference_minutes is not None:
+        account["reference_minutes"] = reference_minutes
     account["reference_used"] += (train_seconds - account["seconds_booked"]) / 60 / account["scale"]
     account["seconds_booked"] = train_seconds
     if new_scale is not None:

@@ -82,6 +82,28 @@ def test_eval_reports_greedy_and_beam_rates(trained, corpus):
     assert wrong.exit_code == 2 and "Unknown split" in wrong.stderr
 
 
+def test_eval_and_transcribe_fuse_a_recurrent_char_lm(trained, corpus, tmp_path):
+    out, _ = trained
+    text = tmp_path / "sentences.txt"
+    text.write_text("".join(f"{t}\n" for t in pd.read_csv(corpus / "manifest.csv")["text"]) * 3)
+    lm_run = tmp_path / "lm"
+    lm_args = ["lm", "train", "--data", str(text), "--tokenizer", "char", "--out", str(lm_run), "--epochs", "1",
+               "--hidden-size", "16", "--embedding-size", "8", "--batch-size", "4", "--window", "16",
+               "--quiet"]  # fmt: skip
+    assert runner.invoke(app, lm_args).exit_code == 0
+    args = ["asr", "eval", str(out), "--manifest", str(corpus), "--split", "all", "--beam", "4", "--lm-weight", "0.5"]
+    result = runner.invoke(app, [*args, "--lm", str(lm_run), "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "recurrent char LM" in json.loads(result.stdout)["report"]["decoders"]["beam"]["decoder"]
+    wav = str(sorted((corpus / "wavs").glob("*.wav"))[0])
+    spoken = runner.invoke(
+        app, ["asr", "transcribe", str(out), wav, "--beam", "4", "--lm-weight", "0.5", "--lm", str(lm_run)]
+    )
+    assert spoken.exit_code == 0 and len(spoken.stdout.splitlines()) == 1
+    not_an_lm = runner.invoke(app, [*args, "--lm", str(out)])
+    assert not_an_lm.exit_code == 2 and "not a language model" in not_an_lm.stderr
+
+
 def test_streaming_model_transcribes_a_file_chunk_by_chunk(corpus, tmp_path):
     out = tmp_path / "stream-run"
     lm_text = tmp_path / "more.txt"

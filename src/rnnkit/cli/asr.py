@@ -19,8 +19,16 @@ Manifest = Annotated[
     Path, typer.Option(help="A corpus directory from make-data (or a manifest CSV: path, text, split).")
 ]
 Beam = Annotated[int, typer.Option(help="Prefix beam width; 0 decodes greedily.")]
-LmWeight = Annotated[float, typer.Option(help="Weight of the run's character 6-gram in beam search (0: no LM).")]
+LmWeight = Annotated[float, typer.Option(help="Weight of the character LM in beam search (0: no LM).")]
 LmBonus = Annotated[float, typer.Option(help="Score bonus per character when the LM is used.")]
+LmRun = Annotated[
+    Path | None,
+    typer.Option(
+        "--lm",
+        help="An rnnkit character LM run (rnnkit lm train --tokenizer char, sentences one per line) to fuse "
+        "instead of the run's 6-gram.",
+    ),
+]
 
 
 @app.command("make-data")
@@ -132,6 +140,7 @@ def evaluate(
     beam: Beam = 16,
     lm_weight: LmWeight = 0.0,
     lm_bonus: LmBonus = 0.0,
+    lm: LmRun = None,
     quiet: o.Quiet = False,
     json_output: o.Json = False,
 ) -> None:
@@ -147,7 +156,7 @@ def evaluate(
     decoders = {"greedy": {"beam": 0}}
     if beam:
         decoders["beam"] = {"beam": beam, "lm_weight": lm_weight, "lm_bonus": lm_bonus}
-    report = evaluate_asr(run, manifest, split=split, decoders=decoders, quiet=quiet)
+    report = evaluate_asr(run, manifest, split=split, decoders=decoders, quiet=quiet, lm=lm)
     if json_output:
         best = report["decoders"]["beam" if beam else "greedy"]
         o.print_json({"task": "asr", "metrics": {"wer": best["wer"], "cer": best["cer"]}, "n": report["n"],
@@ -167,6 +176,7 @@ def transcribe(
     beam: Beam = 0,
     lm_weight: LmWeight = 0.0,
     lm_bonus: LmBonus = 0.0,
+    lm: LmRun = None,
     stream: Annotated[
         bool, typer.Option(help="Read each file chunk by chunk through the streaming (unidirectional) model.")
     ] = False,
@@ -184,7 +194,7 @@ def transcribe(
 
     from rnnkit.tasks import load
     from rnnkit.tasks.asr import SpeechRecognizer
-    from rnnkit.tasks.asr_inference import Decoder, load_char_lm, stream_file, transcribe_files
+    from rnnkit.tasks.asr_inference import Decoder, load_fusion_lm, stream_file, transcribe_files
 
     if chunk_ms < 10:
         raise RnnkitError(f"--chunk-ms must be at least 10, got {chunk_ms}.")
@@ -192,7 +202,8 @@ def transcribe(
     model = load(run)
     if not isinstance(model, SpeechRecognizer):
         raise RnnkitError(f"{run} holds a {model.run_config.get('task')} model, not a speech recogniser.")
-    decoder = Decoder(model.config.alphabet, beam=beam, lm=load_char_lm(run), lm_weight=lm_weight, lm_bonus=lm_bonus)
+    fusion = load_fusion_lm(run, model.config.alphabet, lm)
+    decoder = Decoder(model.config.alphabet, beam=beam, lm=fusion, lm_weight=lm_weight, lm_bonus=lm_bonus)
     if stream:
         if model.config.bidirectional:
             raise RnnkitError(f"{run} holds a bidirectional model; --stream needs one trained with --streaming.")

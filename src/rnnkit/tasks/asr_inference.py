@@ -1,8 +1,9 @@
 """Using a trained recogniser: decode, transcribe files (with word times), stream a long file.
 
 ``Decoder`` holds the decoding choice: greedy (``beam=0``) or prefix beam search, optionally fused with the
-run's character n-gram (``char_lm.json``, fitted on the training transcripts) by ``lm_weight`` and
-``lm_bonus``. Word times come from the Viterbi alignment of the chosen text (:func:`ctc_decode.align`).
+run's character n-gram (``char_lm.json``, fitted on the training transcripts) or a recurrent character
+LM (an ``rnnkit lm train`` run, :mod:`rnnkit.tasks.recurrent_char_lm`) by ``lm_weight`` and ``lm_bonus``.
+Word times come from the Viterbi alignment of the chosen text (:func:`ctc_decode.align`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from rnnkit.tasks.asr import SpeechRecognizer
 from rnnkit.tasks.asr_streaming import StreamingRecognizer
 from rnnkit.tasks.char_ngram import CharNgram
 from rnnkit.tasks.ctc_decode import align, greedy, prefix_beam_search, word_times
+from rnnkit.tasks.recurrent_char_lm import RecurrentCharLM
 
 LM_FILE = "char_lm.json"
 
@@ -31,11 +33,16 @@ def load_char_lm(run: Path | str) -> CharNgram | None:
     return CharNgram.from_config(checkpoint.read_json(path)) if path.is_file() else None
 
 
+def load_fusion_lm(run: Path | str, alphabet: str, lm: Path | str | None = None) -> CharNgram | RecurrentCharLM | None:
+    """The LM to fuse: the rnnkit character LM in directory ``lm`` when given, else the run's n-gram."""
+    return RecurrentCharLM.load(lm, alphabet) if lm else load_char_lm(run)
+
+
 @dataclass
 class Decoder:
     alphabet: str
     beam: int = 0  # 0: greedy
-    lm: CharNgram | None = None
+    lm: CharNgram | RecurrentCharLM | None = None
     lm_weight: float = 0.0  # alpha; 0 decodes without the LM
     lm_bonus: float = 0.0  # beta, per character
 
@@ -56,11 +63,15 @@ class Decoder:
             return greedy(log_probs, self.alphabet)[0]
         return prefix_beam_search(log_probs, self.alphabet, self.beam, **self.options)
 
+    @property
+    def _lm_kind(self) -> str:
+        return "recurrent char LM" if isinstance(self.lm, RecurrentCharLM) else "char LM"
+
     def describe(self) -> str:
         if self.beam == 0:
             return "greedy"
         return f"beam {self.beam}" + (
-            f" + char LM (weight {self.lm_weight}, bonus {self.lm_bonus})" if self.options else ""
+            f" + {self._lm_kind} (weight {self.lm_weight}, bonus {self.lm_bonus})" if self.options else ""
         )
 
 

@@ -30,7 +30,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.plots import training_curves
 from rnnkit.tasks import load
 from rnnkit.tasks.asr import SpeechBatches, SpeechRecognizer, SpeechRecognizerConfig, error_rates
-from rnnkit.tasks.asr_inference import LM_FILE, Decoder, load_char_lm
+from rnnkit.tasks.asr_inference import LM_FILE, Decoder, load_fusion_lm
 from rnnkit.tasks.char_ngram import CharNgram
 from rnnkit.train import TrainConfig, Trainer, seed_everything
 
@@ -172,10 +172,12 @@ DEFAULT_DECODERS = {"greedy": {"beam": 0}, "beam": {"beam": 16}}
 
 
 def evaluate_asr(run: Path | str, manifest: Path | str | pd.DataFrame, *, split: str = "test",
-                 decoders: dict[str, dict] | None = None, quiet: bool = False) -> dict:  # fmt: skip
+                 decoders: dict[str, dict] | None = None, quiet: bool = False,
+                 lm: Path | str | None = None) -> dict:  # fmt: skip
     """WER and CER (jiwer) of a run on a manifest's split, for each named decoder (``{"beam": 16,
     "lm_weight": 0.5, "lm_bonus": 1.0}``), overall and per ``engine``/``voice`` group when the manifest has
-    those columns; unreadable files are skipped and counted."""
+    those columns; unreadable files are skipped and counted. ``lm``: an rnnkit character LM run to fuse instead
+    of the run's n-gram."""
     model = load(run)
     if not isinstance(model, SpeechRecognizer):
         raise RnnkitError(f"{run} holds a {model.run_config.get('task')} model, not a speech recogniser.")
@@ -188,7 +190,7 @@ def evaluate_asr(run: Path | str, manifest: Path | str | pd.DataFrame, *, split:
         )
     data = make_batches(model, features, 32, shuffle=False)
     log_probs = model.log_probs(data)
-    lm = load_char_lm(run)
+    lm = load_fusion_lm(run, model.config.alphabet, lm)
     report = {"n": len(features.raw), "skipped": len(features.skipped), "decoders": {}}
     if features.skipped:
         report["skipped_examples"] = dict(list(features.skipped.items())[:3])

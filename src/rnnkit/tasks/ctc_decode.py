@@ -26,6 +26,7 @@ from collections import defaultdict
 import numpy as np
 
 from rnnkit.tasks.char_ngram import CharNgram
+from rnnkit.tasks.recurrent_char_lm import RecurrentCharLM
 
 NEG_INF = -math.inf
 
@@ -55,13 +56,14 @@ class PrefixBeamSearch:
     Args:
         alphabet: the characters of ids 1..V-1.
         beam: prefixes kept after each frame.
-        lm: optional character n-gram for shallow fusion, weighted by ``alpha``, with ``beta`` (a bonus per
+        lm: optional character LM for shallow fusion (an n-gram, or a recurrent LM:
+            :class:`rnnkit.tasks.recurrent_char_lm.RecurrentCharLM`), weighted by ``alpha``, with ``beta`` (a bonus per
             character, which offsets the LM's preference for short texts).
         prune: characters whose frame log-probability is below this are not tried (speed); ``-inf`` tries all.
     """
 
-    def __init__(self, alphabet: str, beam: int = 16, *, lm: CharNgram | None = None, alpha: float = 0.5,
-                 beta: float = 1.0, prune: float = -12.0) -> None:  # fmt: skip
+    def __init__(self, alphabet: str, beam: int = 16, *, lm: CharNgram | RecurrentCharLM | None = None,
+                 alpha: float = 0.5, beta: float = 1.0, prune: float = -12.0) -> None:  # fmt: skip
         self.alphabet, self.beam, self.lm, self.alpha, self.beta, self.prune = alphabet, beam, lm, alpha, beta, prune
         self.beams: dict[str, tuple[float, float]] = {"": (0.0, NEG_INF)}  # prefix -> (log p_b, log p_nb)
 
@@ -76,6 +78,7 @@ class PrefixBeamSearch:
         for frame in np.asarray(log_probs, dtype=np.float64).tolist():  # Python floats: scalar math is faster
             candidates = [k for k in range(1, len(frame)) if frame[k] > self.prune]
             following: dict[str, list[float]] = defaultdict(lambda: [NEG_INF, NEG_INF])
+            self._prepare_lm()
             for prefix, (p_b, p_nb) in self.beams.items():
                 total = log_add(p_b, p_nb)
                 entry = following[prefix]
@@ -98,8 +101,15 @@ class PrefixBeamSearch:
             ranked = sorted(reachable, key=lambda item: -log_add(*item[1]))
             self.beams = {prefix: (p_b, p_nb) for prefix, (p_b, p_nb) in ranked[: self.beam]}
 
+    def _prepare_lm(self) -> None:
+        # a neural LM computes the kept prefixes' distributions together, one batched step per frame
+        prepare = getattr(self.lm, "prepare", None)
+        if prepare is not None:
+            prepare(list(self.beams))
+
     def scores(self) -> dict[str, float]:
         """Every kept prefix's log score (its CTC probability, plus the LM terms when fused)."""
+        self._prepare_lm()
         result = {}
         for prefix, (p_b, p_nb) in self.beams.items():
             score = log_add(p_b, p_nb)

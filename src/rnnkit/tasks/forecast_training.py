@@ -152,8 +152,16 @@ def train_forecaster(
     seed_everything(train_config.seed)  # the initial weights too depend on the seed, not on what ran before
     model = ForecastModel(config)
     if config.decoder == "direct" and config.linear == "ridge" and not resume:
-        # every window before the end, validation's too: the ridge baseline is fitted on as much
-        model.fit_linear(*(w for w in (train, valid) if w is not None))
+        # every window whose horizon ends by the end, as the ridge baseline is fitted: validation's too, and the
+        # ones whose horizon straddles the train/validation cut (neither split holds those)
+        every = make_windows(
+            series_set,
+            scaler,
+            context,
+            options.horizon,
+            lambda s: origins_between(context, ends[s.id] - options.horizon),
+        )
+        model.fit_linear(every)
     trainer = Trainer(model, train_config, out, train, valid, run_config=run_config)
     summary = trainer.fit(resume=resume)
     if not trainer.is_main:  # under torchrun, rank 0 reports

@@ -236,12 +236,18 @@ class LanguageModel(nn.Module):
             log_probs = self.log_probs(hidden)[0] / temperature
             token = int(sample(log_probs, top_k, top_p, generator))
             yield token
-            x = self.embedding(torch.tensor([token], device=device))  # (1, E)
-            new_states = []
-            for layer, layer_state in zip(self.layers, state, strict=True):
-                x, layer_state = layer.step(x, layer_state)
-                new_states.append(layer_state)
-            hidden, state = x, tuple(new_states)
+            hidden, state = self.step(torch.tensor([token], device=device), state)
+
+    def step(self, ids: Tensor, state: tuple) -> tuple[Tensor, tuple]:
+        """One token per row, ``ids`` ``(N,)`` -> top-layer outputs ``(N, H_top)`` and the per-layer states:
+        ``forward`` on a length-1 sequence in eval mode, through each layer's streaming ``step`` (far less
+        overhead per call than a sequence kernel)."""
+        x = self.embedding(ids)  # -> (N, E)
+        new_states = []
+        for layer, layer_state in zip(self.layers, state, strict=True):
+            x, layer_state = layer.step(x, layer_state)
+            new_states.append(layer_state)
+        return x, tuple(new_states)
 
 
 def stream_metrics(total: float, count: int) -> dict[str, float]:
