@@ -209,13 +209,19 @@ def main() -> None:
     # 320 against 9.8 ms a step for the Darts workload's LSTM beside a niced compile job)
     torch.set_num_threads(args.threads)
     only = set(args.only or [*WORKLOADS, "throughput"])
-    results: dict = {"machine": describe()}
+    machine = describe()
+    # each section records its machine too: sections run separately (in other sessions, on other machines)
+    # share the file, and the top-level entry is only the last run's
+    results: dict = {"machine": machine}
     for name, workload in WORKLOADS.items():
         if name in only:
             seeds, epochs = (1, 2) if args.quick else (args.seeds, 30)
-            results[name] = backtest_workload(name, workload, seeds, epochs)
+            results[name] = {"machine": machine, **backtest_workload(name, workload, seeds, epochs)}
     if "throughput" in only:
-        results["darts_rnnmodel_workload"] = throughput(1 if args.quick else 20, 1 if args.quick else 3)
+        results["darts_rnnmodel_workload"] = {
+            "machine": machine,
+            **throughput(1 if args.quick else 20, 1 if args.quick else 3),
+        }
         print(results["darts_rnnmodel_workload"], flush=True)
     merge_results(RESULTS / ("forecast-quick.json" if args.quick else "forecast.json"), results)
 
