@@ -4,8 +4,9 @@ r"""Matrix products for the fused kernels, through oneDNN where torch ships it.
 torch's oneDNN ``linear`` (the library behind ``torch.nn.LSTM``'s fused CPU loop) uses what the CPU has. On the
 2-core AMD EPYC (Zen 4) of ``bench/`` a single-thread fp32 product runs at about 105 GFLOP/s through MKL and
 160-245 GFLOP/s through oneDNN, with the same fp32 rounding. The kernels' large products (input projection and
-its gradients, the recurrent weight gradient) therefore go through :func:`mm` and :func:`linear`, and the
-native loops reach oneDNN for their per-step products the same way (``csrc/common.h``).
+its input gradient) therefore go through :func:`mm` and :func:`linear`, and the native loops reach oneDNN for
+their per-step products the same way (``csrc/common.h``). Weight gradients, whose left factor is a transposed
+view, are the exception: oneDNN would first copy it into rows, and MKL reading it in place wins (see :func:`mm`).
 
 On Intel CPUs MKL runs its best code, and there the per-call cost of the boxed oneDNN operator loses: on a
 2-core Xeon (Sapphire Rapids) the RNN at (32, 100, 128, 256) ran forward+backward at 0.75x torch.nn through
@@ -68,12 +69,16 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 
 
 def mm(a: Tensor, b: Tensor) -> Tensor:
-    """``a @ b`` for 2-d tensors (oneDNN takes ``b`` as a linear layer's weight ``b^T``)."""
-    if not applies(a) or a.is_contiguous() or a.numel() <= b.numel():
+    r"""``a @ b`` for 2-d tensors (oneDNN takes ``b`` as a linear layer's weight ``b^T``).
+
+    A transposed left operand (a weight gradient :math:`\partial Y^\top X`) goes to ``torch.mm``: BLAS reads
+    it in place, while oneDNN wants its rows contiguous, and the copy costs more than MKL's slower kernel. On the
+    2-core Zen 4, MKL took 0.4-0.9x oneDNN's time (copy included) for the RNN and GRU weight gradients of every
+    bench shape, and at most 1.05x for the LSTM's (1.11x for one input-weight gradient at (128, 35, 650, 650)).
+    """
+    if not applies(a) or a.is_contiguous():
         return _linear(a, b.t(), None)
-    # a weight gradient dY^T X: oneDNN copies its left operand into rows, and dY^T is the larger transposed one,
-    # so form (X^T dY)^T instead and copy only X^T
-    return _linear(b.t().contiguous(), a, None).t().contiguous()
+    return torch.mm(a, b)
 
 
 class _Linear(torch.autograd.Function):
