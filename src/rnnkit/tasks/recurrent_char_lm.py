@@ -115,4 +115,3 @@ class RecurrentCharLM:
         log_probs = (log_probs - log_probs.logsumexp(dim=1, keepdim=True)).numpy()
         for row, history in enumerate(todo):
             self._cache[history] = (_select(new_state, row), log_probs[row])
-
