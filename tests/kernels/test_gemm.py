@@ -30,6 +30,12 @@ def test_mm_matches_torch_for_plain_and_transposed_operands(dtype, m, k, n, path
     assert gemm.mm(left, b).is_contiguous()
 
 
+def test_mm_with_an_empty_inner_dimension_gives_zeros(path):
+    # a one-step sequence splits its recurrent weight gradient into an empty product and a full one
+    left, right = torch.randn(0, 12).t(), torch.randn(0, 5)
+    assert torch.equal(gemm.mm(left, right), torch.zeros(12, 5))
+
+
 @pytest.mark.parametrize("bias", [True, False])
 def test_linear_matches_f_linear_in_values_and_gradients(bias, path):
     torch.manual_seed(0)
