@@ -26,24 +26,20 @@ import torch
 from rnnkit.data.text import CharTokenizer, tokenizer_from_config
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks.lm import LanguageModel
+from rnnkit.unroll import map_state
 
 SENTENCE_BREAK = "\n"  # a sentence's start and end in the LM's training text (one sentence per line)
 MAX_CACHED = 200_000  # prefixes kept; past that the cache starts again (a prefix is recomputed from its parent)
 
 
-def _select(state, row: int):
-    """One row of a nested tuple of ``(layers, N, H)`` state tensors, as ``(layers, 1, H)`` views."""
-    if isinstance(state, tuple):
-        return tuple(_select(s, row) for s in state)
-    return state[:, row : row + 1]
+def _select(state: tuple, row: int) -> tuple:
+    """One row of per-layer states (each ``(1, N, H)`` or a tuple of such), as ``(1, 1, H)`` views."""
+    return tuple(map_state(lambda s: s[:, row : row + 1], layer) for layer in state)
 
 
-def _stack(states: list):
-    """Nested tuples of ``(layers, 1, H)`` tensors -> one nested tuple of ``(layers, N, H)``."""
-    first = states[0]
-    if isinstance(first, tuple):
-        return tuple(_stack([s[i] for s in states]) for i in range(len(first)))
-    return torch.cat(states, dim=1)
+def _stack(states: list[tuple]) -> tuple:
+    """Per-layer states of single rows -> one per-layer state of all of them, ``(1, N, H)``."""
+    return tuple(map_state(lambda *rows: torch.cat(rows, dim=1), *layers) for layers in zip(*states, strict=True))
 
 
 class RecurrentCharLM:
