@@ -73,7 +73,7 @@ def mm(a: Tensor, b: Tensor) -> Tensor:
 
     A transposed left operand (a weight gradient :math:`\partial Y^\top X`) goes to ``torch.mm``: BLAS reads
     it in place, while oneDNN wants its rows contiguous, and the copy costs more than MKL's slower kernel. On the
-    2-core Zen 4, MKL took 0.4-0.9x oneDNN's time (copy included) for the RNN and GRU weight gradients of every
+    2-core Zen 4, MKL took 0.4-1.0x oneDNN's time (copy included) for the RNN and GRU weight gradients of every
     bench shape, and at most 1.05x for the LSTM's (1.11x for one input-weight gradient at (128, 35, 650, 650)).
     """
     if a.numel() == 0 or b.numel() == 0:
