@@ -181,6 +181,7 @@ def evaluate_asr(run: Path | str, manifest: Path | str | pd.DataFrame, *, split:
     model = load(run)
     if not isinstance(model, SpeechRecognizer):
         raise RnnkitError(f"{run} holds a {model.run_config.get('task')} model, not a speech recogniser.")
+    lm = load_fusion_lm(run, model.config.alphabet, lm)  # a wrong --lm stops here, before minutes of features
     table = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest, split)
     check_texts(list(table["text"]), model.config.alphabet, "the evaluation manifest")
     features = load_features(model, table, quiet=quiet, desc="eval features")
@@ -190,7 +191,6 @@ def evaluate_asr(run: Path | str, manifest: Path | str | pd.DataFrame, *, split:
         )
     data = make_batches(model, features, 32, shuffle=False)
     log_probs = model.log_probs(data)
-    lm = load_fusion_lm(run, model.config.alphabet, lm)
     report = {"n": len(features.raw), "skipped": len(features.skipped), "decoders": {}}
     if features.skipped:
         report["skipped_examples"] = dict(list(features.skipped.items())[:3])
