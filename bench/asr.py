@@ -166,6 +166,8 @@ def run_task(name: str, args) -> dict:
     run = Path(args.runs) / name
     resume = args.resume and (run / RESUME_FILE).exists()
     recurrent_lm = task.get("recurrent_lm")
+    if recurrent_lm and args.lm_minutes is not None:
+        recurrent_lm = dict(recurrent_lm, minutes=args.lm_minutes) if args.lm_minutes > 0 else None
     acoustic_minutes = args.minutes - (recurrent_lm["minutes"] if recurrent_lm else 0.0)
     if args.quick:
         minutes = 0.5
@@ -264,6 +266,13 @@ def main() -> None:
         help="Speed perturbation of training utterances, factor in [1 - S, 1 + S] (default: the task's)",
     )
     parser.add_argument("--reuse", action="store_true", help="Score the runs already in --runs, no training.")
+    parser.add_argument(
+        "--lm-minutes",
+        type=float,
+        default=None,
+        help="Reference minutes of the task's budget for its recurrent character LM (0: none, all to the "
+        "acoustic model; default: the task's)",
+    )
     parser.add_argument(
         "--threads",
         type=int,
