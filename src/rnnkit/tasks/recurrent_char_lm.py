@@ -58,12 +58,17 @@ class RecurrentCharLM:
             raise RnnkitError("the language model never saw a line break: train it on sentences, one per line.")
         self.model = model.eval()
         self.tokenizer, self.alphabet = tokenizer, alphabet
-        # the support's ids in beam-search order: alphabet characters (0, unknown, for one the LM lacks), then $
-        self.support = torch.tensor([tokenizer.encode(c)[0] for c in alphabet] + [tokenizer.encode(SENTENCE_BREAK)[0]])
-        self.missing = torch.tensor([c not in tokenizer.chars for c in alphabet] + [False])
-        self._cache: dict[str, tuple[object, np.ndarray]] = {}  # prefix -> (state after it, log P over support)
         self._ids = {c: tokenizer.encode(c)[0] for c in tokenizer.chars}
-        self._root = None
+        # the support's ids in beam-search order: alphabet characters (0, unknown, for one the LM lacks), then $
+        self.support = torch.tensor([self._id(c) for c in alphabet + SENTENCE_BREAK])
+        self.missing = torch.tensor([c not in self._ids for c in alphabet] + [False])
+        self._cache: dict[str, tuple[object, np.ndarray]] = {}  # prefix -> (state after it, log P over support)
+        # the state every sentence starts from: zeros, as at the start of the LM's training stream
+        device, dtype = model.device, next(model.parameters()).dtype
+        self._root = tuple(layer.initial_state(1, device=device, dtype=dtype) for layer in model.layers)
+
+    def _id(self, c: str) -> int:
+        return self._ids.get(c, CharTokenizer.unknown_id)
 
     @classmethod
     def load(cls, directory: Path | str, alphabet: str) -> RecurrentCharLM:
@@ -99,11 +104,7 @@ class RecurrentCharLM:
             else:
                 states.append(None)
                 last.append(SENTENCE_BREAK)
-        ids = torch.tensor([self._ids.get(c, CharTokenizer.unknown_id) for c in last])  # -> (N,)
-        if self._root is None:
-            # the state every sentence starts from: zeros, as at the start of the LM's training stream
-            device, dtype = self.model.device, next(self.model.parameters()).dtype
-            self._root = tuple(layer.initial_state(1, device=device, dtype=dtype) for layer in self.model.layers)
+        ids = torch.tensor([self._id(c) for c in last])  # -> (N,)
         states = [self._root if s is None else s for s in states]
         hidden, new_state = self.model.step(ids, _stack(states))
         log_probs = self.model.log_probs(hidden)[:, self.support].double()  # -> (N, support)
