@@ -59,10 +59,13 @@ TASKS = {
         "texts": "fortunes",
         "n": 10000,
         "lm_text": True,  # the fortunes sentences that no split of the corpus speaks also train the char LMs
+        "speed": 0.1,  # speed perturbation of training utterances, factor in [0.9, 1.1]
         # a recurrent character LM fused in beam search besides the n-gram; its minutes come out of the task's
-        # 90 reference minutes (the acoustic model gets the rest)
+        # 90 reference minutes (the acoustic model gets the rest). None by default: with 15 of the 90 minutes
+        # (session 16) it scored 19.7% test CER against the 6-gram's 19.3%, and the acoustic model is the gap;
+        # --lm-minutes 15 trains it
         "recurrent_lm": {
-            "minutes": 15.0,
+            "minutes": 0.0,
             "model": {
                 "cell": "lstm",
                 "hidden_size": 512,
@@ -73,9 +76,12 @@ TASKS = {
                 "output_dropout": 0.2,
             },
         },
-        "model": {"cell": "gru", "hidden_size": 320, "num_layers": 3, "conv_channels": 32, "dropout": 0.2},
+        # no dropout and twice the rate: the model underfits its budget (train loss above valid loss after 9
+        # epochs at dropout 0.2, rate 2e-3). 7-minute runs on this corpus, valid greedy CER: 44.7% as before,
+        # 42.2% without dropout, 41.9% at 4e-3, 40.4% with both (6e-3: 40.4%; batch 64: 45.4%)
+        "model": {"cell": "gru", "hidden_size": 320, "num_layers": 3, "conv_channels": 32, "dropout": 0.0},
         "batch_size": 32,
-        "learning_rate": 2e-3,
+        "learning_rate": 4e-3,
     },
 }
 LM_GRID = [(0.0, 0.0), (0.3, 0.5), (0.5, 1.0), (0.8, 1.5), (1.0, 2.0)]  # (weight, bonus per character)
@@ -167,7 +173,9 @@ def run_task(name: str, args) -> dict:
     resume = args.resume and (run / RESUME_FILE).exists()
     recurrent_lm = task.get("recurrent_lm")
     if recurrent_lm and args.lm_minutes is not None:
-        recurrent_lm = dict(recurrent_lm, minutes=args.lm_minutes) if args.lm_minutes > 0 else None
+        recurrent_lm = dict(recurrent_lm, minutes=args.lm_minutes)
+    if recurrent_lm and recurrent_lm["minutes"] <= 0:
+        recurrent_lm = None
     acoustic_minutes = args.minutes - (recurrent_lm["minutes"] if recurrent_lm else 0.0)
     if args.quick:
         minutes = 0.5
