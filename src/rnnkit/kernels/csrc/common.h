@@ -61,6 +61,15 @@ inline bool intel_cpu() {
 #endif
 }
 
+inline bool has_avx512() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f");
+#else
+  return false;
+#endif
+}
+
 // The right-hand factor B of C = A B at every step, kept as a linear layer's weight W (B = W^T): for the
 // forward W = W_hh (4H x H, gates from h); for the backward W = W_hh^T (dh from the gate gradients).
 class StepWeights {
@@ -76,8 +85,11 @@ class StepWeights {
     const bool large = batch * weight_.size(0) * weight_.size(1) >= (int64_t(1) << 21);
     // on Intel CPUs MKL runs its AVX-512 code and wins from 32 rows up (2-core Xeon Sapphire Rapids: RNN at
     // (32, 100, 128, 256) 0.83x torch.nn through oneDNN, 1.13x through MKL; GRU at (64, 50, 64, 128) 1.41x and
-    // 1.66x); at 16 rows oneDNN still wins (GRU at (16, 200, 256, 512): 1.55x against 1.32x)
-    const bool mkl_wins = intel_cpu() && batch > 16;
+    // 1.66x); at 16 rows oneDNN still wins (GRU at (16, 200, 256, 512): 1.55x against 1.32x). Without AVX-512
+    // oneDNN has no wider vectors than MKL, and the same split holds (2-core Zen 3: RNN at (32, 100, 128, 256)
+    // 1.12x through oneDNN, 1.38x through MKL; GRU at (64, 50, 64, 128) 1.49x and 1.77x; at 16 rows GRU 1.49x
+    // and 1.33x)
+    const bool mkl_wins = (intel_cpu() || !has_avx512()) && batch > 16;
     if (weight_.scalar_type() != at::kFloat || !reorder || !linear || !large || mkl_wins) return;
     linear_ = linear;
     torch::jit::Stack stack{weight_, c10::IValue(batch)};
