@@ -52,19 +52,11 @@ inline const c10::OperatorHandle* onednn_op(const char* name) {
   return handle ? new c10::OperatorHandle(*handle) : nullptr;
 }
 
-inline bool intel_cpu() {
+// MKL runs its AVX-512 code on Intel CPUs only; oneDNN has the wider vectors only on other CPUs with AVX-512
+inline bool mkl_vectors_as_wide() {
 #if defined(__x86_64__) || defined(__i386__)
   __builtin_cpu_init();
-  return __builtin_cpu_is("intel");
-#else
-  return false;
-#endif
-}
-
-inline bool has_avx512() {
-#if defined(__x86_64__) || defined(__i386__)
-  __builtin_cpu_init();
-  return __builtin_cpu_supports("avx512f");
+  return __builtin_cpu_is("intel") || !__builtin_cpu_supports("avx512f");
 #else
   return false;
 #endif
@@ -89,7 +81,8 @@ class StepWeights {
     // oneDNN has no wider vectors than MKL, and the same split holds (2-core Zen 3: RNN at (32, 100, 128, 256)
     // 1.12x through oneDNN, 1.38x through MKL; GRU at (64, 50, 64, 128) 1.49x and 1.77x; at 16 rows GRU 1.49x
     // and 1.33x)
-    const bool mkl_wins = (intel_cpu() || !has_avx512()) && batch > 16;
+    static const bool mkl_vectors = mkl_vectors_as_wide();
+    const bool mkl_wins = mkl_vectors && batch > 16;
     if (weight_.scalar_type() != at::kFloat || !reorder || !linear || !large || mkl_wins) return;
     linear_ = linear;
     torch::jit::Stack stack{weight_, c10::IValue(batch)};
