@@ -194,7 +194,9 @@ def run_task(name: str, args) -> dict:
     )
     lm_text = unspoken_sentences(corpus) if task.get("lm_text") else None
     speed = task.get("speed", 0.0) if args.speed_perturb is None else args.speed_perturb
-    data = AsrData(str(corpus), batch_size=task["batch_size"], speed=speed, lm_text=str(lm_text or ""))
+    warp = task.get("warp", 0.0) if args.freq_warp is None else args.freq_warp
+    data = AsrData(str(corpus), batch_size=task["batch_size"], speed=speed, warp=warp,
+                   lm_text=str(lm_text or ""))  # fmt: skip
     extra_sentences = read_lm_text(data.lm_text)
     if args.reuse and (run / "metrics.json").exists():
         # score an earlier run again, with the character LM this script fits now
@@ -228,6 +230,7 @@ def run_task(name: str, args) -> dict:
         "model": model,
         "parameters": summary.get("parameters"),
         "speed_perturb": speed,
+        "freq_warp": warp,
         "train": {k: summary[k] for k in ("stopped_by", "steps", "epochs_completed", "train_seconds", "best_valid")},
         "budget": json.loads((run / LEDGER).read_text()) if (run / LEDGER).exists() else None,
         "data": summary.get("data"),
@@ -273,6 +276,12 @@ def main() -> None:
         type=float,
         default=None,
         help="Speed perturbation of training utterances, factor in [1 - S, 1 + S] (default: the task's)",
+    )
+    parser.add_argument(
+        "--freq-warp",
+        type=float,
+        default=None,
+        help="Frequency warp (VTLP) of training utterances, factor in [1 - W, 1 + W] (default: the task's)",
     )
     parser.add_argument("--reuse", action="store_true", help="Score the runs already in --runs, no training.")
     parser.add_argument(

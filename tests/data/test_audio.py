@@ -20,6 +20,7 @@ from rnnkit.data.audio import (
     read_audio,
     read_many,
     spec_augment,
+    warp_frequencies,
 )
 from rnnkit.errors import RnnkitError
 
@@ -167,3 +168,15 @@ def test_perturb_speed_moves_every_band_to_its_frequency_over_the_factor_and_res
     assert perturb_speed(ramp, 1.0) is ramp
     with pytest.raises(RnnkitError, match="positive"):
         perturb_speed(ramp, 0.0)
+
+
+def test_warp_frequencies_moves_the_bands_like_speed_perturbation_and_keeps_the_frames():
+    features = torch.randn(37, NUM_MELS, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    for factor in (0.88, 1.07):
+        warped = warp_frequencies(features, factor)
+        assert warped.shape == features.shape
+        # speed perturbation is this warp followed by a time stretch: without the stretch they agree frame by frame
+        np.testing.assert_allclose(warped[0].numpy(), perturb_speed(features, factor)[0].numpy(), atol=1e-12)
+    assert warp_frequencies(features, 1.0) is features
+    with pytest.raises(RnnkitError, match="positive"):
+        warp_frequencies(features, -1.0)

@@ -2,12 +2,14 @@
 voice, noise at the asked SNR, a tiny real build that resumes without synthesising again."""
 
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import pandas as pd
 import pytest
 
 from rnnkit.data.speech_corpus import (
+    FLITE_F0_RANGE,
     FLITE_VOICES,
     CorpusConfig,
     build_corpus,
@@ -15,6 +17,7 @@ from rnnkit.data.speech_corpus import (
     mix_noise,
     plan,
     read_manifest,
+    remove_changed,
 )
 from rnnkit.data.speech_texts import ALPHABET, FORTUNES_DIR, fortune_sentences, make_texts, normalise_text, number_words
 from rnnkit.errors import RnnkitError
@@ -89,6 +92,19 @@ def test_plan_keeps_splits_disjoint_in_text_and_voice():
     )
 
 
+def test_flite_pitch_changes_only_training_flite_pitches():
+    plain = plan(CorpusConfig(texts="digits+cards+commands", num_utterances=800))
+    pitched = plan(CorpusConfig(texts="digits+cards+commands", num_utterances=800, flite_pitch=0.5))
+    changed = [(a, b) for a, b in zip(plain, pitched, strict=True) if a != b]
+    flite_train = [a for a in plain if a.engine == "flite" and a.split == "train"]
+    assert 0.3 < len(changed) / len(flite_train) < 0.7
+    for a, b in changed:
+        assert a.split == "train" and a.engine == "flite" and a.pitch == 0
+        assert b == replace(a, pitch=b.pitch) and FLITE_F0_RANGE[0] <= b.pitch <= FLITE_F0_RANGE[1]
+    with pytest.raises(RnnkitError, match="flite_pitch"):
+        CorpusConfig(flite_pitch=1.5)
+
+
 @needs_espeak
 @needs_flite
 def test_build_writes_16khz_wavs_and_a_manifest_and_resumes(tmp_path):
@@ -110,6 +126,11 @@ def test_build_writes_16khz_wavs_and_a_manifest_and_resumes(tmp_path):
     pd.testing.assert_frame_equal(again.drop(columns="duration"), table.drop(columns="duration"))
     rows = read_manifest(tmp_path, "all")
     assert rows["path"][0].startswith(str(tmp_path))
+    # other settings for an utterance: its old WAV is remade, not kept under a manifest row that misdescribes it
+    wanted = plan(config)[2]
+    assert remove_changed(tmp_path, plan(config)) == 0
+    assert remove_changed(tmp_path, [replace(wanted, pitch=wanted.pitch + 1)]) == 1
+    assert not (tmp_path / f"wavs/{wanted.id}.wav").exists()
 
 
 def test_read_manifest_refuses_missing_files_and_columns(tmp_path):

@@ -109,6 +109,16 @@ def test_batches_repeat_per_epoch_and_augment_only_when_training():
     assert any(not torch.equal(a[1], c[1]) for a, c in zip(fast.batches(2), plain.batches(2), strict=True))
     with pytest.raises(RnnkitError, match="speed perturbation"):
         SpeechBatches(data.features, [t.tolist() for t in data.targets], data.texts, 4, shuffle=True, speed=0.5)
+    # a frequency warp: the same lengths and transcripts, other features, the same for the same epoch
+    warped = SpeechBatches(data.features, [t.tolist() for t in data.targets], data.texts, 4, shuffle=True,
+                           augment=True, warp=0.15)  # fmt: skip
+    masked = SpeechBatches(data.features, [t.tolist() for t in data.targets], data.texts, 4, shuffle=True,
+                           augment=True)  # fmt: skip
+    for a, b, c in zip(warped.batches(1), warped.batches(1), masked.batches(1), strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+        assert torch.equal(a[1], c[1]) and torch.equal(a[2], c[2]) and not torch.equal(a[0], c[0])
+    with pytest.raises(RnnkitError, match="frequency warp"):
+        SpeechBatches(data.features, [t.tolist() for t in data.targets], data.texts, 4, shuffle=True, warp=0.5)
     _, lengths, targets, target_lengths = next(evaluation.batches())
     assert lengths.tolist() == sorted(lengths.tolist(), reverse=True) and int(target_lengths.sum()) == len(targets)
     with pytest.raises(RnnkitError, match="outside the alphabet"):

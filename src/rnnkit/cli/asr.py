@@ -39,6 +39,9 @@ def make_data(
     ] = "digits",
     n: Annotated[int, typer.Option("--n", help="Utterances to synthesise.")] = 5000,
     flite_share: Annotated[float, typer.Option(help="Share of utterances spoken by flite voices.")] = 0.25,
+    flite_pitch: Annotated[
+        float, typer.Option(help="Share of the flite training utterances spoken at a random mean pitch (80-220 Hz).")
+    ] = 0.0,
     snr: Annotated[
         float | None, typer.Option(help="Add noise to some utterances at an SNR drawn from [SNR, SNR + 20] dB.")
     ] = None,
@@ -58,8 +61,8 @@ def make_data(
     from rnnkit.data.speech_corpus import CorpusConfig, build_corpus
 
     config = CorpusConfig(
-        texts=texts, num_utterances=n, seed=seed, flite_share=flite_share, snr=snr, noise_share=noise_share,
-        noise_file=str(noise_file or ""), jobs=jobs,
+        texts=texts, num_utterances=n, seed=seed, flite_share=flite_share, flite_pitch=flite_pitch, snr=snr,
+        noise_share=noise_share, noise_file=str(noise_file or ""), jobs=jobs,
     )  # fmt: skip
     summary = build_corpus(config, out, quiet=quiet)
     if json_output:
@@ -93,6 +96,10 @@ def train(
         float,
         typer.Option(help="Speed perturbation: each training utterance sped up by a factor in [1 - S, 1 + S]."),
     ] = 0.0,
+    freq_warp: Annotated[
+        float,
+        typer.Option(help="Frequency warp (VTLP): each training utterance's frequencies scaled by [1 - W, 1 + W]."),
+    ] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Utterances per batch.")] = 32,
     max_train: Annotated[int, typer.Option(help="Use at most this many training utterances (0: all).")] = 0,
     lm_text: Annotated[
@@ -113,7 +120,7 @@ def train(
     from rnnkit.tasks.asr_training import AsrData, train_asr
 
     data = AsrData(manifest=str(manifest), batch_size=batch_size, augment=augment, speed=speed_perturb,
-                   max_train=max_train, lm_text=str(lm_text or ""))  # fmt: skip
+                   warp=freq_warp, max_train=max_train, lm_text=str(lm_text or ""))  # fmt: skip
     model_options = {
         "cell": cell, "hidden_size": hidden_size, "num_layers": layers, "conv_channels": conv_channels,
         "dropout": dropout, "bidirectional": not streaming, "normalisation": "global" if streaming else "utterance",

@@ -203,24 +203,38 @@ def perturb_speed(features: Tensor, factor: float) -> Tensor:
     (speed perturbation, Ko et al. 2015, without re-reading the audio): playing faster scales every frequency
     and divides the duration, :math:`S'(f, t) = S(f / a, a t)` for :math:`a` = ``factor``.
 
-    Bands: the output band with centre :math:`f_j` reads the input at :math:`f_j / a`, interpolated linearly in
-    mel between the input's band centres (clamped to the first and last band). Frames: output frame ``t`` reads
-    input frame :math:`a t`, interpolated linearly; the clip keeps ``max(1, round(L / a))`` frames. A new
-    speaker's formants move the same way, which is why this helps a recogniser with unseen voices; it works on
-    normalised features too, whose band statistics change slowly across bands."""
+    Bands as in :func:`warp_frequencies`. Frames: output frame ``t`` reads input frame :math:`a t`, interpolated
+    linearly; the clip keeps ``max(1, round(L / a))`` frames. A new speaker's formants move the same way, which
+    is why this helps a recogniser with unseen voices; it works on normalised features too, whose band
+    statistics change slowly across bands."""
     if factor <= 0:
         raise RnnkitError(f"a speed factor must be positive, got {factor}.")
+    if factor == 1 or len(features) == 0:
+        return features
+    warped = warp_frequencies(features, factor)
+    frames = max(1, round(len(features) / factor))
+    return _interpolate(
+        warped, (torch.arange(frames, dtype=torch.float64) * factor).clamp(max=len(features) - 1), dim=0
+    )
+
+
+def warp_frequencies(features: Tensor, factor: float) -> Tensor:
+    r"""Log-mel ``(L, F)`` with every frequency scaled by ``factor`` and the timing kept,
+    :math:`S'(f, t) = S(f / a, t)`: vocal tract length perturbation (VTLP, Jaitly & Hinton 2013) done on the
+    features. A longer vocal tract (:math:`a < 1`) lowers every formant by the same ratio, so a random
+    :math:`a` per utterance makes more speakers out of the training voices, apart from their speaking rate.
+
+    The output band with centre :math:`f_j` reads the input at :math:`f_j / a`, interpolated linearly in mel
+    between the input's band centres (clamped to the first and last band)."""
+    if factor <= 0:
+        raise RnnkitError(f"a frequency warp factor must be positive, got {factor}.")
     if factor == 1 or len(features) == 0:
         return features
     num_bands = features.shape[1]
     top = float(hz_to_mel(SAMPLE_RATE / 2))
     centres = mel_to_hz(np.linspace(0.0, top, num_bands + 2)[1:-1])
     bands = np.clip(hz_to_mel(centres / factor) / (top / (num_bands + 1)) - 1, 0, num_bands - 1)
-    warped = _interpolate(features, torch.from_numpy(bands), dim=1)
-    frames = max(1, round(len(features) / factor))
-    return _interpolate(
-        warped, (torch.arange(frames, dtype=torch.float64) * factor).clamp(max=len(features) - 1), dim=0
-    )
+    return _interpolate(features, torch.from_numpy(bands), dim=1)
 
 
 def _interpolate(x: Tensor, positions: Tensor, dim: int) -> Tensor:

@@ -12,6 +12,11 @@ Splits are **disjoint in text and in voice**, so the test set measures generalis
   (8 English accents x the variants in :data:`ESPEAK_VARIANTS`), assigned to a split by a hash of the pair;
   flite voices are split by hand: ``kal16``, ``awb``, ``slt`` train, ``kal`` valid, ``rms`` test.
 
+Pitch: espeak-ng voices speak at a pitch drawn per utterance. flite voices speak at their own mean F0, except
+a share (``flite_pitch``) of the *training* utterances, which get a mean F0 drawn from
+:data:`FLITE_F0_RANGE`: the three training voices then sound like more speakers, while the held-out voices
+are heard as they are.
+
 Noise (``snr`` given): a share of the utterances get white, pink or brown noise (or a recording) mixed at an
 SNR drawn uniformly from ``[snr, snr + 20]`` dB: :math:`y = x + g n,\ g = \sqrt{P_x / (P_n 10^{SNR/10})}`.
 
@@ -49,6 +54,9 @@ ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "
                    "paul", "quincy", "shelby", "victor")  # fmt: skip
 FLITE_VOICES = {"kal16": "train", "awb": "train", "slt": "train", "kal": "valid", "rms": "test"}
 SPLITS = ("train", "valid", "test")
+# Hz, from a low male voice to a high female one; the training voices' own means are near 95 (kal16),
+# 130 (awb) and 170 (slt)
+FLITE_F0_RANGE = (80, 220)
 MANIFEST = "manifest.csv"
 NOISES = ("white", "pink", "brown")
 
@@ -77,13 +85,14 @@ class CorpusConfig:
     flite_share: float = 0.25  # of utterances spoken by flite (the rest by espeak-ng)
     snr: float | None = None  # None: clean; else the lowest SNR (dB) of the noisy utterances
     noise_share: float = 0.5  # of utterances that get noise, when snr is given
+    flite_pitch: float = 0.0  # share of the flite training utterances spoken at a random mean F0
     noise_file: str = ""  # a recording to cut noise from (else generated white/pink/brown noise)
     jobs: int = 2  # synthesis processes
 
     def __post_init__(self) -> None:
         if self.num_utterances < 1:
             raise RnnkitError(f"--n must be at least 1, got {self.num_utterances}.")
-        for name in ("flite_share", "noise_share"):
+        for name in ("flite_share", "noise_share", "flite_pitch"):
             if not 0 <= getattr(self, name) <= 1:
                 raise RnnkitError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
         if self.jobs < 1:
@@ -98,7 +107,7 @@ class Utterance:
     engine: str  # espeak-ng or flite
     voice: str
     speed: float  # espeak-ng words per minute; flite duration stretch
-    pitch: int  # espeak-ng 0-99 (flite: 0)
+    pitch: int  # espeak-ng 0-99; flite mean F0 in Hz (0: the voice's own)
     snr: float | None
     noise: str
 
@@ -120,6 +129,10 @@ def plan(config: CorpusConfig) -> list[Utterance]:
         use_flite = has_flite and (not has_espeak or rng.random() < config.flite_share)
         if use_flite:
             engine, voice, speed, pitch = "flite", rng.choice(flite[split]), round(rng.uniform(0.85, 1.2), 2), 0
+            # a stream of its own: the other draws (and so every corpus built before) stay as they were
+            pitch_rng = random.Random(f"{config.seed}:flite-pitch:{i}")
+            if split == "train" and pitch_rng.random() < config.flite_pitch:
+                pitch = pitch_rng.randint(*FLITE_F0_RANGE)
         else:
             engine, voice, speed, pitch = (
                 "espeak-ng",
@@ -148,6 +161,8 @@ def synthesise(utterance: Utterance) -> np.ndarray:
             path = Path(folder) / "out.wav"
             command = ["flite", "-voice", utterance.voice, "--setf", f"duration_stretch={utterance.speed}",
                        "-t", utterance.text, "-o", str(path)]  # fmt: skip
+            if utterance.pitch:
+                command[3:3] = ["--setf", f"int_f0_target_mean={utterance.pitch}"]
             subprocess.run(command, capture_output=True, check=True)
             wav = path.read_bytes()
     audio, rate = sf.read(io.BytesIO(wav), dtype="float32", always_2d=True)
@@ -205,11 +220,37 @@ def build_one(args: tuple[Utterance, str, int]) -> tuple[str, float, str]:
     return utterance.id, len(audio) / SAMPLE_RATE, ""
 
 
+def _settings(row: dict) -> tuple:
+    """What a WAV was made from, comparable between a manifest row (CSV text) and a planned utterance."""
+    snr = row["snr"]
+    snr = "" if snr in ("", None) or (isinstance(snr, float) and np.isnan(snr)) else f"{float(snr):g}"
+    return (str(row["text"]), str(row["voice"]), str(row["engine"]), f"{float(row['speed']):g}",
+            int(row["pitch"]), snr, str(row["noise"] or ""))  # fmt: skip
+
+
+def remove_changed(out: Path, utterances: list[Utterance]) -> int:
+    """Delete the WAVs that an earlier build of ``out`` made with other settings (its manifest says which),
+    so that resuming remakes them instead of keeping audio the new manifest would misdescribe."""
+    try:
+        old = pd.read_csv(out / MANIFEST, keep_default_na=False, dtype={"noise": str})
+    except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return 0  # no manifest (a first build) or an unreadable one: nothing to compare
+    before = {row["path"]: _settings(row) for row in old.to_dict("records")}
+    removed = 0
+    for utterance in utterances:
+        path = f"wavs/{utterance.id}.wav"
+        if path in before and before[path] != _settings(asdict(utterance)):
+            (out / path).unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
 def build_corpus(config: CorpusConfig, out: Path | str, *, quiet: bool = False) -> dict:
     """Write ``out/wavs/*.wav`` and ``out/manifest.csv``; returns counts per split and engine, and failures."""
     out = Path(out)
     (out / "wavs").mkdir(parents=True, exist_ok=True)
     utterances = plan(config)
+    remove_changed(out, utterances)
     jobs = [(u, str(out), config.seed) for u in utterances]
     durations, failures = {}, {}
     bar = tqdm(total=len(jobs), desc="synthesising", disable=True if quiet else None, dynamic_ncols=True)

@@ -44,6 +44,7 @@ from rnnkit.data.audio import (
     normalise_utterance,
     perturb_speed,
     spec_augment,
+    warp_frequencies,
 )
 from rnnkit.data.buckets import bucketed_batches
 from rnnkit.data.speech_texts import ALPHABET
@@ -262,22 +263,26 @@ class SpeechBatches:
     Training order (``shuffle=True``): a permutation seeded by ``(seed, epoch)``, cut into pools of 50
     batches, each pool sorted by length and cut into batches, batches shuffled; augmentation (``augment``:
     speed perturbation by a factor uniform in ``[1 - speed, 1 + speed]`` per utterance when ``speed > 0``,
-    then SpecAugment) is seeded by ``(seed, epoch, batch)``; so ``batches(epoch)`` is the same for the same
+    a frequency warp (VTLP) by a factor uniform in ``[1 - warp, 1 + warp]`` when ``warp > 0``, then
+    SpecAugment) is seeded by ``(seed, epoch, batch)``; so ``batches(epoch)`` is the same for the same
     epoch (the Trainer's resume contract). Evaluation order (``shuffle=False``): longest first, unchanged.
     """
 
     def __init__(self, features: list[Tensor], targets: list[list[int]], texts: list[str], batch_size: int, *,
-                 shuffle: bool, seed: int = 0, augment: bool = False, speed: float = 0.0) -> None:  # fmt: skip
+                 shuffle: bool, seed: int = 0, augment: bool = False, speed: float = 0.0,
+                 warp: float = 0.0) -> None:  # fmt: skip
         if batch_size < 1:
             raise RnnkitError(f"batch_size must be at least 1, got {batch_size}.")
         if not 0 <= speed < 0.5:
             raise RnnkitError(f"speed perturbation must be in [0, 0.5), got {speed}.")
+        if not 0 <= warp < 0.5:
+            raise RnnkitError(f"the frequency warp must be in [0, 0.5), got {warp}.")
         self.features = features
         self.targets = [torch.tensor(t, dtype=torch.long) for t in targets]
         self.texts = texts
         self.lengths = torch.tensor([len(f) for f in features], dtype=torch.long)
         self.batch_size, self.shuffle, self.seed, self.augment = batch_size, shuffle, seed, augment
-        self.speed = speed
+        self.speed, self.warp = speed, warp
 
     def __len__(self) -> int:
         return math.ceil(len(self.features) / self.batch_size)
@@ -292,6 +297,9 @@ class SpeechBatches:
         if generator is not None and self.speed > 0:
             factors = 1 + self.speed * (2 * torch.rand(len(clips), generator=generator, dtype=torch.float64) - 1)
             clips = [perturb_speed(clip, float(factor)) for clip, factor in zip(clips, factors, strict=True)]
+        if generator is not None and self.warp > 0:
+            factors = 1 + self.warp * (2 * torch.rand(len(clips), generator=generator, dtype=torch.float64) - 1)
+            clips = [warp_frequencies(clip, float(factor)) for clip, factor in zip(clips, factors, strict=True)]
         features = pad_sequence(clips, batch_first=True)  # -> (N, L, F)
         lengths = torch.tensor([len(clip) for clip in clips], dtype=torch.long)
         if generator is not None:

@@ -41,8 +41,9 @@ LM_ORDER = 6
 class AsrData:
     manifest: str  # a corpus directory (with manifest.csv) or a manifest CSV with a split column
     batch_size: int = 32
-    augment: bool = True  # SpecAugment (and speed perturbation, if speed > 0) on training batches
+    augment: bool = True  # SpecAugment (and speed perturbation and frequency warp, if > 0) on training batches
     speed: float = 0.0  # speed perturbation: each training utterance sped up by a factor in [1 - speed, 1 + speed]
+    warp: float = 0.0  # frequency warp (VTLP): each training utterance's frequencies scaled by [1 - warp, 1 + warp]
     max_train: int = 0  # use at most this many training utterances (0: all)
     lm_text: str = ""  # a UTF-8 file of extra sentences (one a line) for the character LM, beside the transcripts
 
@@ -51,6 +52,8 @@ class AsrData:
             raise RnnkitError(f"--batch-size must be at least 1, got {self.batch_size}.")
         if not 0 <= self.speed < 0.5:
             raise RnnkitError(f"--speed-perturb must be in [0, 0.5), got {self.speed}.")
+        if not 0 <= self.warp < 0.5:
+            raise RnnkitError(f"--freq-warp must be in [0, 0.5), got {self.warp}.")
 
 
 @dataclass
@@ -77,11 +80,19 @@ def load_features(
 
 
 def make_batches(model: SpeechRecognizer, features: Features, batch_size: int, *, shuffle: bool, seed: int = 0,
-                 augment: bool = False, speed: float = 0.0) -> SpeechBatches:  # fmt: skip
+                 augment: bool = False, speed: float = 0.0, warp: float = 0.0) -> SpeechBatches:  # fmt: skip
     normalised = [model.normalise(f).half() for f in features.raw]  # half: 5,000 clips of 3 s in ~250 MB
     targets = [model.encode_text(text) for text in features.texts]
     return SpeechBatches(
-        normalised, targets, features.texts, batch_size, shuffle=shuffle, seed=seed, augment=augment, speed=speed
+        normalised,
+        targets,
+        features.texts,
+        batch_size,
+        shuffle=shuffle,
+        seed=seed,
+        augment=augment,
+        speed=speed,
+        warp=warp,
     )
 
 
@@ -141,7 +152,7 @@ def train_asr(options: AsrData, model_options: dict, train_config: TrainConfig, 
         model.fit_normalisation(train_features.raw)
     run_config = {"task": "asr", "model": asdict(config), "data": asdict(options)}
     train = make_batches(model, train_features, options.batch_size, shuffle=True, seed=train_config.seed,
-                         augment=options.augment, speed=options.speed)  # fmt: skip
+                         augment=options.augment, speed=options.speed, warp=options.warp)  # fmt: skip
     valid = make_batches(model, valid_features, 2 * options.batch_size, shuffle=False) if valid_features.raw else None
     trainer = Trainer(model, replace(train_config, monitor="cer"), out, train, valid, run_config=run_config)
     # the LM needs only text: written first, so even an interrupted run can use it
