@@ -40,7 +40,14 @@ from rnnkit.checkpoint import RESUME_FILE
 from rnnkit.data.speech_corpus import CorpusConfig, build_corpus, read_manifest
 from rnnkit.data.speech_texts import fortune_sentences
 from rnnkit.tasks import load
-from rnnkit.tasks.asr_inference import Decoder, load_char_lm, load_fusion_lm, transcribe_files
+from rnnkit.tasks.asr_inference import (
+    WORD_LM_FILE,
+    Decoder,
+    load_char_lm,
+    load_fusion_lm,
+    load_word_lm,
+    transcribe_files,
+)
 from rnnkit.tasks.asr_training import AsrData, evaluate_asr, fit_char_lm, read_lm_text, train_asr
 from rnnkit.tasks.lm_training import LanguageModelData, train_language_model
 from rnnkit.train import TrainConfig
@@ -86,36 +93,48 @@ TASKS = {
     },
 }
 LM_GRID = [(0.0, 0.0), (0.3, 0.5), (0.5, 1.0), (0.8, 1.5), (1.0, 2.0)]  # (weight, bonus per character)
+WORD_WEIGHTS = (0.3, 0.5, 0.7)  # of the word bigram, tried around the best character-LM setting
 
 
-def tune_lm(run: Path, corpus: Path, quiet: bool, lm: Path | None = None) -> tuple[float, float, dict]:
-    """The LM weight and bonus with the lowest validation CER (beam 16); ``lm``: a recurrent LM run to fuse
-    instead of the n-gram."""
-    decoders = {f"{w},{b}": {"beam": 16, "lm_weight": w, "lm_bonus": b} for w, b in LM_GRID}
+def tune_lm(run: Path, corpus: Path, quiet: bool, lm: Path | None = None) -> tuple[dict, dict, dict]:
+    """The LM settings with the lowest validation CER (beam 16): first the character LM's weight and bonus
+    (:data:`LM_GRID`), then the word bigram's weight with that character setting, with a bonus 0.5 higher
+    (each word the word LM scores costs), and with the weight 0.8 times as high. ``lm``: a recurrent LM run
+    to fuse instead of the n-gram. Returns the best settings without and with the word LM, and every
+    setting's CER."""
+    decoders = {f"{w},{b},0": {"beam": 16, "lm_weight": w, "lm_bonus": b} for w, b in LM_GRID}
     report = evaluate_asr(run, corpus, split="valid", decoders=decoders, quiet=quiet, lm=lm)
     cers = {name: entry["cer"] for name, entry in report["decoders"].items()}
-    best = min(cers, key=cers.get)
-    weight, bonus = (float(x) for x in best.split(","))
-    return weight, bonus, cers
+    weight, bonus, _ = (float(x) for x in min(cers, key=cers.get).split(","))
+    characters = {"beam": 16, "lm_weight": weight, "lm_bonus": bonus}
+    if weight > 0 and (run / WORD_LM_FILE).exists():
+        around = [(weight, bonus), (weight, bonus + 0.5), (round(0.8 * weight, 2), bonus + 0.5)]
+        decoders = {
+            f"{w},{b},{v}": {"beam": 16, "lm_weight": w, "lm_bonus": b, "word_weight": v}
+            for v in WORD_WEIGHTS
+            for w, b in around
+        }
+        report = evaluate_asr(run, corpus, split="valid", decoders=decoders, quiet=quiet, lm=lm)
+        cers.update({name: entry["cer"] for name, entry in report["decoders"].items()})
+    weight, bonus, word = (float(x) for x in min(cers, key=cers.get).split(","))
+    return characters, {"beam": 16, "lm_weight": weight, "lm_bonus": bonus, "word_weight": word}, cers
 
 
-def real_time_factor(run: Path, corpus: Path, count: int, lm: Path | None = None) -> dict:
-    """Seconds to transcribe / seconds of audio, over ``count`` test files one by one, 2 threads; ``lm``: also
-    beam search fused with that recurrent LM."""
+def real_time_factor(run: Path, corpus: Path, count: int, settings: dict, lm: tuple[Path, dict] | None = None) -> dict:
+    """Seconds to transcribe / seconds of audio, over ``count`` test files one by one, 2 threads: greedy, and
+    beam search with the n-gram LMs by ``settings``; ``lm``: also with that recurrent LM run, by its
+    settings."""
     torch.set_num_threads(2)
     model = load(run)
+    alphabet = model.config.alphabet
     paths = list(read_manifest(corpus, "test")["path"][:count])
     decoders = [
-        ("greedy", Decoder(model.config.alphabet)),
-        ("beam16", Decoder(model.config.alphabet, 16, load_char_lm(run), 0.5, 1.0)),
+        ("greedy", Decoder(alphabet)),
+        ("beam16_lm", Decoder(alphabet, lm=load_char_lm(run), word_lm=load_word_lm(run), **settings)),
     ]
     if lm is not None:
-        decoders.append(
-            (
-                "beam16_rnnlm",
-                Decoder(model.config.alphabet, 16, load_fusion_lm(run, model.config.alphabet, lm), 0.5, 1.0),
-            )
-        )
+        fusion = load_fusion_lm(run, alphabet, lm[0])
+        decoders.append(("beam16_rnnlm", Decoder(alphabet, lm=fusion, word_lm=load_word_lm(run), **lm[1])))
     result = {}
     for name, decoder in decoders:
         transcribe_files(model, paths[:2], decoder)  # warm up
@@ -123,7 +142,10 @@ def real_time_factor(run: Path, corpus: Path, count: int, lm: Path | None = None
         outcome = transcribe_files(model, paths, decoder)
         seconds = time.perf_counter() - start
         audio = sum(r["duration"] for r in outcome["results"])
-        result[name] = {"rtf": round(seconds / audio, 4), "audio_seconds": round(audio, 1), "files": len(paths)}
+        result[name] = {
+            "rtf": round(seconds / audio, 4), "audio_seconds": round(audio, 1), "files": len(paths),
+            "decoder": decoder.describe(),
+        }  # fmt: skip
     return result
 
 
@@ -164,7 +186,10 @@ def run_task(name: str, args) -> dict:
     corpus = Path(args.data) / name
     n = 60 if args.quick else args.n or task["n"]
     start = time.perf_counter()
-    built = build_corpus(CorpusConfig(texts=task["texts"], num_utterances=n, snr=10.0, jobs=2), corpus, quiet=True)
+    corpus_config = CorpusConfig(
+        texts=task["texts"], num_utterances=n, snr=10.0, flite_pitch=task.get("flite_pitch", 0.0), jobs=2
+    )
+    built = build_corpus(corpus_config, corpus, quiet=True)
     built["seconds"] = round(time.perf_counter() - start, 1)
     torch.set_num_threads(args.threads)  # real_time_factor (last) sets 2 for itself
     model = dict(task["model"])
@@ -209,19 +234,15 @@ def run_task(name: str, args) -> dict:
             charge_budget(run, summary["train_seconds"])
         if summary["stopped_by"] == "interrupted":
             sys.exit(f"interrupted after {summary['train_seconds']:.0f} s; go on with --resume --only {name}")
-    weight, bonus, lm_grid = tune_lm(run, corpus, args.quiet)
-    decoders = {
-        "greedy": {"beam": 0},
-        "beam16": {"beam": 16},
-        "beam16_lm": {"beam": 16, "lm_weight": weight, "lm_bonus": bonus},
-    }
+    char_lm, word_lm, lm_grid = tune_lm(run, corpus, args.quiet)
+    decoders = {"greedy": {"beam": 0}, "beam16": {"beam": 16}, "beam16_lm": char_lm, "beam16_lm_words": word_lm}
     test = evaluate_asr(run, corpus, split="test", decoders=decoders, quiet=args.quiet)
     lm_summary = None
     if recurrent_lm:
         texts = list(read_manifest(corpus, "train")["text"]) + extra_sentences
         lm_summary = train_recurrent_lm(run, corpus, texts, recurrent_lm, args)
-        rnn_weight, rnn_bonus, rnn_grid = tune_lm(run, corpus, args.quiet, lm=run / "lm")
-        rnn_decoder = {"beam16_rnnlm": {"beam": 16, "lm_weight": rnn_weight, "lm_bonus": rnn_bonus}}
+        _, rnn_lm, rnn_grid = tune_lm(run, corpus, args.quiet, lm=run / "lm")
+        rnn_decoder = {"beam16_rnnlm": rnn_lm}
         fused = evaluate_asr(run, corpus, split="test", decoders=rnn_decoder, quiet=args.quiet, lm=run / "lm")
         test["decoders"].update(fused["decoders"])
     curve = pd.read_csv(run / "log.csv").to_dict(orient="records") if (run / "log.csv").exists() else []
@@ -236,7 +257,7 @@ def run_task(name: str, args) -> dict:
         "data": summary.get("data"),
         "lm_text_sentences": len(extra_sentences),
         "learning_curve": curve,
-        "lm": {"weight": weight, "bonus": bonus, "valid_cer_by_weight_bonus": lm_grid},
+        "lm": {"characters": char_lm, "words": word_lm, "valid_cer_by_weight_bonus_word_weight": lm_grid},
         "recurrent_lm": None
         if lm_summary is None
         else {
@@ -246,12 +267,13 @@ def run_task(name: str, args) -> dict:
             "steps": lm_summary["steps"],
             "valid_bits_per_char": round(lm_summary["best_valid"] / math.log(2), 3),
             "test_bits_per_char": round(lm_summary["test"]["loss"] / math.log(2), 3),
-            "weight": rnn_weight,
-            "bonus": rnn_bonus,
-            "valid_cer_by_weight_bonus": rnn_grid,
+            "decoder": rnn_lm,
+            "valid_cer_by_weight_bonus_word_weight": rnn_grid,
         },
         "test": test,
-        "rtf": real_time_factor(run, corpus, 10 if args.quick else 100, lm=run / "lm" if lm_summary else None),
+        "rtf": real_time_factor(
+            run, corpus, 10 if args.quick else 100, word_lm, lm=(run / "lm", rnn_lm) if lm_summary else None
+        ),
     }
 
 

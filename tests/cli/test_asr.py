@@ -41,7 +41,8 @@ def trained(corpus, tmp_path_factory):
 def test_train_writes_the_run_and_scores_the_test_split(trained):
     out, payload = trained
     assert payload["task"] == "asr" and {"wer", "cer"} <= set(payload["metrics"])
-    for name in ("config.json", "model.safetensors", "metrics.json", "log.csv", "char_lm.json", "loss.png"):
+    for name in ("config.json", "model.safetensors", "metrics.json", "log.csv", "char_lm.json", "word_lm.json",
+                 "loss.png"):  # fmt: skip
         assert (out / name).is_file(), name
 
 
@@ -80,6 +81,11 @@ def test_eval_reports_greedy_and_beam_rates(trained, corpus):
     assert 0 <= payload["metrics"]["cer"]
     wrong = runner.invoke(app, ["asr", "eval", str(out), "--manifest", str(corpus), "--split", "dev"])
     assert wrong.exit_code == 2 and "Unknown split" in wrong.stderr
+    words = runner.invoke(app, [*args, "--word-weight", "0.5", "--quiet", "--json"])
+    assert words.exit_code == 0, words.output
+    assert "word 2-gram (weight 0.5)" in json.loads(words.stdout)["report"]["decoders"]["beam"]["decoder"]
+    alone = runner.invoke(app, ["asr", "eval", str(out), "--manifest", str(corpus), "--word-weight", "0.5"])
+    assert alone.exit_code == 2 and "--word-weight needs" in alone.stderr
 
 
 def test_eval_and_transcribe_fuse_a_recurrent_char_lm(trained, corpus, tmp_path):
@@ -113,9 +119,12 @@ def test_streaming_model_transcribes_a_file_chunk_by_chunk(corpus, tmp_path):
     assert missing.exit_code == 2 and "cannot read the LM text" in missing.stderr and not out.exists()
     too_fast = runner.invoke(app, [*args, "--speed-perturb", "0.6"])
     assert too_fast.exit_code == 2 and "--speed-perturb must be in [0, 0.5)" in too_fast.stderr and not out.exists()
+    warped = runner.invoke(app, [*args, "--freq-warp", "-0.1"])
+    assert warped.exit_code == 2 and "--freq-warp must be in [0, 0.5)" in warped.stderr and not out.exists()
     result = runner.invoke(app, [*args, "--lm-text", str(lm_text), "--speed-perturb", "0.1"])
     assert result.exit_code == 0, result.output
     assert {"quixo", "zebra"} <= set(json.loads((out / "char_lm.json").read_text())["counts"])  # 5-char histories
+    assert "zebras" in json.loads((out / "word_lm.json").read_text())["counts"]["quixotic"]
     wav = str(pd.read_csv(corpus / "manifest.csv")["path"][0])
     streamed = runner.invoke(app, ["asr", "transcribe", str(out), str(corpus / wav), "--stream", "--chunk-ms", "200",
                                    "--json"])  # fmt: skip

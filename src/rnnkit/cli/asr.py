@@ -21,6 +21,9 @@ Manifest = Annotated[
 Beam = Annotated[int, typer.Option(help="Prefix beam width; 0 decodes greedily.")]
 LmWeight = Annotated[float, typer.Option(help="Weight of the character LM in beam search (0: no LM).")]
 LmBonus = Annotated[float, typer.Option(help="Score bonus per character when the LM is used.")]
+WordWeight = Annotated[
+    float, typer.Option(help="Weight of the run's word bigram at word ends, relative to --lm-weight (0: none).")
+]
 LmRun = Annotated[
     Path | None,
     typer.Option(
@@ -147,6 +150,7 @@ def evaluate(
     beam: Beam = 16,
     lm_weight: LmWeight = 0.0,
     lm_bonus: LmBonus = 0.0,
+    word_weight: WordWeight = 0.0,
     lm: LmRun = None,
     quiet: o.Quiet = False,
     json_output: o.Json = False,
@@ -162,7 +166,7 @@ def evaluate(
         raise RnnkitError(f"Unknown split {split!r}. Select from train, valid, test, all.")
     decoders = {"greedy": {"beam": 0}}
     if beam:
-        decoders["beam"] = {"beam": beam, "lm_weight": lm_weight, "lm_bonus": lm_bonus}
+        decoders["beam"] = {"beam": beam, "lm_weight": lm_weight, "lm_bonus": lm_bonus, "word_weight": word_weight}
     report = evaluate_asr(run, manifest, split=split, decoders=decoders, quiet=quiet, lm=lm)
     if json_output:
         best = report["decoders"]["beam" if beam else "greedy"]
@@ -183,6 +187,7 @@ def transcribe(
     beam: Beam = 0,
     lm_weight: LmWeight = 0.0,
     lm_bonus: LmBonus = 0.0,
+    word_weight: WordWeight = 0.0,
     lm: LmRun = None,
     stream: Annotated[
         bool, typer.Option(help="Read each file chunk by chunk through the streaming (unidirectional) model.")
@@ -201,7 +206,7 @@ def transcribe(
 
     from rnnkit.tasks import load
     from rnnkit.tasks.asr import SpeechRecognizer
-    from rnnkit.tasks.asr_inference import Decoder, load_fusion_lm, stream_file, transcribe_files
+    from rnnkit.tasks.asr_inference import Decoder, load_fusion_lm, load_word_lm, stream_file, transcribe_files
 
     if chunk_ms < 10:
         raise RnnkitError(f"--chunk-ms must be at least 10, got {chunk_ms}.")
@@ -210,7 +215,8 @@ def transcribe(
     if not isinstance(model, SpeechRecognizer):
         raise RnnkitError(f"{run} holds a {model.run_config.get('task')} model, not a speech recogniser.")
     fusion = load_fusion_lm(run, model.config.alphabet, lm)
-    decoder = Decoder(model.config.alphabet, beam=beam, lm=fusion, lm_weight=lm_weight, lm_bonus=lm_bonus)
+    decoder = Decoder(model.config.alphabet, beam=beam, lm=fusion, lm_weight=lm_weight, lm_bonus=lm_bonus,
+                      word_lm=load_word_lm(run), word_weight=word_weight)  # fmt: skip
     if stream:
         if model.config.bidirectional:
             raise RnnkitError(f"{run} holds a bidirectional model; --stream needs one trained with --streaming.")

@@ -2,7 +2,8 @@
 
 ``Decoder`` holds the decoding choice: greedy (``beam=0``) or prefix beam search, optionally fused with the
 run's character n-gram (``char_lm.json``, fitted on the training transcripts) or a recurrent character
-LM (an ``rnnkit lm train`` run, :mod:`rnnkit.tasks.recurrent_char_lm`) by ``lm_weight`` and ``lm_bonus``.
+LM (an ``rnnkit lm train`` run, :mod:`rnnkit.tasks.recurrent_char_lm`) by ``lm_weight`` and ``lm_bonus``, and
+with the run's word bigram (``word_lm.json``, :mod:`rnnkit.tasks.word_ngram`) at word ends by ``word_weight``.
 Word times come from the Viterbi alignment of the chosen text (:func:`ctc_decode.align`).
 """
 
@@ -24,13 +25,20 @@ from rnnkit.tasks.asr_streaming import StreamingRecognizer
 from rnnkit.tasks.char_ngram import CharNgram
 from rnnkit.tasks.ctc_decode import align, greedy, prefix_beam_search, word_times
 from rnnkit.tasks.recurrent_char_lm import RecurrentCharLM
+from rnnkit.tasks.word_ngram import WordFusion, WordNgram
 
 LM_FILE = "char_lm.json"
+WORD_LM_FILE = "word_lm.json"
 
 
 def load_char_lm(run: Path | str) -> CharNgram | None:
     path = Path(run) / LM_FILE
     return CharNgram.from_config(checkpoint.read_json(path)) if path.is_file() else None
+
+
+def load_word_lm(run: Path | str) -> WordNgram | None:
+    path = Path(run) / WORD_LM_FILE
+    return WordNgram.from_config(checkpoint.read_json(path)) if path.is_file() else None
 
 
 def load_fusion_lm(run: Path | str, alphabet: str, lm: Path | str | None = None) -> CharNgram | RecurrentCharLM | None:
@@ -45,18 +53,27 @@ class Decoder:
     lm: CharNgram | RecurrentCharLM | None = None
     lm_weight: float = 0.0  # alpha; 0 decodes without the LM
     lm_bonus: float = 0.0  # beta, per character
+    word_lm: WordNgram | None = None
+    word_weight: float = 0.0  # lambda, relative to lm_weight; 0 decodes without the word LM
 
     def __post_init__(self) -> None:
         if self.beam < 0:
             raise RnnkitError(f"--beam must be 0 (greedy) or positive, got {self.beam}.")
         if self.lm_weight > 0 and self.lm is None:
             raise RnnkitError("--lm-weight needs the run's character LM (char_lm.json), which this run lacks.")
+        if self.word_weight > 0 and (self.word_lm is None or self.lm_weight <= 0):
+            raise RnnkitError(
+                "--word-weight needs the run's word LM (word_lm.json) and a character LM weight (--lm-weight)."
+            )
+        self._fused = self.lm
+        if self.word_weight > 0:
+            self._fused = WordFusion(self.lm, self.word_lm, self.word_weight)
 
     @property
     def options(self) -> dict:
         if self.lm is None or self.lm_weight <= 0:
             return {}
-        return {"lm": self.lm, "alpha": self.lm_weight, "beta": self.lm_bonus}
+        return {"lm": self._fused, "alpha": self.lm_weight, "beta": self.lm_bonus}
 
     def __call__(self, log_probs: np.ndarray) -> str:
         if self.beam == 0:
@@ -70,8 +87,10 @@ class Decoder:
     def describe(self) -> str:
         if self.beam == 0:
             return "greedy"
-        return f"beam {self.beam}" + (
-            f" + {self._lm_kind} (weight {self.lm_weight}, bonus {self.lm_bonus})" if self.options else ""
+        return (
+            f"beam {self.beam}"
+            + (f" + {self._lm_kind} (weight {self.lm_weight}, bonus {self.lm_bonus})" if self.options else "")
+            + (f" + word {self.word_lm.order}-gram (weight {self.word_weight})" if self.word_weight > 0 else "")
         )
 
 

@@ -8,8 +8,9 @@ The CLI's ``rnnkit asr train|eval`` call these; a notebook can too::
 
 Features are computed once (log-mel of every readable file; unreadable ones are skipped and counted) and
 kept in memory as float16. The best checkpoint is the one with the lowest validation CER (greedy).
-A character 6-gram is fitted on the training transcripts, plus any text-only sentences given as ``lm_text``
-(text is cheaper than transcribed audio; keep the test sentences out of it), into ``char_lm.json``. After
+A character 6-gram and a word bigram are fitted on the training transcripts, plus any text-only sentences
+given as ``lm_text`` (text is cheaper than transcribed audio; keep the test sentences out of it), into
+``char_lm.json`` and ``word_lm.json``. After
 training the test split is scored greedy and by beam search, overall and per synthesiser (``engine``).
 """
 
@@ -30,11 +31,13 @@ from rnnkit.errors import RnnkitError
 from rnnkit.plots import training_curves
 from rnnkit.tasks import load
 from rnnkit.tasks.asr import SpeechBatches, SpeechRecognizer, SpeechRecognizerConfig, error_rates
-from rnnkit.tasks.asr_inference import LM_FILE, Decoder, load_fusion_lm
+from rnnkit.tasks.asr_inference import LM_FILE, WORD_LM_FILE, Decoder, load_fusion_lm, load_word_lm
 from rnnkit.tasks.char_ngram import CharNgram
+from rnnkit.tasks.word_ngram import WordNgram
 from rnnkit.train import TrainConfig, Trainer, seed_everything
 
 LM_ORDER = 6
+WORD_LM_ORDER = 2
 
 
 @dataclass(frozen=True)
@@ -118,10 +121,12 @@ def read_lm_text(path: str) -> list[str]:
 
 
 def fit_char_lm(run: Path | str, sentences: list[str], alphabet: str) -> CharNgram:
-    """Fit the decoder's character n-gram on ``sentences`` and write it into the run directory."""
+    """Fit the decoder's character n-gram and word bigram on ``sentences`` and write them into the run
+    directory; returns the character model."""
     Path(run).mkdir(parents=True, exist_ok=True)
     lm = CharNgram.fit(sentences, alphabet, LM_ORDER)
     checkpoint.write_json(Path(run) / LM_FILE, lm.to_config())
+    checkpoint.write_json(Path(run) / WORD_LM_FILE, WordNgram.fit(sentences, WORD_LM_ORDER).to_config())
     return lm
 
 
@@ -186,13 +191,14 @@ def evaluate_asr(run: Path | str, manifest: Path | str | pd.DataFrame, *, split:
                  decoders: dict[str, dict] | None = None, quiet: bool = False,
                  lm: Path | str | None = None) -> dict:  # fmt: skip
     """WER and CER (jiwer) of a run on a manifest's split, for each named decoder (``{"beam": 16,
-    "lm_weight": 0.5, "lm_bonus": 1.0}``), overall and per ``engine``/``voice`` group when the manifest has
-    those columns; unreadable files are skipped and counted. ``lm``: an rnnkit character LM run to fuse instead
-    of the run's n-gram."""
+    "lm_weight": 0.5, "lm_bonus": 1.0, "word_weight": 0.5}``), overall and per ``engine``/``voice`` group when
+    the manifest has those columns; unreadable files are skipped and counted. ``lm``: an rnnkit character LM
+    run to fuse instead of the run's n-gram (the run's word bigram joins either)."""
     model = load(run)
     if not isinstance(model, SpeechRecognizer):
         raise RnnkitError(f"{run} holds a {model.run_config.get('task')} model, not a speech recogniser.")
     lm = load_fusion_lm(run, model.config.alphabet, lm)  # a wrong --lm stops here, before minutes of features
+    word_lm = load_word_lm(run)
     table = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest, split)
     check_texts(list(table["text"]), model.config.alphabet, "the evaluation manifest")
     features = load_features(model, table, quiet=quiet, desc="eval features")
@@ -206,7 +212,7 @@ def evaluate_asr(run: Path | str, manifest: Path | str | pd.DataFrame, *, split:
     if features.skipped:
         report["skipped_examples"] = dict(list(features.skipped.items())[:3])
     for name, settings in (decoders or DEFAULT_DECODERS).items():
-        decoder = Decoder(model.config.alphabet, lm=lm, **settings)
+        decoder = Decoder(model.config.alphabet, lm=lm, word_lm=word_lm, **settings)
         hypotheses = [decoder(lp) for lp in tqdm(log_probs, desc=name, disable=True if quiet else None, leave=False)]
         entry = {"decoder": decoder.describe(), **error_rates(features.texts, hypotheses)}
         if "engine" in features.rows:

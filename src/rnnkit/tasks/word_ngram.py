@@ -1,0 +1,117 @@
+r"""A word n-gram language model (interpolated Witten-Bell), and its fusion with a character LM in beam search.
+
+.. math::
+    P(w \mid h) = \frac{C(h w) + T(h)\, P(w \mid h')}{C(h) + T(h)}
+
+as in :mod:`rnnkit.tasks.char_ngram`, over words: :math:`h'` drops the oldest word of :math:`h`, the recursion
+ends in the uniform distribution over the vocabulary, the end of sentence ``</s>`` and one unknown word
+``<unk>``. A word never seen in training is ``<unk>``, so it gets only the uniform share: the model says how
+likely a *known* word is here, and a misspelt word is unlikely.
+
+A character beam search cannot ask a word model about a word until the word is finished.
+:class:`WordFusion` therefore looks like a character LM to the beam search and adds the word LM's opinion at
+word ends: the score of a space (or of the end of the text) after the word :math:`w` becomes
+
+.. math::
+    \log P_{char}(\text{" "} \mid \text{prefix}) + \lambda \log P_{word}(w \mid \text{previous words})
+
+(and :math:`+ \lambda \log P_{word}(\langle/s\rangle \mid w)` at the end), so prefixes that spell known words
+in likely orders rise in the beam. :math:`\lambda` is picked on validation, like the character LM's weight.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from rnnkit.errors import RnnkitError
+
+START, END, UNKNOWN = "<s>", "</s>", "<unk>"
+
+
+class WordNgram:
+    """``order``-gram word model, trained with :meth:`fit`; histories are stored as space-joined words."""
+
+    def __init__(self, order: int = 2, counts: dict | None = None) -> None:
+        if order < 1:
+            raise RnnkitError(f"the n-gram order must be at least 1, got {order}.")
+        self.order = order
+        self.counts: dict[str, dict[str, int]] = counts or {}
+        vocabulary = set(self.counts.get("", {})) | {END, UNKNOWN}
+        self.uniform = 1.0 / len(vocabulary)
+        self._cache: dict[tuple[str, str], float] = {}
+
+    @classmethod
+    def fit(cls, sentences: list[str], order: int = 2) -> WordNgram:
+        counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for sentence in sentences:
+            words = sentence.split()
+            if not words:
+                continue
+            history = [START]
+            for word in [*words, END]:
+                for k in range(min(order - 1, len(history)) + 1):
+                    counts[" ".join(history[len(history) - k :])][word] += 1
+                history.append(word)
+        return cls(order, {h: dict(following) for h, following in counts.items()})
+
+    def log_prob(self, word: str, history: list[str]) -> float:
+        """:math:`\\log P(w \\mid h)`, ``history`` being the words before (the sentence start is implied)."""
+        context = " ".join([START, *history][-(self.order - 1) :]) if self.order > 1 else ""
+        key = (context, word)
+        if key not in self._cache:
+            self._cache[key] = float(np.log(self._probability(word if word else UNKNOWN, context)))
+        return self._cache[key]
+
+    def _probability(self, word: str, context: str) -> float:
+        lower = self.uniform if not context else self._probability(word, context.partition(" ")[2])
+        following = self.counts.get(context)
+        if not following:
+            return lower
+        total, types = sum(following.values()), len(following)
+        return (following.get(word, 0) + types * lower) / (total + types)
+
+    def sentence_log_prob(self, sentence: str) -> float:
+        words = sentence.split()
+        return sum(self.log_prob(w, words[:i]) for i, w in enumerate([*words, END]))
+
+    def to_config(self) -> dict:
+        return {"order": self.order, "counts": self.counts}
+
+    @classmethod
+    def from_config(cls, config: dict) -> WordNgram:
+        return cls(config["order"], config["counts"])
+
+
+class WordFusion:
+    """A character LM whose scores for a space and for the end of the text also carry the word LM's
+    :math:`\\lambda \\log P(w \\mid h)` of the word just finished (see the module docstring); it offers the
+    character LM's interface (``distribution``, and ``prepare`` for a recurrent one), so any beam search that
+    fuses a character LM fuses this."""
+
+    def __init__(self, char_lm, word_lm: WordNgram, weight: float) -> None:
+        if " " not in char_lm.alphabet:
+            raise RnnkitError("word fusion needs an alphabet with the space, which separates the words.")
+        self.char_lm, self.word_lm, self.weight = char_lm, word_lm, weight
+        self.alphabet = char_lm.alphabet
+        self.space, self.end = self.alphabet.index(" "), len(self.alphabet)  # "$" follows the alphabet
+
+    def prepare(self, prefixes: list[str]) -> None:
+        prepare = getattr(self.char_lm, "prepare", None)
+        if prepare is not None:
+            prepare(prefixes)
+
+    def distribution(self, prefix: str) -> np.ndarray:
+        scores = self.char_lm.distribution(prefix).copy()
+        if self.weight == 0:
+            return scores
+        words = prefix.split(" ")
+        finished, history = words[-1], [w for w in words[:-1] if w]
+        word = self.word_lm.log_prob(finished, history)  # an empty word (two spaces in a row) is <unk>
+        scores[self.space] += self.weight * word
+        if finished:
+            scores[self.end] += self.weight * (word + self.word_lm.log_prob(END, [*history, finished]))
+        else:
+            scores[self.end] += self.weight * self.word_lm.log_prob(END, history)
+        return scores
