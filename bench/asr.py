@@ -93,12 +93,12 @@ TASKS = {
     },
 }
 LM_GRID = [(0.0, 0.0), (0.3, 0.5), (0.5, 1.0), (0.8, 1.5), (1.0, 2.0)]  # (weight, bonus per character)
-WORD_WEIGHTS = (0.3, 0.5, 0.7)  # of the word bigram, tried around the best character-LM setting
+WORD_WEIGHTS = (0.3, 0.5, 0.7)  # of the word trigram, tried around the best character-LM setting
 
 
 def tune_lm(run: Path, corpus: Path, quiet: bool, lm: Path | None = None) -> tuple[dict, dict, dict]:
     """The LM settings with the lowest validation CER (beam 16): first the character LM's weight and bonus
-    (:data:`LM_GRID`), then the word bigram's weight with that character setting, with a bonus 0.5 higher
+    (:data:`LM_GRID`), then the word trigram's weight with that character setting, with a bonus 0.5 higher
     (each word the word LM scores costs), and with the weight 0.8 times as high. ``lm``: a recurrent LM run
     to fuse instead of the n-gram. Returns the best settings without and with the word LM, and every
     setting's CER."""

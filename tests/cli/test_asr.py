@@ -83,7 +83,7 @@ def test_eval_reports_greedy_and_beam_rates(trained, corpus):
     assert wrong.exit_code == 2 and "Unknown split" in wrong.stderr
     words = runner.invoke(app, [*args, "--word-weight", "0.5", "--quiet", "--json"])
     assert words.exit_code == 0, words.output
-    assert "word 2-gram (weight 0.5)" in json.loads(words.stdout)["report"]["decoders"]["beam"]["decoder"]
+    assert "word 3-gram (weight 0.5)" in json.loads(words.stdout)["report"]["decoders"]["beam"]["decoder"]
     alone = runner.invoke(app, ["asr", "eval", str(out), "--manifest", str(corpus), "--word-weight", "0.5"])
     assert alone.exit_code == 2 and "--word-weight needs" in alone.stderr
 

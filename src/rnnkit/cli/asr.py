@@ -22,7 +22,7 @@ Beam = Annotated[int, typer.Option(help="Prefix beam width; 0 decodes greedily."
 LmWeight = Annotated[float, typer.Option(help="Weight of the character LM in beam search (0: no LM).")]
 LmBonus = Annotated[float, typer.Option(help="Score bonus per character when the LM is used.")]
 WordWeight = Annotated[
-    float, typer.Option(help="Weight of the run's word bigram at word ends, relative to --lm-weight (0: none).")
+    float, typer.Option(help="Weight of the run's word trigram at word ends, relative to --lm-weight (0: none).")
 ]
 LmRun = Annotated[
     Path | None,

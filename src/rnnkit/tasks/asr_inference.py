@@ -3,7 +3,7 @@
 ``Decoder`` holds the decoding choice: greedy (``beam=0``) or prefix beam search, optionally fused with the
 run's character n-gram (``char_lm.json``, fitted on the training transcripts) or a recurrent character
 LM (an ``rnnkit lm train`` run, :mod:`rnnkit.tasks.recurrent_char_lm`) by ``lm_weight`` and ``lm_bonus``, and
-with the run's word bigram (``word_lm.json``, :mod:`rnnkit.tasks.word_ngram`) at word ends by ``word_weight``.
+with the run's word trigram (``word_lm.json``, :mod:`rnnkit.tasks.word_ngram`) at word ends by ``word_weight``.
 Word times come from the Viterbi alignment of the chosen text (:func:`ctc_decode.align`).
 """
 

@@ -8,7 +8,7 @@ The CLI's ``rnnkit asr train|eval`` call these; a notebook can too::
 
 Features are computed once (log-mel of every readable file; unreadable ones are skipped and counted) and
 kept in memory as float16. The best checkpoint is the one with the lowest validation CER (greedy).
-A character 6-gram and a word bigram are fitted on the training transcripts, plus any text-only sentences
+A character 6-gram and a word trigram are fitted on the training transcripts, plus any text-only sentences
 given as ``lm_text`` (text is cheaper than transcribed audio; keep the test sentences out of it), into
 ``char_lm.json`` and ``word_lm.json``. After
 training the test split is scored greedy and by beam search, overall and per synthesiser (``engine``).
@@ -37,7 +37,7 @@ from rnnkit.tasks.word_ngram import WordNgram
 from rnnkit.train import TrainConfig, Trainer, seed_everything
 
 LM_ORDER = 6
-WORD_LM_ORDER = 2
+WORD_LM_ORDER = 3
 
 
 @dataclass(frozen=True)
@@ -121,7 +121,7 @@ def read_lm_text(path: str) -> list[str]:
 
 
 def fit_char_lm(run: Path | str, sentences: list[str], alphabet: str) -> CharNgram:
-    """Fit the decoder's character n-gram and word bigram on ``sentences`` and write them into the run
+    """Fit the decoder's character n-gram and word trigram on ``sentences`` and write them into the run
     directory; returns the character model."""
     Path(run).mkdir(parents=True, exist_ok=True)
     lm = CharNgram.fit(sentences, alphabet, LM_ORDER)
@@ -193,7 +193,7 @@ def evaluate_asr(run: Path | str, manifest: Path | str | pd.DataFrame, *, split:
     """WER and CER (jiwer) of a run on a manifest's split, for each named decoder (``{"beam": 16,
     "lm_weight": 0.5, "lm_bonus": 1.0, "word_weight": 0.5}``), overall and per ``engine``/``voice`` group when
     the manifest has those columns; unreadable files are skipped and counted. ``lm``: an rnnkit character LM
-    run to fuse instead of the run's n-gram (the run's word bigram joins either)."""
+    run to fuse instead of the run's n-gram (the run's word trigram joins either)."""
     model = load(run)
     if not isinstance(model, SpeechRecognizer):
         raise RnnkitError(f"{run} holds a {model.run_config.get('task')} model, not a speech recogniser.")

@@ -41,6 +41,7 @@ class WordNgram:
         vocabulary = set(self.counts.get("", {})) | {END, UNKNOWN}
         self.uniform = 1.0 / len(vocabulary)
         self._cache: dict[tuple[str, str], float] = {}
+        self._sizes = {context: (sum(following.values()), len(following)) for context, following in self.counts.items()}
 
     @classmethod
     def fit(cls, sentences: list[str], order: int = 2) -> WordNgram:
@@ -69,7 +70,7 @@ class WordNgram:
         following = self.counts.get(context)
         if not following:
             return lower
-        total, types = sum(following.values()), len(following)
+        total, types = self._sizes[context]
         return (following.get(word, 0) + types * lower) / (total + types)
 
     def sentence_log_prob(self, sentence: str) -> float:
@@ -96,6 +97,7 @@ class WordFusion:
         self.char_lm, self.word_lm, self.weight = char_lm, word_lm, weight
         self.alphabet = char_lm.alphabet
         self.space, self.end = self.alphabet.index(" "), len(self.alphabet)  # "$" follows the alphabet
+        self._cache: dict[str, np.ndarray] = {}  # a prefix stays in the beam for many frames: score it once
 
     def prepare(self, prefixes: list[str]) -> None:
         prepare = getattr(self.char_lm, "prepare", None)
@@ -103,9 +105,14 @@ class WordFusion:
             prepare(prefixes)
 
     def distribution(self, prefix: str) -> np.ndarray:
-        scores = self.char_lm.distribution(prefix).copy()
         if self.weight == 0:
-            return scores
+            return self.char_lm.distribution(prefix)
+        cached = self._cache.get(prefix)
+        if cached is not None:
+            return cached
+        if len(self._cache) >= 100_000:  # one decoder serves many utterances: keep the memory bounded
+            self._cache.clear()
+        scores = self.char_lm.distribution(prefix).copy()
         words = prefix.split(" ")
         finished, history = words[-1], [w for w in words[:-1] if w]
         word = self.word_lm.log_prob(finished, history)  # an empty word (two spaces in a row) is <unk>
@@ -114,4 +121,5 @@ class WordFusion:
             scores[self.end] += self.weight * (word + self.word_lm.log_prob(END, [*history, finished]))
         else:
             scores[self.end] += self.weight * self.word_lm.log_prob(END, history)
+        self._cache[prefix] = scores
         return scores
