@@ -131,6 +131,8 @@ def test_build_writes_16khz_wavs_and_a_manifest_and_resumes(tmp_path):
     assert remove_changed(tmp_path, plan(config)) == 0
     assert remove_changed(tmp_path, [replace(wanted, pitch=wanted.pitch + 1)]) == 1
     assert not (tmp_path / f"wavs/{wanted.id}.wav").exists()
+    table.drop(columns="pitch").to_csv(tmp_path / "manifest.csv", index=False)  # someone else's manifest
+    assert remove_changed(tmp_path, [replace(plan(config)[3], pitch=1)]) == 0
 
 
 def test_read_manifest_refuses_missing_files_and_columns(tmp_path):

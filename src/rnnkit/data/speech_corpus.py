@@ -235,7 +235,14 @@ def remove_changed(out: Path, utterances: list[Utterance]) -> int:
         old = pd.read_csv(out / MANIFEST, keep_default_na=False, dtype={"noise": str})
     except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         return 0  # no manifest (a first build) or an unreadable one: nothing to compare
-    before = {row["path"]: _settings(row) for row in old.to_dict("records")}
+    if not {"path", "text", "voice", "engine", "speed", "pitch", "snr", "noise"} <= set(old.columns):
+        return 0  # not a manifest this builder wrote: leave the WAVs alone
+    before = {}
+    for row in old.to_dict("records"):
+        try:
+            before[row["path"]] = _settings(row)
+        except ValueError:
+            continue  # a row edited by hand: keep its WAV
     removed = 0
     for utterance in utterances:
         path = f"wavs/{utterance.id}.wav"
