@@ -250,6 +250,7 @@ def run_task(name: str, args) -> dict:
         "corpus": built,
         "model": model,
         "parameters": summary.get("parameters"),
+        "rescored": bool(args.reuse),  # True: the model of an earlier run, decoded again (its machine trained it)
         "speed_perturb": speed,
         "freq_warp": warp,
         "train": {k: summary[k] for k in ("stopped_by", "steps", "epochs_completed", "train_seconds", "best_valid")},
