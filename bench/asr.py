@@ -48,7 +48,7 @@ from rnnkit.tasks.asr_inference import (
     load_word_lm,
     transcribe_files,
 )
-from rnnkit.tasks.asr_training import AsrData, evaluate_asr, fit_char_lm, read_lm_text, train_asr
+from rnnkit.tasks.asr_training import AsrData, evaluate_asr, fit_ngram_lms, read_lm_text, train_asr
 from rnnkit.tasks.lm_training import LanguageModelData, train_language_model
 from rnnkit.train import TrainConfig
 
@@ -224,10 +224,10 @@ def run_task(name: str, args) -> dict:
                    lm_text=str(lm_text or ""))  # fmt: skip
     extra_sentences = read_lm_text(data.lm_text)
     if args.reuse and (run / "metrics.json").exists():
-        # score an earlier run again, with the character LM this script fits now
+        # score an earlier run again, with the n-gram LMs this script fits now
         summary = json.loads((run / "metrics.json").read_text())
         texts = list(read_manifest(corpus, "train")["text"]) + extra_sentences
-        fit_char_lm(run, texts, load(run).config.alphabet)
+        fit_ngram_lms(run, texts, load(run).config.alphabet)
     else:
         summary = train_asr(data, model, config, run, resume=resume)
         if not args.quick:

@@ -120,14 +120,12 @@ def read_lm_text(path: str) -> list[str]:
     return [text for text in map(normalise_text, lines) if text]
 
 
-def fit_char_lm(run: Path | str, sentences: list[str], alphabet: str) -> CharNgram:
+def fit_ngram_lms(run: Path | str, sentences: list[str], alphabet: str) -> None:
     """Fit the decoder's character n-gram and word trigram on ``sentences`` and write them into the run
-    directory; returns the character model."""
+    directory."""
     Path(run).mkdir(parents=True, exist_ok=True)
-    lm = CharNgram.fit(sentences, alphabet, LM_ORDER)
-    checkpoint.write_json(Path(run) / LM_FILE, lm.to_config())
+    checkpoint.write_json(Path(run) / LM_FILE, CharNgram.fit(sentences, alphabet, LM_ORDER).to_config())
     checkpoint.write_json(Path(run) / WORD_LM_FILE, WordNgram.fit(sentences, WORD_LM_ORDER).to_config())
-    return lm
 
 
 def train_asr(options: AsrData, model_options: dict, train_config: TrainConfig, out: Path | str, *,
@@ -161,7 +159,7 @@ def train_asr(options: AsrData, model_options: dict, train_config: TrainConfig, 
     valid = make_batches(model, valid_features, 2 * options.batch_size, shuffle=False) if valid_features.raw else None
     trainer = Trainer(model, replace(train_config, monitor="cer"), out, train, valid, run_config=run_config)
     # the LM needs only text: written first, so even an interrupted run can use it
-    fit_char_lm(out, train_features.texts + lm_text, config.alphabet)
+    fit_ngram_lms(out, train_features.texts + lm_text, config.alphabet)
     summary = trainer.fit(resume=resume)
     if summary["stopped_by"] == "interrupted":
         return summary
