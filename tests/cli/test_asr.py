@@ -106,6 +106,10 @@ def test_eval_and_transcribe_fuse_a_recurrent_char_lm(trained, corpus, tmp_path)
         app, ["asr", "transcribe", str(out), wav, "--beam", "4", "--lm-weight", "0.5", "--lm", str(lm_run)]
     )
     assert spoken.exit_code == 0 and len(spoken.stdout.splitlines()) == 1
+    both = runner.invoke(app, [*args, "--lm", str(lm_run), "--word-weight", "0.5", "--quiet", "--json"])
+    assert both.exit_code == 0, both.output
+    described = json.loads(both.stdout)["report"]["decoders"]["beam"]["decoder"]
+    assert "recurrent char LM" in described and "word 3-gram" in described
     not_an_lm = runner.invoke(app, [*args, "--lm", str(out)])
     assert not_an_lm.exit_code == 2 and "not a language model" in not_an_lm.stderr
 
