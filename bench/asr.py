@@ -128,13 +128,14 @@ def real_time_factor(run: Path, corpus: Path, count: int, settings: dict, lm: tu
     model = load(run)
     alphabet = model.config.alphabet
     paths = list(read_manifest(corpus, "test")["path"][:count])
+    word_lm = load_word_lm(run)
     decoders = [
         ("greedy", Decoder(alphabet)),
-        ("beam16_lm", Decoder(alphabet, lm=load_char_lm(run), word_lm=load_word_lm(run), **settings)),
+        ("beam16_lm", Decoder(alphabet, lm=load_char_lm(run), word_lm=word_lm, **settings)),
     ]
     if lm is not None:
         fusion = load_fusion_lm(run, alphabet, lm[0])
-        decoders.append(("beam16_rnnlm", Decoder(alphabet, lm=fusion, word_lm=load_word_lm(run), **lm[1])))
+        decoders.append(("beam16_rnnlm", Decoder(alphabet, lm=fusion, word_lm=word_lm, **lm[1])))
     result = {}
     for name, decoder in decoders:
         transcribe_files(model, paths[:2], decoder)  # warm up
@@ -186,10 +187,7 @@ def run_task(name: str, args) -> dict:
     corpus = Path(args.data) / name
     n = 60 if args.quick else args.n or task["n"]
     start = time.perf_counter()
-    corpus_config = CorpusConfig(
-        texts=task["texts"], num_utterances=n, snr=10.0, flite_pitch=task.get("flite_pitch", 0.0), jobs=2
-    )
-    built = build_corpus(corpus_config, corpus, quiet=True)
+    built = build_corpus(CorpusConfig(texts=task["texts"], num_utterances=n, snr=10.0, jobs=2), corpus, quiet=True)
     built["seconds"] = round(time.perf_counter() - start, 1)
     torch.set_num_threads(args.threads)  # real_time_factor (last) sets 2 for itself
     model = dict(task["model"])

@@ -62,6 +62,8 @@ class WordNgram:
         context = " ".join([START, *history][-(self.order - 1) :]) if self.order > 1 else ""
         key = (context, word)
         if key not in self._cache:
+            if len(self._cache) >= 1_000_000:  # one model serves many utterances: keep the memory bounded
+                self._cache.clear()
             self._cache[key] = float(np.log(self._probability(word if word else UNKNOWN, context)))
         return self._cache[key]
 
