@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml constraints.txt
 # Debian packages the tasks use: German-English pairs (translation), speech synthesis (speech corpus),
 # fortunes (open-vocabulary sentences), Chromium (the report.html test). Installed when absent and apt-get
 # can run; otherwise the tests that need them skip, each with its reason.
-SYSTEM_PACKAGES := trans-de-en espeak-ng sox flite fortunes chromium
+SYSTEM_PACKAGES := trans-de-en espeak-ng sox flite festival festvox-kdlpc16k festvox-us-slt-hts fortunes chromium
 system-deps:
 	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \

@@ -187,7 +187,11 @@ def run_task(name: str, args) -> dict:
     corpus = Path(args.data) / name
     n = 60 if args.quick else args.n or task["n"]
     start = time.perf_counter()
-    built = build_corpus(CorpusConfig(texts=task["texts"], num_utterances=n, snr=10.0, jobs=2), corpus, quiet=True)
+    festival = task.get("festival_share", 0.0) if args.festival_share is None else args.festival_share
+    pitch = task.get("flite_pitch", 0.0) if args.flite_pitch is None else args.flite_pitch
+    corpus_config = CorpusConfig(texts=task["texts"], num_utterances=n, snr=10.0, flite_pitch=pitch,
+                                 festival_share=festival, jobs=2)  # fmt: skip
+    built = build_corpus(corpus_config, corpus, quiet=True)
     built["seconds"] = round(time.perf_counter() - start, 1)
     torch.set_num_threads(args.threads)  # real_time_factor (last) sets 2 for itself
     model = dict(task["model"])
@@ -303,6 +307,18 @@ def main() -> None:
         type=float,
         default=None,
         help="Frequency warp (VTLP) of training utterances, factor in [1 - W, 1 + W] (default: the task's)",
+    )
+    parser.add_argument(
+        "--flite-pitch",
+        type=float,
+        default=None,
+        help="Share of the flite training utterances spoken at a random mean pitch (default: the task's)",
+    )
+    parser.add_argument(
+        "--festival-share",
+        type=float,
+        default=None,
+        help="Share of the flite training utterances spoken by Festival voices instead (default: the task's)",
     )
     parser.add_argument("--reuse", action="store_true", help="Score the runs already in --runs, no training.")
     parser.add_argument(

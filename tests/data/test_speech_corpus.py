@@ -9,10 +9,12 @@ import pandas as pd
 import pytest
 
 from rnnkit.data.speech_corpus import (
+    FESTIVAL_VOICES,
     FLITE_F0_RANGE,
     FLITE_VOICES,
     CorpusConfig,
     build_corpus,
+    build_one,
     espeak_voices,
     mix_noise,
     plan,
@@ -26,6 +28,10 @@ needs_espeak = pytest.mark.skipif(
     shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install espeak-ng)"
 )
 needs_flite = pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (apt-get install flite)")
+needs_festival = pytest.mark.skipif(
+    shutil.which("text2wave") is None,
+    reason="festival is not installed (apt-get install festival festvox-kdlpc16k festvox-us-slt-hts)",
+)
 
 
 @pytest.mark.parametrize(
@@ -103,6 +109,37 @@ def test_flite_pitch_changes_only_training_flite_pitches():
         assert b == replace(a, pitch=b.pitch) and FLITE_F0_RANGE[0] <= b.pitch <= FLITE_F0_RANGE[1]
     with pytest.raises(RnnkitError, match="flite_pitch"):
         CorpusConfig(flite_pitch=1.5)
+
+
+@needs_festival
+def test_festival_share_revoices_only_training_flite_utterances(tmp_path):
+    plain = plan(CorpusConfig(texts="digits+cards+commands", num_utterances=800))
+    revoiced = plan(CorpusConfig(texts="digits+cards+commands", num_utterances=800, festival_share=0.5))
+    changed = [(a, b) for a, b in zip(plain, revoiced, strict=True) if a != b]
+    flite_train = [a for a in plain if a.engine == "flite" and a.split == "train"]
+    assert 0.3 < len(changed) / len(flite_train) < 0.7
+    assert {b.voice for _, b in changed} == set(FESTIVAL_VOICES)
+    for a, b in changed:
+        assert a.split == "train" and a.engine == "flite"
+        assert b == replace(a, engine="festival", voice=b.voice, speed=b.speed, pitch=0)
+    # one of each voice really speaks: 16 kHz audio about as long as the text
+    for _, utterance in [next(pair for pair in changed if pair[1].voice == v) for v in FESTIVAL_VOICES]:
+        (tmp_path / "wavs").mkdir(exist_ok=True)
+        _, seconds, error = build_one((utterance, str(tmp_path), 0))
+        assert error == "" and 0.3 < seconds < 10
+    missing = replace(changed[0][1], id="000999", voice="not_a_voice")
+    assert "unbound variable" in build_one((missing, str(tmp_path), 0))[2]  # Festival exits 0 here: still a failure
+
+
+@needs_espeak
+def test_festival_share_needs_festival_and_a_share(monkeypatch):
+    with pytest.raises(RnnkitError, match="festival_share"):
+        CorpusConfig(festival_share=-0.1)
+    real = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name: None if name == "text2wave" else real(name))
+    plan(CorpusConfig(texts="digits", num_utterances=5))  # no Festival voice asked for: fine
+    with pytest.raises(RnnkitError, match="festival is not installed"):
+        plan(CorpusConfig(texts="digits", num_utterances=5, festival_share=0.2))
 
 
 @needs_espeak

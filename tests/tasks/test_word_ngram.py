@@ -16,7 +16,7 @@ SENTENCES = ["the cat sat", "the cat ran", "a dog sat"]
 
 
 def test_witten_bell_by_hand():
-    lm = WordNgram.fit(SENTENCES, order=2)
+    lm = WordNgram.fit(SENTENCES, order=2, smoothing="witten-bell")
     # unigram counts: the 2, cat 2, sat 2, ran 1, a 1, dog 1, </s> 3 (12 tokens, 7 types); uniform over
     # the 6 words, </s> and <unk>: 1/8
     unigram_cat = (2 + 7 / 8) / (12 + 7)

@@ -45,6 +45,10 @@ def make_data(
     flite_pitch: Annotated[
         float, typer.Option(help="Share of the flite training utterances spoken at a random mean pitch (80-220 Hz).")
     ] = 0.0,
+    festival_share: Annotated[
+        float,
+        typer.Option(help="Share of the flite training utterances spoken by a Festival voice (ked, HTS slt) instead."),
+    ] = 0.0,
     snr: Annotated[
         float | None, typer.Option(help="Add noise to some utterances at an SNR drawn from [SNR, SNR + 20] dB.")
     ] = None,
@@ -55,7 +59,7 @@ def make_data(
     quiet: o.Quiet = False,
     json_output: o.Json = False,
 ) -> None:
-    """Synthesise a corpus with espeak-ng (accents x variants x speed x pitch) and flite voices: 16 kHz WAVs
+    """Synthesise a corpus with espeak-ng (accents x variants x speed x pitch), flite and Festival voices: 16 kHz WAVs
     and manifest.csv, with train/valid/test splits disjoint in text and in voice. Re-running skips the WAVs
     already there.
 
@@ -64,7 +68,8 @@ def make_data(
     from rnnkit.data.speech_corpus import CorpusConfig, build_corpus
 
     config = CorpusConfig(
-        texts=texts, num_utterances=n, seed=seed, flite_share=flite_share, flite_pitch=flite_pitch, snr=snr,
+        texts=texts, num_utterances=n, seed=seed, flite_share=flite_share, flite_pitch=flite_pitch,
+        festival_share=festival_share, snr=snr,
         noise_share=noise_share, noise_file=str(noise_file or ""), jobs=jobs,
     )  # fmt: skip
     summary = build_corpus(config, out, quiet=quiet)

@@ -1,4 +1,4 @@
-r"""A synthetic speech corpus: texts spoken by espeak-ng and flite voices, as 16 kHz WAVs and a manifest.
+r"""A synthetic speech corpus: texts spoken by espeak-ng, flite and Festival voices, as 16 kHz WAVs and a manifest.
 
 No English speech corpus ships offline, so we make one. Each utterance ``i`` is fixed by ``(seed, i)``:
 its text (:func:`rnnkit.data.speech_texts.make_texts`), its split, voice, speed, pitch and noise. That makes
@@ -11,6 +11,11 @@ Splits are **disjoint in text and in voice**, so the test set measures generalis
 * the voice is then drawn from that split's voices only. espeak-ng voices are accent x variant pairs
   (8 English accents x the variants in :data:`ESPEAK_VARIANTS`), assigned to a split by a hash of the pair;
   flite voices are split by hand: ``kal16``, ``awb``, ``slt`` train, ``kal`` valid, ``rms`` test.
+
+More training voices (``festival_share``): a share of the flite *training* utterances is spoken by a Festival
+voice instead, the diphone speaker ``ked`` or the HTS voice of ``slt``: one more speaker and one more vocoder,
+in the training split only, so the test voices stay unheard. Its draws use a stream of their own, so the
+other utterances (and every corpus built before) stay as they were.
 
 Pitch: espeak-ng voices speak at a pitch drawn per utterance. flite voices speak at their own mean F0, except
 a share (``flite_pitch``) of the *training* utterances, which get a mean F0 drawn from
@@ -53,6 +58,10 @@ ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "m8", "f1", "f2", "
                    "steph", "travis", "zac", "john", "david", "edward", "grandpa", "norbert", "robert", "michel",
                    "paul", "quincy", "shelby", "victor")  # fmt: skip
 FLITE_VOICES = {"kal16": "train", "awb": "train", "slt": "train", "kal": "valid", "rms": "test"}
+# Debian festvox-kdlpc16k and festvox-us-slt-hts; training voices only
+FESTIVAL_VOICES = ("ked_diphone", "cmu_us_slt_arctic_hts")
+# HTS voices take their durations from their own models and ignore Duration_Stretch: they speak at speed 1
+FESTIVAL_FIXED_SPEED = ("cmu_us_slt_arctic_hts",)
 SPLITS = ("train", "valid", "test")
 # Hz, from a low male voice to a high female one; the training voices' own means are near 95 (kal16),
 # 130 (awb) and 170 (slt)
@@ -86,13 +95,14 @@ class CorpusConfig:
     snr: float | None = None  # None: clean; else the lowest SNR (dB) of the noisy utterances
     noise_share: float = 0.5  # of utterances that get noise, when snr is given
     flite_pitch: float = 0.0  # share of the flite training utterances spoken at a random mean F0
+    festival_share: float = 0.0  # share of the flite training utterances spoken by a Festival voice instead
     noise_file: str = ""  # a recording to cut noise from (else generated white/pink/brown noise)
     jobs: int = 2  # synthesis processes
 
     def __post_init__(self) -> None:
         if self.num_utterances < 1:
             raise RnnkitError(f"--n must be at least 1, got {self.num_utterances}.")
-        for name in ("flite_share", "noise_share", "flite_pitch"):
+        for name in ("flite_share", "noise_share", "flite_pitch", "festival_share"):
             if not 0 <= getattr(self, name) <= 1:
                 raise RnnkitError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
         if self.jobs < 1:
@@ -104,10 +114,10 @@ class Utterance:
     id: str
     text: str
     split: str
-    engine: str  # espeak-ng or flite
+    engine: str  # espeak-ng, flite or festival
     voice: str
-    speed: float  # espeak-ng words per minute; flite duration stretch
-    pitch: int  # espeak-ng 0-99; flite mean F0 in Hz (0: the voice's own)
+    speed: float  # espeak-ng words per minute; flite and Festival duration stretch
+    pitch: int  # espeak-ng 0-99; flite mean F0 in Hz (0: the voice's own); Festival 0
     snr: float | None
     noise: str
 
@@ -118,6 +128,11 @@ def plan(config: CorpusConfig) -> list[Utterance]:
     if not (has_espeak or has_flite):
         raise RnnkitError(
             "neither espeak-ng nor flite is installed; apt-get install espeak-ng flite (or make system-deps)."
+        )
+    if config.festival_share > 0 and shutil.which("text2wave") is None:
+        raise RnnkitError(
+            "festival is not installed (festival_share > 0); apt-get install festival festvox-kdlpc16k "
+            "festvox-us-slt-hts (or make system-deps)."
         )
     texts = make_texts(config.texts, config.num_utterances, config.seed)
     espeak = espeak_voices()
@@ -133,6 +148,10 @@ def plan(config: CorpusConfig) -> list[Utterance]:
             pitch_rng = random.Random(f"{config.seed}:flite-pitch:{i}")
             if split == "train" and pitch_rng.random() < config.flite_pitch:
                 pitch = pitch_rng.randint(*FLITE_F0_RANGE)
+            festival_rng = random.Random(f"{config.seed}:festival:{i}")
+            if split == "train" and festival_rng.random() < config.festival_share:
+                engine, voice, pitch = "festival", festival_rng.choice(FESTIVAL_VOICES), 0
+                speed = 1.0 if voice in FESTIVAL_FIXED_SPEED else speed
         else:
             engine, voice, speed, pitch = (
                 "espeak-ng",
@@ -151,11 +170,22 @@ def plan(config: CorpusConfig) -> list[Utterance]:
 
 
 def synthesise(utterance: Utterance) -> np.ndarray:
-    """The utterance's clean 16 kHz waveform from espeak-ng or flite."""
+    """The utterance's clean 16 kHz waveform from espeak-ng, flite or Festival."""
     if utterance.engine == "espeak-ng":
         command = ["espeak-ng", "-v", utterance.voice, "-s", str(int(utterance.speed)), "-p", str(utterance.pitch),
                    "--stdout", utterance.text]  # fmt: skip
         wav = subprocess.run(command, capture_output=True, check=True).stdout
+    elif utterance.engine == "festival":
+        with tempfile.TemporaryDirectory() as folder:
+            text, path = Path(folder) / "text.txt", Path(folder) / "out.wav"
+            text.write_text(utterance.text + "\n")
+            # the voice first: selecting it resets Duration_Stretch
+            command = ["text2wave", "-eval", f"(voice_{utterance.voice})", "-eval",
+                       f"(Parameter.set 'Duration_Stretch {utterance.speed})", str(text), "-o", str(path)]  # fmt: skip
+            result = subprocess.run(command, capture_output=True, check=True)
+            if not path.is_file():  # Festival exits 0 on Scheme errors, such as a voice not installed
+                raise RuntimeError(result.stderr.decode(errors="replace").strip() or "no audio written")
+            wav = path.read_bytes()
     else:
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "out.wav"
@@ -276,7 +306,9 @@ def build_corpus(config: CorpusConfig, out: Path | str, *, quiet: bool = False) 
     ]
     table = pd.DataFrame(rows, columns=["path", "text", "voice", "duration", "engine", "split", "speed", "pitch",
                                         "snr", "noise"])  # fmt: skip
-    table.to_csv(out / MANIFEST, index=False)
+    temporary = out / (MANIFEST + ".tmp")
+    table.to_csv(temporary, index=False)
+    os.replace(temporary, out / MANIFEST)  # whole or absent; and a hard-linked copy of a corpus keeps its own
     counts = table.groupby(["split", "engine"]).size()
     return {
         "manifest": str(out / MANIFEST),

@@ -38,6 +38,10 @@ from rnnkit.train import TrainConfig, Trainer, seed_everything
 
 LM_ORDER = 6
 WORD_LM_ORDER = 3
+# Kneser-Ney reads the fortunes validation transcripts at 2.01 bits/char against Witten-Bell's 2.09 (and its
+# word trigram at perplexity 362 against 455), but decodes no better: validation CER 20.6% against 20.4% with
+# both LMs at the same weights (session-17 model), 20.5% for a Kneser-Ney 8-gram
+LM_SMOOTHING = "witten-bell"
 
 
 @dataclass(frozen=True)
@@ -124,8 +128,9 @@ def fit_ngram_lms(run: Path | str, sentences: list[str], alphabet: str) -> None:
     """Fit the decoder's character n-gram and word trigram on ``sentences`` and write them into the run
     directory."""
     Path(run).mkdir(parents=True, exist_ok=True)
-    checkpoint.write_json(Path(run) / LM_FILE, CharNgram.fit(sentences, alphabet, LM_ORDER).to_config())
-    checkpoint.write_json(Path(run) / WORD_LM_FILE, WordNgram.fit(sentences, WORD_LM_ORDER).to_config())
+    characters = CharNgram.fit(sentences, alphabet, LM_ORDER, LM_SMOOTHING)
+    checkpoint.write_json(Path(run) / LM_FILE, characters.to_config())
+    checkpoint.write_json(Path(run) / WORD_LM_FILE, WordNgram.fit(sentences, WORD_LM_ORDER, LM_SMOOTHING).to_config())
 
 
 def train_asr(options: AsrData, model_options: dict, train_config: TrainConfig, out: Path | str, *,

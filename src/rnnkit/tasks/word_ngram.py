@@ -1,10 +1,13 @@
-r"""A word n-gram language model (interpolated Witten-Bell), and its fusion with a character LM in beam search.
+r"""A word n-gram language model, and its fusion with a character LM in beam search.
+
+Smoothed as in :mod:`rnnkit.tasks.char_ngram`, over words: interpolated modified Kneser-Ney
+(:mod:`rnnkit.tasks.kneser_ney`, the default) or Witten-Bell,
 
 .. math::
     P(w \mid h) = \frac{C(h w) + T(h)\, P(w \mid h')}{C(h) + T(h)}
 
-as in :mod:`rnnkit.tasks.char_ngram`, over words: :math:`h'` drops the oldest word of :math:`h`, the recursion
-ends in the uniform distribution over the vocabulary, the end of sentence ``</s>`` and one unknown word
+:math:`h'` drops the oldest word of :math:`h`, the recursion ends in the uniform distribution over the
+vocabulary, the end of sentence ``</s>`` and one unknown word
 ``<unk>``. A word never seen in training is ``<unk>``, so it gets only the uniform share: the model says how
 likely a *known* word is here, and a misspelt word is unlikely.
 
@@ -26,25 +29,54 @@ from collections import defaultdict
 import numpy as np
 
 from rnnkit.errors import RnnkitError
+from rnnkit.tasks.kneser_ney import discount, discounts, kneser_ney_counts
 
 START, END, UNKNOWN = "<s>", "</s>", "<unk>"
+SMOOTHINGS = ("kneser-ney", "witten-bell")
+
+
+def _words(context: str) -> int:
+    return len(context.split(" ")) if context else 0
+
+
+def _shorter(context: str) -> str:
+    return context.partition(" ")[2]  # without its oldest word
+
+
+def _at_start(context: str) -> bool:
+    return context.partition(" ")[0] == START
 
 
 class WordNgram:
     """``order``-gram word model, trained with :meth:`fit`; histories are stored as space-joined words."""
 
-    def __init__(self, order: int = 2, counts: dict | None = None) -> None:
+    def __init__(self, order: int = 2, counts: dict | None = None, smoothing: str = "kneser-ney") -> None:
         if order < 1:
             raise RnnkitError(f"the n-gram order must be at least 1, got {order}.")
-        self.order = order
+        if smoothing not in SMOOTHINGS:
+            raise RnnkitError(f"unknown smoothing {smoothing!r}; use one of {', '.join(SMOOTHINGS)}.")
+        self.order, self.smoothing = order, smoothing
         self.counts: dict[str, dict[str, int]] = counts or {}
         vocabulary = set(self.counts.get("", {})) | {END, UNKNOWN}
         self.uniform = 1.0 / len(vocabulary)
         self._cache: dict[tuple[str, str], float] = {}
-        self._sizes = {context: (sum(following.values()), len(following)) for context, following in self.counts.items()}
+        self.table = self.counts  # what each context's distribution is made of
+        if smoothing == "kneser-ney":
+            self.table = kneser_ney_counts(self.counts, order, _shorter, _words, _at_start)
+            self.discounts = discounts(self.table, _words)
+        # per context: its total count, and the mass handed to the shorter context (Witten-Bell: the number of
+        # distinct words seen after it; Kneser-Ney: the sum of the discounts)
+        self._sizes = {context: (sum(following.values()), self._lower_mass(context, following))
+                       for context, following in self.table.items()}  # fmt: skip
+
+    def _lower_mass(self, context: str, following: dict[str, int]) -> float:
+        if self.smoothing == "witten-bell":
+            return len(following)
+        by_count = self.discounts[_words(context)]
+        return sum(discount(n, by_count) for n in following.values())
 
     @classmethod
-    def fit(cls, sentences: list[str], order: int = 2) -> WordNgram:
+    def fit(cls, sentences: list[str], order: int = 2, smoothing: str = "kneser-ney") -> WordNgram:
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for sentence in sentences:
             words = sentence.split()
@@ -55,7 +87,7 @@ class WordNgram:
                 for k in range(min(order - 1, len(history)) + 1):
                     counts[" ".join(history[len(history) - k :])][word] += 1
                 history.append(word)
-        return cls(order, {h: dict(following) for h, following in counts.items()})
+        return cls(order, {h: dict(following) for h, following in counts.items()}, smoothing)
 
     def log_prob(self, word: str, history: list[str]) -> float:
         """:math:`\\log P(w \\mid h)`, ``history`` being the words before (the sentence start is implied)."""
@@ -69,22 +101,26 @@ class WordNgram:
 
     def _probability(self, word: str, context: str) -> float:
         lower = self.uniform if not context else self._probability(word, context.partition(" ")[2])
-        following = self.counts.get(context)
+        following = self.table.get(context)
         if not following:
             return lower
-        total, types = self._sizes[context]
-        return (following.get(word, 0) + types * lower) / (total + types)
+        total, mass = self._sizes[context]
+        n = following.get(word, 0)
+        if self.smoothing == "witten-bell":
+            return (n + mass * lower) / (total + mass)
+        return (n - discount(n, self.discounts[_words(context)]) + mass * lower) / total
 
     def sentence_log_prob(self, sentence: str) -> float:
         words = sentence.split()
         return sum(self.log_prob(w, words[:i]) for i, w in enumerate([*words, END]))
 
     def to_config(self) -> dict:
-        return {"order": self.order, "counts": self.counts}
+        return {"order": self.order, "smoothing": self.smoothing, "counts": self.counts}
 
     @classmethod
     def from_config(cls, config: dict) -> WordNgram:
-        return cls(config["order"], config["counts"])
+        # files written before Kneser-Ney came were Witten-Bell
+        return cls(config["order"], config["counts"], config.get("smoothing", "witten-bell"))
 
 
 class WordFusion:
