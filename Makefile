@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	touch $(STAMP)
 
-# Debian packages the tasks use: German-English pairs (translation), speech synthesis (speech corpus),
+# Debian packages the tasks use: German-English pairs (translation), speech synthesis: espeak-ng, flite and
+# Festival with two English voices (speech corpus),
 # fortunes (open-vocabulary sentences), Chromium (the report.html test). Installed when absent and apt-get
 # can run; otherwise the tests that need them skip, each with its reason.
 SYSTEM_PACKAGES := trans-de-en espeak-ng sox flite festival festvox-kdlpc16k festvox-us-slt-hts fortunes chromium

@@ -222,7 +222,8 @@ def run_task(name: str, args) -> dict:
     lm_text = unspoken_sentences(corpus) if task.get("lm_text") else None
     speed = task.get("speed", 0.0) if args.speed_perturb is None else args.speed_perturb
     warp = task.get("warp", 0.0) if args.freq_warp is None else args.freq_warp
-    data = AsrData(str(corpus), batch_size=task["batch_size"], speed=speed, warp=warp,
+    balance = task.get("balance", 0.0) if args.balance_engines is None else args.balance_engines
+    data = AsrData(str(corpus), batch_size=task["batch_size"], speed=speed, warp=warp, balance=balance,
                    lm_text=str(lm_text or ""))  # fmt: skip
     extra_sentences = read_lm_text(data.lm_text)
     if args.reuse and (run / "metrics.json").exists():
@@ -255,6 +256,9 @@ def run_task(name: str, args) -> dict:
         "rescored": bool(args.reuse),  # True: the model of an earlier run, decoded again (its machine trained it)
         "speed_perturb": speed,
         "freq_warp": warp,
+        "balance_engines": balance,
+        "flite_pitch": pitch,
+        "festival_share": festival,
         "train": {k: summary[k] for k in ("stopped_by", "steps", "epochs_completed", "train_seconds", "best_valid")},
         "budget": json.loads((run / LEDGER).read_text()) if (run / LEDGER).exists() else None,
         "data": summary.get("data"),
@@ -307,6 +311,12 @@ def main() -> None:
         type=float,
         default=None,
         help="Frequency warp (VTLP) of training utterances, factor in [1 - W, 1 + W] (default: the task's)",
+    )
+    parser.add_argument(
+        "--balance-engines",
+        type=float,
+        default=None,
+        help="Draw each engine in training with probability proportional to n^(1 - B) (default: the task's)",
     )
     parser.add_argument(
         "--flite-pitch",

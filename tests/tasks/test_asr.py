@@ -123,3 +123,32 @@ def test_batches_repeat_per_epoch_and_augment_only_when_training():
     assert lengths.tolist() == sorted(lengths.tolist(), reverse=True) and int(target_lengths.sum()) == len(targets)
     with pytest.raises(RnnkitError, match="outside the alphabet"):
         model.encode_text("hello!")
+
+
+def test_weighted_batches_draw_by_weight_per_epoch():
+    n = 40
+    features = [torch.zeros(10 + i, 4) for i in range(n)]
+    targets, texts = [[1]] * n, ["a"] * n
+    weights = torch.tensor([1.0] * 10 + [0.0] * 30)  # only the first ten can be drawn
+    data = SpeechBatches(features, targets, texts, 8, shuffle=True, weights=weights)
+    drawn = [i for batch in data._order(0) for i in batch]
+    assert len(drawn) == n and set(drawn) <= set(range(10)) and len(set(drawn)) > 5  # with replacement
+    assert data._order(0) == data._order(0) and data._order(0) != data._order(1)
+    evaluation = SpeechBatches(features, targets, texts, 8, shuffle=False, weights=weights)
+    assert sorted(i for batch in evaluation._order(0) for i in batch) == list(range(n))  # evaluation reads all
+    with pytest.raises(RnnkitError, match="weights"):
+        SpeechBatches(features, targets, texts, 8, shuffle=True, weights=torch.zeros(n))
+
+
+def test_engine_balance_weights_give_each_engine_its_share():
+    import pandas as pd
+
+    from rnnkit.tasks.asr_training import AsrData, engine_weights
+
+    rows = pd.DataFrame({"engine": ["espeak-ng"] * 90 + ["flite"] * 10})
+    assert engine_weights(rows, 0.0) is None and engine_weights(rows.drop(columns="engine"), 0.5) is None
+    for balance, flite_share in [(0.5, 10**0.5 / (90**0.5 + 10**0.5)), (1.0, 0.5)]:
+        weights = engine_weights(rows, balance)
+        assert float(weights[90:].sum() / weights.sum()) == pytest.approx(flite_share)
+    with pytest.raises(RnnkitError, match="balance-engines"):
+        AsrData("corpus", balance=1.5)

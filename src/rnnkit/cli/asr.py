@@ -108,6 +108,13 @@ def train(
         float,
         typer.Option(help="Frequency warp (VTLP): each training utterance's frequencies scaled by [1 - W, 1 + W]."),
     ] = 0.0,
+    balance_engines: Annotated[
+        float,
+        typer.Option(
+            help="Draw each manifest engine in training with probability proportional to n^(1 - B), n its "
+            "utterances (0: as they come; 1: every engine equally often)."
+        ),
+    ] = 0.0,
     batch_size: Annotated[int, typer.Option(help="Utterances per batch.")] = 32,
     max_train: Annotated[int, typer.Option(help="Use at most this many training utterances (0: all).")] = 0,
     lm_text: Annotated[
@@ -128,7 +135,8 @@ def train(
     from rnnkit.tasks.asr_training import AsrData, train_asr
 
     data = AsrData(manifest=str(manifest), batch_size=batch_size, augment=augment, speed=speed_perturb,
-                   warp=freq_warp, max_train=max_train, lm_text=str(lm_text or ""))  # fmt: skip
+                   warp=freq_warp, balance=balance_engines, max_train=max_train,
+                   lm_text=str(lm_text or ""))  # fmt: skip
     model_options = {
         "cell": cell, "hidden_size": hidden_size, "num_layers": layers, "conv_channels": conv_channels,
         "dropout": dropout, "bidirectional": not streaming, "normalisation": "global" if streaming else "utterance",

@@ -266,11 +266,15 @@ class SpeechBatches:
     a frequency warp (VTLP) by a factor uniform in ``[1 - warp, 1 + warp]`` when ``warp > 0``, then
     SpecAugment) is seeded by ``(seed, epoch, batch)``; so ``batches(epoch)`` is the same for the same
     epoch (the Trainer's resume contract). Evaluation order (``shuffle=False``): longest first, unchanged.
+
+    ``weights`` (training only): each epoch draws as many utterances as there are, with replacement, each with
+    probability proportional to its weight (as ``torch.utils.data.WeightedRandomSampler``), seeded by
+    ``(seed, epoch)``; the draw is then bucketed as above.
     """
 
     def __init__(self, features: list[Tensor], targets: list[list[int]], texts: list[str], batch_size: int, *,
                  shuffle: bool, seed: int = 0, augment: bool = False, speed: float = 0.0,
-                 warp: float = 0.0) -> None:  # fmt: skip
+                 warp: float = 0.0, weights: Tensor | None = None) -> None:  # fmt: skip
         if batch_size < 1:
             raise RnnkitError(f"batch_size must be at least 1, got {batch_size}.")
         if not 0 <= speed < 0.5:
@@ -283,14 +287,26 @@ class SpeechBatches:
         self.lengths = torch.tensor([len(f) for f in features], dtype=torch.long)
         self.batch_size, self.shuffle, self.seed, self.augment = batch_size, shuffle, seed, augment
         self.speed, self.warp = speed, warp
+        if weights is not None and (
+            len(weights) != len(features) or not bool((weights >= 0).all() and weights.sum() > 0)
+        ):
+            raise RnnkitError("sampling weights need one non-negative weight per utterance, not all zero.")
+        self.weights = weights
 
     def __len__(self) -> int:
         return math.ceil(len(self.features) / self.batch_size)
 
     def _order(self, epoch: int) -> list[list[int]]:
-        return bucketed_batches(
-            self.lengths.tolist(), self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=epoch
-        )
+        if self.weights is None or not self.shuffle:
+            return bucketed_batches(
+                self.lengths.tolist(), self.batch_size, shuffle=self.shuffle, seed=self.seed, epoch=epoch
+            )
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        drawn = torch.multinomial(self.weights.double(), len(self.features), replacement=True, generator=generator)
+        drawn = drawn.tolist()
+        lengths = [int(self.lengths[i]) for i in drawn]
+        batches = bucketed_batches(lengths, self.batch_size, shuffle=True, seed=self.seed, epoch=epoch)
+        return [[drawn[j] for j in batch] for batch in batches]
 
     def _collate(self, index: list[int], generator: torch.Generator | None) -> Batch:
         clips = [self.features[i].float() for i in index]

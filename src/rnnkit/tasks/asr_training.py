@@ -52,6 +52,9 @@ class AsrData:
     speed: float = 0.0  # speed perturbation: each training utterance sped up by a factor in [1 - speed, 1 + speed]
     warp: float = 0.0  # frequency warp (VTLP): each training utterance's frequencies scaled by [1 - warp, 1 + warp]
     max_train: int = 0  # use at most this many training utterances (0: all)
+    # engine balance b: each manifest engine (espeak-ng, flite, ...) is drawn in training with probability
+    # proportional to n^(1 - b), n its training utterances (0: as they come; 1: every engine equally often)
+    balance: float = 0.0
     lm_text: str = ""  # a UTF-8 file of extra sentences (one a line) for the character LM, beside the transcripts
 
     def __post_init__(self) -> None:
@@ -61,6 +64,8 @@ class AsrData:
             raise RnnkitError(f"--speed-perturb must be in [0, 0.5), got {self.speed}.")
         if not 0 <= self.warp < 0.5:
             raise RnnkitError(f"--freq-warp must be in [0, 0.5), got {self.warp}.")
+        if not 0 <= self.balance <= 1:
+            raise RnnkitError(f"--balance-engines must be in [0, 1], got {self.balance}.")
 
 
 @dataclass
@@ -86,8 +91,19 @@ def load_features(
     return Features(raw, list(rows["text"]), rows, skipped)
 
 
+def engine_weights(rows: pd.DataFrame, balance: float) -> torch.Tensor | None:
+    """Per-utterance sampling weights that draw each ``engine`` with probability proportional to
+    :math:`n^{1 - b}` (:math:`n` its utterances): :math:`w = n^{-b}`. None when ``b`` is 0 or there is no
+    engine column."""
+    if balance == 0 or "engine" not in rows.columns:
+        return None
+    sizes = rows["engine"].map(rows["engine"].value_counts())
+    return torch.tensor(sizes.to_numpy(dtype="float64") ** -balance)
+
+
 def make_batches(model: SpeechRecognizer, features: Features, batch_size: int, *, shuffle: bool, seed: int = 0,
-                 augment: bool = False, speed: float = 0.0, warp: float = 0.0) -> SpeechBatches:  # fmt: skip
+                 augment: bool = False, speed: float = 0.0, warp: float = 0.0,
+                 balance: float = 0.0) -> SpeechBatches:  # fmt: skip
     normalised = [model.normalise(f).half() for f in features.raw]  # half: 5,000 clips of 3 s in ~250 MB
     targets = [model.encode_text(text) for text in features.texts]
     return SpeechBatches(
@@ -100,6 +116,7 @@ def make_batches(model: SpeechRecognizer, features: Features, batch_size: int, *
         augment=augment,
         speed=speed,
         warp=warp,
+        weights=engine_weights(features.rows, balance) if shuffle else None,
     )
 
 
@@ -160,7 +177,8 @@ def train_asr(options: AsrData, model_options: dict, train_config: TrainConfig, 
         model.fit_normalisation(train_features.raw)
     run_config = {"task": "asr", "model": asdict(config), "data": asdict(options)}
     train = make_batches(model, train_features, options.batch_size, shuffle=True, seed=train_config.seed,
-                         augment=options.augment, speed=options.speed, warp=options.warp)  # fmt: skip
+                         augment=options.augment, speed=options.speed, warp=options.warp,
+                         balance=options.balance)  # fmt: skip
     valid = make_batches(model, valid_features, 2 * options.batch_size, shuffle=False) if valid_features.raw else None
     trainer = Trainer(model, replace(train_config, monitor="cer"), out, train, valid, run_config=run_config)
     # the LM needs only text: written first, so even an interrupted run can use it
