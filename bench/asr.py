@@ -296,8 +296,10 @@ def main() -> None:
         help="Go on with a run cut short in --runs, within what is left of its budget.",
     )
     parser.add_argument("--n", type=int, default=0, help="Utterances per corpus (0: the task's default).")
-    parser.add_argument("--data", default="bench/data/asr", help="Where the corpora go.")
-    parser.add_argument("--runs", default="bench/runs/asr", help="Where the trained runs go.")
+    parser.add_argument("--data", default=None, help="Where the corpora go (default bench/data/asr, or asr-quick).")
+    parser.add_argument(
+        "--runs", default=None, help="Where the trained runs go (default bench/runs/asr, or asr-quick)."
+    )
     parser.add_argument("--quick", action="store_true", help="Tiny corpora and budgets: checks the script runs.")
     parser.add_argument("--quiet", action="store_true")
     parser.add_argument(
@@ -346,6 +348,10 @@ def main() -> None:
         "(1 when another job shares the 2 cores); the real-time factor always uses 2",
     )
     args = parser.parse_args()
+    # --quick keeps its tiny corpora and runs apart: it must not replace the full ones (nor a model --reuse scores)
+    suffix = "asr-quick" if args.quick else "asr"
+    args.data = args.data or f"bench/data/{suffix}"
+    args.runs = args.runs or f"bench/runs/{suffix}"
     machine = describe()
     args.scale = scale_for(machine)  # this machine's minutes per reference minute
     results = {}
