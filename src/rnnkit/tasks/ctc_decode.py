@@ -29,6 +29,7 @@ from rnnkit.tasks.char_ngram import CharNgram
 from rnnkit.tasks.recurrent_char_lm import RecurrentCharLM
 
 NEG_INF = -math.inf
+PRUNE = -8.0  # log-probability below which a frame's character is not tried (PrefixBeamSearch)
 
 
 def log_add(a: float, b: float) -> float:
@@ -60,10 +61,13 @@ class PrefixBeamSearch:
             :class:`rnnkit.tasks.recurrent_char_lm.RecurrentCharLM`), weighted by ``alpha``, with ``beta`` (a bonus per
             character, which offsets the LM's preference for short texts).
         prune: characters whose frame log-probability is below this are not tried (speed); ``-inf`` tries all.
+            At -8 (a probability of 3e-4) the session-19 fortunes recogniser decoded 250 validation utterances
+            (beam 16, both n-gram LMs) to the same CER as at -12, in 40% of the time: -12 let ~21 of the 28
+            characters through on an average frame.
     """
 
     def __init__(self, alphabet: str, beam: int = 16, *, lm: CharNgram | RecurrentCharLM | None = None,
-                 alpha: float = 0.5, beta: float = 1.0, prune: float = -12.0) -> None:  # fmt: skip
+                 alpha: float = 0.5, beta: float = 1.0, prune: float = PRUNE) -> None:  # fmt: skip
         self.alphabet, self.beam, self.lm, self.alpha, self.beta, self.prune = alphabet, beam, lm, alpha, beta, prune
         self.beams: dict[str, tuple[float, float]] = {"": (0.0, NEG_INF)}  # prefix -> (log p_b, log p_nb)
 
