@@ -10,6 +10,7 @@ import torch
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks.asr import SpeechBatches, SpeechRecognizer, SpeechRecognizerConfig, error_rates, output_lengths
 from rnnkit.tasks.asr_streaming import StreamingRecognizer
+from rnnkit.tasks.ctc_decode import greedy
 from rnnkit.train import TrainConfig, Trainer
 
 TINY = {"num_mels": 16, "conv_channels": 4, "hidden_size": 12, "num_layers": 2, "dropout": 0.0}
@@ -81,6 +82,19 @@ def test_a_tiny_recogniser_learns_to_transcribe(tmp_path):
     Trainer(model, config, tmp_path, data).fit()  # no validation data: the epochs stay cheap
     after = model.evaluate(data)
     assert after["loss"] < 0.3 * before["loss"] and after["cer"] <= 0.1
+
+
+def test_evaluate_gives_the_training_loss_and_greedy_rates_from_one_pass():
+    torch.manual_seed(0)
+    model = SpeechRecognizer(SpeechRecognizerConfig(**TINY)).eval()
+    data = _toy_data(model)
+    metrics = model.evaluate(data)
+    with torch.no_grad():
+        outputs = [(model.loss(batch).loss.item(), len(batch[1])) for batch in data.batches(0)]
+    expected = sum(loss * n for loss, n in outputs) / sum(n for _, n in outputs)
+    assert metrics["loss"] == pytest.approx(expected, rel=1e-5)
+    hypotheses = [greedy(lp, model.config.alphabet)[0] for lp in model.log_probs(data)]
+    assert metrics["cer"] == pytest.approx(error_rates(data.texts, hypotheses)["cer"])
 
 
 def test_error_rates_are_jiwers_corpus_rates():

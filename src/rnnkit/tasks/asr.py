@@ -222,7 +222,7 @@ class SpeechRecognizer(nn.Module):
     @torch.no_grad()
     def _score(self, data: SpeechBatches) -> tuple[list[np.ndarray], float]:
         """Per utterance the log-probabilities ``(L', V)``, and the mean CTC loss per utterance, from one
-        forward pass (validation runs every epoch inside the training budget: a second pass cost ~4% of it)."""
+        forward pass (validation runs every epoch inside the training budget; it used to run the network twice)."""
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
