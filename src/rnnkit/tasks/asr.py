@@ -211,18 +211,19 @@ class SpeechRecognizer(nn.Module):
     @torch.no_grad()
     def log_probs(self, data: SpeechBatches) -> list[np.ndarray]:
         """Per utterance of ``data``, in its own order, the log-probabilities ``(L', V)``."""
-        return self._score(data)[0]
+        return self._score(data, with_loss=False)[0]
 
     def evaluate(self, data: SpeechBatches) -> dict:
         """CTC loss, and greedy-decoding CER and WER (jiwer) of ``data``."""
-        outputs, loss = self._score(data)
+        outputs, loss = self._score(data, with_loss=True)
         hypotheses = [greedy(lp, self.config.alphabet)[0] for lp in outputs]
         return {"loss": loss, **error_rates(data.texts, hypotheses)}
 
     @torch.no_grad()
-    def _score(self, data: SpeechBatches) -> tuple[list[np.ndarray], float]:
-        """Per utterance the log-probabilities ``(L', V)``, and the mean CTC loss per utterance, from one
-        forward pass (validation runs every epoch inside the training budget; it used to run the network twice)."""
+    def _score(self, data: SpeechBatches, *, with_loss: bool) -> tuple[list[np.ndarray], float]:
+        """Per utterance the log-probabilities ``(L', V)``, and (``with_loss``) the mean CTC loss per utterance,
+        from one forward pass (validation runs every epoch inside the training budget; it used to run the
+        network twice)."""
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
@@ -230,8 +231,9 @@ class SpeechRecognizer(nn.Module):
         total = 0.0
         for features, lengths, targets, target_lengths, index in data.batches_with_index():
             log_probs, out_lengths = self(features.to(device), lengths.to(device))
-            loss = ctc_loss(log_probs, out_lengths, targets.to(device), target_lengths.to(device))
-            total += loss.item() * len(index)
+            if with_loss:
+                loss = ctc_loss(log_probs, out_lengths, targets.to(device), target_lengths.to(device))
+                total += loss.item() * len(index)
             for row, i in enumerate(index.tolist()):
                 result[i] = log_probs[row, : out_lengths[row]].float().cpu().numpy()
         self.train(was_training)
