@@ -9,7 +9,7 @@ import pytest
 
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks.char_ngram import CharNgram
-from rnnkit.tasks.kneser_ney import FALLBACK_DISCOUNTS, discount, discounts, kneser_ney_counts
+from rnnkit.tasks.kneser_ney import FALLBACK_DISCOUNTS, discount, discount_each, discounts, kneser_ney_counts
 from rnnkit.tasks.word_ngram import UNKNOWN, WordNgram
 
 SENTENCES = ["the cat sat", "the cat ran", "a dog sat"]
@@ -21,6 +21,8 @@ def test_discounts_follow_chen_and_goodman():
     assert discounts(table, len)[1] == pytest.approx((1 - 2 * 0.5 * 2 / 4, 2 - 3 * 0.5 * 1 / 2, 3 - 4 * 0.5 * 1))
     assert discounts({"": {"a": 1, "b": 2}}, len)[0] == FALLBACK_DISCOUNTS  # no n3, n4: too little to estimate
     assert [discount(n, (0.5, 1.0, 1.5)) for n in (0, 1, 2, 3, 7)] == [0.0, 0.5, 1.0, 1.5, 1.5]
+    counts = np.array([0.0, 1.0, 2.0, 3.0, 7.0])
+    assert discount_each(counts, (0.5, 1.0, 1.5)).tolist() == [0.0, 0.5, 1.0, 1.5, 1.5]
 
 
 def test_lower_orders_count_distinct_left_contexts():

@@ -22,7 +22,7 @@ from collections import defaultdict
 import numpy as np
 
 from rnnkit.errors import RnnkitError
-from rnnkit.tasks.kneser_ney import discounts, kneser_ney_counts
+from rnnkit.tasks.kneser_ney import discount_each, discounts, kneser_ney_counts
 
 START, END = "^", "$"
 SMOOTHINGS = ("kneser-ney", "witten-bell")
@@ -79,8 +79,7 @@ class CharNgram:
         if self.smoothing == "witten-bell":
             types = len(following)
             return (seen + types * lower) / (total + types)
-        one, two, more = self.discounts[len(context)]
-        taken = np.select([seen == 0, seen == 1, seen == 2], [0.0, one, two], more)
+        taken = discount_each(seen, self.discounts[len(context)])
         return (seen - taken) / total + taken.sum() / total * lower
 
     def sentence_log_prob(self, sentence: str) -> float:

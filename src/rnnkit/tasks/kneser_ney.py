@@ -22,6 +22,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Callable
 
+import numpy as np
+
 # when a length has too few counts to estimate its discounts (tiny corpora)
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)
 
@@ -67,3 +69,9 @@ def discounts(table: dict[str, dict[str, int]], length: Callable[[str], int]) ->
 def discount(n: int, by_count: tuple[float, ...]) -> float:
     """:math:`D(n)` for a count ``n`` (0 for an unseen unit)."""
     return 0.0 if n <= 0 else by_count[min(n, 3) - 1]
+
+
+def discount_each(counts: np.ndarray, by_count: tuple[float, ...]) -> np.ndarray:
+    """:func:`discount` of every count in ``counts`` at once (a character n-gram scores a whole alphabet)."""
+    one, two, more = by_count
+    return np.select([counts <= 0, counts == 1, counts == 2], [0.0, one, two], more)
