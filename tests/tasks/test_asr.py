@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks.asr import SpeechBatches, SpeechRecognizer, SpeechRecognizerConfig, error_rates, output_lengths
@@ -27,8 +28,9 @@ def test_frontend_output_lengths_follow_the_formula(bidirectional):
         assert int(lengths) == math.ceil(math.ceil(length / 2) / 2)
 
 
-def test_padded_batch_gives_each_utterance_its_own_output():
-    model = SpeechRecognizer(SpeechRecognizerConfig(**TINY)).eval()
+@pytest.mark.parametrize("upsampling", [1, 2])
+def test_padded_batch_gives_each_utterance_its_own_output(upsampling):
+    model = SpeechRecognizer(SpeechRecognizerConfig(**TINY, upsampling=upsampling)).eval()
     lengths = torch.tensor([23, 9, 16])
     features = torch.randn(3, 23, 16) * (torch.arange(23)[None, :, None] < lengths[:, None, None])
     with torch.no_grad():
@@ -38,10 +40,11 @@ def test_padded_batch_gives_each_utterance_its_own_output():
             torch.testing.assert_close(batched[n, : out_lengths[n]], alone[0], atol=1e-5, rtol=1e-5)
 
 
-@pytest.mark.parametrize("cell", ["gru", "lstm"])
-def test_streaming_chunk_by_chunk_equals_the_whole_file(cell):
+@pytest.mark.parametrize(("cell", "upsampling"), [("gru", 1), ("lstm", 1), ("gru", 2)])
+def test_streaming_chunk_by_chunk_equals_the_whole_file(cell, upsampling):
     torch.manual_seed(1)
-    config = SpeechRecognizerConfig(**TINY, cell=cell, bidirectional=False, normalisation="global")
+    config = SpeechRecognizerConfig(**TINY, cell=cell, bidirectional=False, normalisation="global",
+                                    upsampling=upsampling)  # fmt: skip
     model = SpeechRecognizer(config).eval()
     rng = np.random.default_rng(0)
     audio = (0.1 * rng.standard_normal(16000 + 777) + 0.3 * np.sin(np.arange(16777) * 0.05)).astype(np.float32)
@@ -56,6 +59,23 @@ def test_streaming_chunk_by_chunk_equals_the_whole_file(cell):
     torch.testing.assert_close(torch.from_numpy(stream.all_log_probs()), offline[0], atol=1e-5, rtol=1e-5)
 
 
+def test_upsampled_output_writes_each_encoder_frame_k_frames_in_a_row():
+    torch.manual_seed(0)
+    model = SpeechRecognizer(SpeechRecognizerConfig(**TINY, upsampling=3)).eval()
+    features, lengths = torch.randn(2, 21, 16), torch.tensor([21, 13])
+    with torch.no_grad():
+        log_probs, out_lengths = model(features, lengths)
+        encoded, encoder_lengths, _ = model.frontend(features, lengths)
+        states, _ = model.rnn(encoded, lengths=encoder_lengths)
+    assert out_lengths.tolist() == (3 * encoder_lengths).tolist() == [18, 12]
+    vocabulary = len(model.config.alphabet) + 1
+    weight, bias = model.output.weight.view(3, vocabulary, -1), model.output.bias.view(3, vocabulary)
+    for k in range(3):  # output frame 3t + k is head k of encoder state t
+        expected = torch.log_softmax(states @ weight[k].T + bias[k], dim=-1)
+        torch.testing.assert_close(log_probs[:, k::3], expected)
+    assert model.frame_seconds == pytest.approx(0.04 / 3)
+
+
 def test_streaming_refuses_a_bidirectional_model():
     with pytest.raises(RnnkitError, match="unidirectional"):
         StreamingRecognizer(SpeechRecognizer(SpeechRecognizerConfig(**TINY)))
@@ -63,10 +83,10 @@ def test_streaming_refuses_a_bidirectional_model():
         SpeechRecognizerConfig(bidirectional=False)
 
 
-def _toy_data(model: SpeechRecognizer, n: int = 8) -> SpeechBatches:
-    """Each character is a distinct 8-frame pattern: a task a tiny recogniser can learn in seconds."""
+def _toy_data(model: SpeechRecognizer, n: int = 8, frames: int = 8) -> SpeechBatches:
+    """Each character is a distinct pattern of ``frames`` frames: a task a tiny recogniser can learn in seconds."""
     generator = torch.Generator().manual_seed(0)
-    patterns = {c: torch.randn(8, 16, generator=generator) for c in "abc"}
+    patterns = {c: torch.randn(frames, 16, generator=generator) for c in "abc"}
     texts = ["abc", "cab", "ba", "ccab", "acb", "b", "bca", "aab"][:n]
     features = [torch.cat([patterns[c] for c in text]) for text in texts]
     targets = [model.encode_text(t) for t in texts]
@@ -82,6 +102,25 @@ def test_a_tiny_recogniser_learns_to_transcribe(tmp_path):
     Trainer(model, config, tmp_path, data).fit()  # no validation data: the epochs stay cheap
     after = model.evaluate(data)
     assert after["loss"] < 0.3 * before["loss"] and after["cer"] <= 0.1
+
+
+def test_upsampling_lets_ctc_read_speech_faster_than_a_character_per_encoder_frame(tmp_path):
+    # 30 ms a character: "ccab" has 4 encoder frames (40 ms) but CTC needs 5 (a blank between the c's)
+    torch.manual_seed(0)
+    fast = {**TINY, "hidden_size": 24}
+    model = SpeechRecognizer(SpeechRecognizerConfig(**fast, upsampling=2))
+    data = _toy_data(model, frames=3)
+    config = TrainConfig(epochs=60, learning_rate=2e-2, quiet=True, device="cpu", schedule="constant")
+    Trainer(model, config, tmp_path, data).fit()
+    assert model.evaluate(data)["cer"] <= 0.1
+    starved = SpeechRecognizer(SpeechRecognizerConfig(**fast))
+    finite = []
+    with torch.no_grad():
+        for features, lengths, targets, target_lengths, _ in data.batches_with_index():
+            log_probs, out_lengths = starved(features, lengths)
+            losses = F.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths, reduction="none")
+            finite += torch.isfinite(losses).tolist()
+    assert not all(finite)  # without upsampling, "ccab" and "aab" cannot be aligned
 
 
 def test_evaluate_gives_the_training_loss_and_greedy_rates_from_one_pass():

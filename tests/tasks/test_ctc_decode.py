@@ -66,6 +66,21 @@ def test_unbounded_prefix_beam_gives_every_texts_exact_probability(seed):
             assert math.exp(-nll.item()) == pytest.approx(exact[text], rel=1e-9)
 
 
+def test_pruned_search_is_exact_over_the_characters_it_tries():
+    # frames 1 and 3 are near-certain blanks: every character falls below the pruning threshold there
+    rng = np.random.default_rng(3)
+    log_probs = np.log(rng.dirichlet(np.ones(3), size=5))
+    log_probs[[1, 3]] = np.log([1 - 2e-5, 1e-5, 1e-5])
+    search = PrefixBeamSearch(ALPHABET, beam=10_000, prune=-8.0)
+    search.advance(log_probs)
+    tried = np.where((log_probs < -8.0) & (np.arange(3) > 0), -np.inf, log_probs)  # pruned: probability 0
+    exact = {text: p for text, p in _brute_force(tried).items() if p > 0}
+    scores = search.scores()
+    assert set(scores) == set(exact)
+    for text, probability in exact.items():
+        assert math.exp(scores[text]) == pytest.approx(probability, rel=1e-9, abs=1e-15)
+
+
 def test_beam_can_beat_greedy_when_many_paths_share_a_text():
     # frame-wise, blank wins every frame (greedy says ""), but "a" collects more mass over its paths
     log_probs = np.log(np.array([[0.4, 0.35, 0.25]] * 3))

@@ -96,6 +96,9 @@ def train(
     dropout: Annotated[float, typer.Option(help="Dropout between recurrent layers and before the output.")] = (
         DEFAULT.dropout
     ),
+    upsampling: Annotated[
+        int, typer.Option(help="CTC output frames per 40 ms encoder frame (2 gives fast speech room).")
+    ] = DEFAULT.upsampling,
     streaming: Annotated[
         bool, typer.Option(help="Unidirectional model with causal convolutions (for transcribe --stream).")
     ] = False,
@@ -139,7 +142,8 @@ def train(
                    lm_text=str(lm_text or ""))  # fmt: skip
     model_options = {
         "cell": cell, "hidden_size": hidden_size, "num_layers": layers, "conv_channels": conv_channels,
-        "dropout": dropout, "bidirectional": not streaming, "normalisation": "global" if streaming else "utterance",
+        "dropout": dropout, "upsampling": upsampling, "bidirectional": not streaming,
+        "normalisation": "global" if streaming else "utterance",
     }  # fmt: skip
     config = training.config(warmup_steps=warmup, eval_every=eval_every)
     summary = train_asr(data, model_options, config, out, resume=training.resume)

@@ -9,19 +9,24 @@ The shape of DeepSpeech 2, SpeechBrain's CRDNN and ESPnet's RNN encoders:
     \quad (\text{time and frequency halved twice: 40 ms frames, } C \cdot 20 \text{ features})
 
     o_t = [\overrightarrow{h}_t; \overleftarrow{h}_t] \ \text{(num\_layers BiLSTM/BiGRU over the true lengths)},
-    \qquad y_t = \mathrm{softmax}(W o_t + b) \in \Delta^{V}
+    \qquad y_{t,k} = \mathrm{softmax}(W_k o_t + b_k) \in \Delta^{V}, \quad k = 1..K
 
-trained with the CTC loss :math:`-\log P(W \mid x)` (``torch.nn.functional.ctc_loss``, blank id 0, averaged
+where :math:`K` (``upsampling``, default 1) output frames per 40 ms frame give CTC room for fast speech: it
+needs a frame per character, and one more between repeated characters, and fast synthetic speech reaches 0.8
+characters per 40 ms frame, where its deletions double. The output frames are ``y_{1,1}, .., y_{1,K}, y_{2,1},
+..``: each 40 ms state writes K, so the recurrence costs the same.
+
+The model is trained with the CTC loss :math:`-\log P(W \mid x)` (``torch.nn.functional.ctc_loss``, blank id 0, averaged
 over each text's length) and decoded greedily or by prefix beam search (:mod:`rnnkit.tasks.ctc_decode`).
 
 The **streaming** variant (``bidirectional=False``) reads only the past: its convolutions pad time on the
-left only, so output frame ``j`` sees input frames up to ``4j + 3``, and its features are normalised with
+left only, so encoder frame ``j`` sees input frames up to ``4j + 3``, and its features are normalised with
 mean and deviation fitted on the training set (``normalisation="global"``) instead of per utterance.
 :class:`rnnkit.tasks.asr_streaming.StreamingRecognizer` then feeds audio chunk by chunk and carries the
 convolution caches and the recurrent state, giving the same output as the whole file at once.
 
-Shapes: N batch, L frames (10 ms), L' = ceil(ceil(L/2)/2) output frames (40 ms), F mel bands, C channels,
-D directions, H hidden, V = characters + 1 (blank).
+Shapes: N batch, L frames (10 ms), L' = ceil(ceil(L/2)/2) encoder frames (40 ms), K L' output frames,
+F mel bands, C channels, D directions, H hidden, V = characters + 1 (blank).
 """
 
 from __future__ import annotations
@@ -69,6 +74,7 @@ class SpeechRecognizerConfig:
     bidirectional: bool = True  # False: the streaming variant (causal convolutions, global normalisation)
     dropout: float = 0.2  # between recurrent layers and before the output layer
     normalisation: str = "utterance"  # "global" for streaming: a stream has no whole utterance to average
+    upsampling: int = 1  # CTC output frames per 40 ms encoder frame
 
     def __post_init__(self) -> None:
         if self.cell not in LAYERS:
@@ -77,7 +83,7 @@ class SpeechRecognizerConfig:
             raise RnnkitError(f"Unknown normalisation {self.normalisation!r}. Select from {', '.join(NORMALISATIONS)}.")
         if not self.bidirectional and self.normalisation != "global":
             raise RnnkitError("the streaming (unidirectional) model needs normalisation='global'.")
-        for name in ("num_mels", "conv_channels", "hidden_size", "num_layers"):
+        for name in ("num_mels", "conv_channels", "hidden_size", "num_layers", "upsampling"):
             if getattr(self, name) < 1:
                 raise RnnkitError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if not 0 <= self.dropout < 1:
@@ -152,7 +158,8 @@ class SpeechRecognizer(nn.Module):
             dropout=config.dropout if config.num_layers > 1 else 0.0,
             bidirectional=config.bidirectional,
         )
-        self.output = nn.Linear(config.hidden_size * (2 if config.bidirectional else 1), len(config.alphabet) + 1)
+        directions = 2 if config.bidirectional else 1
+        self.output = nn.Linear(config.hidden_size * directions, config.upsampling * (len(config.alphabet) + 1))
         self.register_buffer("feature_mean", torch.zeros(config.num_mels))
         self.register_buffer("feature_std", torch.ones(config.num_mels))
         self.log_mel = LogMel(config.num_mels)
@@ -164,7 +171,7 @@ class SpeechRecognizer(nn.Module):
 
     @property
     def frame_seconds(self) -> float:
-        return SUBSAMPLING * FRAME_SHIFT / SAMPLE_RATE  # 40 ms per output frame
+        return SUBSAMPLING * FRAME_SHIFT / SAMPLE_RATE / self.config.upsampling  # 40 ms / K per output frame
 
     # --- features and text ---------------------------------------------------------------------------------
 
@@ -196,11 +203,17 @@ class SpeechRecognizer(nn.Module):
     # --- the network ---------------------------------------------------------------------------------------
 
     def forward(self, features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        """``features`` ``(N, L, F)``, ``lengths`` ``(N,)`` -> log-probabilities ``(N, L', V)``, ``(N,)`` lengths."""
+        """``features`` ``(N, L, F)``, ``lengths`` ``(N,)`` -> log-probabilities ``(N, K L', V)``, ``(N,)`` lengths."""
         x, out_lengths, _ = self.frontend(features, lengths)  # -> (N, L', C * F'')
         output, _ = self.rnn(x, lengths=out_lengths)  # -> (N, L', D*H)
         output = F.dropout(output, self.config.dropout, self.training)
-        return F.log_softmax(self.output(output), dim=-1), out_lengths
+        return self.classify(output), out_lengths * self.config.upsampling
+
+    def classify(self, output: Tensor) -> Tensor:
+        """Recurrent outputs ``(N, L', D*H)`` -> log-probabilities ``(N, K L', V)``, K = ``upsampling``."""
+        logits = self.output(output)  # -> (N, L', K V)
+        logits = logits.reshape(logits.shape[0], -1, len(self.config.alphabet) + 1)  # frame t's K in a row
+        return F.log_softmax(logits, dim=-1)
 
     def loss(self, batch: Batch) -> LossOutput:
         """CTC loss, each utterance's divided by its text length, averaged over the batch."""

@@ -48,7 +48,7 @@ class StreamingRecognizer:
         lengths = torch.tensor([len(frames)])
         x, _, self.conv_cache = self.model.frontend(frames[None], lengths, self.conv_cache)
         output, self.state = self.model.rnn(x, self.state)  # carry the state into the next chunk
-        log_probs = torch.log_softmax(self.model.output(output), dim=-1)[0].numpy()  # -> (L', V)
+        log_probs = self.model.classify(output)[0].numpy()  # -> (K L', V)
         self.log_probs.append(log_probs)
         for k in log_probs.argmax(axis=1):
             if k != 0 and k != self.previous:

@@ -81,6 +81,11 @@ class PrefixBeamSearch:
         """Consume frames ``(T, V)``."""
         for frame in np.asarray(log_probs, dtype=np.float64).tolist():  # Python floats: scalar math is faster
             candidates = [k for k in range(1, len(frame)) if frame[k] > self.prune]
+            if not candidates:  # a blank frame (most of them): every prefix stays, ending in a blank
+                self.beams = {
+                    prefix: (log_add(p_b, p_nb) + frame[0], NEG_INF) for prefix, (p_b, p_nb) in self.beams.items()
+                }
+                continue
             following: dict[str, list[float]] = defaultdict(lambda: [NEG_INF, NEG_INF])
             self._prepare_lm()
             for prefix, (p_b, p_nb) in self.beams.items():
