@@ -83,12 +83,13 @@ def test_wrong_inputs_are_refused_clearly(tmp_path, inputs, message):
         inspect_run(tmp_path, **inputs)
 
 
-def test_a_speech_model_is_inspected_on_a_wav_file(tmp_path):
+@pytest.mark.parametrize("upsampling", [1, 2])
+def test_a_speech_model_is_inspected_on_a_wav_file(tmp_path, upsampling):
     import soundfile
 
     from rnnkit.tasks.asr import SpeechRecognizer, SpeechRecognizerConfig
 
-    config = SpeechRecognizerConfig(num_mels=16, conv_channels=2, hidden_size=4, num_layers=2)
+    config = SpeechRecognizerConfig(num_mels=16, conv_channels=2, hidden_size=4, num_layers=2, upsampling=upsampling)
     torch.manual_seed(0)
     model = SpeechRecognizer(config)
     checkpoint.save_model(tmp_path / "run", model, {"task": "asr", "model": asdict(config)})
@@ -101,4 +102,6 @@ def test_a_speech_model_is_inspected_on_a_wav_file(tmp_path):
     steps = inspection.rows["layer 0"]["h"].shape[0]
     assert steps == 25  # 100 frames of 10 ms, subsampled 4x
     assert inspection.input_labels[:2] == ["0.00s", "0.04s"] and len(inspection.output_labels) == steps
-    assert set(inspection.output_labels) <= {"_", *config.alphabet}
+    # each 40 ms frame's likeliest symbols, one per CTC output frame it writes
+    assert all(len(label) == upsampling for label in inspection.output_labels)
+    assert set("".join(inspection.output_labels)) <= {"_", *config.alphabet}

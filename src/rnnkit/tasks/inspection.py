@@ -207,21 +207,22 @@ def _speech(model, *, wav: Path | str | None = None, **_) -> Inspection:
     call = lambda: model(features[None].to(device), torch.tensor([features.shape[0]]))  # noqa: E731
     (log_probs, _), captured = trace_layers(model, call)
     rows = _rows(captured)
-    steps = next(iter(rows.values()))["h"].shape[0]  # output frames, after the front end's subsampling
-    seconds = model.frame_seconds
-    # the likeliest symbol at each output frame: "_" is CTC's blank
+    steps = next(iter(rows.values()))["h"].shape[0]  # encoder frames, after the front end's subsampling
+    per_step = model.config.upsampling  # CTC output frames each encoder frame writes
+    seconds = model.frame_seconds * per_step
+    # the likeliest symbol at each output frame, an encoder frame's in a row: "_" is CTC's blank
     symbols = ["_", *model.config.alphabet]
-    best = log_probs[0, :steps].argmax(-1).tolist()
+    best = log_probs[0, : steps * per_step].argmax(-1).view(steps, per_step).tolist()
     return Inspection(
         task="asr",
         cell=_cell_name(captured),
         rows=rows,
         input_labels=[f"{t * seconds:.2f}s" for t in range(steps)],
-        output_labels=[symbols[i] for i in best],
+        output_labels=["".join(symbols[i] for i in frame) for frame in best],
         first_input=_first(captured)[0],
         first_cell=_first(captured)[1],
         summary="inputs: the convolutional front end's frames (time in seconds); outputs: the likeliest "
-        "symbol at each frame (_ is CTC's blank)",
+        "symbol at each frame, or each of its output frames in a row (_ is CTC's blank)",
     )
 
 
