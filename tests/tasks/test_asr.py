@@ -2,6 +2,7 @@
 task, error rates against hand counts, deterministic batches."""
 
 import math
+from dataclasses import asdict
 
 import numpy as np
 import pytest
@@ -74,6 +75,12 @@ def test_upsampled_output_writes_each_encoder_frame_k_frames_in_a_row():
         expected = torch.log_softmax(states @ weight[k].T + bias[k], dim=-1)
         torch.testing.assert_close(log_probs[:, k::3], expected)
     assert model.frame_seconds == pytest.approx(0.04 / 3)
+
+
+def test_a_checkpoint_config_from_before_upsampling_loads_with_one_output_frame_per_state():
+    old = {key: value for key, value in asdict(SpeechRecognizerConfig(**TINY)).items() if key != "upsampling"}
+    model = SpeechRecognizer.from_config(old)
+    assert model.config.upsampling == 1 and model.output.out_features == len(model.config.alphabet) + 1
 
 
 def test_streaming_refuses_a_bidirectional_model():
