@@ -135,7 +135,8 @@ class RecurrentLayer(nn.Module):
     def _flat_weights(self) -> list[Tensor]:
         """Parameters in torch.nn's order: per layer and direction, w_ih, w_hh, b_ih, b_hh, w_hr."""
         # direct attribute reads: this runs on every forward of the fused path
-        return [getattr(self.cells[index], name) for index, name in self._flat_sources]
+        cells = list(self.cells)  # one walk of the ModuleList: indexing it is slow
+        return [getattr(cells[index], name) for index, name in self._flat_sources]
 
     @property
     def all_weights(self) -> list[list[Tensor]]:

@@ -61,8 +61,10 @@ def run_fused(layer, x: Tensor, hx, lengths: Tensor | None):
         return onnx_nodes.run(layer, x, hx, lengths)  # ONNX's own LSTM / GRU / RNN nodes (rnnkit.export)
     if x.shape[0] == 0 or x.shape[1] == 0:
         return None  # nothing to loop over: the reference path returns the empty output and the initial state
+    if prefers_aten(layer, x, lengths):  # first: a plain LSTM's call then skips the native loops' checks
+        return aten.run(layer, x, hx, lengths)
     compiled = native_loops(x)
-    if stack.applies(layer, x) and compiled is not None and not prefers_aten(layer, x, lengths):
+    if stack.applies(layer, x) and compiled is not None:
         return stack.run(layer, x, hx, lengths, compiled)
     if aten.applies(layer):
         return aten.run(layer, x, hx, lengths)
