@@ -30,13 +30,14 @@ NATIVE = native.load() is not None
 
 
 @pytest.mark.skipif(not NATIVE, reason="native loops not built")
-def test_gru_and_rnn_use_rnnkit_loops_and_plain_lstm_uses_aten(calls):
-    x = torch.randn(4, 2, 5)
+def test_gru_and_rnn_use_rnnkit_loops_and_plain_lstm_uses_aten_above_a_few_rows(calls):
+    x = torch.randn(4, kernels.FEW_ROWS + 1, 5)
     rnnkit.GRU(5, 6)(x)
     rnnkit.RNN(5, 6)(x)
     rnnkit.LSTM(5, 6)(x)
-    rnnkit.LSTM(5, 6)(x, lengths=[4, 2])
-    assert [label for label, _ in calls] == ["stack", "stack", "aten", "stack"]
+    rnnkit.LSTM(5, 6)(x, lengths=[4, 2, 1])
+    rnnkit.LSTM(5, 6)(x[:, : kernels.FEW_ROWS])  # matrix-vector steps: the native loops win
+    assert [label for label, _ in calls] == ["stack", "stack", "aten", "stack", "stack"]
 
 
 @pytest.mark.skipif(not NATIVE, reason="native loops not built")

@@ -31,6 +31,18 @@ def test_native_step_matches_cells(kind, bias):
     torch.testing.assert_close(actual, expected, atol=1e-6, rtol=1e-5)
 
 
+@pytest.mark.skipif(native.load() is None, reason="native loops not built")
+@pytest.mark.parametrize("kind", LAYERS)
+def test_native_step_with_saturated_gates_matches_cells(kind):
+    layer = LAYERS[kind]().eval()
+    x_t = 1e4 * torch.randn(2, 5)  # pre-activations past exp's fp32 range
+    state = layer.initial_state(2)
+    with torch.no_grad():
+        expected = streaming._step_cells(layer, x_t, state)
+        actual = layer.step(x_t, state)
+    torch.testing.assert_close(actual, expected)
+
+
 @pytest.mark.parametrize("kind", LAYERS)
 def test_steps_continue_a_forward_and_reproduce_it(kind):
     layer = LAYERS[kind](num_layers=2).eval()

@@ -15,8 +15,8 @@ and gradients); :func:`run_fused` returns ``None`` when no kernel applies, and t
 
 Choice (measured by ``bench/kernels.py`` on a 2-core CPU): on GPUs aten (cuDNN) wherever it applies (the
 rnnkit loops run there only through their PyTorch twin, untested on CUDA); on the CPU the native loops for
-RNN, GRU and layer-norm LSTM, and for LSTM with lengths, recurrent dropout or zoneout, but aten for a plain
-LSTM, where oneDNN's fused loop is faster than ours. The loops' matrix products go through oneDNN where torch
+RNN, GRU and layer-norm LSTM, and for LSTM with lengths, recurrent dropout or zoneout, or a batch of one or
+two, but aten for a plain LSTM on larger batches, where oneDNN's fused loop is faster than ours. The loops' matrix products go through oneDNN where torch
 ships it (:mod:`rnnkit.kernels.gemm`). Without native loops (``RNNKIT_NO_NATIVE=1``, no
 compiler, bf16), aten wherever it applies, else the PyTorch twin.
 """
@@ -44,6 +44,11 @@ def native_loops(x: Tensor):
 # LSTM loop at every plain shape, so a plain LSTM stays with aten.
 # Without oneDNN (Intel CPUs use MKL, see rnnkit.kernels.gemm) wide plain steps therefore go to aten.
 MATRIX_BOUND_STEP = 32_768  # batch x hidden from which a plain RNN/GRU step is left to aten without oneDNN
+# At a batch of one or two, a step's products are matrix-vector products whose cost is per-call set-up and
+# reading W_hh from memory; the native loops' threaded dot products keep each thread's slice of W_hh in its own
+# cache (csrc/common.h), and there they beat oneDNN's LSTM too (2-core Zen 3, forward+backward: 1.68x at
+# (1, 1000, 32, 64), 1.36x at (1, 500, 64, 256), 1.21x at (1, 300, 256, 1024); at batch 4 1.04x, at 8 0.70-0.88x).
+FEW_ROWS = 2  # batch up to which a plain LSTM runs on the native loops
 
 
 def prefers_aten(layer, x: Tensor, lengths: Tensor | None) -> bool:
@@ -51,7 +56,9 @@ def prefers_aten(layer, x: Tensor, lengths: Tensor | None) -> bool:
     if lengths is not None or not aten.applies(layer):
         return False  # variable lengths: the shrinking-batch loops beat a packed batch
     if kind_of(layer.cells[0]) == "lstm":
-        return True
+        # under autocast torch's loop gives the autocast dtype, as torch.nn.LSTM does
+        few_rows = x.shape[1] <= FEW_ROWS and not torch.is_autocast_enabled(x.device.type)
+        return not (few_rows and native_loops(x) is not None)
     return not gemm.applies(x) and x.shape[1] * layer.hidden_size >= MATRIX_BOUND_STEP
 
 

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 using at::Tensor;
@@ -20,8 +21,13 @@ using Sizes = std::vector<int64_t>;
 
 namespace rnnkit {
 
+// -ffast-math assumes finite values, and libmvec's vector expf then returns NaN, not inf, past its range
+// (x < -88.7 in fp32): the argument is clamped where sigmoid is 1 or 0 to working precision anyway
 template <typename T>
-inline T sigmoid(T x) { return T(1) / (T(1) + std::exp(-x)); }
+inline T sigmoid(T x) {
+  constexpr T bound = std::is_same_v<T, float> ? T(80) : T(700);
+  return T(1) / (T(1) + std::exp(std::min(std::max(-x, -bound), bound)));
+}
 
 inline Sizes offsets_of(const Sizes& batch_sizes) {
   Sizes offsets(batch_sizes.size() + 1, 0);
@@ -62,6 +68,74 @@ inline bool mkl_vectors_as_wide() {
 #endif
 }
 
+// Rows [begin, end) of weight times one input vector v, plus bias, into o (or added to o): eight rows at a time, so eight
+// independent vector accumulators keep both FMA units busy (one row alone is a chain of dependent adds,
+// bound by the FMA latency at an eighth of the machine's rate).
+template <typename scalar_t>
+void rows_times_vector(const scalar_t* w, const scalar_t* v, const scalar_t* b, int64_t K, int64_t begin,
+                       int64_t end, scalar_t* o, bool accumulate) {
+  int64_t m = begin;
+  for (; m + 8 <= end; m += 8) {
+    const scalar_t* r = w + m * K;
+    scalar_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
+    _Pragma("omp simd reduction(+ : s0, s1, s2, s3, s4, s5, s6, s7)")
+    for (int64_t k = 0; k < K; ++k) {
+      const scalar_t x = v[k];
+      s0 += r[k] * x;
+      s1 += r[K + k] * x;
+      s2 += r[2 * K + k] * x;
+      s3 += r[3 * K + k] * x;
+      s4 += r[4 * K + k] * x;
+      s5 += r[5 * K + k] * x;
+      s6 += r[6 * K + k] * x;
+      s7 += r[7 * K + k] * x;
+    }
+    const scalar_t sums[8] = {s0, s1, s2, s3, s4, s5, s6, s7};
+    for (int j = 0; j < 8; ++j) o[m + j] = (accumulate ? o[m + j] : scalar_t(0)) + sums[j] + (b ? b[m + j] : scalar_t(0));
+  }
+  for (; m < end; ++m) {
+    const scalar_t* r = w + m * K;
+    scalar_t sum = 0;
+    _Pragma("omp simd reduction(+ : sum)")
+    for (int64_t k = 0; k < K; ++k) sum += r[k] * v[k];
+    o[m] = (accumulate ? o[m] : scalar_t(0)) + sum + (b ? b[m] : scalar_t(0));
+  }
+}
+
+// ---- per-step products straight through BLAS ------------------------------------------------------------------
+// at::mm costs about 3 us per call beyond the product itself (a narrowed view, the dispatcher, addmm's checks and
+// its bias copy), more than the product of a small step (batch 1, hidden 64: 1.6 us). The loops call the BLAS
+// that torch itself links (MKL in the x86 wheels) on raw pointers instead. The symbols are weak: where this
+// torch has none, they resolve to null and at::mm is used.
+#if defined(__linux__)
+extern "C" {
+void sgemm_(const char*, const char*, const int*, const int*, const int*, const float*, const float*, const int*,
+            const float*, const int*, const float*, float*, const int*) __attribute__((weak));
+void dgemm_(const char*, const char*, const int*, const int*, const int*, const double*, const double*, const int*,
+            const double*, const int*, const double*, double*, const int*) __attribute__((weak));
+}
+#endif
+
+// c (rows x out) = a (rows x in) @ w^T + beta c, all row-major and contiguous, w (out x in); false where no BLAS
+// was found. BLAS is column-major: there the same memory holds c^T = w a^T, with w read transposed.
+template <typename T>
+inline bool blas_rows_times_weight(const T* a, const T* w, T* c, int64_t rows, int64_t in, int64_t out, T beta) {
+#if defined(__linux__)
+  const int m = int(out), n = int(rows), k = int(in);
+  const T one = 1;
+  if constexpr (std::is_same_v<T, float>) {
+    if (!sgemm_) return false;
+    sgemm_("T", "N", &m, &n, &k, &one, w, &k, a, &k, &beta, c, &m);
+    return true;
+  } else if constexpr (std::is_same_v<T, double>) {
+    if (!dgemm_) return false;
+    dgemm_("T", "N", &m, &n, &k, &one, w, &k, a, &k, &beta, c, &m);
+    return true;
+  }
+#endif
+  return false;
+}
+
 // The right-hand factor B of C = A B at every step, kept as a linear layer's weight W (B = W^T): for the
 // forward W = W_hh (4H x H, gates from h); for the backward W = W_hh^T (dh from the gate gradients).
 class StepWeights {
@@ -72,7 +146,7 @@ class StepWeights {
     b_ = weight_.t();
     static const c10::OperatorHandle* reorder = onednn_op("mkldnn::_reorder_linear_weight");
     static const c10::OperatorHandle* linear = onednn_op("mkldnn::_linear_pointwise");
-    // below about 2M multiply-adds per step (e.g. batch 64 x 128 x 128) at::mm's lower call cost wins
+    // below about 2M multiply-adds per step (e.g. batch 64 x 128 x 128) BLAS's lower call cost wins
     // (bench/kernels.py: RNN at (64, 50, 64, 128) 1.4x torch.nn this way, 1.2x through oneDNN)
     const bool large = batch * weight_.size(0) * weight_.size(1) >= (int64_t(1) << 21);
     // on Intel CPUs MKL runs its AVX-512 code and wins from 32 rows up (2-core Xeon Sapphire Rapids: RNN at
@@ -83,11 +157,34 @@ class StepWeights {
     // and 1.33x)
     static const bool mkl_vectors = mkl_vectors_as_wide();
     const bool mkl_wins = mkl_vectors && batch > 16;
-    if (weight_.scalar_type() != at::kFloat || !reorder || !linear || !large || mkl_wins) return;
+    if (weight_.scalar_type() != at::kFloat || !reorder || !linear || !large || mkl_wins || batch <= kSingleRows) return;
     linear_ = linear;
     torch::jit::Stack stack{weight_, c10::IValue(batch)};
     reorder->callBoxed(&stack);
     packed_ = stack[0].toTensor();
+  }
+
+  // c[:bs] = a[:bs] @ B + bias, or c[:bs] += a[:bs] @ B (accumulate), on raw rows: dot products for a few rows,
+  // else BLAS; false where BLAS is missing or oneDNN is the chosen path (then use product / accumulate)
+  template <typename T>
+  bool raw(const T* a, int64_t bs, const T* bias, T* c, bool accumulate) const {
+    if (linear_) return false;
+    const int64_t in = weight_.size(1), out = weight_.size(0);
+    const T* w = weight_.data_ptr<T>();
+    if (bs <= kFewRows) {
+      // dot products, the output units split between the threads: each thread reads the same slice of W at
+      // every step, which then stays in its own cache (a whole W_hh of 1 MB does not fit one core's L2, and
+      // single-threaded BLAS re-reads it from L3 at every step)
+      const auto units = [&](int64_t begin, int64_t end) {
+        for (int64_t n = 0; n < bs; ++n) rows_times_vector(w, a + n * in, bias, in, begin, end, c + n * out, accumulate);
+      };
+      bs * in * out < kSerialWork ? units(0, out) : at::parallel_for(0, out, 8, units);
+      return true;
+    }
+    if (bias) {
+      for (int64_t n = 0; n < bs; ++n) std::copy(bias, bias + out, c + n * out);
+    }
+    return blas_rows_times_weight<T>(a, w, c, bs, in, out, T(bias || accumulate ? 1 : 0));
   }
 
   // a[:bs] @ B (+ bias): a fresh oneDNN result (no copy), or written into buffer[:bs]
@@ -111,11 +208,16 @@ class StepWeights {
   }
 
  private:
+  // up to kFewRows rows dot products beat BLAS, and up to kSingleRows they beat oneDNN too (2-core Zen 3, LSTM
+  // loop: at (steps, batch, hidden) (100, 8, 128) 1.10x BLAS, at (100, 16, 128) 0.84x; at (300, 1, 1024) 1.5x
+  // oneDNN, at (200, 4, 512) 0.92x and at (200, 8, 512) 0.62x)
+  static constexpr int64_t kFewRows = 8, kSingleRows = 2;
+  static constexpr int64_t kSerialWork = 1 << 16;  // multiply-adds below which one thread is faster
   Tensor weight_, b_, packed_;
   const c10::OperatorHandle* linear_ = nullptr;
 };
 
-// (h[:bs] * rmask[:bs]) @ W_hh^T + b_hh, (bs, G*H) contiguous: oneDNN's result or gh[:bs]
+// (h[:bs] * rmask[:bs]) @ W_hh^T + b_hh, (bs, G*H) contiguous from its first element: oneDNN's result or gh
 inline Tensor recurrent_product(Tensor& gh, const Tensor& h, const Opt& rmask, const StepWeights& w, const Opt& b_hh,
                                 int64_t bs, Tensor& scratch) {
   Tensor h_in = h;
@@ -124,17 +226,27 @@ inline Tensor recurrent_product(Tensor& gh, const Tensor& h, const Opt& rmask, c
     at::mul_out(masked, h.narrow(0, 0, bs), rmask->narrow(0, 0, bs));
     h_in = scratch;
   }
-  return w.product(h_in, bs, b_hh, gh);
+  bool done = false;
+  AT_DISPATCH_FLOATING_TYPES(gh.scalar_type(), "recurrent_product", [&] {
+    done = w.raw<scalar_t>(h_in.data_ptr<scalar_t>(), bs, b_hh ? b_hh->data_ptr<scalar_t>() : nullptr,
+                           gh.data_ptr<scalar_t>(), false);
+  });
+  return done ? gh : w.product(h_in, bs, b_hh, gh);
 }
 
-// dh[:bs] += (dgh[:bs] @ W_hh) * rmask[:bs]; dgh_t holds the bs rows of this step
-inline void recurrent_backward(Tensor& dh, const Tensor& dgh_t, const Opt& rmask, const StepWeights& w, int64_t bs,
-                               Tensor& scratch) {
+// dh[:bs] += (dgh[row : row + bs] @ W_hh) * rmask[:bs], dgh (T, G*H) contiguous
+inline void recurrent_backward(Tensor& dh, const Tensor& dgh, int64_t row, const Opt& rmask, const StepWeights& w,
+                               int64_t bs, Tensor& scratch) {
   if (rmask) {
+    const Tensor dgh_t = dgh.narrow(0, row, bs);
     dh.narrow(0, 0, bs).addcmul_(w.product(dgh_t, bs, Opt(), scratch), rmask->narrow(0, 0, bs));
-  } else {
-    w.accumulate(dgh_t, dh, bs);
+    return;
   }
+  bool done = false;
+  AT_DISPATCH_FLOATING_TYPES(dh.scalar_type(), "recurrent_backward", [&] {
+    done = w.raw<scalar_t>(dgh.data_ptr<scalar_t>() + row * dgh.size(1), bs, nullptr, dh.data_ptr<scalar_t>(), true);
+  });
+  if (!done) w.accumulate(dgh.narrow(0, row, bs), dh, bs);
 }
 
 template <typename T>

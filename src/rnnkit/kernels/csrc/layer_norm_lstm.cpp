@@ -186,7 +186,7 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
         SIMD for (int64_t j = 0; j < G; ++j) da_row[j] = dx[j] * gam[j];
         layer_norm_backward(da_row, ah, G, rs[0]);
       });
-      recurrent_backward(dh, da.narrow(0, row, bs), rmask, w_back, bs, scratch);
+      recurrent_backward(dh, da, row, rmask, w_back, bs, scratch);
     }
   });
   return {dxp, da, dy, dh, dc};

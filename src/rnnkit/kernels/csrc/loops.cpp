@@ -84,7 +84,7 @@ std::vector<Tensor> rnn_backward(Tensor grad_out, Tensor grad_hn, Tensor act, Te
           d[j] = keep ? grad : scalar_t(0);
         }
       });
-      recurrent_backward(dh, dxp.narrow(0, row, bs), rmask, w_back, bs, scratch);
+      recurrent_backward(dh, dxp, row, rmask, w_back, bs, scratch);
     }
   });
   return {dxp, dh};
@@ -187,7 +187,7 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
           d[k] = (keep ? grad : scalar_t(0)) + d_new * z;
         }
       });
-      recurrent_backward(dh, dgh.narrow(0, row, bs), rmask, w_back, bs, scratch);
+      recurrent_backward(dh, dgh, row, rmask, w_back, bs, scratch);
     }
   });
   return {dxp, dgh, dh};
@@ -293,7 +293,7 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
           dcp[k] = (keep_c ? dcp[k] : scalar_t(0)) + d_c_new * f;
         }
       });
-      recurrent_backward(dh, dxp.narrow(0, row, bs), rmask, w_back, bs, scratch);
+      recurrent_backward(dh, dxp, row, rmask, w_back, bs, scratch);
     }
   });
   return {dxp, dh, dc};

@@ -6,44 +6,7 @@
 
 using namespace rnnkit;
 
-
-
-
 namespace {
-
-// Rows [begin, end) of weight times one input vector v, plus bias, into o: eight rows at a time, so eight
-// independent vector accumulators keep both FMA units busy (one row alone is a chain of dependent adds,
-// bound by the FMA latency at an eighth of the machine's rate).
-template <typename scalar_t>
-void rows_times_vector(const scalar_t* w, const scalar_t* v, const scalar_t* b, int64_t K, int64_t begin,
-                       int64_t end, scalar_t* o) {
-  int64_t m = begin;
-  for (; m + 8 <= end; m += 8) {
-    const scalar_t* r = w + m * K;
-    scalar_t s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-    _Pragma("omp simd reduction(+ : s0, s1, s2, s3, s4, s5, s6, s7)")
-    for (int64_t k = 0; k < K; ++k) {
-      const scalar_t x = v[k];
-      s0 += r[k] * x;
-      s1 += r[K + k] * x;
-      s2 += r[2 * K + k] * x;
-      s3 += r[3 * K + k] * x;
-      s4 += r[4 * K + k] * x;
-      s5 += r[5 * K + k] * x;
-      s6 += r[6 * K + k] * x;
-      s7 += r[7 * K + k] * x;
-    }
-    const scalar_t sums[8] = {s0, s1, s2, s3, s4, s5, s6, s7};
-    for (int j = 0; j < 8; ++j) o[m + j] = sums[j] + (b ? b[m + j] : scalar_t(0));
-  }
-  for (; m < end; ++m) {
-    const scalar_t* r = w + m * K;
-    scalar_t sum = 0;
-    _Pragma("omp simd reduction(+ : sum)")
-    for (int64_t k = 0; k < K; ++k) sum += r[k] * v[k];
-    o[m] = sum + (b ? b[m] : scalar_t(0));
-  }
-}
 
 // input @ weight^T + bias. A few rows: dot products split over the threads by output unit; the weights (MBs)
 // stream from cache once, without BLAS's per-call set-up, which dominates at batch 1.
@@ -60,7 +23,7 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
     const scalar_t* b = bias.numel() ? bias.data_ptr<scalar_t>() : nullptr;
     scalar_t* o = out.data_ptr<scalar_t>();
     at::parallel_for(0, M, 512, [&](int64_t begin, int64_t end) {
-      for (int64_t n = 0; n < N; ++n) rows_times_vector(w, xs + n * K, b, K, begin, end, o + n * M);
+      for (int64_t n = 0; n < N; ++n) rows_times_vector(w, xs + n * K, b, K, begin, end, o + n * M, false);
     });
   });
   return out;

@@ -1,0 +1,59 @@
+"""Every way the native loops form a step's product (csrc/common.h) gives the unroll's numbers.
+
+A step's ``h @ W_hh^T`` (and the backward's ``dgh @ W_hh``) is formed by dot products for up to 8 rows (split
+between the threads once ``W_hh`` is large), BLAS on raw pointers above that, or oneDNN for wide steps; with
+lengths the active batch shrinks, so one call crosses from one way to the next.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import rnnkit
+from rnnkit.kernels import native, stack
+
+NATIVE = native.load()
+pytestmark = pytest.mark.skipif(NATIVE is None, reason="no native build")
+
+LAYERS = {"rnn": rnnkit.RNN, "gru": rnnkit.GRU, "lstm": rnnkit.LSTM}
+# (batch, hidden, lengths): threaded dot products; BLAS shrinking to dot products; oneDNN (fp32) shrinking likewise
+SHAPES = {
+    "threaded_dots": (2, 160, None),
+    "blas_then_dots": (12, 16, [6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1]),
+    "wide_then_dots": (16, 256, [6] * 8 + [2] * 8),
+}
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("kind", LAYERS)
+def test_each_product_path_matches_unroll(kind, shape, dtype):
+    batch, hidden, lengths = SHAPES[shape]
+    torch.manual_seed(0)
+    layer = LAYERS[kind](8, hidden, dtype=dtype)
+    x = torch.randn(6, batch, 8, dtype=dtype, requires_grad=True)
+    lengths = None if lengths is None else torch.tensor(lengths)
+
+    def run_and_grad(run):
+        output, h_n = run()
+        h_n = (h_n,) if isinstance(h_n, torch.Tensor) else h_n
+        loss = output.pow(2).sum() + sum((s * torch.linspace(-1, 1, hidden, dtype=dtype)).sum() for s in h_n)
+        return output, h_n, torch.autograd.grad(loss, [x, *layer.parameters()])
+
+    expected = run_and_grad(lambda: layer._unroll_layers(x, None, lengths, False)[:2])
+    actual = run_and_grad(lambda: stack.run(layer, x, None, lengths, NATIVE))
+    tolerance = {"atol": 1e-10, "rtol": 1e-10} if dtype == torch.float64 else {"atol": 2e-5, "rtol": 2e-5}
+    torch.testing.assert_close(actual, expected, **tolerance)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+@pytest.mark.parametrize("kind", LAYERS)
+def test_saturated_gates_stay_finite(kind, dtype):
+    # pre-activations of +-1e4: past exp's range in either precision, where a fast-math exp gives NaN
+    torch.manual_seed(0)
+    layer = LAYERS[kind](8, 16, dtype=dtype)
+    x = 1e4 * torch.randn(5, 1, 8, dtype=dtype)
+    expected, _ = layer._unroll_layers(x, None, None, False)[:2]
+    actual, _ = stack.run(layer, x, None, None, NATIVE)
+    torch.testing.assert_close(actual, expected)
