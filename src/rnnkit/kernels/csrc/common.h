@@ -137,10 +137,10 @@ inline bool blas_rows_times_weight(const T* a, const T* w, T* c, int64_t rows, i
 }
 
 // The right-hand factor B of C = A B at every step, kept as a linear layer's weight W (B = W^T): for the
-// forward W = W_hh (4H x H, gates from h); for the backward W = W_hh^T (dh from the gate gradients).
+// forward W = W_hh (G*H x H, G gates from h); for the backward W = W_hh^T (dh from the gate gradients).
 class StepWeights {
  public:
-  StepWeights(const Tensor& w, bool transpose_for_linear, int64_t batch) {
+  StepWeights(const Tensor& w, bool transpose_for_linear, int64_t batch, int64_t gates) {
     // weight_ is (out, in): forward uses W_hh as is; backward needs W_hh^T as the linear weight
     weight_ = transpose_for_linear ? w.t().contiguous() : w.contiguous();
     b_ = weight_.t();
@@ -156,7 +156,12 @@ class StepWeights {
     // 1.12x through oneDNN, 1.38x through MKL; GRU at (64, 50, 64, 128) 1.49x and 1.77x; at 16 rows GRU 1.49x
     // and 1.33x)
     static const bool mkl_vectors = mkl_vectors_as_wide();
-    const bool mkl_wins = mkl_vectors && batch > 16;
+    // except for an LSTM's W_hh of 1 MB and more, which MKL copies into its own layout at every step, where
+    // oneDNN reads the layout made once above (2-core Zen 3, LSTM loop at (steps, batch, hidden) (100, 32, 256),
+    // (35, 128, 650), (100, 64, 512): 1.03-1.28x through oneDNN in seven interleaved A/B runs, whose A/A spread
+    // was 0.96-1.05; the GRU's and RNN's products showed no such gain)
+    const bool big_lstm = gates == 4 && weight_.numel() >= (int64_t(1) << 18);
+    const bool mkl_wins = mkl_vectors && batch > 16 && !big_lstm;
     if (weight_.scalar_type() != at::kFloat || !reorder || !linear || !large || mkl_wins || batch <= kSingleRows) return;
     linear_ = linear;
     torch::jit::Stack stack{weight_, c10::IValue(batch)};

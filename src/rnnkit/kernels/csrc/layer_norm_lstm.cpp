@@ -66,7 +66,7 @@ std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Ten
   Tensor rstd = at::empty({T, 2}, xp.options());  // rstd of W_hh h | rstd of c~
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone(), gh = at::empty({N, 4 * H}, xp.options());
   Tensor scratch = at::empty({N, H}, xp.options());
-  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N);
+  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N, /*gates=*/4);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "layer_norm_lstm_forward", [&] {
     const scalar_t* gam = gamma_hh.data_ptr<scalar_t>();
     const scalar_t* bet = ptr_or_null<scalar_t>(beta_hh);
@@ -137,7 +137,7 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
   Tensor dy = at::empty({T, H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();
   Tensor scratch = at::empty({N, H}, act.options());
-  const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N);
+  const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N, /*gates=*/4);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "layer_norm_lstm_backward", [&] {
     const scalar_t* gam = gamma_hh.data_ptr<scalar_t>();
     const scalar_t* gam_c = gamma_c.data_ptr<scalar_t>();

@@ -25,7 +25,7 @@ std::vector<Tensor> rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
   Tensor out = at::empty({T, H}, xp.options());
   Tensor act = at::empty({T, H}, xp.options());
   Tensor h = h0.contiguous().clone(), gh = at::empty({N, H}, xp.options()), scratch = at::empty_like(gh);
-  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N);
+  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N, /*gates=*/1);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnn_forward", [&] {
     for (int64_t t = 0; t < L; ++t) {
       const int64_t bs = batch_sizes[t], row = off[t];
@@ -64,7 +64,7 @@ std::vector<Tensor> rnn_backward(Tensor grad_out, Tensor grad_hn, Tensor act, Te
   const Tensor no_mask = at::zeros({N, H}, act.options());  // stands in for a missing zoneout mask
   Tensor dxp = at::empty({T, H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), scratch = at::empty({N, H}, act.options());
-  const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N);
+  const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N, /*gates=*/1);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnn_backward", [&] {
     for (int64_t t = L - 1; t >= 0; --t) {
       const int64_t bs = batch_sizes[t], row = off[t];
@@ -104,7 +104,7 @@ std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
   Tensor act = at::empty({T, 4 * H}, xp.options());  // r | z | n | gh_n
   Tensor h = h0.contiguous().clone(), gh = at::empty({N, 3 * H}, xp.options());
   Tensor scratch = at::empty({N, H}, xp.options());
-  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N);
+  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N, /*gates=*/3);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_forward", [&] {
     for (int64_t t = 0; t < L; ++t) {
       const int64_t bs = batch_sizes[t], row = off[t];
@@ -153,7 +153,7 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
   Tensor dxp = at::empty({T, 3 * H}, act.options());
   Tensor dgh = at::empty({T, 3 * H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), scratch = at::empty({N, H}, act.options());
-  const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N);
+  const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N, /*gates=*/3);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_backward", [&] {
     for (int64_t t = L - 1; t >= 0; --t) {
       const int64_t bs = batch_sizes[t], row = off[t];
@@ -209,7 +209,7 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
   Tensor act = at::empty({T, 5 * H}, xp.options());  // i | f | g | o | tanh(c~)
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone(), gh = at::empty({N, 4 * H}, xp.options());
   Tensor scratch = at::empty({N, H}, xp.options());
-  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N);
+  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N, /*gates=*/4);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_forward", [&] {
     for (int64_t t = 0; t < L; ++t) {
       const int64_t bs = batch_sizes[t], row = off[t];
@@ -262,7 +262,7 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
   Tensor dxp = at::empty({T, 4 * H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();
   Tensor scratch = at::empty({N, H}, act.options());
-  const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N);
+  const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N, /*gates=*/4);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward", [&] {
     for (int64_t t = L - 1; t >= 0; --t) {
       const int64_t bs = batch_sizes[t], row = off[t];
