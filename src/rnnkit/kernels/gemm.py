@@ -5,8 +5,9 @@ torch's oneDNN ``linear`` (the library behind ``torch.nn.LSTM``'s fused CPU loop
 2-core AMD EPYC (Zen 4) of ``bench/`` a single-thread fp32 product runs at about 105 GFLOP/s through MKL and
 160-245 GFLOP/s through oneDNN, with the same fp32 rounding. The kernels' large products (input projection and
 its input gradient) therefore go through :func:`mm` and :func:`linear`, and the native loops reach oneDNN for
-their per-step products the same way (``csrc/common.h``). Weight gradients, whose left factor is a transposed
-view, are the exception: oneDNN would first copy it into rows, and MKL reading it in place wins (see :func:`mm`).
+their wide per-step products the same way (``csrc/common.h``, which sends small steps to dot products and
+BLAS). Weight gradients, whose left factor is a transposed view, are the exception: oneDNN would first copy it
+into rows, and MKL reading it in place wins (see :func:`mm`).
 
 On Intel CPUs MKL runs its best code, and there the per-call cost of the boxed oneDNN operator loses: on a
 2-core Xeon (Sapphire Rapids) the RNN at (32, 100, 128, 256) ran forward+backward at 0.75x torch.nn through
