@@ -16,9 +16,10 @@ and gradients); :func:`run_fused` returns ``None`` when no kernel applies, and t
 Choice (measured by ``bench/kernels.py`` on a 2-core CPU): on GPUs aten (cuDNN) wherever it applies (the
 rnnkit loops run there only through their PyTorch twin, untested on CUDA); on the CPU the native loops for
 RNN, GRU and layer-norm LSTM, and for LSTM with lengths, recurrent dropout or zoneout, or a batch of one or
-two, but aten for a plain LSTM on larger batches, where oneDNN's fused loop is faster than ours. The loops' matrix products go through oneDNN where torch
-ships it (:mod:`rnnkit.kernels.gemm`). Without native loops (``RNNKIT_NO_NATIVE=1``, no
-compiler, bf16), aten wherever it applies, else the PyTorch twin.
+two, but aten for a plain LSTM on larger batches, where oneDNN's fused loop is faster than ours. The loops'
+large matrix products go through oneDNN where torch ships it (:mod:`rnnkit.kernels.gemm`), their per-step
+products through dot products, BLAS or oneDNN by size (``csrc/common.h``). Without native loops
+(``RNNKIT_NO_NATIVE=1``, no compiler, bf16), aten wherever it applies, else the PyTorch twin.
 """
 
 from __future__ import annotations

@@ -68,8 +68,8 @@ inline bool mkl_vectors_as_wide() {
 #endif
 }
 
-// Rows [begin, end) of weight times one input vector v, plus bias, into o (or added to o): eight rows at a time, so eight
-// independent vector accumulators keep both FMA units busy (one row alone is a chain of dependent adds,
+// Rows [begin, end) of weight times one input vector v, plus bias, into o (or added to o): eight rows at a time,
+// so eight independent vector accumulators keep both FMA units busy (one row alone is a chain of dependent adds,
 // bound by the FMA latency at an eighth of the machine's rate).
 template <typename scalar_t>
 void rows_times_vector(const scalar_t* w, const scalar_t* v, const scalar_t* b, int64_t K, int64_t begin,
@@ -91,7 +91,9 @@ void rows_times_vector(const scalar_t* w, const scalar_t* v, const scalar_t* b, 
       s7 += r[7 * K + k] * x;
     }
     const scalar_t sums[8] = {s0, s1, s2, s3, s4, s5, s6, s7};
-    for (int j = 0; j < 8; ++j) o[m + j] = (accumulate ? o[m + j] : scalar_t(0)) + sums[j] + (b ? b[m + j] : scalar_t(0));
+    for (int j = 0; j < 8; ++j) {
+      o[m + j] = (accumulate ? o[m + j] : scalar_t(0)) + sums[j] + (b ? b[m + j] : scalar_t(0));
+    }
   }
   for (; m < end; ++m) {
     const scalar_t* r = w + m * K;
@@ -162,7 +164,8 @@ class StepWeights {
     // was 0.96-1.05; the GRU's and RNN's products showed no such gain)
     const bool big_lstm = gates == 4 && weight_.numel() >= (int64_t(1) << 18);
     const bool mkl_wins = mkl_vectors && batch > 16 && !big_lstm;
-    if (weight_.scalar_type() != at::kFloat || !reorder || !linear || !large || mkl_wins || batch <= kSingleRows) return;
+    if (weight_.scalar_type() != at::kFloat || !reorder || !linear || !large || mkl_wins) return;
+    if (batch <= kSingleRows) return;
     linear_ = linear;
     torch::jit::Stack stack{weight_, c10::IValue(batch)};
     reorder->callBoxed(&stack);
@@ -181,7 +184,9 @@ class StepWeights {
       // every step, which then stays in its own cache (a whole W_hh of 1 MB does not fit one core's L2, and
       // single-threaded BLAS re-reads it from L3 at every step)
       const auto units = [&](int64_t begin, int64_t end) {
-        for (int64_t n = 0; n < bs; ++n) rows_times_vector(w, a + n * in, bias, in, begin, end, c + n * out, accumulate);
+        for (int64_t n = 0; n < bs; ++n) {
+          rows_times_vector(w, a + n * in, bias, in, begin, end, c + n * out, accumulate);
+        }
       };
       bs * in * out < kSerialWork ? units(0, out) : at::parallel_for(0, out, 8, units);
       return true;
