@@ -104,6 +104,21 @@ void rows_times_vector(const scalar_t* w, const scalar_t* v, const scalar_t* b, 
   }
 }
 
+// c (rows x out) = a (rows x in) @ w^T (+ bias), or added to c, by dot products for a few rows: the output
+// units are split between the threads, so each thread reads the same slice of w at every call, which then stays
+// in its own cache (a whole W_hh of 1 MB does not fit one core's L2, and single-threaded BLAS re-reads it from
+// L3 at every step); below kSerialDotWork multiply-adds one thread is faster
+constexpr int64_t kSerialDotWork = 1 << 16;
+
+template <typename T>
+void few_rows_times_weight(const T* a, const T* w, const T* bias, T* c, int64_t rows, int64_t in, int64_t out,
+                           bool accumulate) {
+  const auto units = [&](int64_t begin, int64_t end) {
+    for (int64_t n = 0; n < rows; ++n) rows_times_vector(w, a + n * in, bias, in, begin, end, c + n * out, accumulate);
+  };
+  rows * in * out < kSerialDotWork ? units(0, out) : at::parallel_for(0, out, 8, units);
+}
+
 // ---- per-step products straight through BLAS ------------------------------------------------------------------
 // at::mm costs about 3 us per call beyond the product itself (a narrowed view, the dispatcher, addmm's checks and
 // its bias copy), more than the product of a small step (batch 1, hidden 64: 1.6 us). The loops call the BLAS
@@ -180,15 +195,7 @@ class StepWeights {
     const int64_t in = weight_.size(1), out = weight_.size(0);
     const T* w = weight_.data_ptr<T>();
     if (bs <= kFewRows) {
-      // dot products, the output units split between the threads: each thread reads the same slice of W at
-      // every step, which then stays in its own cache (a whole W_hh of 1 MB does not fit one core's L2, and
-      // single-threaded BLAS re-reads it from L3 at every step)
-      const auto units = [&](int64_t begin, int64_t end) {
-        for (int64_t n = 0; n < bs; ++n) {
-          rows_times_vector(w, a + n * in, bias, in, begin, end, c + n * out, accumulate);
-        }
-      };
-      bs * in * out < kSerialWork ? units(0, out) : at::parallel_for(0, out, 8, units);
+      few_rows_times_weight(a, w, bias, c, bs, in, out, accumulate);
       return true;
     }
     if (bias) {
@@ -222,7 +229,6 @@ class StepWeights {
   // loop: at (steps, batch, hidden) (100, 8, 128) 1.10x BLAS, at (100, 16, 128) 0.84x; at (300, 1, 1024) 1.5x
   // oneDNN, at (200, 4, 512) 0.92x and at (200, 8, 512) 0.62x)
   static constexpr int64_t kFewRows = 8, kSingleRows = 2;
-  static constexpr int64_t kSerialWork = 1 << 16;  // multiply-adds below which one thread is faster
   Tensor weight_, b_, packed_;
   const c10::OperatorHandle* linear_ = nullptr;
 };

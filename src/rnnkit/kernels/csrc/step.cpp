@@ -8,8 +8,8 @@ using namespace rnnkit;
 
 namespace {
 
-// input @ weight^T + bias. A few rows: dot products split over the threads by output unit; the weights (MBs)
-// stream from cache once, without BLAS's per-call set-up, which dominates at batch 1.
+// input @ weight^T + bias. A few rows: dot products (few_rows_times_weight), without BLAS's per-call set-up,
+// which dominates at batch 1.
 Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
   const int64_t N = input.size(0), K = input.size(1), M = weight.size(0);
   if (N > 4 || !weight.is_contiguous()) {
@@ -22,9 +22,7 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
     const scalar_t* xs = x.data_ptr<scalar_t>();
     const scalar_t* b = bias.numel() ? bias.data_ptr<scalar_t>() : nullptr;
     scalar_t* o = out.data_ptr<scalar_t>();
-    at::parallel_for(0, M, 512, [&](int64_t begin, int64_t end) {
-      for (int64_t n = 0; n < N; ++n) rows_times_vector(w, xs + n * K, b, K, begin, end, o + n * M, false);
-    });
+    few_rows_times_weight(xs, w, b, o, N, K, M, /*accumulate=*/false);
   });
   return out;
 }
