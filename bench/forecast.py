@@ -3,14 +3,19 @@
 (a) seattle-weather ``temp_max`` (covariates precipitation, temp_min, wind), horizon 7, origins every 7 days
     over the last 20%: rnnkit against naive, seasonal naive (7) and ridge on 56 lags, in one table;
 (b) Mauna Loa CO2 weekly (gaps interpolated), horizon 52, origins every 52 weeks over the last 20%, ridge on
-    156 lags; with the default calendar features and without them;
+    156 lags;
 (c) the workload of Darts' ``RNNModel(model="LSTM", hidden_dim=25, input_chunk_length=24, batch_size=32)``,
     20 epochs over seattle-temps (8,760 hourly points once its daylight-saving gap is filled): a bare PyTorch
     loop (``TensorDataset`` + ``DataLoader`` + ``nn.LSTM`` + Adam, as one writes it by hand) against
     rnnkit's Trainer on the same windows, model, optimizer and epochs, interleaved in the same run.
 
-rnnkit is a deep ensemble of five networks (:data:`ENSEMBLE`). (a) and (b) train with several seeds: each
-seed's table is kept, the acceptance reads seed 0 and the spread shows how much of a difference is luck.
+rnnkit is a deep ensemble of five networks (:data:`ENSEMBLE`). Each backtest trains four candidates, with and
+without calendar features, and with every member reading the default context or with the members over five
+lookbacks (:data:`CANDIDATES`), and enters the one with the lowest validation loss: validation is the last 10% of
+the training steps, before the test part, so the choice never sees a test value. The lookbacks reach 1.5x the
+context the ridge baseline reads, so each table also gives ridge on as many lags as the model's windows hold
+(``ridge_at_longest_lookback``): the comparison with the same history. (a) and (b) train with several seeds:
+each seed's table is kept, the acceptance reads seed 0 and the spread shows how much of a difference is luck.
 Writes bench/results/forecast.json (``--quick``: forecast-quick.json, tiny budgets that only check the script
 runs).
 """
@@ -22,6 +27,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -33,7 +39,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from machine import describe, merge_results
 from rnnkit.data.series import SeriesSpec, load_series
 from rnnkit.data.windows import Scaler, make_windows, origins_between
-from rnnkit.tasks.backtest import BacktestOptions, run_backtest
+from rnnkit.tasks import load
+from rnnkit.tasks.backtest import BacktestOptions, run_backtest, score
 from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
 from rnnkit.tasks.forecast_training import ForecastOptions
 from rnnkit.train import TrainConfig, Trainer
@@ -42,6 +49,15 @@ RESULTS = Path(__file__).parent / "results"
 # five networks side by side, their quantiles averaged (ForecastConfig.ensemble): on seattle-weather one
 # network's MASE moved by up to 1% from seed to seed (0.702-0.709), which the average removes
 ENSEMBLE = {"ensemble": 5}
+# member k reads LOOKBACKS[k] times the default context and the ridge highway is the mean of one fit per
+# lookback (N-BEATS' lookback ensemble, ForecastConfig.lookbacks)
+LOOKBACKS = (1.0, 0.75, 1.25, 0.5, 1.5)
+# what each backtest tries (calendar features, lookbacks); the lowest validation loss is rnnkit's entry
+CANDIDATES = {
+    f"{'calendar' if calendar else 'no calendar'}, {label}": (calendar, lookbacks)
+    for calendar in (True, False)
+    for label, lookbacks in (("context", ()), ("lookbacks", LOOKBACKS))
+}
 METHODS = ("rnnkit", "naive", "seasonal_naive", "ridge")
 
 WORKLOADS = {
@@ -61,36 +77,47 @@ WORKLOADS = {
         "model": ENSEMBLE,
         "reference_mase": {"seasonal_naive": 1.36, "ridge": 0.50},
     },
-    # the same without calendar features: a 3-year context already holds the season. Reported beside the
-    # default because it did better in this very backtest while tuning, which makes it a test-set choice:
-    # read it as such
-    "co2_weekly_h52_no_calendar": {
-        "data": "co2",
-        "spec": SeriesSpec("date", ("co2",), fill=True, calendar=False),
-        "horizon": 52,
-        "backtest": BacktestOptions(test_fraction=0.2, stride=52, ridge_lags=156),
-        "model": ENSEMBLE,
-        "reference_mase": {"seasonal_naive": 1.36, "ridge": 0.50},
-    },
 }
 
 
+def backtest_candidate(workload: dict, calendar: bool, lookbacks: tuple[float, ...], config: TrainConfig) -> dict:
+    """One backtest of rnnkit with or without calendar features and with members over ``lookbacks`` (multiples of
+    the default context; empty: all read it), and ridge on as many lags as the windows hold beside the table's."""
+    spec = replace(workload["spec"], calendar=calendar)
+    data = load_series(workload["data"], spec)
+    with tempfile.TemporaryDirectory() as out:
+        start = time.perf_counter()
+        options = ForecastOptions(horizon=workload["horizon"], lookbacks=lookbacks)
+        result = run_backtest(data, spec, options, workload["model"], config, out, workload["backtest"])
+        result["seconds"] = round(time.perf_counter() - start, 1)
+        # ridge on every step the windows hold (ridge_lags=0: the model's context, its longest lookback)
+        longest = score(load(out), data, replace(workload["backtest"], ridge_lags=0))
+    result["ridge_at_longest_lookback"] = {"lags": longest["ridge_lags"], **longest["methods"]["ridge"]}
+    return result
+
+
 def backtest_workload(name: str, workload: dict, seeds: int, epochs: int) -> dict:
-    """One backtest per seed; seed 0's table is the result, the others show the spread."""
-    data = load_series(workload["data"], workload["spec"])
+    """Per seed, one backtest per candidate; the candidate with the lowest validation loss is rnnkit's entry.
+    Seed 0's table is the result, the others show the spread."""
     runs = []
     for seed in range(seeds):
         config = TrainConfig(epochs=epochs, seed=seed, quiet=True, device="cpu")
-        with tempfile.TemporaryDirectory() as out:
-            start = time.perf_counter()
-            result = run_backtest(
-                data, workload["spec"], ForecastOptions(horizon=workload["horizon"]), workload["model"], config, out,
-                workload["backtest"],
-            )  # fmt: skip
-            result["seconds"] = round(time.perf_counter() - start, 1)
+        results = {label: backtest_candidate(workload, *choice, config) for label, choice in CANDIDATES.items()}
+        chosen = min(results, key=lambda label: results[label]["train"]["best_valid"])
+        result = {**results[chosen], "candidate": chosen}
+        result["candidates"] = {
+            label: {
+                "valid_loss": round(r["train"]["best_valid"], 6),
+                "mase": round(r["methods"]["rnnkit"]["mase"], 4),
+                "coverage": round(r["methods"]["rnnkit"]["coverage"], 4),
+            }
+            for label, r in results.items()
+        }
         runs.append(result)
         print(
-            f"{name} seed {seed}: " + ", ".join(f"{m} {result['methods'][m]['mase']:.3f}" for m in METHODS), flush=True
+            f"{name} seed {seed}: {result['candidates']} -> {chosen}; "
+            + ", ".join(f"{m} {result['methods'][m]['mase']:.3f}" for m in METHODS),
+            flush=True,
         )
     first = runs[0]
     best = min(("naive", "seasonal_naive", "ridge"), key=lambda m: first["methods"][m]["mase"])
@@ -104,8 +131,15 @@ def backtest_workload(name: str, workload: dict, seeds: int, epochs: int) -> dic
         "rnnkit_mase_by_seed": [round(m, 4) for m in rnnkit_mase],
         "rnnkit_mase_mean": round(statistics.mean(rnnkit_mase), 4),
         "rnnkit_coverage_by_seed": [round(r["methods"]["rnnkit"]["coverage"], 4) for r in runs],
+        "candidate_by_seed": [r["candidate"] for r in runs],
+        "candidates_by_seed": [r["candidates"] for r in runs],
         "origins": first["origins"],
         "ridge_lags": first["ridge_lags"],
+        "ridge_at_longest_lookback": {
+            "lags": first["ridge_at_longest_lookback"]["lags"],
+            "mase": round(first["ridge_at_longest_lookback"]["mase"], 4),
+            "coverage": round(first["ridge_at_longest_lookback"]["coverage"], 4),
+        },
         "train_seconds_by_seed": [r["train"]["train_seconds"] for r in runs],
         "reference_mase": workload["reference_mase"],
         "seeds": seeds,

@@ -250,6 +250,27 @@ def test_metrics_log_and_checkpoint_are_written(tmp_path):
     assert checkpoint.read_config(tmp_path)["task"] == "test"
 
 
+def test_a_start_worth_keeping_is_validated_and_kept_unless_training_beats_it(tmp_path):
+    class Fitted(Regression):
+        validate_start = True  # starts at the exact solution, as a forecaster starts at its ridge fit
+
+    model = Fitted()
+    with torch.no_grad():
+        model.linear.weight.copy_(torch.tensor([[1.0, -2.0, 0.5]]))
+        model.linear.bias.fill_(0.3)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    noisy = regression_data()
+    noisy.y = noisy.y + torch.randn(len(noisy.y), generator=torch.Generator().manual_seed(1))  # training drifts
+    config = TrainConfig(epochs=2, optimizer="sgd", learning_rate=0.2, schedule="constant", quiet=True)
+    summary = Trainer(model, config, tmp_path, noisy, regression_data(), run_config={"task": "test"}).fit()
+    first = summary["history"][0]
+    assert first["step"] == 0 and first["train_loss"] is None and first["valid_loss"] < 1e-10
+    assert summary["best_valid"] == first["valid_loss"] < summary["history"][-1]["valid_loss"]
+    kept = checkpoint.load_tensors(tmp_path / checkpoint.WEIGHTS_FILE)
+    assert all(torch.equal(kept[k], start[k]) for k in start)
+    assert (tmp_path / "log.csv").read_text().splitlines()[1].split(",")[4] == ""  # no training loss yet
+
+
 def test_resume_without_state_is_refused(tmp_path):
     with pytest.raises(RnnkitError, match="nothing to resume"):
         Trainer(Regression(), TrainConfig(quiet=True), tmp_path, regression_data()).fit(resume=True)

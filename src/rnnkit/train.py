@@ -7,7 +7,10 @@ The trainer only uses the task-model contract (../shared/DESIGN.md):
   from batch to batch, detached at each edge (truncated BPTT over a stream);
 * ``model.evaluate(data)`` -> dict of metrics, lower ``monitor`` is better;
 * optionally ``model.parameter_groups()`` -> the optimizer's groups, each ``{"params": [...]}`` with an
-  optional ``"lr_scale"`` (e.g. a smaller rate for tensors copied from a pretrained model).
+  optional ``"lr_scale"`` (e.g. a smaller rate for tensors copied from a pretrained model);
+* a model with ``validate_start = True`` starts as a forecast worth keeping (a forecaster whose untrained
+  state is its ridge fit): it is validated before the first step, as step 0, and stays the saved best model
+  unless training beats it on the validation data.
 
 ``run_config`` is what ``config.json`` records beside the weights (task, model config, tokenizer), enough
 for :func:`rnnkit.load` to rebuild the model.
@@ -313,6 +316,8 @@ class Trainer:
         budget = None if config.max_minutes is None else config.max_minutes * 60
         session_start, elapsed_before = time.perf_counter(), position.elapsed
         if not resume:
+            if getattr(self.model, "validate_start", False) and self.valid_data is not None:
+                self._validate(None)  # step 0: training has to beat the start to replace it
             self.save_resume_state()  # an interrupted run always has a checkpoint to go back to
         reason = "epochs"
         units, units_start = 0, time.perf_counter()
@@ -445,7 +450,7 @@ class Trainer:
         signal.signal(signal.SIGINT, handler)
         return lambda: signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
 
-    def _validate(self, train_loss: float) -> str:
+    def _validate(self, train_loss: float | None) -> str:
         """Evaluate, log, keep the best model, step the plateau schedule; say whether to stop early."""
         config, position = self.config, self.position
         metrics = {}

@@ -124,6 +124,78 @@ def test_ridge_highway_starts_at_the_least_squares_fit():
     assert torch.all(quantiles[..., 0] <= quantiles[..., 2])
 
 
+def per_lookback_ridge(windows, context: int, lookback: int, alpha: float) -> np.ndarray:
+    """numpy: one ridge fit on the last ``lookback`` steps centred on their mean, and its forecasts (W, H, C_y)."""
+    rows, targets, levels = [], [], []
+    for b in windows.batches(0):
+        for n in range(len(b["target"])):
+            window = b["target"][n].double().numpy()
+            level = window[context - lookback : context].mean(0)
+            past, future = b["past"][n, context - 1].double().numpy(), b["future"][n, context].double().numpy()
+            recent = (window[context - lookback : context] - level).ravel()
+            rows.append(np.concatenate([recent, level, past, future, [1.0]]))
+            targets.append((window[context:] - level).ravel())
+            levels.append(level)
+    x, y = np.asarray(rows), np.asarray(targets)
+    penalty = alpha * np.eye(x.shape[1])
+    penalty[-1, -1] = 0.0
+    fit = x @ np.linalg.solve(x.T @ x + penalty, x.T @ y)
+    return fit.reshape(len(x), -1, window.shape[1]) + np.asarray(levels)[:, None, :]
+
+
+def test_lookback_highway_forecasts_the_mean_of_one_ridge_fit_per_lookback():
+    """Two targets, a past covariate and the calendar: the highway stored on the whole context gives exactly the
+    mean of ridge fits on the last 4, 7 and 10 steps (each centred on its own level)."""
+    rng = np.random.default_rng(0)
+    times = pd.date_range("2022-01-01", periods=150, freq="D")
+    frame = pd.DataFrame(
+        {"date": times, "a": np.cumsum(rng.normal(size=150)), "b": rng.normal(size=150), "p": rng.normal(size=150)}
+    )
+    data = series_from_frame(frame, SeriesSpec("date", ("a", "b"), covariates=("p",)))
+    windows = make_windows(data, Scaler.fit(data), 10, 3, lambda s: origins_between(10, 147), batch_size=64)
+    first = data.series[0]
+    config = ForecastConfig(
+        num_targets=2, num_past=1, num_future=first.future.shape[1], context_length=10, horizon=3,
+        lookbacks=(4, 7, 10), ensemble=3, **TINY,
+    )  # fmt: skip
+    net = ForecastModel(config).eval()
+    net.fit_linear(windows)
+    for member in net.members:
+        member.last.bias.data.zero_()  # leave the highway's forecast alone (the head starts at zero weights)
+    expected = np.mean([per_lookback_ridge(windows, 10, lookback, 1.0) for lookback in (4, 7, 10)], axis=0)
+    forecast = torch.cat([net.forecast(b)[..., 1] for b in windows.batches(0)])
+    np.testing.assert_allclose(forecast.double().numpy(), expected, atol=2e-5)
+    # one lookback, the whole context: the plain fit
+    single = ForecastModel(replace(config, lookbacks=(), ensemble=1)).eval()
+    single.fit_linear(windows)
+    single.members[0].last.bias.data.zero_()
+    forecast = torch.cat([single.forecast(b)[..., 1] for b in windows.batches(0)])
+    np.testing.assert_allclose(forecast.double().numpy(), per_lookback_ridge(windows, 10, 10, 1.0), atol=2e-5)
+
+
+def test_each_member_reads_only_its_lookback():
+    net = model("direct", "quantile", linear="none", lookbacks=(2, 5), ensemble=2).eval()
+    b = batch()
+    changed = {k: v.clone() for k, v in b.items()}
+    for key in changed:
+        changed[key][:, :3] += 10.0  # steps member 0 (the last 2 of 5) does not read
+    first, second = net._direct(b), net._direct(changed)
+    level_shift = (net._level(changed["target"]) - net._level(b["target"])).unsqueeze(-1)
+    torch.testing.assert_close(second[0], first[0] + level_shift)  # only the output's level moved
+    assert not torch.allclose(second[1], first[1] + level_shift)
+
+
+def test_lookbacks_set_the_windows_context(tmp_path):
+    data, frame = sine_set()
+    options = ForecastOptions(horizon=3, context_length=8, lookbacks=(0.5, 1, 1.5))
+    train_forecaster(data, data.spec, options, {**TINY, "ensemble": 3}, FAST, tmp_path)
+    config = load(tmp_path).config
+    assert config.context_length == 12 and config.lookbacks == (4, 8, 12)
+    csv = tmp_path / "data.csv"
+    frame.to_csv(csv, index=False)
+    assert len(predict(tmp_path, csv)) == 3
+
+
 def test_config_errors_are_one_sentence():
     with pytest.raises(RnnkitError, match="Unknown cell 'rnn'"):
         ForecastConfig(cell="rnn")
@@ -133,6 +205,12 @@ def test_config_errors_are_one_sentence():
         ForecastOptions(horizon=0)
     with pytest.raises(RnnkitError, match="no linear highway"):
         model("autoregressive", "quantile").fit_linear()
+    with pytest.raises(RnnkitError, match="between 1 and the context"):
+        ForecastConfig(context_length=5, lookbacks=(3, 6))
+    with pytest.raises(RnnkitError, match="direct decoder"):
+        ForecastConfig(decoder="autoregressive", lookbacks=(3,))
+    with pytest.raises(RnnkitError, match="positive multiples"):
+        ForecastOptions(horizon=3, lookbacks=(0.5, 0))
 
 
 def test_season_and_context_defaults():

@@ -49,6 +49,13 @@ Quantiles = Annotated[str, typer.Option(help="Quantile levels to forecast, comma
 Ensemble = Annotated[
     int, typer.Option(help="Networks trained side by side from different starts; forecasts average their quantiles.")
 ]
+Lookbacks = Annotated[
+    str,
+    typer.Option(
+        help="Multiples of the context each ensemble member reads in turn, comma-separated (e.g. 0.5,1,1.5); "
+        "the highway averages a ridge fit per lookback. Empty: all read the context."
+    ),
+]
 BatchSize = Annotated[int, typer.Option(help="Windows per batch.")]
 ValidFraction = Annotated[float, typer.Option(help="Last part of the training steps used for validation.")]
 
@@ -58,11 +65,11 @@ def _columns(values: list[str] | None) -> tuple[str, ...]:
     return tuple(name.strip() for value in values or () for name in value.split(",") if name.strip())
 
 
-def _quantiles(text: str) -> tuple[float, ...]:
+def _numbers(text: str, flag: str) -> tuple[float, ...]:
     try:
         return tuple(float(q) for q in text.split(",") if q.strip())
     except ValueError:
-        raise RnnkitError(f"--quantiles must be numbers separated by commas, got {text!r}.") from None
+        raise RnnkitError(f"{flag} must be numbers separated by commas, got {text!r}.") from None
 
 
 def _spec(*, time_col, target, covariates, future_covariates, id_col, fill, calendar) -> SeriesSpec:
@@ -86,7 +93,7 @@ def _model_options(*, cell, layers, hidden_size, dropout, decoder, likelihood, q
         "dropout": dropout,
         "decoder": decoder,
         "likelihood": likelihood,
-        "quantiles": _quantiles(quantiles),
+        "quantiles": _numbers(quantiles, "--quantiles"),
     }
 
 
@@ -113,6 +120,7 @@ def train(
     likelihood: Likelihood = DEFAULT.likelihood,
     quantiles: Quantiles = DEFAULT_QUANTILES,
     ensemble: Ensemble = DEFAULT.ensemble,
+    lookbacks: Lookbacks = "",
     batch_size: BatchSize = ForecastOptions.batch_size,
     valid_fraction: ValidFraction = ForecastOptions.valid_fraction,
     *,
@@ -128,8 +136,9 @@ def train(
         id_col=id_col, fill=fill, calendar=calendar,
     )  # fmt: skip
     options = ForecastOptions(
-        horizon=horizon, context_length=context, season=season, batch_size=batch_size, valid_fraction=valid_fraction
-    )
+        horizon=horizon, context_length=context, season=season, batch_size=batch_size, valid_fraction=valid_fraction,
+        lookbacks=_numbers(lookbacks, "--lookbacks"),
+    )  # fmt: skip
     model_options = _model_options(
         cell=cell, layers=layers, hidden_size=hidden_size, dropout=dropout, decoder=decoder, likelihood=likelihood,
         quantiles=quantiles, ensemble=ensemble,
@@ -204,6 +213,7 @@ def backtest(
     likelihood: Likelihood = DEFAULT.likelihood,
     quantiles: Quantiles = DEFAULT_QUANTILES,
     ensemble: Ensemble = DEFAULT.ensemble,
+    lookbacks: Lookbacks = "",
     batch_size: BatchSize = ForecastOptions.batch_size,
     valid_fraction: ValidFraction = ForecastOptions.valid_fraction,
     *,
@@ -220,8 +230,9 @@ def backtest(
         id_col=id_col, fill=fill, calendar=calendar,
     )  # fmt: skip
     options = ForecastOptions(
-        horizon=horizon, context_length=context, season=season, batch_size=batch_size, valid_fraction=valid_fraction
-    )
+        horizon=horizon, context_length=context, season=season, batch_size=batch_size, valid_fraction=valid_fraction,
+        lookbacks=_numbers(lookbacks, "--lookbacks"),
+    )  # fmt: skip
     model_options = _model_options(
         cell=cell, layers=layers, hidden_size=hidden_size, dropout=dropout, decoder=decoder, likelihood=likelihood,
         quantiles=quantiles, ensemble=ensemble,

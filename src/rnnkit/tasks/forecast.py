@@ -33,6 +33,18 @@ and a forecast is the mean of the members' quantiles (quantile averaging, "Vince
 ensemble (Lakshminarayanan et al. 2017; N-BEATS averages many such members): it removes the part of the
 error that comes from one member's random start.
 
+**Lookbacks.** ``lookbacks=(ℓ_1, ..., ℓ_m)`` lets member k read only the last :math:`ℓ_{k \bmod m}` steps of the
+context (N-BEATS, Oreshkin et al. 2020, ensembles over lookback windows the same way), and makes the highway
+the mean of m ridge fits, one per lookback, each on its own centred window:
+
+.. math:: \hat y^{lin}_{t+h} = \frac{1}{m} \sum_{i=1}^{m} \Big(\bar y_i + \sum_{l=1}^{ℓ_i} a^{(i)}_{hl}
+          (y_{t-l} - \bar y_i) + b^{(i)}_h \bar y_i + c^{(i)\top}_h x_t\Big), \qquad
+          \bar y_i = \tfrac{1}{ℓ_i} \textstyle\sum_{l=1}^{ℓ_i} y_{t-l}
+
+That mean is still linear in the context, so it is stored as the one highway above
+(:meth:`ForecastModel.fit_linear`). Short windows follow recent changes of level, long ones average more
+seasons; their errors differ, and their mean errs less than most of them.
+
 Outputs are quantiles (``likelihood="quantile"``: pinball loss at each level, default 0.1, 0.5, 0.9) or a
 Gaussian N(μ, σ²) per step and target (``likelihood="gaussian"``: negative log likelihood), see
 :mod:`rnnkit.tasks.forecast_metrics`. Either way :meth:`ForecastModel.forecast` returns the quantiles at
@@ -83,10 +95,14 @@ class ForecastConfig:
     linear_alpha: float = 1.0  # ridge penalty of the "ridge" highway, on scaled inputs
     center: bool = True  # subtract each window's context mean from the targets, add it back to the outputs
     ensemble: int = 1  # independent networks whose quantiles are averaged (the highway is shared)
+    # direct decoder: member k reads the last lookbacks[k % len] context steps, and the highway averages one
+    # ridge fit per lookback (N-BEATS' lookback ensemble); empty: every member reads the whole context
+    lookbacks: tuple[int, ...] = ()
     num_samples: int = 200  # autoregressive Gaussian: sample paths per window when forecasting
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "quantiles", tuple(float(q) for q in self.quantiles))
+        object.__setattr__(self, "lookbacks", tuple(int(steps) for steps in self.lookbacks))
         choices = {"cell": LAYERS, "decoder": DECODERS, "likelihood": LIKELIHOODS, "linear": LINEAR}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
@@ -109,6 +125,16 @@ class ForecastConfig:
             )
         if not 0 <= self.dropout < 1:
             raise RnnkitError(f"dropout must be a probability in [0, 1), got {self.dropout}.")
+        if self.lookbacks and self.decoder != "direct":
+            raise RnnkitError("lookbacks need the direct decoder (the autoregressive one steps through it all).")
+        if not all(1 <= steps <= self.context_length for steps in self.lookbacks):
+            raise RnnkitError(
+                f"each lookback must be between 1 and the context ({self.context_length} steps), got {self.lookbacks}."
+            )
+
+    def lookback(self, member: int) -> int:
+        """The context steps ``member`` reads."""
+        return self.lookbacks[member % len(self.lookbacks)] if self.lookbacks else self.context_length
 
 
 class ForecastNetwork(nn.Module):
@@ -168,30 +194,42 @@ class ForecastModel(nn.Module):
                 self.skip.requires_grad_(c.linear == "learned")
         self.num_out = num_out
 
+    @property
+    def validate_start(self) -> bool:
+        """With a closed-form highway the untrained model is the ridge forecast and its band: the trainer keeps
+        it unless training does better on the validation data (on Mauna Loa CO2 every epoch did worse)."""
+        return self.skip is not None and self.config.linear == "ridge"
+
     @classmethod
     def from_config(cls, model_config: dict) -> ForecastModel:
         return cls(ForecastConfig(**model_config))
 
     # --- the network ---------------------------------------------------------------------------------------
 
-    def _level(self, target: Tensor) -> Tensor:
-        """The context mean ``(N, 1, C_y)`` (zeros without centring): known at the forecast origin."""
-        context = target[:, : self.config.context_length]
+    def _level(self, target: Tensor, lookback: int | None = None) -> Tensor:
+        """The mean of the last ``lookback`` context steps (all L by default), ``(N, 1, C_y)`` (zeros without
+        centring): known at the forecast origin."""
+        L = self.config.context_length
+        context = target[:, L - (lookback or L) : L]
         return context.mean(dim=1, keepdim=True) if self.config.center else torch.zeros_like(context[:, :1])
 
     def _direct(self, batch: dict[str, Tensor]) -> Tensor:
         """Output parameters ``(K, N, H, C_y, num_out)`` around the level, from the context: one set per member."""
         c = self.config
         L = c.context_length
-        level = self._level(batch["target"])
-        context = batch["target"][:, :L] - level  # -> (N, L, C_y)
-        x = torch.cat([context, batch["past"][:, :L], batch["future"][:, :L]], dim=-1)
         known = batch["future"][:, L : L + c.horizon].flatten(1)  # -> (N, H * C_f)
+        inputs = {}  # member inputs by lookback: its last ℓ steps, the targets centred on their own mean
         outs = []
-        for member in self.members:
-            encoded, _ = member.rnn(x)
+        for k, member in enumerate(self.members):
+            lookback = c.lookback(k)
+            if lookback not in inputs:
+                steps = slice(L - lookback, L)
+                context = batch["target"][:, steps] - self._level(batch["target"], lookback)  # -> (N, ℓ, C_y)
+                inputs[lookback] = torch.cat([context, batch["past"][:, steps], batch["future"][:, steps]], dim=-1)
+            encoded, _ = member.rnn(inputs[lookback])
             last = F.dropout(encoded[:, -1], c.dropout, self.training)  # -> (N, H_hidden)
             outs.append(member.head(torch.cat([last, known], dim=-1)))
+        level = self._level(batch["target"])
         out = torch.stack(outs).view(len(outs), -1, c.horizon, c.num_targets, self.num_out)
         location = level.unsqueeze(-1)  # -> (N, 1, C_y, 1)
         if self.skip is not None:
@@ -202,19 +240,20 @@ class ForecastModel(nn.Module):
         mean, raw_std = out.unbind(-1)
         return torch.stack([mean + location[..., 0], raw_std], dim=-1)
 
-    def _linear_inputs(self, batch: dict[str, Tensor], level: Tensor) -> Tensor:
-        """What the highway reads, ``(N, (L + 1)·C_y + C_p + C_f)``: the centred context, its level (without it
-        the lag weights would have to sum to one: no pull back to the mean), the last past covariates and the
-        known covariates of the first forecast step (the calendar's phase there fixes it at every later step,
-        so the rest would only add noise to a linear map; the head reads the whole horizon's)."""
+    def _linear_inputs(self, batch: dict[str, Tensor], level: Tensor, lookback: int | None = None) -> Tensor:
+        """What the highway reads, ``(N, (ℓ + 1)·C_y + C_p + C_f)``: the last ℓ context steps (all L by default)
+        centred on ``level``, that level (without it the lag weights would have to sum to one: no pull back to the
+        mean), the last past covariates and the known covariates of the first forecast step (the calendar's phase
+        there fixes it at every later step, so the rest would only add noise to a linear map; the head reads the
+        whole horizon's)."""
         L = self.config.context_length
-        context = batch["target"][:, :L] - level
+        context = batch["target"][:, L - (lookback or L) : L] - level
         return torch.cat([context.flatten(1), level.flatten(1), batch["past"][:, L - 1], batch["future"][:, L]], dim=-1)
 
     @torch.no_grad()
     def fit_linear(self, *datasets) -> None:
-        r"""Set the highway to the ridge solution on the windows of ``datasets``, and start the head at that
-        fit's error band (the direct decoder's ``linear="ridge"``).
+        r"""Set the highway to the ridge solution on the windows of ``datasets`` (the mean of one per lookback),
+        and start the head at that fit's error band (the direct decoder's ``linear="ridge"``).
 
         .. math:: W = (X^\top X + \alpha I')^{-1} X^\top (Y - \bar y), \quad X = [\text{inputs}, 1]
 
@@ -224,11 +263,17 @@ class ForecastModel(nn.Module):
         """
         if self.skip is None:
             raise RnnkitError("this model has no linear highway to fit (linear='none' or an autoregressive decoder).")
-        designs = [self._design(data) for data in datasets]
-        x, y = torch.cat([d[0] for d in designs]), torch.cat([d[1] for d in designs])
-        weight = self._ridge(x, y)  # -> (inputs + 1, H * C_y)
-        self.skip.weight.copy_(weight[:-1].T)
+        L = self.config.context_length
+        lookbacks = self.config.lookbacks or (L,)
+        designs = {}
+        for lookback in {*lookbacks, L}:
+            parts = [self._design(data, lookback) for data in datasets]
+            designs[lookback] = torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
+        fits = {lookback: self._ridge(*designs[lookback]) for lookback in set(lookbacks)}
+        weight = fits[L] if set(lookbacks) == {L} else self._mean_of_fits([fits[lookback] for lookback in lookbacks])
+        self.skip.weight.copy_(weight[:-1].T)  # weight: (inputs + 1, H * C_y)
         self.skip.bias.copy_(weight[-1])
+        x, y = designs[L]
         residuals = (y - x @ weight).float()  # -> (W, H * C_y)
         if self.config.likelihood == "quantile":
             start = torch.quantile(residuals, self.levels, dim=0).T  # -> (H * C_y, Q)
@@ -239,16 +284,53 @@ class ForecastModel(nn.Module):
             nn.init.zeros_(member.last.weight)
             member.last.bias.copy_(start.flatten())
 
-    def _design(self, data) -> tuple[Tensor, Tensor]:
-        """The highway's inputs with a column of ones ``(W, inputs + 1)`` and centred targets ``(W, H * C_y)``."""
+    def _design(self, data, lookback: int) -> tuple[Tensor, Tensor]:
+        """The highway's inputs on the last ``lookback`` steps with a column of ones ``(W, inputs + 1)``, and the
+        targets centred on that window's level ``(W, H * C_y)``."""
         inputs, targets = [], []
         for batch in data.batches(0):
             batch = {k: v.to(self.levels.device) for k, v in batch.items()}
-            level = self._level(batch["target"])
-            inputs.append(self._linear_inputs(batch, level).double())
+            level = self._level(batch["target"], lookback)
+            inputs.append(self._linear_inputs(batch, level, lookback).double())
             targets.append((batch["target"][:, self.config.context_length :] - level).flatten(1).double())
         x = torch.cat(inputs)
         return torch.cat([x, torch.ones_like(x[:, :1])], dim=1), torch.cat(targets)
+
+    def _mean_of_fits(self, fits: list[Tensor]) -> Tensor:
+        r"""Highway weights on the whole context that forecast the mean of the per-lookback fits' forecasts.
+
+        Each fit forecasts :math:`r E_ℓ + r A_ℓ W_ℓ` from the raw inputs :math:`r` (:meth:`_raw_maps`), so the mean
+        is :math:`r M`, :math:`M = \frac{1}{m}\sum_i (E_i + A_i W_i)`; the whole-context weights W solve
+        :math:`A_L W = M - E_L` exactly, since :math:`A_L` has full row rank (r is recovered from the centred
+        context and its level): :math:`W = A_L^{+} (M - E_L)`.
+        """
+        forecasts = []
+        for lookback, fit in zip(self.config.lookbacks, fits, strict=True):
+            inputs, level = self._raw_maps(lookback)
+            forecasts.append(level + inputs @ fit)  # -> (R, H * C_y)
+        mean = torch.stack(forecasts).mean(dim=0)
+        inputs, level = self._raw_maps(self.config.context_length)
+        return torch.linalg.pinv(inputs) @ (mean - level)
+
+    def _raw_maps(self, lookback: int) -> tuple[Tensor, Tensor]:
+        """``(A, E)`` in float64: a window's highway inputs on the last ``lookback`` steps with their column of ones,
+        ``r @ A``, and its level repeated over the horizon, ``r @ E``, from its raw inputs
+        ``r = [context (L·C_y, step-major), last past covariates, first future covariates, 1]``."""
+        c = self.config
+        L, C, H = c.context_length, c.num_targets, c.horizon
+        extra = c.num_past + c.num_future + 1
+        inputs = torch.zeros(L * C + extra, lookback * C + C + extra, dtype=torch.float64)
+        level = torch.zeros(L * C + extra, H * C, dtype=torch.float64)
+        share = 1.0 / lookback if c.center else 0.0
+        for target in range(C):
+            rows = torch.arange(L - lookback, L) * C + target
+            columns = torch.arange(lookback) * C + target
+            inputs[rows, columns] = 1.0
+            inputs[rows[:, None], columns[None, :]] -= share  # each step minus the level
+            inputs[rows, lookback * C + target] = share  # the level itself
+            level[rows[:, None], (torch.arange(H) * C + target)[None, :]] = share
+        inputs[L * C :, lookback * C + C :] = torch.eye(extra, dtype=torch.float64)
+        return inputs, level
 
     def _ridge(self, x: Tensor, y: Tensor) -> Tensor:
         penalty = self.config.linear_alpha * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)

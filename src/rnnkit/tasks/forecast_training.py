@@ -40,8 +40,14 @@ class ForecastOptions:
     season: int = 0  # 0: from the frequency (7 for daily steps, 24 for hourly, 52 weekly, 12 monthly)
     batch_size: int = 64
     valid_fraction: float = 0.1  # of the training steps, at their end, for validation (0: none)
+    # multiples of the context, one per ensemble member in turn (ForecastConfig.lookbacks); the windows hold the
+    # longest. Empty: every member reads the context
+    lookbacks: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "lookbacks", tuple(float(scale) for scale in self.lookbacks))
+        if not all(scale > 0 for scale in self.lookbacks):
+            raise RnnkitError(f"lookbacks are positive multiples of the context, got {self.lookbacks}.")
         if self.horizon < 1:
             raise RnnkitError(f"horizon must be at least 1 step, got {self.horizon}.")
         if self.context_length < 0 or self.season < 0 or self.batch_size < 1:
@@ -70,15 +76,20 @@ def default_context(season: int, horizon: int, train_steps: int) -> int:
     return max(1, min(2 * horizon, train_steps // 4))
 
 
+def lookback_steps(scales: tuple[float, ...], context: int) -> tuple[int, ...]:
+    """Each member's lookback in steps: ``scales`` times the context, at least one step."""
+    return tuple(max(1, round(scale * context)) for scale in scales)
+
+
 def validation_steps(end: int, horizon: int, fraction: float) -> int:
     return 0 if fraction == 0 else max(horizon, math.ceil(fraction * end))
 
 
 def prepare(
     series_set: SeriesSet, options: ForecastOptions, ends: dict[str, int], *, seed: int = 0
-) -> tuple[int, int, Scaler, Windows, Windows | None]:
-    """Season, context, scaler and the train / validation windows of steps [0, ends[id]); ``seed`` orders the
-    training windows (differently each epoch)."""
+) -> tuple[int, int, tuple[int, ...], Scaler, Windows, Windows | None]:
+    """Season, context (the windows': the longest lookback), lookbacks, scaler and the train / validation windows
+    of steps [0, ends[id]); ``seed`` orders the training windows (differently each epoch)."""
     shortest = min(ends.values())
     if options.horizon >= shortest:
         raise RnnkitError(
@@ -86,7 +97,9 @@ def prepare(
             "series); give a shorter --horizon or more data."
         )
     season = options.season or season_length(series_set.freq)
-    context = options.context_length or default_context(season, options.horizon, shortest)
+    base = options.context_length or default_context(season, options.horizon, shortest)
+    lookbacks = lookback_steps(options.lookbacks, base)
+    context = max(lookbacks, default=base)
     valid = validation_steps(shortest, options.horizon, options.valid_fraction)
     needed = context + options.horizon + valid + 1
     if shortest < needed:
@@ -112,7 +125,7 @@ def prepare(
     valid_windows = None
     if valid:
         valid_windows = make_windows(series_set, scaler, context, options.horizon, valid_origins, batch_size=256)
-    return season, context, scaler, train, valid_windows
+    return season, context, lookbacks, scaler, train, valid_windows
 
 
 def train_forecaster(
@@ -131,7 +144,7 @@ def train_forecaster(
     series_set = data if isinstance(data, SeriesSet) else load_series(data, spec)
     check_length(series_set, 2, "a forecast needs some history")
     ends = ends or {s.id: len(s) for s in series_set.series}
-    season, context, scaler, train, valid = prepare(series_set, options, ends, seed=train_config.seed)
+    season, context, lookbacks, scaler, train, valid = prepare(series_set, options, ends, seed=train_config.seed)
     first = series_set.series[0]
     config = ForecastConfig(
         num_targets=first.target.shape[1],
@@ -139,6 +152,7 @@ def train_forecaster(
         num_future=first.future.shape[1],
         context_length=context,
         horizon=options.horizon,
+        lookbacks=lookbacks,
         **model_options,
     )
     run_config = {
