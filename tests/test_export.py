@@ -97,12 +97,14 @@ def test_classifier_matches_eager_at_other_batch_and_sequence_sizes(tmp_path, ce
         assert_close(torch.from_numpy(probabilities), (expected / 1.7).softmax(-1), **TOLERANCE)
 
 
-@pytest.mark.parametrize(("decoder", "num_past", "num_future"), [("direct", 1, 2), ("autoregressive", 1, 2),
-                                                                 ("direct", 0, 0)])  # fmt: skip
-def test_forecaster_quantiles_match_eager(tmp_path, decoder, num_past, num_future):
+@pytest.mark.parametrize(("decoder", "num_past", "num_future", "lookbacks"),
+                         [("direct", 1, 2, ()), ("autoregressive", 1, 2, ()), ("direct", 0, 0, ()),
+                          ("direct", 1, 2, (6, 3))])  # fmt: skip
+def test_forecaster_quantiles_match_eager(tmp_path, decoder, num_past, num_future, lookbacks):
     torch.manual_seed(0)
     config = ForecastConfig(num_targets=2, num_past=num_past, num_future=num_future, context_length=6, horizon=3,
-                            hidden_size=8, decoder=decoder, linear="learned")  # fmt: skip
+                            hidden_size=8, decoder=decoder, linear="learned", lookbacks=lookbacks,
+                            ensemble=max(1, len(lookbacks)))  # fmt: skip
     model = ForecastModel(config).eval()
     onnx, _ = session(tmp_path, "forecast", model)
     batch = {

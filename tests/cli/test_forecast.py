@@ -64,10 +64,12 @@ def test_predict_writes_quantile_columns_and_a_plot(trained, weather, tmp_path):
 
 def test_backtest_prints_the_table_and_json(weather, tmp_path):
     args = ["forecast", "backtest", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(tmp_path), *TINY]
-    args += ["--ensemble", "2"]
+    args += ["--ensemble", "2", "--lookbacks", "1,0.5"]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads((tmp_path / "config.json").read_text())["model"]["ensemble"] == 2
+    model = json.loads((tmp_path / "config.json").read_text())["model"]
+    # the context of this short daily file is one week; half of it rounds to 4 steps
+    assert model["ensemble"] == 2 and model["context_length"] == 7 and model["lookbacks"] == [7, 4]
     report = json.loads(result.stdout)
     assert set(report["methods"]) == {"rnnkit", "naive", "seasonal_naive", "ridge"}
     assert report["origins"] == 6 and report["n"] == 30 and report["metrics"] == report["methods"]["rnnkit"]
@@ -114,6 +116,15 @@ def test_horizon_longer_than_the_data_gives_one_line_and_exit_2(tmp_path):
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: horizon 40 is longer than the data")
+
+
+@pytest.mark.parametrize(("value", "message"), [("1,x", "--lookbacks must be numbers"), ("1,-1", "positive multiples")])
+def test_bad_lookbacks_give_one_line_and_exit_2(weather, tmp_path, value, message):
+    args = ["forecast", "train", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(tmp_path), *TINY]
+    result = runner.invoke(app, [*args, "--lookbacks", value])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0]
 
 
 def test_predict_needs_a_trained_run(weather, tmp_path):
