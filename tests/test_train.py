@@ -245,6 +245,7 @@ def test_metrics_log_and_checkpoint_are_written(tmp_path):
         ).fit()
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["steps"] == 16 and metrics["best_valid"] == metrics["history"][-1]["valid_loss"]
+    assert metrics["best_step"] == 16
     log = (tmp_path / "log.csv").read_text()
     assert log.startswith("step,epoch,elapsed_s,lr,train_loss,valid_loss") and len(log.splitlines()) == 3
     assert checkpoint.read_config(tmp_path)["task"] == "test"
@@ -266,6 +267,7 @@ def test_a_start_worth_keeping_is_validated_and_kept_unless_training_beats_it(tm
     first = summary["history"][0]
     assert first["step"] == 0 and first["train_loss"] is None and first["valid_loss"] < 1e-10
     assert summary["best_valid"] == first["valid_loss"] < summary["history"][-1]["valid_loss"]
+    assert summary["best_step"] == 0
     kept = checkpoint.load_tensors(tmp_path / checkpoint.WEIGHTS_FILE)
     assert all(torch.equal(kept[k], start[k]) for k in start)
     assert (tmp_path / "log.csv").read_text().splitlines()[1].split(",")[4] == ""  # no training loss yet

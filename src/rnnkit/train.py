@@ -414,6 +414,8 @@ class Trainer:
             "epochs_completed": position.epoch,
             "train_seconds": round(position.elapsed, 1),
             "best_valid": position.best if math.isfinite(position.best) else None,
+            # the step whose weights were kept (0: the untrained start of a model that validates it)
+            "best_step": next((row["step"] for row in position.history if self._score(row) == position.best), None),
             "history": position.history,
         }
         if self.is_main:
@@ -459,7 +461,6 @@ class Trainer:
                 metrics = self.model.evaluate(self.valid_data)
         metrics = distributed.from_main(metrics, self.dist)  # the others wait, then decide alike
         self.model.train()
-        score = metrics.get(config.monitor, train_loss)
         row = {
             "step": position.step,
             "epoch": position.epoch,
@@ -469,6 +470,7 @@ class Trainer:
             **{f"valid_{k}": v for k, v in metrics.items()},
         }
         position.history.append(row)
+        score = self._score(row)
         if self.is_main:
             self._append_log(row)
         if config.schedule == "plateau":
@@ -481,6 +483,10 @@ class Trainer:
         if config.patience is not None and position.stale > config.patience:
             return "early stopping"
         return "epochs"
+
+    def _score(self, row: dict) -> float | None:
+        """What a logged evaluation is judged by: the monitored validation metric, else the training loss."""
+        return row.get(f"valid_{self.config.monitor}", row["train_loss"])
 
     def _append_log(self, row: dict) -> None:
         path = self.out / "log.csv"

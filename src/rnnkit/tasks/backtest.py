@@ -69,7 +69,7 @@ def run_backtest(
     ends = first_origins(series_set, backtest_options.test_fraction)
     summary = train_forecaster(series_set, spec, options, model_options, train_config, out, ends=ends)
     result = score(load(out), series_set, backtest_options)
-    result["train"] = {k: summary[k] for k in ("stopped_by", "steps", "train_seconds", "best_valid")}
+    result["train"] = {k: summary[k] for k in ("stopped_by", "steps", "train_seconds", "best_valid", "best_step")}
     checkpoint.write_json(Path(out) / "backtest.json", result)
     return result
 
