@@ -12,8 +12,9 @@
 rnnkit is a deep ensemble of five networks (:data:`ENSEMBLE`). Each backtest trains four candidates, with and
 without calendar features, and with every member reading the default context or with the members over five
 lookbacks (:data:`CANDIDATES`), and enters the one with the lowest validation loss: validation is the last 10% of
-the training steps, before the test part, and no part of a model is fitted on it, so the choice never sees a
-test value and judges every candidate out of sample. The lookbacks reach 1.5x the context the ridge baseline
+the training steps, before the test part, so the choice never sees a test value. (The ridge highway is fitted on
+those steps too, as the ridge baseline is on every training step: validation is out of sample for the networks
+only.) The lookbacks reach 1.5x the context the ridge baseline
 reads, so each table also gives ridge on as many lags as the model's windows hold (``ridge_at_longest_lookback``):
 the comparison with the same history. (a) and (b) train with several seeds: each seed's table is kept, the
 acceptance reads seed 0 and the spread shows how much of a difference is luck.

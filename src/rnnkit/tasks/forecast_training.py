@@ -166,11 +166,19 @@ def train_forecaster(
     seed_everything(train_config.seed)  # the initial weights too depend on the seed, not on what ran before
     model = ForecastModel(config)
     if config.decoder == "direct" and config.linear == "ridge" and not resume:
-        # on the training windows only, so that validation judges everything out of sample: the checkpoints, the
-        # untrained start against them, and any choice between models. (Fitted on the validation windows too,
-        # as the ridge baseline is on all training steps, the start's validation loss on seattle-weather read
-        # 0.108 instead of 0.119, and more covariate lags looked better there while they did worse.)
-        model.fit_linear(train)
+        # every window whose horizon ends by the end, as the ridge baseline is fitted: validation's too, and the
+        # ones whose horizon straddles the train/validation cut (neither split holds those). A trending series
+        # needs its latest steps in the fit: on Mauna Loa CO2, leaving out validation's 3.5 years took the
+        # backtest's MASE from 0.40 to 0.64-0.71. Validation is then in sample for the highway; the checkpoints
+        # and the untrained start share it, so their comparison stays fair
+        every = make_windows(
+            series_set,
+            scaler,
+            context,
+            options.horizon,
+            lambda s: origins_between(context, ends[s.id] - options.horizon),
+        )
+        model.fit_linear(every)
     trainer = Trainer(model, train_config, out, train, valid, run_config=run_config)
     summary = trainer.fit(resume=resume)
     if not trainer.is_main:  # under torchrun, rank 0 reports
