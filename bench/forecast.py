@@ -14,10 +14,10 @@ without calendar features, and with every member reading the default context or 
 lookbacks (:data:`CANDIDATES`), and enters the one with the lowest validation loss: validation is the last 10% of
 the training steps, before the test part, so the choice never sees a test value. (The ridge highway is fitted on
 those steps too, as the ridge baseline is on every training step: validation is out of sample for the networks
-only.) The lookbacks reach 1.5x the context the ridge baseline
-reads, so each table also gives ridge on as many lags as the model's windows hold (``ridge_at_longest_lookback``):
-the comparison with the same history. (a) and (b) train with several seeds: each seed's table is kept, the
-acceptance reads seed 0 and the spread shows how much of a difference is luck.
+only.) The lookbacks reach 1.5x the context the ridge baseline reads, so each table also gives ridge on as many
+lags as the model's windows hold (``ridge_at_longest_lookback``): the comparison with the same history. (a) and
+(b) train with several seeds: each seed's table is kept, the acceptance reads seed 0 and the spread shows how
+much of a difference is luck.
 Writes bench/results/forecast.json (``--quick``: forecast-quick.json, tiny budgets that only check the script
 runs).
 """
