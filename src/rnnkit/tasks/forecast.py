@@ -64,6 +64,7 @@ from torch import Tensor, nn
 
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import GRU, LSTM
+from rnnkit.tasks.forecast_highway import fit_highway, highway_inputs, window_level
 from rnnkit.tasks.forecast_metrics import gaussian_nll, pinball_loss
 from rnnkit.train import LossOutput
 
@@ -207,11 +208,8 @@ class ForecastModel(nn.Module):
     # --- the network ---------------------------------------------------------------------------------------
 
     def _level(self, target: Tensor, lookback: int | None = None) -> Tensor:
-        """The mean of the last ``lookback`` context steps (all L by default), ``(N, 1, C_y)`` (zeros without
-        centring): known at the forecast origin."""
-        L = self.config.context_length
-        context = target[:, L - (lookback or L) : L]
-        return context.mean(dim=1, keepdim=True) if self.config.center else torch.zeros_like(context[:, :1])
+        """The mean of the last ``lookback`` context steps (all L by default), ``(N, 1, C_y)``."""
+        return window_level(target, self.config.context_length, lookback, self.config.center)
 
     def _direct(self, batch: dict[str, Tensor]) -> Tensor:
         """Output parameters ``(K, N, H, C_y, num_out)`` around the level, from the context: one set per member."""
@@ -234,47 +232,25 @@ class ForecastModel(nn.Module):
         location = level.unsqueeze(-1)  # -> (N, 1, C_y, 1)
         if self.skip is not None:
             # -> (N, H * C_y) -> (N, H, C_y, 1)
-            location = location + self.skip(self._linear_inputs(batch, level)).view(-1, c.horizon, c.num_targets, 1)
+            inputs = highway_inputs(batch, level, L)
+            location = location + self.skip(inputs).view(-1, c.horizon, c.num_targets, 1)
         if c.likelihood == "quantile":
             return out + location
         mean, raw_std = out.unbind(-1)
         return torch.stack([mean + location[..., 0], raw_std], dim=-1)
 
-    def _linear_inputs(self, batch: dict[str, Tensor], level: Tensor, lookback: int | None = None) -> Tensor:
-        """What the highway reads, ``(N, (ℓ + 1)·C_y + C_p + C_f)``: the last ℓ context steps (all L by default)
-        centred on ``level``, that level (without it the lag weights would have to sum to one: no pull back to the
-        mean), the last past covariates and the known covariates of the first forecast step (the calendar's phase
-        there fixes it at every later step, so the rest would only add noise to a linear map; the head reads the
-        whole horizon's)."""
-        L = self.config.context_length
-        context = batch["target"][:, L - (lookback or L) : L] - level
-        return torch.cat([context.flatten(1), level.flatten(1), batch["past"][:, L - 1], batch["future"][:, L]], dim=-1)
-
     @torch.no_grad()
     def fit_linear(self, *datasets) -> None:
-        r"""Set the highway to the ridge solution on the windows of ``datasets`` (the mean of one per lookback),
-        and start the head at that fit's error band (the direct decoder's ``linear="ridge"``).
-
-        .. math:: W = (X^\top X + \alpha I')^{-1} X^\top (Y - \bar y), \quad X = [\text{inputs}, 1]
-
-        in float64, the bias unshrunk; Y the horizon's scaled targets, each window centred on its level. The
-        band is the per-step quantiles (or spread) of the fit's residuals; the head's last layer starts at
-        zero, so the untrained model forecasts exactly the ridge fit and its band.
-        """
+        """Set the highway to the ridge fit on the windows of ``datasets`` (the mean of one per lookback, see
+        :mod:`rnnkit.tasks.forecast_highway`), and start the head at that fit's error band (the direct decoder's
+        ``linear="ridge"``): the per-step quantiles (or spread) of its residuals. The head's last layer starts at
+        zero, so the untrained model forecasts exactly the ridge fit and its band."""
         if self.skip is None:
             raise RnnkitError("this model has no linear highway to fit (linear='none' or an autoregressive decoder).")
-        L = self.config.context_length
-        lookbacks = self.config.lookbacks or (L,)
-        designs = {}
-        for lookback in {*lookbacks, L}:
-            parts = [self._design(data, lookback) for data in datasets]
-            designs[lookback] = torch.cat([x for x, _ in parts]), torch.cat([y for _, y in parts])
-        fits = {lookback: self._ridge(*designs[lookback]) for lookback in set(lookbacks)}
-        weight = fits[L] if set(lookbacks) == {L} else self._mean_of_fits([fits[lookback] for lookback in lookbacks])
+        weight, residuals = fit_highway(self.config, datasets, self.levels.device)
         self.skip.weight.copy_(weight[:-1].T)  # weight: (inputs + 1, H * C_y)
         self.skip.bias.copy_(weight[-1])
-        x, y = designs[L]
-        residuals = (y - x @ weight).float()  # -> (W, H * C_y)
+        residuals = residuals.float()  # -> (W, H * C_y)
         if self.config.likelihood == "quantile":
             start = torch.quantile(residuals, self.levels, dim=0).T  # -> (H * C_y, Q)
         else:
@@ -283,59 +259,6 @@ class ForecastModel(nn.Module):
         for member in self.members:
             nn.init.zeros_(member.last.weight)
             member.last.bias.copy_(start.flatten())
-
-    def _design(self, data, lookback: int) -> tuple[Tensor, Tensor]:
-        """The highway's inputs on the last ``lookback`` steps with a column of ones ``(W, inputs + 1)``, and the
-        targets centred on that window's level ``(W, H * C_y)``."""
-        inputs, targets = [], []
-        for batch in data.batches(0):
-            batch = {k: v.to(self.levels.device) for k, v in batch.items()}
-            level = self._level(batch["target"], lookback)
-            inputs.append(self._linear_inputs(batch, level, lookback).double())
-            targets.append((batch["target"][:, self.config.context_length :] - level).flatten(1).double())
-        x = torch.cat(inputs)
-        return torch.cat([x, torch.ones_like(x[:, :1])], dim=1), torch.cat(targets)
-
-    def _mean_of_fits(self, fits: list[Tensor]) -> Tensor:
-        r"""Highway weights on the whole context that forecast the mean of the per-lookback fits' forecasts.
-
-        Each fit forecasts :math:`r E_ℓ + r A_ℓ W_ℓ` from the raw inputs :math:`r` (:meth:`_raw_maps`), so the mean
-        is :math:`r M`, :math:`M = \frac{1}{m}\sum_i (E_i + A_i W_i)`; the whole-context weights W solve
-        :math:`A_L W = M - E_L` exactly, since :math:`A_L` has full row rank (r is recovered from the centred
-        context and its level): :math:`W = A_L^{+} (M - E_L)`.
-        """
-        forecasts = []
-        for lookback, fit in zip(self.config.lookbacks, fits, strict=True):
-            inputs, level = self._raw_maps(lookback)
-            forecasts.append(level + inputs @ fit)  # -> (R, H * C_y)
-        mean = torch.stack(forecasts).mean(dim=0)
-        inputs, level = self._raw_maps(self.config.context_length)
-        return torch.linalg.pinv(inputs) @ (mean - level)
-
-    def _raw_maps(self, lookback: int) -> tuple[Tensor, Tensor]:
-        """``(A, E)`` in float64: a window's highway inputs on the last ``lookback`` steps with their column of ones,
-        ``r @ A``, and its level repeated over the horizon, ``r @ E``, from its raw inputs
-        ``r = [context (L·C_y, step-major), last past covariates, first future covariates, 1]``."""
-        c = self.config
-        L, C, H = c.context_length, c.num_targets, c.horizon
-        extra = c.num_past + c.num_future + 1
-        inputs = torch.zeros(L * C + extra, lookback * C + C + extra, dtype=torch.float64)
-        level = torch.zeros(L * C + extra, H * C, dtype=torch.float64)
-        share = 1.0 / lookback if c.center else 0.0
-        for target in range(C):
-            rows = torch.arange(L - lookback, L) * C + target
-            columns = torch.arange(lookback) * C + target
-            inputs[rows, columns] = 1.0
-            inputs[rows[:, None], columns[None, :]] -= share  # each step minus the level
-            inputs[rows, lookback * C + target] = share  # the level itself
-            level[rows[:, None], (torch.arange(H) * C + target)[None, :]] = share
-        inputs[L * C :, lookback * C + C :] = torch.eye(extra, dtype=torch.float64)
-        return inputs, level
-
-    def _ridge(self, x: Tensor, y: Tensor) -> Tensor:
-        penalty = self.config.linear_alpha * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
-        penalty[-1, -1] = 0.0  # the intercept is not shrunk
-        return torch.linalg.solve(x.T @ x + penalty, x.T @ y)
 
     def _ar_inputs(self, target: Tensor, past: Tensor, future: Tensor, observed_steps: int) -> Tensor:
         """Step s reads y_{s-1}, past_{s-1} (zero from ``observed_steps`` on) with a flag, future_s.
