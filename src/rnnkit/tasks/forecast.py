@@ -216,24 +216,24 @@ class ForecastModel(nn.Module):
         c = self.config
         L = c.context_length
         known = batch["future"][:, L : L + c.horizon].flatten(1)  # -> (N, H * C_f)
-        inputs = {}  # member inputs by lookback: its last ℓ steps, the targets centred on their own mean
+        member_inputs = {}  # by lookback: its last ℓ steps, the targets centred on their own mean
         outs = []
         for k, member in enumerate(self.members):
             lookback = c.lookback(k)
-            if lookback not in inputs:
+            if lookback not in member_inputs:
                 steps = slice(L - lookback, L)
                 context = batch["target"][:, steps] - self._level(batch["target"], lookback)  # -> (N, ℓ, C_y)
-                inputs[lookback] = torch.cat([context, batch["past"][:, steps], batch["future"][:, steps]], dim=-1)
-            encoded, _ = member.rnn(inputs[lookback])
+                parts = [context, batch["past"][:, steps], batch["future"][:, steps]]
+                member_inputs[lookback] = torch.cat(parts, dim=-1)
+            encoded, _ = member.rnn(member_inputs[lookback])
             last = F.dropout(encoded[:, -1], c.dropout, self.training)  # -> (N, H_hidden)
             outs.append(member.head(torch.cat([last, known], dim=-1)))
         level = self._level(batch["target"])
         out = torch.stack(outs).view(len(outs), -1, c.horizon, c.num_targets, self.num_out)
         location = level.unsqueeze(-1)  # -> (N, 1, C_y, 1)
         if self.skip is not None:
-            # -> (N, H * C_y) -> (N, H, C_y, 1)
-            inputs = highway_inputs(batch, level, L)
-            location = location + self.skip(inputs).view(-1, c.horizon, c.num_targets, 1)
+            linear = self.skip(highway_inputs(batch, level, L))  # -> (N, H * C_y)
+            location = location + linear.view(-1, c.horizon, c.num_targets, 1)
         if c.likelihood == "quantile":
             return out + location
         mean, raw_std = out.unbind(-1)
