@@ -76,6 +76,8 @@ def test_backtest_prints_the_table_and_json(weather, tmp_path):
     table = runner.invoke(app, args)
     assert table.exit_code == 0, table.output
     assert "seasonal_naive" in table.stdout and "MASE" in table.stdout and "cover80%" in table.stdout
+    assert set(report["rnnkit_vs"]) == {"naive", "seasonal_naive", "ridge"}
+    assert "Diebold-Mariano test of rnnkit against each baseline" in table.stdout and "ridge p = " in table.stdout
 
 
 def test_help_carries_an_example():

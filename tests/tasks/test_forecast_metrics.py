@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from scipy import stats
 
-from rnnkit.tasks.forecast_metrics import gaussian_nll, interval_metrics, pinball_loss, point_metrics, seasonal_scale
+from rnnkit.tasks.forecast_metrics import (
+    diebold_mariano,
+    gaussian_nll,
+    interval_metrics,
+    pinball_loss,
+    point_metrics,
+    seasonal_scale,
+)
 
 
 def test_pinball_loss_by_hand():
@@ -56,3 +64,26 @@ def test_interval_coverage_counts_the_edges_inside():
     assert result["coverage"] == pytest.approx(0.5)
     expected = pinball_loss(torch.tensor(y), torch.tensor(quantiles), torch.tensor([0.1, 0.5, 0.9])).item()
     assert result["pinball"] == pytest.approx(expected)
+
+
+def test_diebold_mariano_without_lags_is_the_t_test_of_the_differences():
+    rng = np.random.default_rng(0)
+    a, b = rng.gamma(2.0, size=40), rng.gamma(2.0, size=40) + 0.3
+    result = diebold_mariano(a, b)
+    reference = stats.ttest_1samp(a - b, 0.0)
+    assert result["statistic"] == pytest.approx(reference.statistic, rel=1e-12)
+    assert result["p_value"] == pytest.approx(reference.pvalue, rel=1e-10)
+    assert result["mean_difference"] == pytest.approx((a - b).mean())
+
+
+def test_diebold_mariano_with_lags_by_hand():
+    d = np.array([1.0, 0.5, 2.0, 1.5, 0.5, -1.0])  # a - b
+    n, h = 6, 2
+    c = d - d.mean()
+    variance = (c @ c + 2 * 0.5 * c[1:] @ c[:-1]) / n  # Bartlett weight 1 - 1/2 on lag 1
+    statistic = d.mean() / np.sqrt(variance / n) * np.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n)
+    result = diebold_mariano(d, np.zeros(6), lags=1)
+    assert result["statistic"] == pytest.approx(statistic, rel=1e-12)
+    assert result["p_value"] == pytest.approx(2 * stats.t.sf(abs(statistic), n - 1), rel=1e-12)
+    # equal losses: nothing to test
+    assert np.isnan(diebold_mariano(np.ones(5), np.ones(5))["p_value"])

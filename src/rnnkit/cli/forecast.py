@@ -265,4 +265,6 @@ def format_table(result: dict) -> str:
         f"{result['season']}, ridge on {result['ridge_lags']} lags; MASE vs the best baseline "
         f"({result['best_baseline']}): " + ("n/a" if relative is None else f"{relative:+.1%}")
     )
+    tests = ", ".join(f"{name} p = {test['p_value']:.2g}" for name, test in result["rnnkit_vs"].items())
+    lines.append(f"Diebold-Mariano test of rnnkit against each baseline (per-origin MASE): {tests}")
     return "\n".join(lines)

@@ -15,9 +15,10 @@ Two decoders:
             + \text{MLP}(h_t, x^{fut}_{t+1..t+H})_h
 
   with :math:`x_t` the last past covariates and the first forecast step's known covariates. By default
-  (``linear="ridge"``) the highway is fitted in closed form on the training windows and then kept fixed,
-  and the head starts at that fit's error quantiles: the untrained model *is* a ridge ARX forecast with
-  its band, and training only teaches the network what the linear model misses. (Trained from zero by
+  (``linear="ridge"``) the highway is fitted in closed form on the training windows (its ridge penalty
+  chosen per horizon step by blocked cross-validation, :func:`~rnnkit.tasks.forecast_highway.choose_alphas`)
+  and then kept fixed, and the head starts at that fit's error quantiles: the untrained model *is* a ridge
+  ARX forecast with its band, and training only teaches the network what the linear model misses. (Trained from zero by
   gradient descent, ``linear="learned"``, the highway stays short of the closed-form fit within the
   epochs a forecaster gets: on Mauna Loa CO2 it ended 50% worse than ridge.)
 
@@ -93,7 +94,9 @@ class ForecastConfig:
     # direct decoder's linear highway: "ridge" (fitted in closed form on the training windows, then fixed: the
     # network learns what it misses), "learned" (trained with the rest from zero) or "none"
     linear: str = "ridge"
-    linear_alpha: float = 1.0  # ridge penalty of the "ridge" highway, on scaled inputs
+    # ridge penalty of the "ridge" highway, on scaled inputs; 0: chosen per horizon step by blocked
+    # cross-validation over the training windows (forecast_highway.choose_alphas)
+    linear_alpha: float = 0.0
     center: bool = True  # subtract each window's context mean from the targets, add it back to the outputs
     ensemble: int = 1  # independent networks whose quantiles are averaged (the highway is shared)
     # direct decoder: member k reads the last lookbacks[k % len] context steps, and the highway averages one
@@ -126,6 +129,8 @@ class ForecastConfig:
             )
         if not 0 <= self.dropout < 1:
             raise RnnkitError(f"dropout must be a probability in [0, 1), got {self.dropout}.")
+        if self.linear_alpha < 0:
+            raise RnnkitError(f"linear_alpha must be >= 0 (0: chosen by cross-validation), got {self.linear_alpha}.")
         if self.lookbacks and self.decoder != "direct":
             raise RnnkitError("lookbacks need the direct decoder (the autoregressive one steps through it all).")
         if not all(1 <= steps <= self.context_length for steps in self.lookbacks):
@@ -240,14 +245,15 @@ class ForecastModel(nn.Module):
         return torch.stack([mean + location[..., 0], raw_std], dim=-1)
 
     @torch.no_grad()
-    def fit_linear(self, *datasets) -> None:
+    def fit_linear(self, *datasets, alphas: dict[int, Tensor] | None = None) -> None:
         """Set the highway to the ridge fit on the windows of ``datasets`` (the mean of one per lookback, see
-        :mod:`rnnkit.tasks.forecast_highway`), and start the head at that fit's error band (the direct decoder's
-        ``linear="ridge"``): the per-step quantiles (or spread) of its residuals. The head's last layer starts at
-        zero, so the untrained model forecasts exactly the ridge fit and its band."""
+        :mod:`rnnkit.tasks.forecast_highway`; ``alphas``: the penalties per lookback and output), and start the
+        head at that fit's error band (the direct decoder's ``linear="ridge"``): the per-step quantiles (or
+        spread) of its residuals. The head's last layer starts at zero, so the untrained model forecasts exactly
+        the ridge fit and its band."""
         if self.skip is None:
             raise RnnkitError("this model has no linear highway to fit (linear='none' or an autoregressive decoder).")
-        weight, residuals = fit_highway(self.config, datasets, self.levels.device)
+        weight, residuals = fit_highway(self.config, datasets, self.levels.device, alphas)
         self.skip.weight.copy_(weight[:-1].T)  # weight: (inputs + 1, H * C_y)
         self.skip.bias.copy_(weight[-1])
         residuals = residuals.float()  # -> (W, H * C_y)

@@ -20,6 +20,9 @@ Metrics, on arrays of errors e = y - ŷ over every origin, step, series and targ
 with s the in-sample MAE of the seasonal naive forecast (season m) over the training steps of the same
 series and target (Hyndman & Koehler 2006): MASE < 1 beats that forecast. Coverage is the share of y
 inside [ŷ_low, ŷ_high], the outermost quantiles (0.1 and 0.9 make an 80% interval).
+
+Whether one forecast's errors are really smaller than another's, or only in this sample, is the
+Diebold-Mariano test (:func:`diebold_mariano`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import math
 
 import numpy as np
 import torch
+from scipy import stats
 from torch import Tensor
 
 
@@ -78,3 +82,36 @@ def interval_metrics(y: np.ndarray, quantiles: np.ndarray, levels: tuple[float, 
     )
     inside = (quantiles[..., 0] <= y) & (y <= quantiles[..., -1])
     return {"pinball": float(loss), "coverage": float(inside.mean())}
+
+
+def diebold_mariano(loss_a: np.ndarray, loss_b: np.ndarray, lags: int = 0) -> dict[str, float]:
+    r"""Diebold & Mariano's (1995) test of equal mean loss, with the small-sample correction of Harvey,
+    Leybourne & Newbold (1997); ``loss_a``, ``loss_b`` ``(n,)``, one loss per forecast (e.g. per origin).
+
+    .. math::
+        d_i = a_i - b_i, \quad \gamma_k = \frac1n \sum_{i=k+1}^{n} (d_i - \bar d)(d_{i-k} - \bar d), \quad
+        \text{DM} = \frac{\bar d}{\sqrt{(\gamma_0 + 2 \sum_{k=1}^{q} (1 - \frac{k}{q + 1}) \gamma_k) / n}}
+        \sqrt{\frac{n + 1 - 2h + h(h - 1)/n}{n}}, \ h = q + 1
+
+    compared with Student's t on n - 1 degrees of freedom (two-sided). ``lags`` q counts the neighbours whose
+    losses are correlated because their forecasts share steps (origins closer than the horizon). With q = 0 this
+    is the one-sample t-test of the differences. The Bartlett weights on the autocovariances (Newey & West 1987)
+    keep the variance from going negative, as the unweighted sum can. Returns the mean difference, the statistic
+    and its p-value (NaN where the differences do not vary).
+    """
+    d = np.asarray(loss_a, dtype=np.float64) - np.asarray(loss_b, dtype=np.float64)
+    n, h = len(d), lags + 1
+    untested = {"mean_difference": float(d.mean()) if n else float("nan"), "statistic": float("nan")}
+    if n < 2:
+        return {**untested, "p_value": float("nan")}
+    centred = d - d.mean()
+    autocovariance = [centred[k:] @ centred[: n - k] / n for k in range(min(h, n))]
+    variance = autocovariance[0] + 2 * sum((1 - k / h) * autocovariance[k] for k in range(1, len(autocovariance)))
+    if variance <= 0:
+        return {**untested, "p_value": float("nan")}
+    statistic = d.mean() / math.sqrt(variance / n) * math.sqrt((n + 1 - 2 * h + h * (h - 1) / n) / n)
+    return {
+        "mean_difference": float(d.mean()),
+        "statistic": float(statistic),
+        "p_value": float(2 * stats.t.sf(abs(statistic), df=n - 1)),
+    }

@@ -30,6 +30,7 @@ from rnnkit.plots import forecast_plot, training_curves
 from rnnkit.report import write_report
 from rnnkit.tasks import load
 from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
+from rnnkit.tasks.forecast_highway import choose_alphas
 from rnnkit.train import TrainConfig, Trainer, seed_everything
 
 
@@ -165,6 +166,7 @@ def train_forecaster(
     }
     seed_everything(train_config.seed)  # the initial weights too depend on the seed, not on what ran before
     model = ForecastModel(config)
+    alphas = None
     if config.decoder == "direct" and config.linear == "ridge" and not resume:
         # every window whose horizon ends by the end, as the ridge baseline is fitted: validation's too, and the
         # ones whose horizon straddles the train/validation cut (neither split holds those). A trending series
@@ -178,12 +180,16 @@ def train_forecaster(
             options.horizon,
             lambda s: origins_between(context, ends[s.id] - options.horizon),
         )
-        model.fit_linear(every)
+        if not config.linear_alpha:  # the penalty per output, by cross-validation over the same windows
+            alphas = choose_alphas(config, every, torch.device("cpu"))
+        model.fit_linear(every, alphas=alphas)
     trainer = Trainer(model, train_config, out, train, valid, run_config=run_config)
     summary = trainer.fit(resume=resume)
     if not trainer.is_main:  # under torchrun, rank 0 reports
         return summary
     summary.update(train_windows=train.num_windows, context_length=context, season=season)
+    if alphas:  # the highway's penalty per lookback and output (horizon step, then target)
+        summary["highway_alphas"] = {str(lookback): alpha.tolist() for lookback, alpha in sorted(alphas.items())}
     if summary["stopped_by"] != "interrupted" and valid is not None:
         summary["valid"] = load(out).to(trainer.device).evaluate(valid)
     summary["parameters"] = sum(p.numel() for p in trainer.model.parameters())
