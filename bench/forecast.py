@@ -15,10 +15,11 @@ lookbacks (:data:`CANDIDATES`), and enters the one with the lowest validation lo
 the training steps, before the test part, so the choice never sees a test value. (The ridge highway is fitted on
 those steps too, as the ridge baseline is on every training step: validation is out of sample for the networks
 only.) The lookbacks reach 1.5x the context the ridge baseline reads, so each table also gives ridge on as many
-lags as the model's windows hold (``ridge_at_longest_lookback``): the comparison with the same history. (a) and
-(b) train with several seeds: each seed's table is kept, the acceptance reads seed 0 and the spread shows how
-much of a difference is luck; a Diebold-Mariano test per baseline says whether the test part's origins tell
-rnnkit's errors from the baseline's at all.
+lags as the model's windows hold (``ridge_at_longest_lookback``): the comparison with the same history; and
+ridge with each step's penalty chosen by the same cross-validation as the highway's (``ridge_cross_validated``).
+(a) and (b) train with several seeds: each seed's table is kept, the acceptance reads seed 0 and the spread
+shows how much of a difference is luck; a Diebold-Mariano test per baseline says whether the test part's
+origins tell rnnkit's errors from the baseline's at all.
 Writes bench/results/forecast.json (``--quick``: forecast-quick.json, tiny budgets that only check the script
 runs).
 """
@@ -93,9 +94,12 @@ def backtest_candidate(workload: dict, calendar: bool, lookbacks: tuple[float, .
         options = ForecastOptions(horizon=workload["horizon"], lookbacks=lookbacks)
         result = run_backtest(data, spec, options, workload["model"], config, out, workload["backtest"])
         result["seconds"] = round(time.perf_counter() - start, 1)
-        # ridge on every step the windows hold (ridge_lags=0: the model's context, its longest lookback)
+        # ridge on every step the windows hold (ridge_lags=0: the model's context, its longest lookback), and
+        # ridge with each step's penalty cross-validated as the highway's is (ridge_alpha=0)
         longest = score(load(out), data, replace(workload["backtest"], ridge_lags=0))
+        validated = score(load(out), data, replace(workload["backtest"], ridge_alpha=0))
     result["ridge_at_longest_lookback"] = {"lags": longest["ridge_lags"], **longest["methods"]["ridge"]}
+    result["ridge_cross_validated"] = {**validated["methods"]["ridge"], "rnnkit_vs": validated["rnnkit_vs"]["ridge"]}
     return result
 
 
@@ -149,6 +153,11 @@ def backtest_workload(name: str, workload: dict, seeds: int, epochs: int) -> dic
             "lags": first["ridge_at_longest_lookback"]["lags"],
             "mase": round(first["ridge_at_longest_lookback"]["mase"], 4),
             "coverage": round(first["ridge_at_longest_lookback"]["coverage"], 4),
+        },
+        "ridge_cross_validated": {
+            "mase": round(first["ridge_cross_validated"]["mase"], 4),
+            "coverage": round(first["ridge_cross_validated"]["coverage"], 4),
+            "diebold_mariano_p": round(first["ridge_cross_validated"]["rnnkit_vs"]["p_value"], 6),
         },
         "train_seconds_by_seed": [r["train"]["train_seconds"] for r in runs],
         "reference_mase": workload["reference_mase"],

@@ -14,7 +14,8 @@ from rnnkit.errors import RnnkitError
 from rnnkit.tasks import load
 from rnnkit.tasks.backtest import BacktestOptions, run_backtest
 from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
-from rnnkit.tasks.forecast_highway import ALPHAS, _blocks, _overlapping, choose_alphas
+from rnnkit.tasks.forecast_highway import choose_alphas
+from rnnkit.tasks.forecast_ridge import ALPHAS, _blocks, _overlapping
 from rnnkit.tasks.forecast_training import ForecastOptions, default_context, predict, season_length, train_forecaster
 from rnnkit.train import TrainConfig
 

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from rnnkit.errors import RnnkitError
+from rnnkit.tasks.forecast_ridge import ALPHAS
 from rnnkit.tasks.forecast_baselines import (
     RidgeAR,
     in_sample_errors,
@@ -37,6 +38,19 @@ def test_ridge_recovers_a_noise_free_autoregression():
     # one step: oldest lag first, then the intercept that keeps the mean of 1
     np.testing.assert_allclose(model.weight[:, 0], [-1, 2 * np.cos(w), 2 - 2 * np.cos(w)], atol=1e-5)
     np.testing.assert_allclose(model.predict(y[-2:]), 1.0 + np.sin(w * np.arange(200, 203)), atol=1e-5)
+
+
+def test_cross_validated_ridge_shrinks_noise_and_not_a_recurrence():
+    """alpha=0 picks each step's penalty by blocked cross-validation over the windows of both series: the
+    least of ALPHAS for an exact recurrence, large ones for white noise (whose best forecast is its mean)."""
+    w = 0.3
+    sines = [1.0 + np.sin(w * np.arange(200)), 1.0 + np.cos(w * np.arange(150))]  # one recurrence, one intercept
+    exact = RidgeAR.fit(sines, lags=2, horizon=3, alpha=0)
+    np.testing.assert_array_equal(exact.alphas, [ALPHAS[0]] * 3)
+    np.testing.assert_allclose(exact.predict(sines[0][-2:]), 1.0 + np.sin(w * np.arange(200, 203)), atol=1e-2)
+    noise = RidgeAR.fit([np.random.default_rng(0).normal(size=1000)], lags=8, horizon=3, alpha=0)
+    assert noise.alphas.min() >= 1000
+    np.testing.assert_array_equal(RidgeAR.fit(sines, lags=2, horizon=3, alpha=2.0).alphas, [2.0] * 3)
 
 
 def test_ridge_needs_enough_windows():

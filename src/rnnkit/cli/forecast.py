@@ -204,7 +204,9 @@ def backtest(
     test_fraction: Annotated[float, typer.Option(help="Last part of each series where the origins lie.")] = 0.2,
     stride: Annotated[int, typer.Option(help="Steps between forecast origins (0: the horizon).")] = 0,
     ridge_lags: Annotated[int, typer.Option(help="Lags of the ridge baseline (0: the model's context).")] = 0,
-    ridge_alpha: Annotated[float, typer.Option(help="Ridge penalty on the scaled lags.")] = 1.0,
+    ridge_alpha: Annotated[
+        float, typer.Option(help="Ridge baseline's penalty on the scaled lags; 0: chosen per step by cross-validation.")
+    ] = 1.0,
     cell: Cell = DEFAULT.cell,
     layers: Layers = DEFAULT.num_layers,
     hidden_size: HiddenSize = DEFAULT.hidden_size,

@@ -43,7 +43,7 @@ class BacktestOptions:
     test_fraction: float = 0.2  # the last part of each series, where the origins lie
     stride: int = 0  # steps between origins; 0: the horizon
     ridge_lags: int = 0  # 0: the network's context length
-    ridge_alpha: float = 1.0
+    ridge_alpha: float = 1.0  # 0: chosen per horizon step by blocked cross-validation
 
     def __post_init__(self) -> None:
         if not 0 < self.test_fraction < 1:

@@ -9,7 +9,8 @@ On one series y_1..y_T (a history ending at the forecast origin), for steps h = 
 
   .. math:: W = (X^\top X + \alpha I')^{-1} X^\top Y, \quad X = [y_{t-p..t-1}, 1],\ Y = y_{t..t+H-1}
 
-  with :math:`I'` the identity without the intercept's entry (the intercept is not shrunk).
+  with :math:`I'` the identity without the intercept's entry (the intercept is not shrunk), α fixed (1 by
+  default) or chosen for each step by blocked cross-validation (``alpha=0``).
 
 The three give point forecasts; their intervals are the forecast plus quantiles of their own errors on the
 training steps, step by step (:func:`residual_quantiles`), so pinball loss and coverage compare fairly.
@@ -20,8 +21,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from rnnkit.errors import RnnkitError
+from rnnkit.tasks.forecast_ridge import cross_validated_alphas, ridge
 
 METHODS = ("naive", "seasonal_naive", "ridge")
 
@@ -57,10 +60,12 @@ class RidgeAR:
 
     weight: np.ndarray  # (p + 1, H): lag weights, then the intercept
     lags: int
+    alphas: np.ndarray  # (H,): the penalty of each step's fit
 
     @classmethod
     def fit(cls, series: list[np.ndarray], lags: int, horizon: int, alpha: float = 1.0) -> RidgeAR:
-        """Fit on the windows of every array in ``series`` (each scaled, cut at its training end)."""
+        """Fit on the windows of every array in ``series`` (each scaled, cut at its training end); ``alpha`` 0
+        chooses each step's penalty by blocked cross-validation (:mod:`rnnkit.tasks.forecast_ridge`)."""
         pairs = [lag_windows(s, lags, horizon, len(s)) for s in series]
         X = np.concatenate([x for x, _ in pairs])
         Y = np.concatenate([y for _, y in pairs])
@@ -69,10 +74,15 @@ class RidgeAR:
                 f"ridge on {lags} lags needs more than {lags} training windows, got {len(X)}; "
                 "give a longer series or fewer --ridge-lags."
             )
-        X = np.concatenate([X, np.ones((len(X), 1))], axis=1)  # -> (W, p + 1)
-        penalty = alpha * np.eye(lags + 1)
-        penalty[-1, -1] = 0.0  # leave the intercept unshrunk
-        return cls(np.linalg.solve(X.T @ X + penalty, X.T @ Y), lags)
+        x = torch.from_numpy(np.concatenate([X, np.ones((len(X), 1))], axis=1))  # -> (W, p + 1)
+        y = torch.from_numpy(Y.astype(np.float64))
+        alphas = torch.full((horizon,), alpha, dtype=torch.float64)
+        if alpha == 0:
+            which = torch.cat([torch.full((len(inputs),), i) for i, (inputs, _) in enumerate(pairs)])
+            origin = torch.cat([torch.arange(lags, lags + len(inputs)) for inputs, _ in pairs])
+            chosen = cross_validated_alphas(x, y, which, origin, lags, horizon)
+            alphas = chosen if chosen is not None else torch.full((horizon,), 1.0, dtype=torch.float64)
+        return cls(ridge(x, y, alphas).numpy(), lags, alphas.numpy())
 
     def predict(self, context: np.ndarray) -> np.ndarray:
         """``context`` (..., p) -> forecasts (..., H)."""

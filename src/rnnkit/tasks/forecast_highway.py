@@ -6,11 +6,12 @@ horizon around the level. Each lookback's fit is
 
 .. math:: W_ℓ = (X_ℓ^\top X_ℓ + \alpha I')^{-1} X_ℓ^\top (Y - \bar y_ℓ), \quad X_ℓ = [\text{inputs}_ℓ, 1]
 
-in float64, the intercept unshrunk (:func:`ridge`). The penalty α is either fixed or chosen per output (horizon
-step and target) and lookback by blocked cross-validation over the training windows (:func:`choose_alphas`),
-and then every window is fitted with it. With several lookbacks the forecast is the mean of their
-forecasts. That mean is still linear in the window, so :func:`fit_highway` returns it as weights on the whole
-context's inputs: one ``nn.Linear`` in :class:`rnnkit.tasks.forecast.ForecastModel` serves either case.
+in float64, the intercept unshrunk (:func:`rnnkit.tasks.forecast_ridge.ridge`). The penalty α is either
+fixed or chosen per output (horizon step and target) and lookback by blocked cross-validation over the training
+windows (:func:`choose_alphas`), and then every window is fitted with it. With several lookbacks the forecast
+is the mean of their forecasts. That mean is still linear in the window, so :func:`fit_highway` returns it as
+weights on the whole context's inputs: one ``nn.Linear`` in :class:`rnnkit.tasks.forecast.ForecastModel` serves
+either case.
 """
 
 from __future__ import annotations
@@ -18,12 +19,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-# the penalties :func:`choose_alphas` tries, on inputs scaled to unit variance: 0.01 to 10,000 in half decades
-ALPHAS = tuple(10.0 ** (k / 2) for k in range(-4, 9))
+from rnnkit.tasks.forecast_ridge import cross_validated_alphas, ridge
+
 # the penalty when it is neither given nor chosen (too few windows to cross-validate)
 DEFAULT_ALPHA = 1.0
-# contiguous blocks of each series' windows that :func:`choose_alphas` holds out in turn
-FOLDS = 5
 
 
 def window_level(target: Tensor, context_length: int, lookback: int | None = None, center: bool = True) -> Tensor:
@@ -67,34 +66,23 @@ def fit_highway(
 
 
 @torch.no_grad()
-def choose_alphas(config, windows, device: torch.device, folds: int = FOLDS) -> dict[int, Tensor] | None:
-    """Per lookback, the penalty of :data:`ALPHAS` with the least absolute error in blocked cross-validation,
-    for each output separately ``(H·C_y,)``; None when there are too few windows.
+def choose_alphas(config, windows, device: torch.device) -> dict[int, Tensor] | None:
+    """Per lookback, the penalty for each output ``(H·C_y,)`` chosen by blocked cross-validation over
+    ``windows`` (:func:`rnnkit.tasks.forecast_ridge.cross_validated_alphas`); None when there are too few.
 
-    Each series' windows are cut into ``folds`` contiguous blocks by origin. Each block is held out in turn and
-    forecast by a fit on the others, less the windows whose horizon reaches into what the held-out ones read
-    or forecast (hv-blocking, Racine 2000: overlapping windows would otherwise leak the held-out values). The
-    blocks together span every season, where one validation block at the end would span one: on
-    seattle-weather, penalties chosen on the last autumn alone shrank the last steps of the horizon to the
-    recent level, which fails in spring. The first steps of a horizon follow the last values and want little
-    shrinkage, the later ones lean on the level and the calendar and want more.
+    The first steps of a horizon follow the last values and want little shrinkage, the later ones lean on the
+    level and the calendar and want more (seattle-weather: α 10 for the next day, 100-300 for the last ones).
     """
     series, origin = _positions(windows)
-    if len(origin) < 4 * folds:
-        return None
-    fold = _blocks(series, origin, folds)
     chosen = {}
     for lookback in set(config.lookbacks or (config.context_length,)):
         x, y = _design(config, windows, lookback, device)
-        errors = torch.zeros(len(ALPHAS), y.shape[1], dtype=torch.float64, device=device)
-        for held in range(folds):
-            test = fold == held
-            train = ~test & ~_overlapping(series, origin, test, config.context_length, config.horizon)
-            if not test.any() or not train.any():
-                return None
-            for i, alpha in enumerate(ALPHAS):
-                errors[i] += (y[test] - x[test] @ ridge(x[train], y[train], alpha)).abs().sum(dim=0)
-        chosen[lookback] = torch.tensor(ALPHAS, dtype=torch.float64, device=device)[errors.argmin(dim=0)]
+        alphas = cross_validated_alphas(
+            x, y, series.to(device), origin.to(device), config.context_length, config.horizon
+        )
+        if alphas is None:
+            return None
+        chosen[lookback] = alphas
     return chosen
 
 
@@ -102,40 +90,6 @@ def _positions(windows) -> tuple[Tensor, Tensor]:
     """Each window's series index and origin, in the order of ``windows.batches(0)``."""
     batches = list(windows.batches(0))
     return torch.cat([b["series"] for b in batches]), torch.cat([b["origin"] for b in batches])
-
-
-def _blocks(series: Tensor, origin: Tensor, folds: int) -> Tensor:
-    """Block index of each window: its series' origins cut into ``folds`` equal spans of time."""
-    fold = torch.empty_like(origin)
-    for index in series.unique():
-        mine = series == index
-        first, last = origin[mine].min(), origin[mine].max()
-        fold[mine] = (folds * (origin[mine] - first)) // (last - first + 1)
-    return fold
-
-
-def _overlapping(series: Tensor, origin: Tensor, test: Tensor, context: int, horizon: int) -> Tensor:
-    """Windows whose horizon ``[o, o + H)`` meets steps the ``test`` windows of their series read or forecast."""
-    near = torch.zeros_like(test)
-    for index in series[test].unique():
-        mine = series == index
-        first, last = origin[test & mine].min(), origin[test & mine].max()
-        near |= mine & (origin + horizon > first - context) & (origin < last + horizon)
-    return near
-
-
-def ridge(x: Tensor, y: Tensor, alpha: float | Tensor) -> Tensor:
-    """``(X^T X + αI')^{-1} X^T Y`` with the last column of ``x`` (the ones) unshrunk; ``alpha`` is one penalty
-    or one per column of ``y``."""
-    alpha = torch.as_tensor(alpha, dtype=x.dtype, device=x.device).expand(y.shape[1])
-    weight = torch.empty(x.shape[1], y.shape[1], dtype=x.dtype, device=x.device)
-    gram, moments = x.T @ x, x.T @ y
-    for value in alpha.unique():
-        penalty = value * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
-        penalty[-1, -1] = 0.0
-        columns = alpha == value
-        weight[:, columns] = torch.linalg.solve(gram + penalty, moments[:, columns])
-    return weight
 
 
 def _designs(config, datasets, lookback: int, device: torch.device) -> tuple[Tensor, Tensor]:
