@@ -259,12 +259,12 @@ def test_cross_validation_blocks_each_series_and_keeps_clear_of_the_held_out_ste
 def test_training_records_the_chosen_penalties(tmp_path):
     data, _ = sine_set(n=120)
     options = ForecastOptions(horizon=3, context_length=10, lookbacks=(1.0, 0.5))
-    summary = train_forecaster(data, data.spec, options, TINY, FAST, tmp_path)
+    summary = train_forecaster(data, data.spec, options, {**TINY, "linear_alpha": 0.0}, FAST, tmp_path)
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["highway_alphas"] == summary["highway_alphas"]
     assert set(summary["highway_alphas"]) == {"5", "10"}
     assert all(len(a) == 3 and set(a) <= set(ALPHAS) for a in summary["highway_alphas"].values())
-    fixed = train_forecaster(data, data.spec, options, {**TINY, "linear_alpha": 2.0}, FAST, tmp_path / "fixed")
+    fixed = train_forecaster(data, data.spec, options, TINY, FAST, tmp_path / "fixed")  # the default: 1.0
     assert "highway_alphas" not in fixed
 
 

@@ -4,7 +4,6 @@ import numpy as np
 import pytest
 
 from rnnkit.errors import RnnkitError
-from rnnkit.tasks.forecast_ridge import ALPHAS
 from rnnkit.tasks.forecast_baselines import (
     RidgeAR,
     in_sample_errors,
@@ -13,6 +12,7 @@ from rnnkit.tasks.forecast_baselines import (
     residual_quantiles,
     seasonal_naive,
 )
+from rnnkit.tasks.forecast_ridge import ALPHAS
 
 
 def test_naive_and_seasonal_naive():
