@@ -103,6 +103,11 @@ def backtest_candidate(workload: dict, calendar: bool, lookbacks: tuple[float, .
     return result
 
 
+def significant(p: float) -> float:
+    """A p-value to three significant digits (rounding to decimals would turn 2e-7 into 0)."""
+    return float(f"{p:.3g}")
+
+
 def backtest_workload(name: str, workload: dict, seeds: int, epochs: int) -> dict:
     """Per seed, one backtest per candidate; the candidate with the lowest validation loss is rnnkit's entry.
     Seed 0's table is the result, the others show the spread."""
@@ -138,10 +143,10 @@ def backtest_workload(name: str, workload: dict, seeds: int, epochs: int) -> dic
         "rnnkit_vs_best_baseline": round(first["methods"]["rnnkit"]["mase"] / first["methods"][best]["mase"] - 1, 4),
         # origin by origin: rnnkit's per-origin MASE minus each baseline's, and the Diebold-Mariano p-value
         "diebold_mariano": {
-            m: {k: round(v, 4 if k != "p_value" else 6) for k, v in test.items()}
+            m: {k: significant(v) if k == "p_value" else round(v, 4) for k, v in test.items()}
             for m, test in first["rnnkit_vs"].items()
         },
-        "diebold_mariano_p_by_seed": [round(r["rnnkit_vs"][best]["p_value"], 6) for r in runs],
+        "diebold_mariano_p_by_seed": [significant(r["rnnkit_vs"][best]["p_value"]) for r in runs],
         "rnnkit_mase_by_seed": [round(m, 4) for m in rnnkit_mase],
         "rnnkit_mase_mean": round(statistics.mean(rnnkit_mase), 4),
         "rnnkit_coverage_by_seed": [round(r["methods"]["rnnkit"]["coverage"], 4) for r in runs],
@@ -157,7 +162,7 @@ def backtest_workload(name: str, workload: dict, seeds: int, epochs: int) -> dic
         "ridge_cross_validated": {
             "mase": round(first["ridge_cross_validated"]["mase"], 4),
             "coverage": round(first["ridge_cross_validated"]["coverage"], 4),
-            "diebold_mariano_p": round(first["ridge_cross_validated"]["rnnkit_vs"]["p_value"], 6),
+            "diebold_mariano_p": significant(first["ridge_cross_validated"]["rnnkit_vs"]["p_value"]),
         },
         "train_seconds_by_seed": [r["train"]["train_seconds"] for r in runs],
         "reference_mase": workload["reference_mase"],
