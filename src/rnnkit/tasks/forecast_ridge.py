@@ -23,11 +23,15 @@ FOLDS = 5
 def ridge(x: Tensor, y: Tensor, alpha: float | Tensor) -> Tensor:
     """``(X^T X + αI')^{-1} X^T Y`` with the last column of ``x`` (the ones) unshrunk; ``alpha`` is one penalty
     or one per column of ``y``."""
-    alpha = torch.as_tensor(alpha, dtype=x.dtype, device=x.device).expand(y.shape[1])
-    weight = torch.empty(x.shape[1], y.shape[1], dtype=x.dtype, device=x.device)
-    gram, moments = x.T @ x, x.T @ y
+    return _solve(x.T @ x, x.T @ y, alpha)
+
+
+def _solve(gram: Tensor, moments: Tensor, alpha: float | Tensor) -> Tensor:
+    """:func:`ridge` from ``X^T X`` and ``X^T Y``, which cross-validation reuses across penalties."""
+    alpha = torch.as_tensor(alpha, dtype=gram.dtype, device=gram.device).expand(moments.shape[1])
+    weight = torch.empty_like(moments)
     for value in alpha.unique():
-        penalty = value * torch.eye(x.shape[1], dtype=x.dtype, device=x.device)
+        penalty = value * torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
         penalty[-1, -1] = 0.0
         columns = alpha == value
         weight[:, columns] = torch.linalg.solve(gram + penalty, moments[:, columns])
@@ -58,8 +62,9 @@ def cross_validated_alphas(
         train = ~test & ~_overlapping(series, origin, test, context, horizon)
         if not test.any() or not train.any():
             return None
+        gram, moments = x[train].T @ x[train], x[train].T @ y[train]
         for i, alpha in enumerate(ALPHAS):
-            errors[i] += (y[test] - x[test] @ ridge(x[train], y[train], alpha)).abs().sum(dim=0)
+            errors[i] += (y[test] - x[test] @ _solve(gram, moments, alpha)).abs().sum(dim=0)
     return torch.tensor(ALPHAS, dtype=y.dtype, device=y.device)[errors.argmin(dim=0)]
 
 
