@@ -30,14 +30,19 @@ NATIVE = native.load() is not None
 
 
 @pytest.mark.skipif(not NATIVE, reason="native loops not built")
-def test_gru_and_rnn_use_rnnkit_loops_and_plain_lstm_uses_aten_above_a_few_rows(calls):
+def test_gru_and_rnn_use_rnnkit_loops_and_plain_lstm_uses_aten_for_large_steps(calls):
     x = torch.randn(4, kernels.FEW_ROWS + 1, 5)
+    # a step of batch x 4H x H multiply-adds at the threshold goes to aten
+    hidden = 64
+    wide = torch.randn(4, kernels.SMALL_STEP // (4 * hidden * hidden), 5)
     rnnkit.GRU(5, 6)(x)
     rnnkit.RNN(5, 6)(x)
+    rnnkit.LSTM(5, hidden)(wide)
+    rnnkit.LSTM(5, hidden)(wide, lengths=[4] * wide.shape[1])
+    rnnkit.LSTM(5, hidden)(wide[:, : kernels.FEW_ROWS])  # matrix-vector steps: the native loops win
+    rnnkit.LSTM(5, hidden)(wide[:, :-1])  # one row fewer: below the threshold, oneDNN's overhead dominates
     rnnkit.LSTM(5, 6)(x)
-    rnnkit.LSTM(5, 6)(x, lengths=[4, 2, 1])
-    rnnkit.LSTM(5, 6)(x[:, : kernels.FEW_ROWS])  # matrix-vector steps: the native loops win
-    assert [label for label, _ in calls] == ["stack", "stack", "aten", "stack", "stack"]
+    assert [label for label, _ in calls] == ["stack", "stack", "aten", "stack", "stack", "stack", "stack"]
 
 
 @pytest.mark.skipif(not NATIVE, reason="native loops not built")

@@ -16,6 +16,7 @@ def path(request, monkeypatch):
     if request.param == "onednn" and gemm.onednn_linear() is None:
         pytest.skip("this torch build has no oneDNN linear")
     monkeypatch.setattr(gemm, "_operator", gemm.onednn_linear if request.param == "onednn" else lambda: None)
+    monkeypatch.setattr(gemm, "SMALL_PRODUCT", 0)  # the tests' small products take the path under test
     return request.param
 
 
@@ -50,6 +51,18 @@ def test_linear_matches_f_linear_in_values_and_gradients(bias, path):
         torch.autograd.grad(ours, inputs, grad), torch.autograd.grad(reference, inputs, grad), strict=True
     ):
         assert_close(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_small_products_go_to_torch_with_its_own_backward(monkeypatch):
+    if gemm.onednn_linear() is None:
+        pytest.skip("this torch build has no oneDNN linear")
+    monkeypatch.setattr(gemm, "_operator", gemm.onednn_linear)
+    weight = torch.randn(100, 25, requires_grad=True)
+    below, at = gemm.SMALL_PRODUCT // (100 * 25), -(-gemm.SMALL_PRODUCT // (100 * 25))
+    small = gemm.linear(torch.randn(below - 1, 25), weight)
+    large = gemm.linear(torch.randn(at, 25), weight)
+    assert type(small.grad_fn).__name__ != "_LinearBackward"  # F.linear's own autograd
+    assert type(large.grad_fn).__name__ == "_LinearBackward"
 
 
 def test_fp64_and_disabled_onednn_fall_back_to_torch(monkeypatch):

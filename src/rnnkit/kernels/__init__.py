@@ -15,8 +15,9 @@ and gradients); :func:`run_fused` returns ``None`` when no kernel applies, and t
 
 Choice (measured by ``bench/kernels.py`` on a 2-core CPU): on GPUs aten (cuDNN) wherever it applies (the
 rnnkit loops run there only through their PyTorch twin, untested on CUDA); on the CPU the native loops for
-RNN, GRU and layer-norm LSTM, and for LSTM with lengths, recurrent dropout or zoneout, or a batch of one or
-two, but aten for a plain LSTM on larger batches, where oneDNN's fused loop is faster than ours. The loops'
+RNN, GRU and layer-norm LSTM, and for LSTM with lengths, recurrent dropout or zoneout, a batch of one or
+two, or small steps (batch x 4H x H under 2^18), but aten for a plain LSTM with larger steps, where oneDNN's
+fused loop is faster than ours. The loops'
 large matrix products go through oneDNN where torch ships it (:mod:`rnnkit.kernels.gemm`), their per-step
 products through dot products, BLAS or oneDNN by size (``csrc/common.h``). Without native loops
 (``RNNKIT_NO_NATIVE=1``, no compiler, bf16), aten wherever it applies, else the PyTorch twin.
@@ -50,6 +51,11 @@ MATRIX_BOUND_STEP = 32_768  # batch x hidden from which a plain RNN/GRU step is 
 # cache (csrc/common.h), and there they beat oneDNN's LSTM too (2-core Zen 3, forward+backward: 1.68x at
 # (1, 1000, 32, 64), 1.36x at (1, 500, 64, 256), 1.21x at (1, 300, 256, 1024); at batch 4 1.04x, at 8 0.70-0.88x).
 FEW_ROWS = 2  # batch up to which a plain LSTM runs on the native loops
+# Small steps at any batch: where a step's product is under 2^18 multiply-adds, oneDNN's per-step overhead
+# outweighs its kernel (2-core Zen 3, forward+backward, 2 threads, median of 21 interleaved runs: 1.12x at
+# (32, 24, 1, 25), a Darts-sized forecaster; 1.32x at (8, 24, 1, 25), 1.11x at (64, 24, 1, 25), 1.13x at
+# (32, 24, 8, 32), 1.18x at (4, 100, 8, 64); 1.00x at (16, 50, 4, 64), the threshold; 0.82x at (8, 50, 8, 128))
+SMALL_STEP = 1 << 18  # multiply-adds of a plain LSTM step, batch x 4H x H, below which the native loops run
 
 
 def prefers_aten(layer, x: Tensor, lengths: Tensor | None) -> bool:
@@ -58,8 +64,9 @@ def prefers_aten(layer, x: Tensor, lengths: Tensor | None) -> bool:
         return False  # variable lengths: the shrinking-batch loops beat a packed batch
     if kind_of(layer.cells[0]) == "lstm":
         # under autocast torch's loop gives the autocast dtype, as torch.nn.LSTM does
-        few_rows = x.shape[1] <= FEW_ROWS and not torch.is_autocast_enabled(x.device.type)
-        return not (few_rows and native_loops(x) is not None)
+        batch, hidden = x.shape[1], layer.hidden_size
+        small = batch <= FEW_ROWS or batch * 4 * hidden * hidden < SMALL_STEP
+        return not (small and not torch.is_autocast_enabled(x.device.type) and native_loops(x) is not None)
     return not gemm.applies(x) and x.shape[1] * layer.hidden_size >= MATRIX_BOUND_STEP
 
 

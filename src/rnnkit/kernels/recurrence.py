@@ -49,8 +49,13 @@ def project(kind: str, cell, x):
     return gemm.linear(x, cell.weight_ih, cell.bias_ih)
 
 
-def apply(loops, kind: str, packing, xp, state: tuple, cell, rmask, zmask_h, zmask_c) -> tuple:
-    """``(out (T, H), h_n[, c_n])`` of ``cell``'s recurrence on packed ``xp``, through the Function for ``kind``."""
+def apply(
+    loops, kind: str, packing, xp, state: tuple, cell, rmask, zmask_h, zmask_c, zero_start: bool = False
+) -> tuple:
+    """``(out (T, H), h_n[, c_n])`` of ``cell``'s recurrence on packed ``xp``, through the Function for ``kind``.
+
+    ``zero_start``: the initial state is known to be zeros (the caller gave none), so the weight gradient
+    skips its step-0 term."""
     if kind == "layer_norm_lstm":
         ln_hh, ln_c = cell.ln_hh, cell.ln_c
         return LayerNormRecurrence.apply(
@@ -68,10 +73,11 @@ def apply(loops, kind: str, packing, xp, state: tuple, cell, rmask, zmask_h, zma
             rmask,
             zmask_h,
             zmask_c,
+            zero_start,
         )
     c0 = state[1] if kind == "lstm" else None
     return Recurrence.apply(
-        loops, kind, packing, xp, state[0], c0, cell.weight_hh, cell.bias_hh, rmask, zmask_h, zmask_c
+        loops, kind, packing, xp, state[0], c0, cell.weight_hh, cell.bias_hh, rmask, zmask_h, zmask_c, zero_start
     )
 
 
@@ -84,8 +90,8 @@ class Recurrence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c):
-        ctx.loops, ctx.kind, ctx.packing = loops, kind, packing
+    def forward(ctx, loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, zero_start):
+        ctx.loops, ctx.kind, ctx.packing, ctx.zero_start = loops, kind, packing, zero_start
         batch_sizes = packing.batch_sizes
         ctx.has_bias = b_hh is not None
         if kind == "lstm":
@@ -121,20 +127,22 @@ class Recurrence(torch.autograd.Function):
             dgh = dxp
         dw_hh = db_hh = None
         if ctx.needs_input_grad[6]:
-            dw_hh = recurrent_weight_grad(ctx.packing, dgh, h0, out, rmask)
+            dw_hh = recurrent_weight_grad(ctx.packing, dgh, h0, out, rmask, ctx.zero_start)
         if ctx.has_bias and ctx.needs_input_grad[7]:
             db_hh = dgh.sum(0)
-        return None, None, None, dxp, dh0, dc0, dw_hh, db_hh, None, None, None
+        return None, None, None, dxp, dh0, dc0, dw_hh, db_hh, None, None, None, None
 
 
-def recurrent_weight_grad(packing, dgh, h0, out, rmask):
+def recurrent_weight_grad(packing, dgh, h0, out, rmask, zero_start: bool = False):
     r""":math:`\partial W_{hh} = \partial GH^\top (H_{prev} \odot m)`, ``(G*H, T) @ (T, H) -> (G*H, H)``.
 
     Without lengths or mask the rows of :math:`H_{prev}` are ``h0`` and then ``out`` without its last step, so
-    the product splits in two and :math:`H_{prev}` (a ``(T, H)`` copy) is never built."""
+    the product splits in two and :math:`H_{prev}` (a ``(T, H)`` copy) is never built; a zero ``h0``
+    (``zero_start``) adds nothing, and its product is skipped."""
     if packing.order is None and rmask is None:
         n = packing.batch_size
-        return gemm.mm(dgh[n:].t(), out[: out.shape[0] - n]) + gemm.mm(dgh[:n].t(), h0)
+        later = gemm.mm(dgh[n:].t(), out[: out.shape[0] - n])
+        return later if zero_start else later + gemm.mm(dgh[:n].t(), h0)
     h_prev = packing.previous_states(h0, out)  # (T, H)
     if rmask is not None:
         h_prev = h_prev * packing.per_row(rmask)
@@ -164,8 +172,9 @@ class LayerNormRecurrence(torch.autograd.Function):
         rmask,
         zmask_h,
         zmask_c,
+        zero_start,
     ):
-        ctx.loops, ctx.packing = loops, packing
+        ctx.loops, ctx.packing, ctx.zero_start = loops, packing, zero_start
         out, h_n, c_n, act, cs, a_hat, c_hat, rstd = loops.layer_norm_lstm_forward(
             xp,
             h0,
@@ -214,7 +223,7 @@ class LayerNormRecurrence(torch.autograd.Function):
             zmask_c,
         )
         # one product / reduction over all T rows each
-        dw_hh = recurrent_weight_grad(ctx.packing, da, h0, out, rmask)
+        dw_hh = recurrent_weight_grad(ctx.packing, da, h0, out, rmask, ctx.zero_start)
         d_gamma_hh, d_gamma_c = ctx.loops.column_dot(dxp, a_hat), ctx.loops.column_dot(dy, c_hat)
         d_beta_hh = dxp.sum(0) if ctx.has_beta[0] else None
         d_beta_c = dy.sum(0) if ctx.has_beta[1] else None
@@ -230,6 +239,7 @@ class LayerNormRecurrence(torch.autograd.Function):
             None,
             d_gamma_c,
             d_beta_c,
+            None,
             None,
             None,
             None,

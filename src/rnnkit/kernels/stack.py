@@ -35,7 +35,8 @@ def run(layer, x: Tensor, hx, lengths: Tensor | None, loops):
     """``(output (L, N, D*H), h_n)`` for ``layer`` on time-first ``x``, with the given loops implementation."""
     kind = kind_of(layer.cells[0])
     num_steps, batch_size = x.shape[0], x.shape[1]
-    if hx is None:
+    zero_start = hx is None
+    if zero_start:
         hx = layer.initial_state(batch_size, device=x.device, dtype=x.dtype)
     packing = Packing(lengths, num_steps, batch_size)
     hx = tuple(packing.sort(s, 1) for s in ((hx,) if isinstance(hx, Tensor) else hx))
@@ -53,7 +54,7 @@ def run(layer, x: Tensor, hx, lengths: Tensor | None, loops):
             xp = recurrence.project(kind, cell, x if direction == 0 else packing.reverse(x))  # (T, G*H), one product
             # under bf16 autocast the product may come back in bf16; the loops run in the state's precision
             xp = xp.to(state[0].dtype)
-            out, *final = recurrence.apply(loops, kind, packing, xp, state, cell, rmask, zmask_h, zmask_c)
+            out, *final = recurrence.apply(loops, kind, packing, xp, state, cell, rmask, zmask_h, zmask_c, zero_start)
             outputs.append(out if direction == 0 else packing.reverse(out))
             finals.append(tuple(final))
         x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # -> (T, D*H)
@@ -63,7 +64,11 @@ def run(layer, x: Tensor, hx, lengths: Tensor | None, loops):
             noise = torch.empty(shape, device=x.device, dtype=x.dtype).bernoulli_(1 - layer.dropout)
             x = x * packing.pack(noise.div_(1 - layer.dropout))
 
-    h_n = tuple(packing.unsort(torch.stack(parts), 1) for parts in zip(*finals, strict=True))
+    # one layer and direction: a view, not a stack (a copy, and one more node in the backward)
+    h_n = tuple(
+        packing.unsort(parts[0].unsqueeze(0) if len(parts) == 1 else torch.stack(parts), 1)
+        for parts in zip(*finals, strict=True)
+    )
     return packing.unpack(x), (h_n if len(h_n) > 1 else h_n[0])
 
 

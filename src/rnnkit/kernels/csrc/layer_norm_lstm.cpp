@@ -91,7 +91,7 @@ std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Ten
           g_row[j] = x[j] + gam[j] * ah[j] + (bet ? bet[j] : scalar_t(0));  // the gate pre-activations
         }
         SIMD for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(g_row[j]);
-        SIMD for (int64_t j = 2 * H; j < 3 * H; ++j) a[j] = std::tanh(g_row[j]);
+        SIMD for (int64_t j = 2 * H; j < 3 * H; ++j) a[j] = tanh_by_exp(g_row[j]);
         SIMD for (int64_t j = 3 * H; j < 4 * H; ++j) a[j] = sigmoid(g_row[j]);
         scalar_t* cp = c.data_ptr<scalar_t>() + n * H;
         scalar_t* hp = h.data_ptr<scalar_t>() + n * H;
@@ -106,7 +106,7 @@ std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Ten
         SIMD for (int64_t j = 0; j < H; ++j) {
           const scalar_t c_new = ch[j];
           ch[j] = (c_new - mean) * inv;
-          const scalar_t tc = std::tanh(gam_c[j] * ch[j] + (bet_c ? bet_c[j] : scalar_t(0)));
+          const scalar_t tc = tanh_by_exp(gam_c[j] * ch[j] + (bet_c ? bet_c[j] : scalar_t(0)));
           a[4 * H + j] = tc;
           hp[j] = zh[j] != 0 ? hp[j] : a[3 * H + j] * tc;
           cp[j] = zc[j] != 0 ? cp[j] : c_new;

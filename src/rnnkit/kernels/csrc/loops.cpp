@@ -42,7 +42,7 @@ std::vector<Tensor> rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
         if (relu) {
           SIMD for (int64_t j = begin; j < end; ++j) a_t[j] = std::max(x_t[j] + g[j], scalar_t(0));
         } else {
-          SIMD for (int64_t j = begin; j < end; ++j) a_t[j] = std::tanh(x_t[j] + g[j]);
+          SIMD for (int64_t j = begin; j < end; ++j) a_t[j] = tanh_by_exp(x_t[j] + g[j]);
         }
         SIMD for (int64_t j = begin; j < end; ++j) {
           hp[j] = z_t[j] != 0 ? hp[j] : a_t[j];
@@ -123,7 +123,7 @@ std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
         // r and z are adjacent in xp, gh and act: one loop
         SIMD for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(x[j] + gn[j]);
         SIMD for (int64_t j = 0; j < H; ++j) {
-          a[2 * H + j] = std::tanh(x[2 * H + j] + a[j] * gn[2 * H + j]);
+          a[2 * H + j] = tanh_by_exp(x[2 * H + j] + a[j] * gn[2 * H + j]);
           a[3 * H + j] = gn[2 * H + j];
         }
         scalar_t* h_row = hp + n * H;
@@ -230,13 +230,13 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
         scalar_t* a = a_t + n * 5 * H;
         // i and f are adjacent: one loop
         SIMD for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(x[j] + gn[j]);
-        SIMD for (int64_t j = 2 * H; j < 3 * H; ++j) a[j] = std::tanh(x[j] + gn[j]);
+        SIMD for (int64_t j = 2 * H; j < 3 * H; ++j) a[j] = tanh_by_exp(x[j] + gn[j]);
         SIMD for (int64_t j = 3 * H; j < 4 * H; ++j) a[j] = sigmoid(x[j] + gn[j]);
         const int64_t row = n * H;
         SIMD for (int64_t j = 0; j < H; ++j) {
           const int64_t k = row + j;
           const scalar_t c_new = a[H + j] * cp[k] + a[j] * a[2 * H + j];
-          const scalar_t tc = std::tanh(c_new);
+          const scalar_t tc = tanh_by_exp(c_new);
           a[4 * H + j] = tc;
           hp[k] = zh_t[k] != 0 ? hp[k] : a[3 * H + j] * tc;
           cp[k] = zc_t[k] != 0 ? cp[k] : c_new;

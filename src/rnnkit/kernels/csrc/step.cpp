@@ -52,10 +52,10 @@ std::vector<Tensor> stack_step(const std::string& kind, Tensor x, Tensor h, Opt 
           const scalar_t* b = hh + n * 4 * H;
           SIMD for (int64_t j = 0; j < H; ++j) {
             const scalar_t i = sigmoid(a[j] + b[j]), f = sigmoid(a[H + j] + b[H + j]);
-            const scalar_t g = std::tanh(a[2 * H + j] + b[2 * H + j]), o = sigmoid(a[3 * H + j] + b[3 * H + j]);
+            const scalar_t g = tanh_by_exp(a[2 * H + j] + b[2 * H + j]), o = sigmoid(a[3 * H + j] + b[3 * H + j]);
             const scalar_t c_t = f * cp[n * H + j] + i * g;
             co[n * H + j] = c_t;
-            ho[n * H + j] = o * std::tanh(c_t);
+            ho[n * H + j] = o * tanh_by_exp(c_t);
           }
         }
       } else if (kind == "gru") {
@@ -64,7 +64,7 @@ std::vector<Tensor> stack_step(const std::string& kind, Tensor x, Tensor h, Opt 
           const scalar_t* b = hh + n * 3 * H;
           SIMD for (int64_t j = 0; j < H; ++j) {
             const scalar_t r = sigmoid(a[j] + b[j]), z = sigmoid(a[H + j] + b[H + j]);
-            const scalar_t nn = std::tanh(a[2 * H + j] + r * b[2 * H + j]);
+            const scalar_t nn = tanh_by_exp(a[2 * H + j] + r * b[2 * H + j]);
             ho[n * H + j] = (scalar_t(1) - z) * nn + z * hp[n * H + j];
           }
         }
@@ -72,7 +72,7 @@ std::vector<Tensor> stack_step(const std::string& kind, Tensor x, Tensor h, Opt 
         const bool relu = kind == "rnn_relu";
         SIMD for (int64_t k = 0; k < N * H; ++k) {
           const scalar_t pre = xi[k] + hh[k];
-          ho[k] = relu ? std::max(pre, scalar_t(0)) : std::tanh(pre);
+          ho[k] = relu ? std::max(pre, scalar_t(0)) : tanh_by_exp(pre);
         }
       }
       input = h_new[l];
