@@ -9,7 +9,10 @@ process, forward+backward in fp32 unless said otherwise:
 * ``layer_norm``: rnnkit.LSTM(layer_norm=True) vs plain torch.nn.LSTM (the goal is at most 1.4x its time,
   i.e. ratio >= 0.714);
 * ``streaming``: 1,000 calls of ``layer.step`` at batch 1, hidden 256, vs a Python loop of torch.nn's cell
-  (no grad, as in generation).
+  (no grad, as in generation);
+* ``small``: RNN, GRU, LSTM at (32, 24, 1, 25), the size of a small forecaster (Darts' ``RNNModel`` with
+  ``hidden_dim=25``, ``input_chunk_length=24``, ``batch_size=32``), where per-step overhead dominates (not an
+  issue target: "never slower than torch.nn").
 
 Writes bench/results/kernels.json with the machine description. Run ``python bench/kernels.py`` (add
 ``--quick`` for fewer repeats, or section names such as ``fixed lengths`` to run only those).
@@ -32,6 +35,7 @@ from machine import describe
 from timing import compare, forward_backward
 
 SHAPES = [(32, 100, 128, 256), (64, 50, 64, 128), (16, 200, 256, 512), (1, 1000, 32, 64), (128, 35, 650, 650)]
+SMALL_SHAPE = (32, 24, 1, 25)
 PAIRS = {"rnn": (nn.RNN, rnnkit.RNN), "gru": (nn.GRU, rnnkit.GRU), "lstm": (nn.LSTM, rnnkit.LSTM)}
 # the issue's targets: GRU 1.5 (1.1 on the widest shape), RNN 1.2, LSTM 1.0
 FIXED_TARGETS = {
@@ -52,17 +56,19 @@ def _pair(kind: str, input_size: int, hidden_size: int, **ours_options):
 
 
 def fixed(repeats: int) -> list[dict]:
-    rows = []
-    for kind in PAIRS:
-        for shape in SHAPES:
-            batch, steps, input_size, hidden_size = shape
-            reference, ours = _pair(kind, input_size, hidden_size)
-            x = torch.randn(batch, steps, input_size, requires_grad=True)
-            result = compare(forward_backward(reference, x), forward_backward(ours, x), repeats=repeats)
-            rows.append(
-                {"section": "fixed", "cell": kind, "shape": list(shape), **result, "target": FIXED_TARGETS[kind](shape)}
-            )
-    return rows
+    return [_fixed_row("fixed", kind, shape, FIXED_TARGETS[kind](shape), repeats) for kind in PAIRS for shape in SHAPES]
+
+
+def small(repeats: int) -> list[dict]:
+    return [_fixed_row("small", kind, SMALL_SHAPE, 1.0, repeats) for kind in PAIRS]
+
+
+def _fixed_row(section: str, kind: str, shape: tuple[int, ...], target: float, repeats: int) -> dict:
+    batch, steps, input_size, hidden_size = shape
+    reference, ours = _pair(kind, input_size, hidden_size)
+    x = torch.randn(batch, steps, input_size, requires_grad=True)
+    result = compare(forward_backward(reference, x), forward_backward(ours, x), repeats=repeats)
+    return {"section": section, "cell": kind, "shape": list(shape), **result, "target": target}
 
 
 def lengths(repeats: int) -> list[dict]:
@@ -135,7 +141,7 @@ def streaming(repeats: int) -> list[dict]:
     return rows
 
 
-SECTIONS = {"fixed": fixed, "lengths": lengths, "layer_norm": layer_norm, "streaming": streaming}
+SECTIONS = {"fixed": fixed, "lengths": lengths, "layer_norm": layer_norm, "streaming": streaming, "small": small}
 
 
 def main() -> None:
