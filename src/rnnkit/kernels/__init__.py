@@ -17,9 +17,9 @@ Choice (measured by ``bench/kernels.py`` on a 2-core CPU): on GPUs aten (cuDNN) 
 rnnkit loops run there only through their PyTorch twin, untested on CUDA); on the CPU the native loops for
 RNN, GRU and layer-norm LSTM, and for LSTM with lengths, recurrent dropout or zoneout, a batch of one or
 two, or small steps (batch x 4H x H under 2^18), but aten for a plain LSTM with larger steps, where oneDNN's
-fused loop is faster than ours. The loops'
-large matrix products go through oneDNN where torch ships it (:mod:`rnnkit.kernels.gemm`), their per-step
-products through dot products, BLAS or oneDNN by size (``csrc/common.h``). Without native loops
+fused loop is faster than ours. The loops' large matrix products go through oneDNN where torch ships it and
+the product is large (:mod:`rnnkit.kernels.gemm`), their per-step products through dot products, BLAS or
+oneDNN by size (``csrc/common.h``). Without native loops
 (``RNNKIT_NO_NATIVE=1``, no compiler, bf16), aten wherever it applies, else the PyTorch twin.
 """
 

@@ -69,9 +69,14 @@ def applies(t: Tensor) -> bool:
 SMALL_PRODUCT = 1 << 24
 
 
+def _onednn_pays(x: Tensor, weight: Tensor) -> bool:
+    """Whether ``x weight^T`` should go to oneDNN: it applies, and the product is large enough."""
+    return applies(x) and x.numel() * weight.shape[0] >= SMALL_PRODUCT
+
+
 def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     """``x weight^T + bias`` for 2-d ``x``."""
-    if applies(x) and x.shape[0] * x.shape[1] * weight.shape[0] >= SMALL_PRODUCT:
+    if _onednn_pays(x, weight):
         return _operator()(x, weight, bias, "none", [], "")
     return F.linear(x, weight, bias)
 
@@ -118,6 +123,6 @@ class _Linear(torch.autograd.Function):
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``F.linear`` (``(..., in) -> (..., out)``) whose products, forward and backward, use oneDNN where it applies."""
-    if not applies(x) or x.numel() * weight.shape[0] < SMALL_PRODUCT:
-        return F.linear(x, weight, bias)  # small: torch's own backward, without a Python Function's overhead
+    if not _onednn_pays(x, weight):
+        return F.linear(x, weight, bias)  # torch's own backward, without a Python Function's overhead
     return _Linear.apply(x, weight, bias)
