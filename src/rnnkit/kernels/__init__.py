@@ -19,7 +19,9 @@ RNN, GRU and layer-norm LSTM, and for LSTM with lengths, recurrent dropout or zo
 two, or small steps (batch x 4H x H under 2^18), but aten for a plain LSTM with larger steps, where oneDNN's
 fused loop is faster than ours. The loops' large matrix products go through oneDNN where torch ships it and
 the product is large (:mod:`rnnkit.kernels.gemm`), their per-step products through dot products, BLAS or
-oneDNN by size (``csrc/common.h``). Without native loops
+oneDNN by size (``csrc/common.h``). Their large outputs (a mebibyte and up) come from a pool of blocks kept for
+reuse, so a training step does not page-fault them in again (``csrc/buffer_pool.h``; :func:`release_buffers`
+frees the idle ones). Without native loops
 (``RNNKIT_NO_NATIVE=1``, no compiler, bf16), aten wherever it applies, else the PyTorch twin.
 """
 
@@ -70,6 +72,14 @@ def prefers_aten(layer, x: Tensor, lengths: Tensor | None) -> bool:
     return not gemm.applies(x) and x.shape[1] * layer.hidden_size >= MATRIX_BOUND_STEP
 
 
+def release_buffers() -> None:
+    """Free the idle blocks the native loops keep for their next call's outputs (at most 1 GiB; as
+    ``torch.cuda.empty_cache`` does for the CUDA allocator's). Blocks that tensors still use are untouched."""
+    compiled = native.load()
+    if compiled is not None:
+        compiled.release_idle_buffers()
+
+
 def run_fused(layer, x: Tensor, hx, lengths: Tensor | None):
     """``(output (L, N, D*H_out), h_n)`` from the fastest applicable kernel, or ``None``."""
     if torch.onnx.is_in_onnx_export():
@@ -88,4 +98,4 @@ def run_fused(layer, x: Tensor, hx, lengths: Tensor | None):
     return None
 
 
-__all__ = ["native_loops", "run_fused", "step"]
+__all__ = ["native_loops", "release_buffers", "run_fused", "step"]

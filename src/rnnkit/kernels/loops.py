@@ -76,7 +76,8 @@ def _split_grad(keep: Tensor | None, grad: Tensor) -> tuple[Tensor, Tensor | flo
 
 
 def rnn_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask, relu):
-    out, act = xp.new_empty(xp.shape[0], h0.shape[1]), xp.new_empty(xp.shape[0], h0.shape[1])
+    out = xp.new_empty(xp.shape[0], h0.shape[1])
+    act = out if zmask is None else torch.empty_like(out)  # without zoneout each step's output is its activation
     h = h0.clone()
     for _, row, bs in _steps(batch_sizes):
         rows = slice(row, row + bs)

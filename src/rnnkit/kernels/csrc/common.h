@@ -16,6 +16,8 @@ using at::Tensor;
 using Opt = c10::optional<Tensor>;
 using Sizes = std::vector<int64_t>;
 
+#include "buffer_pool.h"
+
 // a loop without dependencies between iterations: vectorise it, with glibc's vector exp/tanh (libmvec)
 #define SIMD _Pragma("omp simd")
 

@@ -60,10 +60,10 @@ std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Ten
   const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
   const Tensor no_mask = at::zeros({N, H}, xp.options());  // stands in for a missing zoneout mask
-  Tensor out = at::empty({T, H}, xp.options()), cs = at::empty({T, H}, xp.options());
-  Tensor act = at::empty({T, 5 * H}, xp.options());  // i | f | g | o | tanh(y)
-  Tensor a_hat = at::empty({T, 4 * H}, xp.options()), c_hat = at::empty({T, H}, xp.options());
-  Tensor rstd = at::empty({T, 2}, xp.options());  // rstd of W_hh h | rstd of c~
+  Tensor out = pooled_empty({T, H}, xp.options()), cs = pooled_empty({T, H}, xp.options());
+  Tensor act = pooled_empty({T, 5 * H}, xp.options());  // i | f | g | o | tanh(y)
+  Tensor a_hat = pooled_empty({T, 4 * H}, xp.options()), c_hat = pooled_empty({T, H}, xp.options());
+  Tensor rstd = pooled_empty({T, 2}, xp.options());  // rstd of W_hh h | rstd of c~
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone(), gh = at::empty({N, 4 * H}, xp.options());
   Tensor scratch = at::empty({N, H}, xp.options());
   const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N, /*gates=*/4);
@@ -133,8 +133,8 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
   const int64_t T = act.size(0), N = c0.size(0), H = c0.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
   const Tensor no_mask = at::zeros({N, H}, act.options());  // stands in for a missing zoneout mask
-  Tensor dxp = at::empty({T, 4 * H}, act.options()), da = at::empty({T, 4 * H}, act.options());
-  Tensor dy = at::empty({T, H}, act.options());
+  Tensor dxp = pooled_empty({T, 4 * H}, act.options()), da = pooled_empty({T, 4 * H}, act.options());
+  Tensor dy = pooled_empty({T, H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();
   Tensor scratch = at::empty({N, H}, act.options());
   const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N, /*gates=*/4);

@@ -22,8 +22,10 @@ std::vector<Tensor> rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
   const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
   const Tensor no_mask = at::zeros({N, H}, xp.options());  // stands in for a missing zoneout mask
-  Tensor out = at::empty({T, H}, xp.options());
-  Tensor act = at::empty({T, H}, xp.options());
+  Tensor out = pooled_empty({T, H}, xp.options());
+  // without zoneout every step's output is its activation, which is all the backward reads: one (T, H) buffer,
+  // not two (a fresh buffer of that size costs page faults as large as the time loop's elementwise work)
+  Tensor act = zmask ? pooled_empty({T, H}, xp.options()) : out;
   Tensor h = h0.contiguous().clone(), gh = at::empty({N, H}, xp.options()), scratch = at::empty_like(gh);
   const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N, /*gates=*/1);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnn_forward", [&] {
@@ -62,7 +64,7 @@ std::vector<Tensor> rnn_backward(Tensor grad_out, Tensor grad_hn, Tensor act, Te
   const int64_t T = act.size(0), N = grad_hn.size(0), H = grad_hn.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
   const Tensor no_mask = at::zeros({N, H}, act.options());  // stands in for a missing zoneout mask
-  Tensor dxp = at::empty({T, H}, act.options());
+  Tensor dxp = pooled_empty({T, H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), scratch = at::empty({N, H}, act.options());
   const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N, /*gates=*/1);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnn_backward", [&] {
@@ -100,8 +102,8 @@ std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
   const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
   const Tensor no_mask = at::zeros({N, H}, xp.options());  // stands in for a missing zoneout mask
-  Tensor out = at::empty({T, H}, xp.options());
-  Tensor act = at::empty({T, 4 * H}, xp.options());  // r | z | n | gh_n
+  Tensor out = pooled_empty({T, H}, xp.options());
+  Tensor act = pooled_empty({T, 4 * H}, xp.options());  // r | z | n | gh_n
   Tensor h = h0.contiguous().clone(), gh = at::empty({N, 3 * H}, xp.options());
   Tensor scratch = at::empty({N, H}, xp.options());
   const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N, /*gates=*/3);
@@ -150,8 +152,8 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
   const int64_t T = act.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
   const Tensor no_mask = at::zeros({N, H}, act.options());  // stands in for a missing zoneout mask
-  Tensor dxp = at::empty({T, 3 * H}, act.options());
-  Tensor dgh = at::empty({T, 3 * H}, act.options());
+  Tensor dxp = pooled_empty({T, 3 * H}, act.options());
+  Tensor dgh = pooled_empty({T, 3 * H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), scratch = at::empty({N, H}, act.options());
   const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N, /*gates=*/3);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_backward", [&] {
@@ -204,9 +206,9 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
   const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
   const Tensor no_mask = at::zeros({N, H}, xp.options());  // stands in for a missing zoneout mask
-  Tensor out = at::empty({T, H}, xp.options());
-  Tensor cs = at::empty({T, H}, xp.options());      // c at every step (after zoneout)
-  Tensor act = at::empty({T, 5 * H}, xp.options());  // i | f | g | o | tanh(c~)
+  Tensor out = pooled_empty({T, H}, xp.options());
+  Tensor cs = pooled_empty({T, H}, xp.options());      // c at every step (after zoneout)
+  Tensor act = pooled_empty({T, 5 * H}, xp.options());  // i | f | g | o | tanh(c~)
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone(), gh = at::empty({N, 4 * H}, xp.options());
   Tensor scratch = at::empty({N, H}, xp.options());
   const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N, /*gates=*/4);
@@ -259,7 +261,7 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
   const int64_t T = act.size(0), N = c0.size(0), H = c0.size(1), L = batch_sizes.size();
   const Sizes off = offsets_of(batch_sizes);
   const Tensor no_mask = at::zeros({N, H}, act.options());  // stands in for a missing zoneout mask
-  Tensor dxp = at::empty({T, 4 * H}, act.options());
+  Tensor dxp = pooled_empty({T, 4 * H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();
   Tensor scratch = at::empty({N, H}, act.options());
   const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N, /*gates=*/4);
@@ -331,6 +333,8 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
 std::vector<Tensor> stack_step(const std::string& kind, Tensor x, Tensor h, Opt c, std::vector<Tensor> params);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("idle_buffer_bytes", [] { return BufferPool::instance().idle_bytes(); });
+  m.def("release_idle_buffers", [] { BufferPool::instance().release_idle(); });
   m.def("stack_step", &stack_step);
   m.def("column_dot", &column_dot);
   m.def("layer_norm_lstm_forward", &layer_norm_lstm_forward);

@@ -1,0 +1,96 @@
+// Large buffers for the loops' outputs and saved activations, kept for reuse once their tensors die.
+//
+// Every training step asks the loops for the same (T, G*H) buffers again. A fresh buffer of megabytes comes
+// from mmap, and its first write page-faults every 4 KiB page: on the bench machine, filling a fresh 47 MB
+// buffer (an LSTM's gate activations at (128, 35, 650)) took 23 ms, refilling one already mapped 2 ms. glibc's
+// malloc keeps such blocks mapped only when the process tells it to (rnnkit/allocator.py), a process-wide
+// setting that a library may not make on import; so the loops keep their own. A tensor from `pooled_empty`
+// hands its block back here when it dies (its storage's deleter), and the next request of the same size class
+// takes it. Idle blocks are capped at kIdleBytes (the oldest go first); `release_idle_buffers` frees them all.
+#pragma once
+
+#include <torch/extension.h>
+
+#include <cstdlib>
+#include <iterator>
+#include <list>
+#include <mutex>
+#include <new>
+#include <utility>
+
+namespace rnnkit {
+
+class BufferPool {
+ public:
+  // never destroyed: a tensor may die after static destructors have run
+  static BufferPool& instance() {
+    static BufferPool* pool = new BufferPool();
+    return *pool;
+  }
+
+  Tensor empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
+    const size_t bytes = size_t(c10::multiply_integers(sizes)) * options.dtype().itemsize();
+    if (bytes < kGranule || options.device().type() != at::kCPU) return at::empty(sizes, options);
+    // size classes of whole granules: packed batches of similar lengths share blocks
+    const size_t rounded = (bytes + kGranule - 1) / kGranule * kGranule;
+    void* data = take(rounded);
+    if (data == nullptr) data = std::aligned_alloc(kAlignment, rounded);
+    if (data == nullptr) throw std::bad_alloc();
+    return torch::from_blob(data, sizes, [rounded](void* block) { BufferPool::instance().give(block, rounded); },
+                            options);
+  }
+
+  // bytes held by idle blocks
+  size_t idle_bytes() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return idle_bytes_;
+  }
+
+  void release_idle() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    for (const auto& [bytes, block] : idle_) std::free(block);
+    idle_.clear();
+    idle_bytes_ = 0;
+  }
+
+ private:
+  static constexpr size_t kGranule = size_t(1) << 20;    // smaller buffers come from at::empty
+  static constexpr size_t kIdleBytes = size_t(1) << 30;  // what the pool keeps while nothing uses it
+  static constexpr size_t kAlignment = 64;
+
+  void* take(size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    // the most recently returned block first: its pages may still be in cache
+    for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
+      if (it->first == bytes) {
+        void* block = it->second;
+        idle_bytes_ -= bytes;
+        idle_.erase(std::next(it).base());
+        return block;
+      }
+    }
+    return nullptr;
+  }
+
+  void give(void* block, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    idle_.emplace_back(bytes, block);
+    idle_bytes_ += bytes;
+    while (idle_bytes_ > kIdleBytes) {
+      idle_bytes_ -= idle_.front().first;
+      std::free(idle_.front().second);
+      idle_.pop_front();
+    }
+  }
+
+  std::mutex mutex_;
+  std::list<std::pair<size_t, void*>> idle_;  // oldest first
+  size_t idle_bytes_ = 0;
+};
+
+// at::empty for the loops' large outputs, served from the pool
+inline Tensor pooled_empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
+  return BufferPool::instance().empty(sizes, options);
+}
+
+}  // namespace rnnkit
