@@ -43,10 +43,23 @@ def kind_of(cell) -> str | None:
 
 
 def project(kind: str, cell, x):
-    """``cell.project(x)`` (input products for every step at once) with :mod:`rnnkit.kernels.gemm`'s products."""
+    """The input products for every step at once, with :mod:`rnnkit.kernels.gemm`'s products: ``cell.project(x)``,
+    except that an RNN's or LSTM's ``b_ih`` is left to :func:`step_bias`."""
     if kind == "layer_norm_lstm":
         return cell.ln_ih(gemm.linear(x, cell.weight_ih))
-    return gemm.linear(x, cell.weight_ih, cell.bias_ih)
+    if kind == "gru":
+        return gemm.linear(x, cell.weight_ih, cell.bias_ih)
+    return gemm.linear(x, cell.weight_ih)
+
+
+def step_bias(kind: str, cell):
+    r"""The bias the loop adds to each step's :math:`W_{hh} h`: :math:`b_{ih} + b_{hh}` for an RNN or LSTM, whose
+    two biases meet in one sum, so the backward sums the gate gradients once for both
+    (:math:`\partial b_{ih} = \partial b_{hh} = \sum_{t,n} \partial XP`); a GRU's :math:`b_{hh}` alone (its
+    :math:`b_{hn}` is gated by :math:`r`)."""
+    if kind == "gru" or cell.bias_ih is None:
+        return cell.bias_hh
+    return cell.bias_ih + cell.bias_hh
 
 
 def apply(
@@ -76,8 +89,9 @@ def apply(
             zero_start,
         )
     c0 = state[1] if kind == "lstm" else None
+    bias = step_bias(kind, cell)
     return Recurrence.apply(
-        loops, kind, packing, xp, state[0], c0, cell.weight_hh, cell.bias_hh, rmask, zmask_h, zmask_c, zero_start
+        loops, kind, packing, xp, state[0], c0, cell.weight_hh, bias, rmask, zmask_h, zmask_c, zero_start
     )
 
 

@@ -93,4 +93,13 @@ inline Tensor pooled_empty(at::IntArrayRef sizes, const at::TensorOptions& optio
   return BufferPool::instance().empty(sizes, options);
 }
 
+// t itself if contiguous, else a contiguous copy in a pooled buffer (an output's gradient often arrives as a
+// broadcast or a transposed view)
+inline Tensor pooled_contiguous(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  Tensor copy = pooled_empty(t.sizes(), t.options());
+  copy.copy_(t);
+  return copy;
+}
+
 }  // namespace rnnkit

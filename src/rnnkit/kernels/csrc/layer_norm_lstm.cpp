@@ -49,7 +49,7 @@ void layer_norm_backward(T* dv, const T* v_hat, int64_t n, T rstd) {
 std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, Tensor gamma_hh,
                                             Opt beta_hh, double eps_hh, Tensor gamma_c, Opt beta_c, double eps_c,
                                             Sizes batch_sizes, Opt rmask, Opt zmask_h, Opt zmask_c) {
-  xp = xp.contiguous();
+  xp = pooled_contiguous(xp);
   gamma_hh = gamma_hh.contiguous();
   gamma_c = gamma_c.contiguous();
   beta_hh = contiguous(beta_hh);
@@ -123,7 +123,7 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
                                              Tensor act, Tensor a_hat, Tensor c_hat, Tensor rstd, Tensor w_hh,
                                              Tensor gamma_hh, Tensor gamma_c, Sizes batch_sizes, Opt rmask,
                                              Opt zmask_h, Opt zmask_c) {
-  grad_out = grad_out.contiguous();
+  grad_out = pooled_contiguous(grad_out);
   c0 = c0.contiguous();
   gamma_hh = gamma_hh.contiguous();
   gamma_c = gamma_c.contiguous();

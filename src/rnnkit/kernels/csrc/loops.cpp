@@ -16,7 +16,7 @@ using namespace rnnkit;
 
 std::vector<Tensor> rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Sizes batch_sizes, Opt rmask,
                                 Opt zmask, bool relu) {
-  xp = xp.contiguous();
+  xp = pooled_contiguous(xp);
   rmask = contiguous(rmask);
   zmask = contiguous(zmask);
   const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
@@ -58,7 +58,7 @@ std::vector<Tensor> rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
 
 std::vector<Tensor> rnn_backward(Tensor grad_out, Tensor grad_hn, Tensor act, Tensor w_hh, Sizes batch_sizes,
                                  Opt rmask, Opt zmask, bool relu) {
-  grad_out = grad_out.contiguous();
+  grad_out = pooled_contiguous(grad_out);
   rmask = contiguous(rmask);
   zmask = contiguous(zmask);
   const int64_t T = act.size(0), N = grad_hn.size(0), H = grad_hn.size(1), L = batch_sizes.size();
@@ -96,7 +96,7 @@ std::vector<Tensor> rnn_backward(Tensor grad_out, Tensor grad_hn, Tensor act, Te
 
 std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Sizes batch_sizes, Opt rmask,
                                 Opt zmask) {
-  xp = xp.contiguous();
+  xp = pooled_contiguous(xp);
   rmask = contiguous(rmask);
   zmask = contiguous(zmask);
   const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
@@ -145,7 +145,7 @@ std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
 
 std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Tensor out, Tensor act, Tensor w_hh,
                                  Sizes batch_sizes, Opt rmask, Opt zmask) {
-  grad_out = grad_out.contiguous();
+  grad_out = pooled_contiguous(grad_out);
   h0 = h0.contiguous();
   rmask = contiguous(rmask);
   zmask = contiguous(zmask);
@@ -199,7 +199,7 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
 
 std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, Opt b_hh, Sizes batch_sizes,
                                  Opt rmask, Opt zmask_h, Opt zmask_c) {
-  xp = xp.contiguous();
+  xp = pooled_contiguous(xp);
   rmask = contiguous(rmask);
   zmask_h = contiguous(zmask_h);
   zmask_c = contiguous(zmask_c);
@@ -253,7 +253,7 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
 
 std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_cn, Tensor c0, Tensor cs, Tensor act,
                                   Tensor w_hh, Sizes batch_sizes, Opt rmask, Opt zmask_h, Opt zmask_c) {
-  grad_out = grad_out.contiguous();
+  grad_out = pooled_contiguous(grad_out);
   c0 = c0.contiguous();
   rmask = contiguous(rmask);
   zmask_h = contiguous(zmask_h);
