@@ -78,3 +78,18 @@ def test_a_live_block_is_never_handed_out_and_a_freed_one_is():
     assert forward().data_ptr() == address
     kernels.release_buffers()
     assert NATIVE.idle_buffer_bytes() == 0
+
+
+def test_a_block_serves_requests_up_to_a_quarter_smaller():
+    _fresh_pool()
+    xp = torch.randn(400 * BATCH, HIDDEN, dtype=torch.float64)
+    h0, w_hh = torch.zeros(BATCH, HIDDEN, dtype=torch.float64), 0.05 * torch.randn(HIDDEN, HIDDEN, dtype=torch.float64)
+
+    def forward(steps):  # the output is steps * 27 KiB
+        return NATIVE.rnn_forward(xp[: steps * BATCH], h0, w_hh, None, [BATCH] * steps, None, None, False)[0]
+
+    first = forward(379)  # 10 MiB
+    address = first.data_ptr()
+    del first
+    assert forward(300).data_ptr() == address  # 8 MiB: the 10 MiB block serves it
+    assert forward(150).data_ptr() != address  # 4 MiB: a fresh block, not 10 MiB for 4

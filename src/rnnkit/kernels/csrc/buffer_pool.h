@@ -5,7 +5,7 @@
 // buffer (an LSTM's gate activations at (128, 35, 650)) took 23 ms, refilling one already mapped 2 ms. glibc's
 // malloc keeps such blocks mapped only when the process tells it to (rnnkit/allocator.py), a process-wide
 // setting that a library may not make on import; so the loops keep their own. A tensor from `pooled_empty`
-// hands its block back here when it dies (its storage's deleter), and the next request of the same size class
+// hands its block back here when it dies (its storage's deleter), and the next request of about its size
 // takes it. Idle blocks are capped at kIdleBytes (the oldest go first); `release_idle_buffers` frees them all.
 #pragma once
 
@@ -31,12 +31,14 @@ class BufferPool {
   Tensor empty(at::IntArrayRef sizes, const at::TensorOptions& options) {
     const size_t bytes = size_t(c10::multiply_integers(sizes)) * options.dtype().itemsize();
     if (bytes < kGranule || options.device().type() != at::kCPU) return at::empty(sizes, options);
-    // size classes of whole granules: packed batches of similar lengths share blocks
     const size_t rounded = (bytes + kGranule - 1) / kGranule * kGranule;
-    void* data = take(rounded);
-    if (data == nullptr) data = std::aligned_alloc(kAlignment, rounded);
+    auto [data, size] = take(rounded);
+    if (data == nullptr) {
+      size = rounded;
+      data = std::aligned_alloc(kAlignment, size);
+    }
     if (data == nullptr) throw std::bad_alloc();
-    return torch::from_blob(data, sizes, [rounded](void* block) { BufferPool::instance().give(block, rounded); },
+    return torch::from_blob(data, sizes, [size = size](void* block) { BufferPool::instance().give(block, size); },
                             options);
   }
 
@@ -58,18 +60,20 @@ class BufferPool {
   static constexpr size_t kIdleBytes = size_t(1) << 30;  // what the pool keeps while nothing uses it
   static constexpr size_t kAlignment = 64;
 
-  void* take(size_t bytes) {
+  // an idle block of at least `bytes` and at most a quarter more (batches of similar lengths share blocks), and
+  // its size: the smallest such, of those the most recently returned (its pages may still be in cache)
+  std::pair<void*, size_t> take(size_t bytes) {
     std::lock_guard<std::mutex> lock(mutex_);
-    // the most recently returned block first: its pages may still be in cache
+    const size_t most = bytes + bytes / 4;
+    auto best = idle_.rend();
     for (auto it = idle_.rbegin(); it != idle_.rend(); ++it) {
-      if (it->first == bytes) {
-        void* block = it->second;
-        idle_bytes_ -= bytes;
-        idle_.erase(std::next(it).base());
-        return block;
-      }
+      if (it->first >= bytes && it->first <= most && (best == idle_.rend() || it->first < best->first)) best = it;
     }
-    return nullptr;
+    if (best == idle_.rend()) return {nullptr, 0};
+    const std::pair<void*, size_t> found{best->second, best->first};
+    idle_bytes_ -= best->first;
+    idle_.erase(std::next(best).base());
+    return found;
   }
 
   void give(void* block, size_t bytes) {
