@@ -22,10 +22,23 @@ def _cell(value) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+def _short_list(value) -> bool:
+    """A list a table cell can hold: up to 8 plain values (a shape, a few repeats' figures)."""
+    return isinstance(value, list) and len(value) <= 8 and all(not isinstance(v, dict | list) for v in value)
+
+
 def _rows_table(rows: list[dict]) -> str:
-    columns = list(dict.fromkeys(key for row in rows for key in row if not isinstance(row[key], dict | list)))
+    def shown(value) -> bool:
+        return not isinstance(value, dict | list) or _short_list(value)
+
+    def cell(value) -> str:
+        # a shape's sizes bare (1,000 would read as two sizes), joined by slashes
+        plain = (_cell(v) if isinstance(v, float) else str(v) for v in value) if isinstance(value, list) else None
+        return " / ".join(plain) if plain is not None else _cell(value)
+
+    columns = list(dict.fromkeys(key for row in rows for key in row if shown(row[key])))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(_cell(row.get(c, "")) for c in columns) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(row.get(c, "")) for c in columns) + " |" for row in rows]
     return "\n".join(lines)
 
 
@@ -33,7 +46,7 @@ def _flatten(value, prefix: str = "") -> list[tuple[str, object]]:
     if isinstance(value, dict):
         return [item for key, inner in value.items() for item in _flatten(inner, f"{prefix}{key}.")]
     if isinstance(value, list):
-        if len(value) <= 8 and all(not isinstance(v, dict | list) for v in value):
+        if _short_list(value):
             return [(prefix.rstrip("."), ", ".join(_cell(v) for v in value))]
         return [(prefix.rstrip("."), f"{len(value)} entries (see the JSON file)")]
     return [(prefix.rstrip("."), value)]
