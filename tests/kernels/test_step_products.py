@@ -58,3 +58,41 @@ def test_saturated_gates_stay_finite(kind, dtype):
     expected, _ = layer._unroll_layers(x, None, None, False)[:2]
     actual, _ = stack.run(layer, x, None, None, NATIVE)
     torch.testing.assert_close(actual, expected)
+
+
+@pytest.fixture
+def two_threads():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    yield
+    torch.set_num_threads(threads)
+
+
+# each thread's block of rows runs the whole time loop (csrc/common.h, for_row_blocks) from 32 rows on 2 threads:
+# plain; with lengths, the blocks' active rows shrinking at different steps down to a few; with training noise
+BLOCK_CASES = {
+    "plain": ({}, None),
+    "lengths": ({}, [9] * 6 + [7] * 10 + [5] * 10 + [2] * 8 + [1] * 6),
+    "noise": ({"recurrent_dropout": 0.3, "zoneout": 0.2}, None),
+}
+
+
+@pytest.mark.parametrize("case", BLOCK_CASES)
+@pytest.mark.parametrize("kind", LAYERS)
+def test_row_blocks_on_their_own_threads_match_unroll(kind, case, two_threads):
+    options, lengths = BLOCK_CASES[case]
+    torch.manual_seed(0)
+    layer = LAYERS[kind](8, 24, dtype=torch.float64, **options)
+    x = torch.randn(9, 40, 8, dtype=torch.float64, requires_grad=True)
+    lengths = None if lengths is None else torch.tensor(lengths)
+
+    def run_and_grad(run):
+        torch.manual_seed(1)  # the same training noise on both paths
+        output, h_n = run()
+        h_n = (h_n,) if isinstance(h_n, torch.Tensor) else h_n
+        loss = output.pow(2).sum() + sum((s * torch.linspace(-1, 1, 24, dtype=s.dtype)).sum() for s in h_n)
+        return output, h_n, torch.autograd.grad(loss, [x, *layer.parameters()])
+
+    expected = run_and_grad(lambda: layer._unroll_layers(x, None, lengths, False)[:2])
+    actual = run_and_grad(lambda: stack.run(layer, x, None, lengths, NATIVE))
+    torch.testing.assert_close(actual, expected, atol=1e-10, rtol=1e-10)

@@ -75,8 +75,8 @@ std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Ten
     for (int64_t t = 0; t < L; ++t) {
       const int64_t bs = batch_sizes[t], row = off[t];
       if (bs == 0) continue;
-      Tensor gh_t = recurrent_product(gh, h, rmask, w_t, Opt(), bs, scratch);
-      for_rows(bs, 9 * H, [&](int64_t n) {
+      Tensor gh_t = recurrent_product(gh, h, rmask, w_t, Opt(), 0, bs, scratch);
+      for_rows(0, bs, 9 * H, [&](int64_t n) {
         const int64_t r = row + n, G = 4 * H;
         const scalar_t* x = xp.data_ptr<scalar_t>() + r * G;
         scalar_t* g_row = gh_t.data_ptr<scalar_t>() + n * G;
@@ -145,7 +145,7 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
       const int64_t bs = batch_sizes[t], row = off[t];
       if (bs == 0) continue;
       const scalar_t* c_prev_t = t == 0 ? c0.data_ptr<scalar_t>() : cs.data_ptr<scalar_t>() + off[t - 1] * H;
-      for_rows(bs, 9 * H, [&](int64_t n) {
+      for_rows(0, bs, 9 * H, [&](int64_t n) {
         const int64_t r = row + n, G = 4 * H;
         const scalar_t* a = act.data_ptr<scalar_t>() + r * 5 * H;
         const scalar_t* ch = c_hat.data_ptr<scalar_t>() + r * H;
@@ -186,7 +186,7 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
         SIMD for (int64_t j = 0; j < G; ++j) da_row[j] = dx[j] * gam[j];
         layer_norm_backward(da_row, ah, G, rs[0]);
       });
-      recurrent_backward(dh, da, row, rmask, w_back, bs, scratch);
+      recurrent_backward(dh, da, row, rmask, w_back, 0, bs, scratch);
     }
   });
   return {dxp, da, dy, dh, dc};
