@@ -30,9 +30,9 @@ std::vector<Tensor> rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
   const int64_t blocks = row_blocks(N);  // each block of rows runs the time loop on its own thread
   const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, (N + blocks - 1) / blocks, /*gates=*/1, blocks > 1);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "rnn_forward", [&] {
-    for_row_blocks(N, blocks, [&](int64_t first, int64_t end) {
+    for_row_blocks(N, blocks, [&](int64_t first, int64_t stop) {
       for (int64_t t = 0; t < L; ++t) {
-        const int64_t bs = std::min(batch_sizes[t], end) - first, row = off[t];
+        const int64_t bs = std::min(batch_sizes[t], stop) - first, row = off[t];
         if (bs <= 0) continue;
         const Tensor gh_t = recurrent_product(gh, h, rmask, w_t, b_hh, first, bs, scratch);
         const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * H;
@@ -72,9 +72,9 @@ std::vector<Tensor> rnn_backward(Tensor grad_out, Tensor grad_hn, Tensor act, Te
   const int64_t blocks = row_blocks(N);  // each block of rows runs the time loop on its own thread
   const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, (N + blocks - 1) / blocks, /*gates=*/1, blocks > 1);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "rnn_backward", [&] {
-    for_row_blocks(N, blocks, [&](int64_t first, int64_t end) {
+    for_row_blocks(N, blocks, [&](int64_t first, int64_t stop) {
       for (int64_t t = L - 1; t >= 0; --t) {
-        const int64_t bs = std::min(batch_sizes[t], end) - first, row = off[t];
+        const int64_t bs = std::min(batch_sizes[t], stop) - first, row = off[t];
         if (bs <= 0) continue;
         const scalar_t* go = grad_out.data_ptr<scalar_t>() + row * H;
         const scalar_t* a_t = act.data_ptr<scalar_t>() + row * H;
@@ -115,9 +115,9 @@ std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
   const int64_t blocks = row_blocks(N);  // each block of rows runs the time loop on its own thread
   const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, (N + blocks - 1) / blocks, /*gates=*/3, blocks > 1);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "gru_forward", [&] {
-    for_row_blocks(N, blocks, [&](int64_t first, int64_t end) {
+    for_row_blocks(N, blocks, [&](int64_t first, int64_t stop) {
       for (int64_t t = 0; t < L; ++t) {
-        const int64_t bs = std::min(batch_sizes[t], end) - first, row = off[t];
+        const int64_t bs = std::min(batch_sizes[t], stop) - first, row = off[t];
         if (bs <= 0) continue;
         const Tensor gh_t = recurrent_product(gh, h, rmask, w_t, b_hh, first, bs, scratch);
         const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * 3 * H;
@@ -167,9 +167,9 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
   const int64_t blocks = row_blocks(N);  // each block of rows runs the time loop on its own thread
   const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, (N + blocks - 1) / blocks, /*gates=*/3, blocks > 1);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "gru_backward", [&] {
-    for_row_blocks(N, blocks, [&](int64_t first, int64_t end) {
+    for_row_blocks(N, blocks, [&](int64_t first, int64_t stop) {
       for (int64_t t = L - 1; t >= 0; --t) {
-        const int64_t bs = std::min(batch_sizes[t], end) - first, row = off[t];
+        const int64_t bs = std::min(batch_sizes[t], stop) - first, row = off[t];
         if (bs <= 0) continue;
         const scalar_t* go = grad_out.data_ptr<scalar_t>() + row * H;
         const scalar_t* a_t = act.data_ptr<scalar_t>() + row * 4 * H;
@@ -226,9 +226,9 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
   const int64_t blocks = row_blocks(N);  // each block of rows runs the time loop on its own thread
   const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, (N + blocks - 1) / blocks, /*gates=*/4, blocks > 1);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_forward", [&] {
-    for_row_blocks(N, blocks, [&](int64_t first, int64_t end) {
+    for_row_blocks(N, blocks, [&](int64_t first, int64_t stop) {
       for (int64_t t = 0; t < L; ++t) {
-        const int64_t bs = std::min(batch_sizes[t], end) - first, row = off[t];
+        const int64_t bs = std::min(batch_sizes[t], stop) - first, row = off[t];
         if (bs <= 0) continue;
         const Tensor gh_t = recurrent_product(gh, h, rmask, w_t, b_hh, first, bs, scratch);
         const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * 4 * H;
@@ -282,9 +282,9 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
   const int64_t blocks = row_blocks(N);  // each block of rows runs the time loop on its own thread
   const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, (N + blocks - 1) / blocks, /*gates=*/4, blocks > 1);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward", [&] {
-    for_row_blocks(N, blocks, [&](int64_t first, int64_t end) {
+    for_row_blocks(N, blocks, [&](int64_t first, int64_t stop) {
       for (int64_t t = L - 1; t >= 0; --t) {
-        const int64_t bs = std::min(batch_sizes[t], end) - first, row = off[t];
+        const int64_t bs = std::min(batch_sizes[t], stop) - first, row = off[t];
         if (bs <= 0) continue;
         const scalar_t* go = grad_out.data_ptr<scalar_t>() + row * H;
         const scalar_t* a_t = act.data_ptr<scalar_t>() + row * 5 * H;
