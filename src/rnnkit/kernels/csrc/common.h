@@ -83,6 +83,21 @@ void for_row_blocks(int64_t rows, int64_t blocks, const F& f) {
   });
 }
 
+// step(t, first, bs, row) for each step t with active rows in each block: rows [first, first + bs) of the step,
+// whose packed rows start at `row` (= off[t]); in time order, or reversed for a backward pass
+template <typename F>
+void for_each_step(const Sizes& batch_sizes, const Sizes& off, int64_t rows, int64_t blocks, bool reversed,
+                   const F& step) {
+  for_row_blocks(rows, blocks, [&](int64_t first, int64_t stop) {
+    const int64_t steps = batch_sizes.size();
+    for (int64_t i = 0; i < steps; ++i) {
+      const int64_t t = reversed ? steps - 1 - i : i;
+      const int64_t bs = std::min(batch_sizes[t], stop) - first;
+      if (bs > 0) step(t, first, bs, off[t]);
+    }
+  });
+}
+
 // ---- per-step products through oneDNN ------------------------------------------------------------------------
 // at::mm calls MKL, which runs AVX2 code on AMD CPUs; torch's oneDNN linear uses AVX-512 where the CPU has it
 // (about 2x on the bench machine, see rnnkit/kernels/gemm.py). The loops multiply by the same W_hh at every
