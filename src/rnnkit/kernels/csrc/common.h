@@ -61,9 +61,11 @@ void for_rows(int64_t first, int64_t count, int64_t width, const F& f) {
 
 // The batch's rows are independent sequences: with enough rows, each thread runs the whole time loop for its own
 // block of them (its products through BLAS on one thread, its gate math), with no hand-off between the threads at
-// any step. 2-core Zen 3, forward loops, against both threads on each step's product and then on its gate math:
-// RNN 1.09x and GRU 1.21x at (batch, steps, hidden) (128, 35, 650); 1.34x and 1.43x at (32, 100, 256), 1.26x for
-// the GRU at (64, 50, 128); but with 8 rows a thread (GRU at (16, 200, 512)) 0.83x, hence kRowsPerThread.
+// any step. 2-core Zen 3, the loops forward+backward, old and new builds A/B in one process, against both
+// threads on each step's product and then on its gate math: RNN 1.16x at (batch, steps, hidden) (32, 100, 256)
+// and 1.02-1.09x at (128, 35, 650); GRU 1.05x at (32, 100, 256), 1.12x at (64, 50, 128), 0.94-1.08x at
+// (128, 35, 650). A first sketch with 8 rows a thread (GRU forward at (16, 200, 512)) ran at 0.83x, hence
+// kRowsPerThread.
 constexpr int64_t kRowsPerThread = 16;
 
 inline int64_t row_blocks(int64_t rows) {
