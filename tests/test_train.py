@@ -285,6 +285,15 @@ def test_resume_without_state_is_refused(tmp_path):
         ("schedule", "poly", "Unknown schedule 'poly'"),
         ("epochs", 0, "epochs and accumulate must be at least 1"),
         ("learning_rate", 0, "learning_rate must be"),
+        ("learning_rate", float("nan"), "learning_rate must be"),
+        ("max_minutes", float("nan"), "max_minutes must be"),
+        ("weight_decay", -0.1, "weight_decay must be"),
+        ("clip_norm", -1.0, "clip_norm must be"),
+        ("clip_norm", float("nan"), "clip_norm must be"),
+        ("plateau_factor", 1.0, "plateau_factor must be"),
+        ("patience", -1, "patience must be 0 or more"),
+        ("eval_every", -1, "eval_every must be 0 or more"),
+        ("warmup_steps", -2, "warmup_steps must be 0 or more"),
         ("device", "tpu", "Unknown device 'tpu'"),
     ],
 )
@@ -299,6 +308,10 @@ def test_load_rebuilds_a_language_model_from_its_run_directory(tmp_path):
     assert not model.training and model.run_config["task"] == "lm"
     weights = checkpoint.load_tensors(tmp_path / checkpoint.WEIGHTS_FILE)
     assert torch.equal(model.state_dict()["embedding.weight"], weights["embedding.weight"])
+    assert rnnkit.load(tmp_path, task="lm").run_config["task"] == "lm"
+    # another task's command given this run says so in one line, not with a KeyError deep in its inference
+    with pytest.raises(RnnkitError, match="holds a language model, not a forecaster; use `rnnkit lm"):
+        rnnkit.load(tmp_path, task="forecast")
 
 
 def test_constant_schedule_warms_up_then_holds(tmp_path):

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # no screen needed: figures go straight to files
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from rnnkit.errors import RnnkitError
+from rnnkit.viz.figure import save
 
 
 def training_curves(log_csv: Path | str, out: Path | str, *, title: str = "") -> Path:
@@ -33,9 +31,7 @@ def training_curves(log_csv: Path | str, out: Path | str, *, title: str = "") ->
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120)
-    plt.close(figure)
+    save(figure, out, dpi=120)
     return out
 
 
@@ -71,9 +67,7 @@ def forecast_plot(
     axis.legend(loc="best")
     figure.autofmt_xdate()
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120)
-    plt.close(figure)
+    save(figure, out, dpi=120)
     return out
 
 
@@ -91,7 +85,5 @@ def attention_heatmap(
     axis.set_ylabel("translation")
     axis.set_title(title or "attention")
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120)
-    plt.close(figure)
+    save(figure, out, dpi=120)
     return out

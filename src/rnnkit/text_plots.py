@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")  # no screen needed: figures go straight to files
 import matplotlib.pyplot as plt
 import numpy as np
+
+from rnnkit.viz.figure import save
 
 
 def confusion_plot(confusion: np.ndarray, classes: list[str], out: Path | str) -> Path:
@@ -29,9 +28,7 @@ def confusion_plot(confusion: np.ndarray, classes: list[str], out: Path | str) -
                       color="white" if value > threshold else "black")  # fmt: skip
     axis.set_title(f"confusion matrix ({int(confusion.sum())} texts)")
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120)
-    plt.close(figure)
+    save(figure, out, dpi=120)
     return out
 
 
@@ -53,7 +50,5 @@ def attribution_plot(tokens: list[str], scores: np.ndarray, out: Path | str, *, 
                   bbox={"facecolor": face, "edgecolor": "none", "pad": 1.5})  # fmt: skip
     axis.set_title(title or "token attributions")
     figure.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=120)
-    plt.close(figure)
+    save(figure, out, dpi=120)
     return out

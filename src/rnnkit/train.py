@@ -101,10 +101,25 @@ class TrainConfig:
             raise RnnkitError(f"Unknown schedule {self.schedule!r}. Select from {', '.join(SCHEDULES)}.")
         if self.epochs < 1 or self.accumulate < 1:
             raise RnnkitError(f"epochs and accumulate must be at least 1, got {self.epochs} and {self.accumulate}.")
-        if self.learning_rate <= 0:
-            raise RnnkitError(f"learning_rate must be positive, got {self.learning_rate}.")
-        if self.max_minutes is not None and self.max_minutes <= 0:
-            raise RnnkitError(f"max_minutes must be positive, got {self.max_minutes}.")
+        # written as "not inside the range" so that NaN, which fails every comparison, is refused too
+        if not 0 < self.learning_rate < math.inf:
+            raise RnnkitError(f"learning_rate must be a positive number, got {self.learning_rate}.")
+        if self.max_minutes is not None and not 0 < self.max_minutes < math.inf:
+            raise RnnkitError(f"max_minutes must be a positive number, got {self.max_minutes}.")
+        if not 0 <= self.weight_decay < math.inf or not 0 <= self.momentum < 1:
+            raise RnnkitError(
+                f"weight_decay must be >= 0 and momentum in [0, 1), got {self.weight_decay} and {self.momentum}."
+            )
+        # a negative norm would flip every gradient's sign inside clip_grad_norm_
+        if self.clip_norm is not None and not 0 <= self.clip_norm < math.inf:
+            raise RnnkitError(f"clip_norm must be 0 (no clipping) or a positive number, got {self.clip_norm}.")
+        if not 0 < self.plateau_factor < 1:
+            raise RnnkitError(f"plateau_factor must be in (0, 1), got {self.plateau_factor}.")
+        counts = {"patience": self.patience or 0, "eval_every": self.eval_every, "warmup_steps": self.warmup_steps}
+        counts["checkpoint_every"] = self.checkpoint_every
+        for name, count in counts.items():
+            if count < 0:
+                raise RnnkitError(f"{name} must be 0 or more, got {count}.")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise RnnkitError(f"Unknown device {self.device!r}. Select from auto, cpu, cuda.")
         if self.precision not in precision.PRECISIONS:

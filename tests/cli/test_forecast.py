@@ -134,6 +134,24 @@ def test_predict_needs_a_trained_run(weather, tmp_path):
     assert result.exit_code == 2 and result.stderr.startswith("error: ")
 
 
+def test_a_plot_name_matplotlib_cannot_write_is_refused_before_any_output(trained, weather, tmp_path):
+    out, _ = trained
+    csv = tmp_path / "forecast.csv"
+    args = ["forecast", "predict", str(out), "--csv", str(weather), "--out-csv", str(csv), "--plot", "f.xyz"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        "error: cannot draw f.xyz: give a file name ending in .png or .svg."
+    )
+    assert not csv.exists()
+
+
+def test_another_tasks_command_names_the_one_the_run_needs(trained, weather):
+    out, _ = trained
+    result = runner.invoke(app, ["classify", "predict", str(out), "a fine day"])
+    assert result.exit_code == 2
+    assert result.stderr.strip().endswith("holds a forecaster, not a classifier; use `rnnkit forecast ...` with it.")
+
+
 def test_train_resumes_where_it_stopped(weather, tmp_path):
     base = ["forecast", "train", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(tmp_path)]
     assert runner.invoke(app, [*base, *TINY]).exit_code == 0

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from rnnkit.data.subwords import BOS
+from rnnkit.errors import RnnkitError
 from rnnkit.tasks.beam import beam_search, coverage_penalty, greedy, length_penalty, translate_ids
 from rnnkit.tasks.translate import Memory, Translator, TranslatorConfig
 
@@ -57,6 +58,13 @@ def test_beam_finds_the_best_sequence_greedy_misses():
     assert best.tokens == [B] and best.log_prob == pytest.approx(math.log(0.4 * 0.9), abs=1e-5)
     assert second.tokens == [A] and second.score <= best.score
     assert best.attention.shape == (2, 2)  # a row per output step (<eos> included), a column per source token
+
+
+@pytest.mark.parametrize(("alpha", "beta"), [(math.nan, 0.0), (1.0, -0.5), (1.0, math.inf)])
+def test_penalty_weights_must_be_numbers_that_rank(alpha, beta):
+    source, lengths = torch.tensor([[5, 6]]), torch.tensor([2])
+    with pytest.raises(RnnkitError, match="finite length penalty"):
+        beam_search(TableModel(), source, lengths, beam_size=2, alpha=alpha, beta=beta)
 
 
 def test_length_limit_ends_every_hypothesis():

@@ -92,6 +92,8 @@ def test_decoder_asks_for_both_language_models():
         Decoder(" acdegnorst", 16, chars, 0.5, 1.0, None, 0.5)
     with pytest.raises(RnnkitError, match="word-weight"):
         Decoder(" acdegnorst", 16, chars, 0.0, 1.0, words, 0.5)
+    with pytest.raises(RnnkitError, match="LM weights must be finite"):
+        Decoder(" acdegnorst", 16, chars, math.nan, 1.0, words, 0.5)
     decoder = Decoder(" acdegnorst", 16, chars, 0.5, 1.0, words, 0.5)
     assert "word 2-gram (weight 0.5)" in decoder.describe()
     assert isinstance(decoder.options["lm"], WordFusion)

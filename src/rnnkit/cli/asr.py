@@ -224,15 +224,12 @@ def transcribe(
     import torch
 
     from rnnkit.tasks import load
-    from rnnkit.tasks.asr import SpeechRecognizer
     from rnnkit.tasks.asr_inference import Decoder, load_fusion_lm, load_word_lm, stream_file, transcribe_files
 
     if chunk_ms < 10:
         raise RnnkitError(f"--chunk-ms must be at least 10, got {chunk_ms}.")
     torch.set_num_threads(max(1, threads))
-    model = load(run)
-    if not isinstance(model, SpeechRecognizer):
-        raise RnnkitError(f"{run} holds a {model.run_config.get('task')} model, not a speech recogniser.")
+    model = load(run, task="asr")
     fusion = load_fusion_lm(run, model.config.alphabet, lm)
     decoder = Decoder(model.config.alphabet, beam=beam, lm=fusion, lm_weight=lm_weight, lm_bonus=lm_bonus,
                       word_lm=load_word_lm(run), word_weight=word_weight)  # fmt: skip

@@ -167,7 +167,7 @@ def predict(
     """
     if (text is None) == (csv_file is None):
         raise RnnkitError("give either one TEXT argument or --csv FILE, not both or neither.")
-    model = load(run)
+    model = load(run, task="classify")
     if text is not None:
         if explain_flag:
             result = explain(model, text, png=png)

@@ -144,7 +144,7 @@ def generate(
 
     Example: rnnkit lm generate runs/char-lstm --prime "ROMEO:" --length 500 --temperature 0.8
     """
-    model = load(run)
+    model = load(run, task="lm")
     tokenizer = tokenizer_from_config(model.run_config["tokenizer"])
     generator = torch.Generator().manual_seed(seed)
     tokens = model.generate(

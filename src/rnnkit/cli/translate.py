@@ -19,6 +19,7 @@ from rnnkit.tasks.translate_training import (
     train_translator,
     translate_texts,
 )
+from rnnkit.viz.figure import check_path
 
 DEFAULT = TranslatorConfig(source_vocab_size=1, target_vocab_size=1)  # the model flags' defaults are the config's
 CHUNK = 64  # lines of an --input file translated (and printed) at a time
@@ -147,6 +148,8 @@ def run(
         raise RnnkitError("give either one TEXT argument or --input FILE, not both or neither.")
     if not 1 <= n_best <= beam:
         raise RnnkitError(f"--n-best must be between 1 and --beam ({beam}), got {n_best}.")
+    if plot is not None:
+        check_path(plot)
     lines = [text] if text is not None else _read_lines(input_file)
     model = load_translator(run_dir)
     results = []

@@ -27,19 +27,34 @@ def _task_classes() -> dict:
     }
 
 
-def load(path: Path | str) -> nn.Module:
+# what each task's model is called in an error message
+TASK_MODELS = {
+    "lm": "language model",
+    "forecast": "forecaster",
+    "classify": "classifier",
+    "translate": "translation model",
+    "asr": "speech recogniser",
+}
+
+
+def load(path: Path | str, task: str | None = None) -> nn.Module:
     """Rebuild the model of a run directory from its ``config.json`` and verified ``model.safetensors``.
 
     The returned model is in eval mode; ``model.run_config`` holds the whole ``config.json`` (tokenizer,
-    data settings) for the task's inference.
+    data settings) for the task's inference. ``task`` (``"lm"``, ``"forecast"``, ...): the run must be of that
+    task, else a one-line :class:`RnnkitError` names the command that takes it.
     """
     config = checkpoint.read_config(path)
     classes = _task_classes()
-    task = config.get("task")
-    if task not in classes:
-        raise RnnkitError(f"{Path(path) / checkpoint.CONFIG_FILE} names task {task!r}; known: {', '.join(classes)}.")
+    found = config.get("task")
+    if found not in classes:
+        raise RnnkitError(f"{Path(path) / checkpoint.CONFIG_FILE} names task {found!r}; known: {', '.join(classes)}.")
+    if task is not None and found != task:
+        raise RnnkitError(
+            f"{path} holds a {TASK_MODELS[found]}, not a {TASK_MODELS[task]}; use `rnnkit {found} ...` with it."
+        )
     try:
-        model = classes[task].from_config(config["model"])
+        model = classes[found].from_config(config["model"])
     except (KeyError, TypeError) as error:
         raise RnnkitError(f"{Path(path) / checkpoint.CONFIG_FILE} has no valid model config ({error}).") from None
     checkpoint.load_weights(path, model, config)

@@ -9,6 +9,7 @@ Word times come from the Viterbi alignment of the chosen text (:func:`ctc_decode
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,6 +60,9 @@ class Decoder:
     def __post_init__(self) -> None:
         if self.beam < 0:
             raise RnnkitError(f"--beam must be 0 (greedy) or positive, got {self.beam}.")
+        weights = (self.lm_weight, self.lm_bonus, self.word_weight)
+        if not all(math.isfinite(w) for w in weights) or min(self.lm_weight, self.word_weight) < 0:
+            raise RnnkitError(f"the LM weights must be finite and --lm-weight, --word-weight >= 0, got {weights}.")
         if self.lm_weight > 0 and self.lm is None:
             raise RnnkitError("--lm-weight needs the run's character LM (char_lm.json), which this run lacks.")
         if self.word_weight > 0 and (self.word_lm is None or self.lm_weight <= 0):

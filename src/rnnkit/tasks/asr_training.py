@@ -215,9 +215,7 @@ def evaluate_asr(run: Path | str, manifest: Path | str | pd.DataFrame, *, split:
     "lm_weight": 0.5, "lm_bonus": 1.0, "word_weight": 0.5}``), overall and per ``engine``/``voice`` group when
     the manifest has those columns; unreadable files are skipped and counted. ``lm``: an rnnkit character LM
     run to fuse instead of the run's n-gram (the run's word trigram joins either)."""
-    model = load(run)
-    if not isinstance(model, SpeechRecognizer):
-        raise RnnkitError(f"{run} holds a {model.run_config.get('task')} model, not a speech recogniser.")
+    model = load(run, task="asr")
     lm = load_fusion_lm(run, model.config.alphabet, lm)  # a wrong --lm stops here, before minutes of features
     word_lm = load_word_lm(run)
     table = manifest if isinstance(manifest, pd.DataFrame) else read_manifest(manifest, split)

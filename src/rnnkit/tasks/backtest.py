@@ -48,7 +48,7 @@ class BacktestOptions:
     def __post_init__(self) -> None:
         if not 0 < self.test_fraction < 1:
             raise RnnkitError(f"test fraction must be in (0, 1), got {self.test_fraction}.")
-        if self.stride < 0 or self.ridge_lags < 0 or self.ridge_alpha < 0:
+        if self.stride < 0 or self.ridge_lags < 0 or not 0 <= self.ridge_alpha < math.inf:
             raise RnnkitError("stride, ridge lags and ridge alpha must not be negative.")
 
 

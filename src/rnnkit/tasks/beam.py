@@ -111,6 +111,8 @@ def beam_search(
     """The ``n_best`` highest-scoring translations of each sentence, best first (see the module docstring)."""
     if beam_size < 1 or not 1 <= n_best <= beam_size:
         raise RnnkitError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {beam_size} and {n_best}.")
+    if not math.isfinite(alpha) or not 0 <= beta < math.inf:
+        raise RnnkitError(f"need a finite length penalty alpha and coverage weight beta >= 0, got {alpha} and {beta}.")
     max_lengths = (default_max_lengths(lengths) if max_lengths is None else max_lengths).tolist()
     N, K, device = source.shape[0], beam_size, source.device
     memory = model.encode(source, lengths)

@@ -90,7 +90,7 @@ class ClassifierConfig:
                 raise RnnkitError(f"{name} must be at least 1, got {getattr(self, name)}.")
         if self.num_classes < 2:
             raise RnnkitError(f"num_classes must be at least 2, got {self.num_classes}.")
-        if self.pretrained_lr_scale <= 0:
+        if not 0 < self.pretrained_lr_scale < math.inf:
             raise RnnkitError(f"pretrained_lr_scale must be positive, got {self.pretrained_lr_scale}.")
         for name in ("dropout", "word_dropout"):
             if not 0 <= getattr(self, name) < 1:

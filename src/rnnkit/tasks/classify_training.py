@@ -48,6 +48,7 @@ from rnnkit.tasks.classify import (
 from rnnkit.tasks.lm import LanguageModel
 from rnnkit.text_plots import attribution_plot, confusion_plot
 from rnnkit.train import TrainConfig, Trainer, seed_everything
+from rnnkit.viz.figure import check_path
 
 VECTORS = ("glove", "random")
 CLASS_WEIGHTS = ("none", "balanced")
@@ -258,7 +259,9 @@ def score(model: TextClassifier, data: TextBatches, classes: list[str], confusio
 
 def evaluate_classifier(directory: Path | str, data: LabelledTexts, *, confusion_png: Path | None = None) -> dict:
     """Score a trained classifier on labelled texts (labels must be classes it was trained on)."""
-    model = load(directory)
+    if confusion_png is not None:
+        check_path(confusion_png)
+    model = load(directory, task="classify")
     run_config = model.run_config
     classes = run_config["classes"]
     check_known_labels(data.labels, classes, "the evaluation file")
@@ -310,6 +313,8 @@ def integrated_gradients(model: TextClassifier, ids: torch.Tensor, target: int, 
 def explain(model: TextClassifier, text: str, *, png: Path | None = None, steps: int = 32) -> dict:
     """The prediction for ``text`` and one attribution per token: integrated gradients, or the attention
     weights when the model pools by attention. Optionally draws them as a PNG."""
+    if png is not None:
+        check_path(png)
     tokenizer = tokenizer_from_config(model.run_config["tokenizer"])
     classes = model.run_config["classes"]
     tokens = normalise(text).split()

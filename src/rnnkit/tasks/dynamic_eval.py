@@ -17,6 +17,8 @@ The model's weights are restored afterwards: evaluation never changes a model. R
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from rnnkit.errors import RnnkitError
@@ -26,7 +28,7 @@ from rnnkit.tbptt import detach_state
 
 def dynamic_evaluate(model, data, *, learning_rate: float, decay: float = 0.0) -> dict[str, float]:
     """Per-token loss of ``data`` (a stream of ``(x, y)`` windows) while adapting ``model`` to it."""
-    if learning_rate <= 0 or not 0 <= decay < 1:
+    if not 0 < learning_rate < math.inf or not 0 <= decay < 1:
         raise RnnkitError(f"need learning_rate > 0 and 0 <= decay < 1; got {learning_rate} and {decay}.")
     params = [p for p in model.parameters() if p.requires_grad]
     trained = [p.detach().clone() for p in params]

@@ -58,6 +58,7 @@ Q quantile levels, S sample paths.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -132,7 +133,7 @@ class ForecastConfig:
             )
         if not 0 <= self.dropout < 1:
             raise RnnkitError(f"dropout must be a probability in [0, 1), got {self.dropout}.")
-        if self.linear_alpha < 0:
+        if not 0 <= self.linear_alpha < math.inf:
             raise RnnkitError(f"linear_alpha must be >= 0 (0: chosen by cross-validation), got {self.linear_alpha}.")
         if self.lookbacks and self.decoder != "direct":
             raise RnnkitError("lookbacks need the direct decoder (the autoregressive one steps through it all).")

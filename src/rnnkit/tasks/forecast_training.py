@@ -32,6 +32,7 @@ from rnnkit.tasks import load
 from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
 from rnnkit.tasks.forecast_highway import choose_alphas
 from rnnkit.train import TrainConfig, Trainer, seed_everything
+from rnnkit.viz.figure import check_path
 
 
 @dataclass(frozen=True)
@@ -227,7 +228,9 @@ def predict(
     directory: Path | str, data: Path | str, *, out_csv: Path | str | None = None, plot: Path | str | None = None
 ) -> pd.DataFrame:
     """Forecast the horizon after the last step of every series in ``data``; one row per series, step, target."""
-    model = load(directory)
+    if plot is not None:
+        check_path(plot)
+    model = load(directory, task="forecast")
     run_config = model.run_config
     spec = spec_from_config(run_config)
     series_set = load_series(data, spec, freq=run_config["series"]["freq"])

@@ -218,7 +218,7 @@ class LanguageModel(nn.Module):
         """
         if not prime:
             raise RnnkitError("generation needs a prime of at least one token.")
-        if temperature <= 0 or not 0 < top_p <= 1 or top_k < 0 or length < 0:
+        if not 0 < temperature < math.inf or not 0 < top_p <= 1 or top_k < 0 or length < 0:
             raise RnnkitError(
                 f"need temperature > 0, 0 < top_p <= 1, top_k >= 0 and length >= 0; got {temperature}, "
                 f"{top_p}, {top_k}, {length}."

@@ -163,7 +163,7 @@ def evaluate_language_model(
 
     With ``dynamic_lr`` the model adapts to the text as it scores it (:mod:`rnnkit.tasks.dynamic_eval`).
     """
-    model = load(directory)
+    model = load(directory, task="lm")
     run_config = model.run_config
     window = window or run_config.get("data", {}).get("window", 128)
     if is_token_file(data):

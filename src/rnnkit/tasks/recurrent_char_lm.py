@@ -75,9 +75,7 @@ class RecurrentCharLM:
         """From an ``rnnkit lm train`` run directory (weights verified, no pickle)."""
         from rnnkit.tasks import load  # the task registry imports this module's neighbours
 
-        model = load(directory)
-        if not isinstance(model, LanguageModel):
-            raise RnnkitError(f"{directory} holds a {model.run_config.get('task')} model, not a language model.")
+        model = load(directory, task="lm")
         return cls(model, tokenizer_from_config(model.run_config["tokenizer"]), alphabet)
 
     def distribution(self, history: str) -> np.ndarray:

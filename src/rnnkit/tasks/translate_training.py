@@ -76,9 +76,7 @@ def encode_pairs(
 
 def load_translator(directory: Path | str) -> Translator:
     """:func:`rnnkit.load` plus the vocabularies from ``config.json``."""
-    model = load(directory)
-    if not isinstance(model, Translator):
-        raise RnnkitError(f"{directory} holds a {model.run_config.get('task')!r} model, not a translation model.")
+    model = load(directory, task="translate")
     configs = model.run_config["vocabularies"]
     model.vocabularies = (SubwordVocabulary.from_config(configs[0]), SubwordVocabulary.from_config(configs[1]))
     return model

@@ -16,17 +16,24 @@ FORMATS = {".png": "png", ".svg": "svg"}
 DPI = 100  # pixels per inch of a PNG: a (w, h)-inch figure is (100 w, 100 h) pixels
 
 
-def save(figure: Figure, out: Path | str) -> Figure:
-    """Write ``figure`` to ``out`` (``.png`` or ``.svg``), release pyplot's hold on it, and return it.
-
-    The figure is saved at its own size (no tight cropping) so a PNG has a predictable pixel size:
-    ``figsize * DPI``.
-    """
+def check_path(out: Path | str) -> Path:
+    """``out`` as a Path, or a one-line :class:`RnnkitError` unless it names a PNG or SVG file; commands call it
+    before their work, so that a mistyped name does not cost the run."""
     out = Path(out)
     if out.suffix.lower() not in FORMATS:
         raise RnnkitError(f"cannot draw {out.name}: give a file name ending in .png or .svg.")
+    return out
+
+
+def save(figure: Figure, out: Path | str, *, dpi: int = DPI) -> Figure:
+    """Write ``figure`` to ``out`` (``.png`` or ``.svg``), release pyplot's hold on it, and return it.
+
+    The figure is saved at its own size (no tight cropping) so a PNG has a predictable pixel size:
+    ``figsize * dpi``.
+    """
+    out = check_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(out, dpi=DPI, format=FORMATS[out.suffix.lower()])
+    figure.savefig(out, dpi=dpi, format=FORMATS[out.suffix.lower()])
     plt.close(figure)
     return figure
 

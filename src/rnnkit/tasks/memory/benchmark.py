@@ -8,6 +8,7 @@ split) meets the task's threshold: MSE < 0.01 for adding, accuracy >= 0.99 for r
 
 from __future__ import annotations
 
+import math
 import multiprocessing
 import statistics
 import time
@@ -60,7 +61,7 @@ class MemoryConfig:
             raise RnnkitError(f"sequence lengths must be at least 2 steps, got {list(self.lengths)}.")
         if not self.seeds:
             raise RnnkitError("give at least one seed.")
-        if self.max_seconds <= 0:
+        if not 0 < self.max_seconds < math.inf:
             raise RnnkitError(f"max_seconds must be positive, got {self.max_seconds}.")
         for name in ("parameter_budget", "batch_size", "max_steps", "eval_every", "eval_size", "test_size"):
             if getattr(self, name) < 1:
