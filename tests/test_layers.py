@@ -323,6 +323,8 @@ def test_bad_sizes_are_refused():
         GRU(3, 4, num_layers=0)
     with pytest.raises(RnnkitError, match="must be positive"):
         GRU(3, 0)
+    with pytest.raises(RnnkitError, match="hidden_size must be positive, got 0"):
+        LSTM(3, 0)  # not a complaint about proj_size, which LSTM checks first
 
 
 def test_bad_nonlinearity_is_refused():

@@ -33,6 +33,8 @@ NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
 
 def check_proj_size(proj_size: int, hidden_size: int) -> None:
     """Refuse a projection that does not shrink the hidden state, as torch.nn.LSTM does."""
+    if hidden_size < 1:  # checked here first, or the message below would blame proj_size
+        raise RnnkitError(f"hidden_size must be positive, got {hidden_size}.")
     if proj_size < 0 or proj_size >= hidden_size:
         raise RnnkitError(
             f"proj_size must be in [0, hidden_size) = [0, {hidden_size}), got {proj_size}; use 0 for no projection."

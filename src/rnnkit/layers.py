@@ -195,8 +195,9 @@ class RecurrentLayer(nn.Module):
             x, lengths = pad_packed_sequence(input)  # (L, N, H_in), original batch order
         else:
             if input.dim() not in (2, 3):
+                layout = "(batch, time, features)" if self.batch_first else "(time, batch, features)"
                 raise RnnkitError(
-                    f"input must be 3-D (batch, time, features) or 2-D unbatched (time, features), got "
+                    f"input must be 3-D {layout} or 2-D unbatched (time, features), got "
                     f"{input.dim()}-D with shape {tuple(input.shape)}."
                 )
             unbatched = input.dim() == 2

@@ -67,3 +67,10 @@ def test_subwords_round_trip_any_text_and_reserve_special_ids():
     assert vocabulary.decode([BOS, *ids, EOS, *ids]) == text  # stops at <eos>
     again = SubwordVocabulary.from_config(vocabulary.to_config())
     assert again.encode(text) == ids and again.vocab_size == vocabulary.vocab_size
+
+
+def test_a_file_too_small_to_fill_every_split_says_so(tmp_path):
+    path = tmp_path / "two.tsv"
+    path.write_text("a b\tc d\ne f\tg h\n", encoding="utf-8")
+    with pytest.raises(RnnkitError, match=r"has 2 pair\(s\) and none falls in the (training|validation|test) split"):
+        load_pairs(str(path))

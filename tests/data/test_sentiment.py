@@ -52,6 +52,11 @@ def test_split_by_hash_ignores_order_and_keeps_fractions():
     assert "80/10/10" in splits.split
 
 
+def test_too_few_texts_for_a_held_out_split_say_so():
+    with pytest.raises(RnnkitError, match=r"3 texts leave the (valid|test) split empty"):
+        split_by_hash(LabelledTexts(["good", "bad", "fine"], ["pos", "neg", "pos"]))
+
+
 def test_read_csv_reads_texts_and_labels(tmp_path):
     path = _write(tmp_path, {"review": ["good", "bad, really"], "stars": ["pos", " neg "]})
     data = read_csv(path, "review", "stars")

@@ -90,6 +90,7 @@ def test_known_future_rows_are_kept_apart(tmp_path):
         ("date,y,rain\n2020-01-01,1,0\n2020-01-02,2,0,7\n", r"line 3 has 4 fields but the header has 3"),
         ("date,y,rain\n2020-01-01,1,0\n2020-01-02,2\n", r"line 3 has 2 fields but the header has 3"),
         ("date,y,rain\n2020-01-01,1,0\n2020-01-02,warm,0\n", r"column 'y' .* holds text \('warm'"),
+        ("date,y,rain\n2020-01-01,1,0\n2020-01-02,2,-inf\n", r"column .rain. .* infinite value \(-inf at 2020-01-02"),
         (
             "date,y,rain\n2020-01-01,1,0\n2020-01-01,2,0\n2020-01-02,2,0\n",
             r"2020-01-01 00:00:00 appears more than once",
@@ -98,7 +99,18 @@ def test_known_future_rows_are_kept_apart(tmp_path):
         ("date,y,rain\nsoon,1,0\nlater,2,0\n", r"does not parse as dates"),
         ("date,temp,rain\n2020-01-01,1,0\n", r"column 'y' is not in .*; its columns are date, temp, rain"),
     ],
-    ids=["empty", "header-only", "long-row", "short-row", "text", "duplicate", "unsorted", "bad-time", "unknown"],
+    ids=[
+        "empty",
+        "header-only",
+        "long-row",
+        "short-row",
+        "text",
+        "infinite",
+        "duplicate",
+        "unsorted",
+        "bad-time",
+        "unknown",
+    ],
 )
 def test_bad_files_raise_one_line(tmp_path, text, message):
     with pytest.raises(RnnkitError, match=message) as caught:

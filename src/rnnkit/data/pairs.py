@@ -104,6 +104,12 @@ def load_pairs(pairs: str, direction: str = "de-en", *, phrases: bool = False, m
             raise RnnkitError(f"Unknown pairs {pairs!r}. Select from {', '.join(BUILT_IN)}, or give a TSV file.")
         data = read_tsv(pairs)
         train, valid, test = split_by_hash(data.sources, data.sources, data.targets)
+        for name, part in (("training", train), ("validation", valid), ("test", test)):
+            if not len(part):
+                raise RnnkitError(
+                    f"{pairs} has {len(data)} pair(s) and none falls in the {name} split (pairs are split by "
+                    "a hash of their source side); give more pairs, hundreds at least."
+                )
         return PairSplits(train, valid, test, split.replace("German side", "source column"))
     entries = read_ding()
     german = [de for de, _ in entries.sentences]

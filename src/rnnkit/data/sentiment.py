@@ -110,6 +110,12 @@ def split_by_hash(data: LabelledTexts, *, test_fraction: float = 0.1, valid_frac
         f"hash split: sha256(text) mod 100 < {test_end} test, < {valid_end} valid, rest train "
         f"({100 - valid_end}/{valid_end - test_end}/{test_end}%)"
     )
+    for name, fraction in (("valid", valid_fraction), ("test", test_fraction)):
+        if fraction and not parts[name][0]:
+            raise RnnkitError(
+                f"{len(data.texts)} texts leave the {name} split empty ({description}); give more texts, "
+                "hundreds at least."
+            )
     splits = SentimentSplits(*(LabelledTexts(*parts[name]) for name in ("train", "valid", "test")), description)
     check_classes(splits.train, "the training split")
     return splits

@@ -230,6 +230,14 @@ def _numeric(column: pd.Series, name: str, times: pd.Series, source: str) -> pd.
             f"column {name!r} of {source} holds text ({column.iloc[row]!r} at {times.iloc[row]}); "
             "targets and covariates must be numbers."
         )
+    # "inf" parses as a number, and one infinite value turns the scaler and every loss into NaN
+    infinite = np.isinf(values.to_numpy(dtype="float64"))
+    if infinite.any():
+        row = int(np.flatnonzero(infinite)[0])
+        raise RnnkitError(
+            f"column {name!r} of {source} holds an infinite value ({float(values.iloc[row])} at {times.iloc[row]}); "
+            "give finite numbers, or leave the cell empty and pass --fill."
+        )
     return values.astype("float64")
 
 
