@@ -145,6 +145,15 @@ def test_a_plot_name_matplotlib_cannot_write_is_refused_before_any_output(traine
     assert not csv.exists()
 
 
+def test_training_again_into_a_run_is_refused_and_keeps_it(trained, weather):
+    out, _ = trained
+    weights = (out / "model.safetensors").read_bytes()
+    args = ["forecast", "train", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(out), *TINY]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "already holds a run" in result.stderr
+    assert (out / "model.safetensors").read_bytes() == weights
+
+
 def test_another_tasks_command_names_the_one_the_run_needs(trained, weather):
     out, _ = trained
     result = runner.invoke(app, ["classify", "predict", str(out), "a fine day"])

@@ -1,9 +1,10 @@
-"""The shared training flags: every train command gets the same thirteen, with its own defaults."""
+"""The shared training flags: every train command gets the same fourteen, with its own defaults."""
 
 import pytest
 import typer
 from typer.testing import CliRunner
 
+from rnnkit import RnnkitError
 from rnnkit.cli import options as o
 
 runner = CliRunner()
@@ -40,3 +41,20 @@ def test_a_left_out_flag_is_refused_and_keeps_its_default():
 def test_unknown_flag_names_are_a_programming_error():
     with pytest.raises(TypeError, match="unknown training flags"):
         o.training_options(epoch=3)
+
+
+def test_a_run_already_in_out_is_replaced_only_when_asked(tmp_path):
+    app, trained = typer.Typer(), []
+
+    @app.command()
+    @o.training_options()
+    def train(out: o.Out, *, training: o.Training) -> None:
+        trained.append(training)
+
+    assert runner.invoke(app, ["--out", str(tmp_path / "new")]).exit_code == 0  # nothing there yet
+    (tmp_path / "config.json").write_text("{}")
+    refused = runner.invoke(app, ["--out", str(tmp_path)])
+    assert isinstance(refused.exception, RnnkitError) and "already holds a run" in str(refused.exception)
+    assert len(trained) == 1 and (tmp_path / "config.json").read_text() == "{}"
+    assert runner.invoke(app, ["--out", str(tmp_path), "--resume"]).exit_code == 0
+    assert runner.invoke(app, ["--out", str(tmp_path), "--overwrite"]).exit_code == 0 and trained[-1].overwrite

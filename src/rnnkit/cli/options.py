@@ -11,6 +11,8 @@ from typing import Annotated
 
 import typer
 
+from rnnkit import checkpoint, distributed
+from rnnkit.errors import RnnkitError
 from rnnkit.train import TrainConfig
 
 Out = Annotated[Path, typer.Option(help="Run directory: checkpoints, metrics.json, log.csv and plots go here.")]
@@ -25,6 +27,7 @@ Precision = Annotated[
     str, typer.Option(help="fp32; bf16 (autocast, CPU or CUDA: ~1.7x faster on CPUs with AVX512-BF16); fp16 (CUDA).")
 ]
 Resume = Annotated[bool, typer.Option(help="Continue the run in --out from its last checkpoint.")]
+Overwrite = Annotated[bool, typer.Option(help="Replace the run already in --out (without it, that is refused).")]
 Quiet = Annotated[bool, typer.Option(help="No progress bars.")]
 Json = Annotated[bool, typer.Option("--json", help="Print exactly one JSON object on stdout.")]
 LearningRate = Annotated[float, typer.Option("--lr", help="Peak learning rate.")]
@@ -49,6 +52,7 @@ class Training:
     device: str
     precision: str
     resume: bool
+    overwrite: bool
     quiet: bool
     json_output: bool
 
@@ -83,6 +87,7 @@ _TRAINING_FLAGS = {
     "device": (Device, "auto"),
     "precision": (Precision, "fp32"),
     "resume": (Resume, False),
+    "overwrite": (Overwrite, False),
     "quiet": (Quiet, False),
     "json_output": (Json, False),
 }
@@ -91,7 +96,7 @@ _TRAINING_FLAGS = {
 def training_options(*, without: tuple[str, ...] = (), **defaults):
     """Give a ``train`` command the shared training flags (``--epochs``, ``--lr``, ..., ``--json``) after its own.
 
-    The command declares a ``training: Training`` parameter instead of the thirteen flags; typer sees the
+    The command declares a ``training: Training`` parameter instead of the fourteen flags; typer sees the
     flags (a rewritten signature), the body gets them as one value. ``defaults`` changes a flag's default
     (``epochs=30``); a flag in ``without`` is left out and keeps its default.
 
@@ -117,6 +122,8 @@ def training_options(*, without: tuple[str, ...] = (), **defaults):
         @functools.wraps(command)
         def wrapper(**kwargs):
             values = {name: kwargs.pop(name, defaults.get(name, value)) for name, (_, value) in _TRAINING_FLAGS.items()}
+            if "resume" not in without and not (values["resume"] or values["overwrite"]) and "out" in kwargs:
+                refuse_to_replace(kwargs["out"])
             return command(**kwargs, training=Training(**values))
 
         keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
@@ -124,6 +131,22 @@ def training_options(*, without: tuple[str, ...] = (), **defaults):
         return wrapper
 
     return decorate
+
+
+def refuse_to_replace(out: Path) -> None:
+    """A one-line error if ``out`` already holds a run (its weights, config or resume state): a new run there would
+    replace that work, which only ``--overwrite`` asks for.
+
+    Under torchrun only rank 0 looks: the other ranks start at the same moment and could find the files rank 0
+    has just begun to write; when rank 0 stops here, torchrun stops the others."""
+    if not distributed.context_from_env().is_main:
+        return
+    marks = (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, checkpoint.RESUME_FILE)
+    if any((Path(out) / mark).exists() for mark in marks):
+        raise RnnkitError(
+            f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, "
+            "or give another --out."
+        )
 
 
 def print_json(obj: dict) -> None:
