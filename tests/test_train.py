@@ -122,32 +122,34 @@ def test_ctrl_c_saves_and_resume_matches_an_uninterrupted_run(tmp_path):
 
 
 class SignalledRegression(Regression):
-    """Sends itself Ctrl-C (SIGINT) from inside its ``signal_at``-th loss call, as a user would mid-step."""
+    """Sends itself ``number`` (Ctrl-C's SIGINT, or a scheduler's SIGTERM) from inside its ``signal_at``-th loss
+    call, as a user or a scheduler would mid-step."""
 
-    def __init__(self, signal_at: int):
+    def __init__(self, signal_at: int, number: int = signal.SIGINT):
         super().__init__()
-        self.signal_at = signal_at
+        self.signal_at, self.number = signal_at, number
 
     def loss(self, batch):
         if self.calls + 1 == self.signal_at:
-            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), self.number)
         return super().loss(batch)
 
 
-def test_ctrl_c_finishes_the_step_saves_there_and_resume_matches(tmp_path):
+@pytest.mark.parametrize("number", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_or_sigterm_finishes_the_step_saves_there_and_resume_matches(tmp_path, number):
     config = TrainConfig(epochs=3, schedule="constant", learning_rate=0.05, quiet=True)
     torch.manual_seed(0)
     straight = Regression()
     Trainer(straight, config, tmp_path / "a", regression_data(), regression_data()).fit()
 
     torch.manual_seed(0)
-    # whatever SIGINT did before (a job started in the background under nohup ignores it)
-    handler_before = signal.getsignal(signal.SIGINT)
-    summary = Trainer(SignalledRegression(signal_at=13), config, tmp_path / "b", regression_data()).fit()
+    # whatever the signals did before (a job started in the background under nohup ignores SIGINT)
+    handlers_before = {n: signal.getsignal(n) for n in (signal.SIGINT, signal.SIGTERM)}
+    summary = Trainer(SignalledRegression(13, number), config, tmp_path / "b", regression_data()).fit()
     assert summary["stopped_by"] == "interrupted" and summary["steps"] == 13  # the signalled step completes
     saved = checkpoint.load_state(tmp_path / "b" / checkpoint.RESUME_FILE)["position"]
     assert (saved["step"], saved["epoch"], saved["batch"]) == (13, 1, 5)  # 8 batches an epoch
-    assert signal.getsignal(signal.SIGINT) is handler_before  # the handler is put back
+    assert {n: signal.getsignal(n) for n in handlers_before} == handlers_before  # the handlers are put back
 
     torch.manual_seed(123)
     resumed = Regression()

@@ -19,8 +19,8 @@ Training data is any object with ``len()`` (batches per epoch) and ``batches(epo
 same batches for the same epoch: that is what makes ``--resume`` land on bit-identical weights.
 
 Checkpoints are only ever written at an optimizer-step boundary (at the start, at validations, every
-``checkpoint_every`` steps, at the end), so nothing is snapshotted per step. The first Ctrl-C asks the loop
-to stop at the next boundary and save there; anything that interrupts a step half-way leaves the last
+``checkpoint_every`` steps, at the end), so nothing is snapshotted per step. The first Ctrl-C or SIGTERM asks
+the loop to stop at the next boundary and save there; anything that interrupts a step half-way leaves the last
 checkpoint in place, and resuming replays from it to the same weights.
 
 Under ``torchrun`` (:mod:`rnnkit.distributed`) each process trains on its rows of every global batch through
@@ -238,7 +238,7 @@ class Trainer:
         self.scheduler = self._make_scheduler()
         self.scaler = precision.grad_scaler(config.precision, self.device)  # fp16 only
         self.carried = None  # the stream's state (this rank's rows) entering batch ``position.batch``
-        self._stop_requested = False  # set by the first Ctrl-C: stop at the next step boundary
+        self._stop_requested = False  # set by the first Ctrl-C or SIGTERM: stop at the next step boundary
 
     def _make_scheduler(self):
         config = self.config
@@ -337,7 +337,7 @@ class Trainer:
         reason = "epochs"
         units, units_start = 0, time.perf_counter()
         loss_sum, loss_count = 0.0, 0  # training loss since the last validation, for log.csv
-        restore_handler = self._catch_ctrl_c()
+        restore_handler = self._catch_stop_signals()
         try:
             while position.epoch < config.epochs and reason == "epochs":
                 self.model.train()
@@ -418,7 +418,7 @@ class Trainer:
                 self._validate(loss_sum / max(1, loss_count))
                 self.save_resume_state()
         except KeyboardInterrupt:
-            # raised inside a step (a second Ctrl-C, or code that raises it): the step's state is half
+            # raised inside a step (a second Ctrl-C or SIGTERM, or code that raises it): the step's state is half
             # changed, so the last checkpoint stands; resuming replays from it to the same weights
             reason = "interrupted"
         finally:
@@ -449,9 +449,11 @@ class Trainer:
         """DDP all-reduces gradients in backward; between accumulated batches that can wait for the last."""
         return self.ddp.no_sync() if self.ddp is not None and not steps_now else nullcontext()
 
-    def _catch_ctrl_c(self):
-        """Make the first Ctrl-C (SIGINT) stop training at the next step boundary, where a checkpoint is
-        consistent; a second one interrupts at once. Returns the function that puts the old handler back."""
+    def _catch_stop_signals(self):
+        """Make the first Ctrl-C (SIGINT) or SIGTERM stop training at the next step boundary, where a checkpoint
+        is consistent; a second one interrupts at once. SIGTERM is how a scheduler (Slurm preemption, ``docker
+        stop``, Kubernetes, torchrun shutting its workers down) asks a job to end before it kills it, and a step
+        takes well under their grace periods. Returns the function that puts the old handlers back."""
         self._stop_requested = False
         if threading.current_thread() is not threading.main_thread():
             return lambda: None  # only the main thread receives signals
@@ -461,11 +463,21 @@ class Trainer:
                 raise KeyboardInterrupt
             self._stop_requested = True
             if not self.config.quiet:
-                tqdm.write("stopping after this step and saving (Ctrl-C again to stop at once)")
+                name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+                tqdm.write(f"{name}: stopping after this step and saving (again to stop at once)")
 
-        previous = signal.getsignal(signal.SIGINT)
-        signal.signal(signal.SIGINT, handler)
-        return lambda: signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+        stops = (signal.SIGINT, signal.SIGTERM)
+        previous = {number: signal.getsignal(number) for number in stops}
+        for number in stops:
+            signal.signal(number, handler)
+
+        def restore() -> None:
+            for number, old in previous.items():
+                # None: a handler installed outside Python, which signal cannot put back; the defaults stand in
+                fallback = signal.default_int_handler if number == signal.SIGINT else signal.SIG_DFL
+                signal.signal(number, old if old is not None else fallback)
+
+        return restore
 
     def _validate(self, train_loss: float | None) -> str:
         """Evaluate, log, keep the best model, step the plateau schedule; say whether to stop early."""

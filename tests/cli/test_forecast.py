@@ -73,7 +73,8 @@ def test_backtest_prints_the_table_and_json(weather, tmp_path):
     report = json.loads(result.stdout)
     assert set(report["methods"]) == {"rnnkit", "naive", "seasonal_naive", "ridge"}
     assert report["origins"] == 6 and report["n"] == 30 and report["metrics"] == report["methods"]["rnnkit"]
-    table = runner.invoke(app, args)
+    assert runner.invoke(app, args).exit_code == 2  # the first backtest's run stays unless replaced on purpose
+    table = runner.invoke(app, [*args, "--overwrite"])
     assert table.exit_code == 0, table.output
     assert "seasonal_naive" in table.stdout and "MASE" in table.stdout and "cover80%" in table.stdout
     assert set(report["rnnkit_vs"]) == {"naive", "seasonal_naive", "ridge"}

@@ -122,7 +122,7 @@ def training_options(*, without: tuple[str, ...] = (), **defaults):
         @functools.wraps(command)
         def wrapper(**kwargs):
             values = {name: kwargs.pop(name, defaults.get(name, value)) for name, (_, value) in _TRAINING_FLAGS.items()}
-            if "resume" not in without and not (values["resume"] or values["overwrite"]) and "out" in kwargs:
+            if not (values["resume"] or values["overwrite"]) and "out" in kwargs:
                 refuse_to_replace(kwargs["out"])
             return command(**kwargs, training=Training(**values))
 
