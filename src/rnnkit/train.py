@@ -35,6 +35,7 @@ import math
 import os
 import random
 import signal
+import sys
 import threading
 import time
 from contextlib import nullcontext
@@ -54,6 +55,21 @@ from rnnkit.tbptt import detach_state
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 SCHEDULES = ("constant", "cosine", "plateau")
+
+# the signal (SIGINT, SIGTERM) that stopped this process' latest fit, which then saved and returned normally: a
+# signal belongs to the process, and the CLI exits with 128 + its number, as a shell and a scheduler expect of
+# a job they stopped (a Kubernetes Job that exits 0 counts as done and is not run again)
+_stopped_by_signal: int | None = None
+
+
+def stopped_by_signal(*, clear: bool = False) -> int | None:
+    """The number of the signal that made the latest :meth:`Trainer.fit` of this process stop early, or ``None``;
+    ``clear``: forget it (the CLI does, before each command)."""
+    global _stopped_by_signal
+    number = _stopped_by_signal
+    if clear:
+        _stopped_by_signal = None
+    return number
 
 
 @dataclass
@@ -454,17 +470,21 @@ class Trainer:
         is consistent; a second one interrupts at once. SIGTERM is how a scheduler (Slurm preemption, ``docker
         stop``, Kubernetes, torchrun shutting its workers down) asks a job to end before it kills it, and a step
         takes well under their grace periods. Returns the function that puts the old handlers back."""
-        self._stop_requested = False
+        global _stopped_by_signal
+        self._stop_requested, _stopped_by_signal = False, None
         if threading.current_thread() is not threading.main_thread():
             return lambda: None  # only the main thread receives signals
 
         def handler(signum, frame):
+            global _stopped_by_signal
+            _stopped_by_signal = signum
             if self._stop_requested:
                 raise KeyboardInterrupt
             self._stop_requested = True
             if not self.config.quiet:
                 name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
-                tqdm.write(f"{name}: stopping after this step and saving (again to stop at once)")
+                # stderr, with the progress bars: under --json stdout carries one JSON object alone
+                tqdm.write(f"{name}: stopping after this step and saving (again to stop at once)", file=sys.stderr)
 
         stops = (signal.SIGINT, signal.SIGTERM)
         previous = {number: signal.getsignal(number) for number in stops}

@@ -1,7 +1,8 @@
 """The ``rnnkit`` command: one typer app, a sub-command group per task.
 
 Commands are thin: parse, call the library, print. User mistakes (:class:`rnnkit.RnnkitError`) are caught
-in one place, the root group's ``invoke``: ``error: <message>`` on stderr and exit code 2, no traceback.
+in one place, the root group's ``invoke``: ``error: <message>`` on stderr and exit code 2, no traceback. A
+training that a signal stopped (Ctrl-C, SIGTERM) saves, reports, and then exits with 128 + the signal's number.
 """
 
 from __future__ import annotations
@@ -15,17 +16,24 @@ from typer.core import TyperGroup
 from rnnkit.allocator import keep_freed_memory
 from rnnkit.distributed import context_from_env
 from rnnkit.errors import RnnkitError
+from rnnkit.train import stopped_by_signal
 
 
 class RnnkitGroup(TyperGroup):
-    """Root group: turns a user mistake anywhere below into one line on stderr and exit code 2."""
+    """Root group: turns a user mistake anywhere below into one line on stderr and exit code 2, and a training
+    stopped by a signal into exit code 128 + its number (130 for Ctrl-C, 143 for SIGTERM)."""
 
     def invoke(self, ctx):
+        stopped_by_signal(clear=True)
         try:
-            return super().invoke(ctx)
+            result = super().invoke(ctx)
         except RnnkitError as error:
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(2) from None
+        number = stopped_by_signal(clear=True)
+        if number is not None:
+            raise typer.Exit(128 + number)
+        return result
 
 
 app = typer.Typer(
