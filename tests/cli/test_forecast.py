@@ -155,6 +155,17 @@ def test_training_again_into_a_run_is_refused_and_keeps_it(trained, weather):
     assert (out / "model.safetensors").read_bytes() == weights
 
 
+def test_paths_that_cannot_be_written_give_one_line(trained, weather):
+    out, _ = trained
+    args = ["forecast", "train", "--csv", str(weather), *COLUMNS, "--horizon", "5", *TINY]
+    result = runner.invoke(app, [*args, "--out", str(weather / "run")])  # under a file
+    assert result.exit_code == 2 and result.stderr.strip().endswith("is a file; give a directory for the run.")
+    # any other command: the OSError about the path, in one line
+    target = str(weather / "forecast.csv")
+    result = runner.invoke(app, ["forecast", "predict", str(out), "--csv", str(weather), "--out-csv", target])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1 and str(weather) in result.stderr, result.output
+
+
 def test_another_tasks_command_names_the_one_the_run_needs(trained, weather):
     out, _ = trained
     result = runner.invoke(app, ["classify", "predict", str(out), "a fine day"])

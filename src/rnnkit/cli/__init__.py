@@ -20,8 +20,9 @@ from rnnkit.train import stopped_by_signal
 
 
 class RnnkitGroup(TyperGroup):
-    """Root group: turns a user mistake anywhere below into one line on stderr and exit code 2, and a training
-    stopped by a signal into exit code 128 + its number (130 for Ctrl-C, 143 for SIGTERM)."""
+    """Root group: turns a user mistake anywhere below (an :class:`RnnkitError`, or an ``OSError`` about a path)
+    into one line on stderr and exit code 2, and a training stopped by a signal into exit code 128 + its number
+    (130 for Ctrl-C, 143 for SIGTERM)."""
 
     def invoke(self, ctx):
         stopped_by_signal(clear=True)
@@ -29,6 +30,12 @@ class RnnkitGroup(TyperGroup):
             result = super().invoke(ctx)
         except RnnkitError as error:
             typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from None
+        except OSError as error:
+            if error.filename is None:
+                raise  # not about a path the user gave: a bug, shown with its traceback
+            # a path that cannot be read or written (missing, a file where a folder goes, no permission, full disk)
+            typer.echo(f"error: {error.strerror or error}: {error.filename}; check the path and try again.", err=True)
             raise typer.Exit(2) from None
         number = stopped_by_signal(clear=True)
         if number is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
@@ -122,8 +123,8 @@ def training_options(*, without: tuple[str, ...] = (), **defaults):
         @functools.wraps(command)
         def wrapper(**kwargs):
             values = {name: kwargs.pop(name, defaults.get(name, value)) for name, (_, value) in _TRAINING_FLAGS.items()}
-            if not (values["resume"] or values["overwrite"]) and "out" in kwargs:
-                refuse_to_replace(kwargs["out"])
+            if "out" in kwargs:
+                check_out(kwargs["out"], replace=values["resume"] or values["overwrite"])
             return command(**kwargs, training=Training(**values))
 
         keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
@@ -133,13 +134,22 @@ def training_options(*, without: tuple[str, ...] = (), **defaults):
     return decorate
 
 
-def refuse_to_replace(out: Path) -> None:
-    """A one-line error if ``out`` already holds a run (its weights, config or resume state): a new run there would
-    replace that work, which only ``--overwrite`` asks for.
+def check_out(out: Path, *, replace: bool) -> None:
+    """A one-line error, before any work, if the run directory ``out`` cannot be made or written, or if it already
+    holds a run (its weights, config or resume state) and ``replace`` (``--resume`` or ``--overwrite``) is off: a
+    new run there would replace that work.
 
     Under torchrun only rank 0 looks: the other ranks start at the same moment and could find the files rank 0
     has just begun to write; when rank 0 stops here, torchrun stops the others."""
     if not distributed.context_from_env().is_main:
+        return
+    out = Path(out)
+    existing = next(p for p in (out, *out.absolute().parents) if p.exists())  # the run makes the rest
+    if not existing.is_dir():
+        raise RnnkitError(f"--out {out}: {existing} is a file; give a directory for the run.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise RnnkitError(f"--out {out}: cannot write in {existing}; give a directory you may write to.")
+    if replace:
         return
     marks = (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, checkpoint.RESUME_FILE)
     if any((Path(out) / mark).exists() for mark in marks):
