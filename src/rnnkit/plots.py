@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
 from rnnkit.errors import RnnkitError
-from rnnkit.viz.figure import save
+from rnnkit.viz.figure import new_figure, save
 
 
 def training_curves(log_csv: Path | str, out: Path | str, *, title: str = "") -> Path:
@@ -20,7 +19,7 @@ def training_curves(log_csv: Path | str, out: Path | str, *, title: str = "") ->
     log = pd.read_csv(log_csv)
     if log.empty:
         raise RnnkitError(f"{log_csv} has no rows yet; wait for the first validation.")
-    figure, axis = plt.subplots(figsize=(6, 4))
+    figure, axis = new_figure(6, 4)
     axis.plot(log["step"], log["train_loss"], marker="o", label="train (mean since the last validation)")
     valid_columns = [c for c in log.columns if c == "valid_loss"]
     for column in valid_columns:
@@ -53,7 +52,7 @@ def forecast_plot(
     """
     out = Path(out)
     levels = list(levels)
-    figure, axis = plt.subplots(figsize=(8, 4))
+    figure, axis = new_figure(8, 4)
     axis.plot(history_times, history, color="black", linewidth=1, label="history")
     low, high = quantiles[:, 0], quantiles[:, -1]
     axis.fill_between(
@@ -77,7 +76,7 @@ def attention_heatmap(
     """A translation's attention: a row per output token, a column per source token, ``weights`` (T, S)."""
     out = Path(out)
     weights = np.asarray(weights)
-    figure, axis = plt.subplots(figsize=(1.0 + 0.45 * len(source_tokens), 1.0 + 0.4 * len(target_tokens)))
+    figure, axis = new_figure(1.0 + 0.45 * len(source_tokens), 1.0 + 0.4 * len(target_tokens))
     axis.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
     axis.set_xticks(range(len(source_tokens)), source_tokens, rotation=90)
     axis.set_yticks(range(len(target_tokens)), target_tokens)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
 import numpy as np
 
-from rnnkit.viz.figure import save
+from rnnkit.viz.figure import new_figure, pyplot, save
 
 
 def confusion_plot(confusion: np.ndarray, classes: list[str], out: Path | str) -> Path:
     """The confusion matrix (rows true class, columns predicted), counts written in each cell."""
     out = Path(out)
     size = len(classes)
-    figure, axis = plt.subplots(figsize=(1.2 * size + 2.5, 1.2 * size + 2))
+    figure, axis = new_figure(1.2 * size + 2.5, 1.2 * size + 2)
     axis.imshow(confusion, cmap="Blues")
     axis.set_xticks(range(size), classes, rotation=45, ha="right")
     axis.set_yticks(range(size), classes)
@@ -36,10 +35,10 @@ def attribution_plot(tokens: list[str], scores: np.ndarray, out: Path | str, *, 
     """Tokens laid out as text, each on a background coloured by its attribution (red against, green for)."""
     out = Path(out)
     scale = float(np.abs(scores).max()) or 1.0
-    colours = plt.get_cmap("RdYlGn")
+    colours = pyplot().get_cmap("RdYlGn")
     per_line, width = 12, 10.0
     lines = max(1, -(-len(tokens) // per_line))
-    figure, axis = plt.subplots(figsize=(width, 0.45 * lines + 0.8))
+    figure, axis = new_figure(width, 0.45 * lines + 0.8)
     axis.set_axis_off()
     axis.set_xlim(0, per_line)
     axis.set_ylim(lines, -0.5)

@@ -31,7 +31,6 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 import torch
-from scipy.signal import resample_poly
 from torch import Tensor
 
 from rnnkit.errors import RnnkitError
@@ -55,6 +54,8 @@ def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndar
     if rate == target:
         return audio
     divisor = gcd(rate, target)
+    from scipy.signal import resample_poly  # here, not at import: scipy.signal takes most of a second to load
+
     return resample_poly(audio, target // divisor, rate // divisor).astype(np.float32)
 
 

@@ -6,8 +6,20 @@ and returns the matplotlib ``Figure`` so callers and tests can read its axes. Wh
 an input into those arrays lives in :mod:`rnnkit.tasks.inspection`.
 """
 
-from rnnkit.viz.gradient_flow import gradient_flow_plot, gradient_norms, open_gates
-from rnnkit.viz.heatmaps import state_heatmaps
-from rnnkit.viz.unfolded import unfolded_graph
+import importlib
 
-__all__ = ["gradient_flow_plot", "gradient_norms", "open_gates", "state_heatmaps", "unfolded_graph"]
+# each name's module, imported on first use (they import matplotlib, which commands that draw nothing skip)
+_HOMES = {
+    "gradient_flow_plot": "gradient_flow",
+    "gradient_norms": "gradient_flow",
+    "open_gates": "gradient_flow",
+    "state_heatmaps": "heatmaps",
+    "unfolded_graph": "unfolded",
+}
+__all__ = list(_HOMES)
+
+
+def __getattr__(name: str):
+    if name not in _HOMES:
+        raise AttributeError(f"module 'rnnkit.viz' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"rnnkit.viz.{_HOMES[name]}"), name)

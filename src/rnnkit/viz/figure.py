@@ -1,16 +1,19 @@
-"""Saving figures: PNG or SVG chosen by the file's suffix, headless (no screen needed)."""
+"""Making and saving figures: PNG or SVG chosen by the file's suffix, headless (no screen needed).
+
+matplotlib is imported on the first figure, not with this module: it takes half a second to load, and every
+``rnnkit`` command, ``--help`` and a one-line error included, would pay for it.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
-
-import matplotlib
-
-matplotlib.use("Agg")  # figures go straight to files
-import matplotlib.pyplot as plt
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from rnnkit.errors import RnnkitError
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 FORMATS = {".png": "png", ".svg": "svg"}
 DPI = 100  # pixels per inch of a PNG: a (w, h)-inch figure is (100 w, 100 h) pixels
@@ -25,6 +28,18 @@ def check_path(out: Path | str) -> Path:
     return out
 
 
+def pyplot():
+    """``matplotlib.pyplot``: on the headless Agg backend (figures go straight to files), unless the process
+    already drew with pyplot (a notebook), whose backend and open figures are left alone."""
+    import matplotlib
+
+    if "matplotlib.pyplot" not in sys.modules:
+        matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def save(figure: Figure, out: Path | str, *, dpi: int = DPI) -> Figure:
     """Write ``figure`` to ``out`` (``.png`` or ``.svg``), release pyplot's hold on it, and return it.
 
@@ -34,10 +49,10 @@ def save(figure: Figure, out: Path | str, *, dpi: int = DPI) -> Figure:
     out = check_path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(out, dpi=dpi, format=FORMATS[out.suffix.lower()])
-    plt.close(figure)
+    pyplot().close(figure)
     return figure
 
 
 def new_figure(width: float, height: float, **subplots) -> tuple[Figure, object]:
     """A pyplot figure of ``width`` x ``height`` inches with ``plt.subplots(**subplots)``."""
-    return plt.subplots(figsize=(width, height), **subplots)
+    return pyplot().subplots(figsize=(width, height), **subplots)

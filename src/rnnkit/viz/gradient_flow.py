@@ -21,15 +21,18 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from matplotlib.figure import Figure
 from torch import Tensor
 
 from rnnkit.cells import GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell, RecurrentCell, RNNCell
 from rnnkit.errors import RnnkitError
 from rnnkit.viz.figure import new_figure, save
+
+if TYPE_CHECKING:  # matplotlib loads with the first figure (rnnkit.viz.figure)
+    from matplotlib.figure import Figure
 
 CELLS = {"rnn": RNNCell, "lstm": LSTMCell, "gru": GRUCell}
 

@@ -4,12 +4,15 @@ units down and time steps across, the input's tokens (or values) along the time 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from rnnkit.errors import RnnkitError
 from rnnkit.viz.figure import new_figure, save
+
+if TYPE_CHECKING:  # matplotlib loads with the first figure (rnnkit.viz.figure)
+    from matplotlib.figure import Figure
 
 # what each traced name means, in the order the panels are drawn
 QUANTITIES = {

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-from matplotlib.figure import Figure
+from typing import TYPE_CHECKING
 
 from rnnkit.viz.figure import new_figure, save
+
+if TYPE_CHECKING:  # matplotlib loads with the first figure (rnnkit.viz.figure)
+    from matplotlib.figure import Figure
 
 COLOURS = {"rnn": "tab:red", "lstm": "tab:blue", "gru": "tab:green", "ln-lstm": "tab:purple", "ln-gru": "tab:olive"}
 
