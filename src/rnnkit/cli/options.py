@@ -152,7 +152,7 @@ def check_out(out: Path, *, replace: bool) -> None:
     if replace:
         return
     marks = (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, checkpoint.RESUME_FILE)
-    if any((Path(out) / mark).exists() for mark in marks):
+    if any((out / mark).exists() for mark in marks):
         raise RnnkitError(
             f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, "
             "or give another --out."
