@@ -155,7 +155,7 @@ def train(
         metrics = {k: headline[k] for k in ("wer", "cer") if k in headline}
         o.print_json({"task": "asr", "metrics": metrics, "n": test.get("n", 0), "summary": summary})
         return
-    typer.echo(f"stopped by {summary['stopped_by']} after {summary['steps']} steps, {summary['train_seconds']:.0f} s")
+    typer.echo(o.stop_line(summary))
     if headline:
         typer.echo(f"test (greedy): WER {headline['wer']:.4f}  CER {headline['cer']:.4f}  n = {test['n']}")
     typer.echo(f"model, char_lm.json, metrics.json and loss.png in {out}")

@@ -93,7 +93,7 @@ def train(
     if training.json_output:
         o.print_json({"task": "classify", "metrics": _headline(test), "n": test.get("n", 0), "summary": summary})
         return
-    typer.echo(f"stopped by {summary['stopped_by']} after {summary['steps']} steps, {summary['train_seconds']:.0f} s")
+    typer.echo(o.stop_line(summary))
     if test:
         typer.echo(f"test ({summary['split']}):")
         typer.echo(format_report(test))

@@ -148,7 +148,7 @@ def train(
     if training.json_output:
         o.print_json({"task": "forecast", "metrics": valid, "n": valid.get("windows", 0), "summary": summary})
         return
-    typer.echo(f"stopped by {summary['stopped_by']} after {summary['steps']} steps, {summary['train_seconds']:.0f} s")
+    typer.echo(o.stop_line(summary))
     if valid:
         typer.echo(
             f"validation: pinball loss {valid['loss']:.4f}, median MAE {valid['mae']:.4f} (scaled units) over "

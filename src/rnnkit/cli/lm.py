@@ -73,7 +73,7 @@ def train(
     if training.json_output:
         o.print_json({"task": "lm", "metrics": test or {}, "n": (test or {}).get("tokens", 0), "summary": summary})
         return
-    typer.echo(f"stopped by {summary['stopped_by']} after {summary['steps']} steps, {summary['train_seconds']:.0f} s")
+    typer.echo(o.stop_line(summary))
     if test:
         typer.echo(
             f"test: {test['bits_per_token']:.3f} bits/{summary['unit']}, perplexity {test['perplexity']:.2f}"

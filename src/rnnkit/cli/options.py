@@ -159,5 +159,20 @@ def check_out(out: Path, *, replace: bool) -> None:
         )
 
 
+# why a training ended (the summary's "stopped_by"), as the end of a sentence
+_STOPS = {
+    "epochs": "after its last epoch",
+    "time budget": "at its time budget (--max-minutes)",
+    "early stopping": "by early stopping (--patience)",
+    "interrupted": "when interrupted; --resume continues it",
+}
+
+
+def stop_line(summary: dict) -> str:
+    """The line a ``train`` command prints when the trainer returns: how far it got, and why it stopped there."""
+    why = _STOPS.get(summary["stopped_by"], f"by {summary['stopped_by']}")
+    return f"{summary['steps']:,} steps in {summary['train_seconds']:.0f} s; stopped {why}"
+
+
 def print_json(obj: dict) -> None:
     typer.echo(json.dumps(obj, default=float))

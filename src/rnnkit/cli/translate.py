@@ -82,7 +82,7 @@ def train(
         o.print_json({"task": "translate", "metrics": headline, "n": summary.get("sizes", {}).get("test", 0),
                       "summary": summary})  # fmt: skip
         return
-    typer.echo(f"stopped by {summary['stopped_by']} after {summary['steps']} steps, {summary['train_seconds']:.0f} s")
+    typer.echo(o.stop_line(summary))
     for name, scores in test.items():
         typer.echo(f"test {name}: {scores['bleu_detail']}  chrF {scores['chrf']}")
     if test:
