@@ -260,9 +260,11 @@ def test_layers_follow_the_dtype(kind, dtype):
 # --- bad input: one clear RnnkitError each ------------------------------------------------------------------
 
 
-def test_wrong_rank_is_refused():
-    with pytest.raises(RnnkitError, match=r"input must be 3-D .* got 4-D"):
+def test_wrong_rank_is_refused_naming_the_layers_own_layout():
+    with pytest.raises(RnnkitError, match=r"input must be 3-D \(time, batch, features\) .* got 4-D"):
         LSTM(3, 4)(torch.randn(2, 5, 3, 1))
+    with pytest.raises(RnnkitError, match=r"input must be 3-D \(batch, time, features\) .* got 1-D"):
+        LSTM(3, 4, batch_first=True)(torch.randn(3))
 
 
 def test_wrong_feature_size_is_refused():

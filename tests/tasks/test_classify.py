@@ -68,6 +68,8 @@ def test_config_errors_are_one_line():
         ClassifierConfig(vocab_size=5, num_classes=2, pooling="sum")
     with pytest.raises(RnnkitError, match="class_weights must be 2 positive numbers"):
         ClassifierConfig(vocab_size=5, num_classes=2, class_weights=(1.0,))
+    with pytest.raises(RnnkitError, match="pretrained_lr_scale must be positive, got nan"):
+        ClassifierConfig(vocab_size=5, num_classes=2, pretrained_lr_scale=float("nan"))
 
 
 def test_batches_are_the_same_per_epoch_and_cover_every_text_once():

@@ -42,3 +42,5 @@ def test_adapting_to_a_repetitive_text_lowers_its_loss_and_restores_the_weights(
 def test_bad_rates_are_refused():
     with pytest.raises(RnnkitError, match="learning_rate > 0"):
         dynamic_evaluate(model(), TokenStream(torch.arange(11), 1, 4), learning_rate=0.0)
+    with pytest.raises(RnnkitError, match="learning_rate > 0"):
+        dynamic_evaluate(model(), TokenStream(torch.arange(11), 1, 4), learning_rate=math.nan)

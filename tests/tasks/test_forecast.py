@@ -294,6 +294,10 @@ def test_lookbacks_set_the_windows_context(tmp_path):
 def test_config_errors_are_one_sentence():
     with pytest.raises(RnnkitError, match="Unknown cell 'rnn'"):
         ForecastConfig(cell="rnn")
+    with pytest.raises(RnnkitError, match="linear_alpha must be >= 0"):
+        ForecastConfig(linear_alpha=float("nan"))
+    with pytest.raises(RnnkitError, match="ridge alpha must not be negative"):
+        BacktestOptions(ridge_alpha=float("nan"))
     with pytest.raises(RnnkitError, match=r"include 0\.5"):
         ForecastConfig(quantiles=(0.1, 0.9))
     with pytest.raises(RnnkitError, match="horizon must be at least 1"):

@@ -115,6 +115,8 @@ def test_generation_arguments_are_checked():
         list(small().generate([], 3))
     with pytest.raises(RnnkitError, match="temperature > 0"):
         list(small().generate([1], 3, temperature=0))
+    with pytest.raises(RnnkitError, match="temperature > 0"):
+        list(small().generate([1], 3, temperature=math.nan))
 
 
 def test_token_stream_windows_tile_the_stream():

@@ -106,7 +106,7 @@ def test_two_workers_return_the_runs_in_plan_order():
 @pytest.mark.parametrize(
     ("settings", "message"),
     [({"cells": ("transformer",)}, "Unknown cell 'transformer'"), ({"lengths": (1,)}, "at least 2 steps"),
-     ({"tasks": ()}, "at least one of the tasks")],
+     ({"tasks": ()}, "at least one of the tasks"), ({"max_seconds": float("nan")}, "max_seconds must be positive")],
 )  # fmt: skip
 def test_bad_settings_are_one_clear_error(settings, message):
     with pytest.raises(RnnkitError, match=message):
