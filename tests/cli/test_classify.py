@@ -64,7 +64,7 @@ def test_eval_reports_metrics_and_draws_the_confusion_matrix(trained, files):
     assert payload["n"] == 60 and payload["metrics"]["accuracy"] >= 0.85
     assert set(payload["report"]["per_class"]) == {"neg", "pos"}
     assert (out / "confusion-eval.png").is_file()
-    text = runner.invoke(app, [*args, "--label-col", "stars"])
+    text = runner.invoke(app, [*args, "--label-col", "stars", "--quiet"])
     assert text.exit_code == 0 and "macro-F1" in text.stdout and "precision" in text.stdout
 
 
@@ -75,7 +75,7 @@ def test_predict_one_text_and_a_csv(trained, files):
     prediction = json.loads(result.stdout)["predictions"][0]
     assert prediction["label"] == "pos" and sum(prediction["probabilities"].values()) == pytest.approx(1, abs=1e-5)
     args = ["classify", "predict", str(out), "--csv", str(files / "more.csv"), "--text-col", "review"]
-    table = runner.invoke(app, args)
+    table = runner.invoke(app, [*args, "--quiet"])
     assert table.exit_code == 0, table.output
     lines = table.stdout.strip().splitlines()
     assert lines[0] == "review,label,p_neg,p_pos" and len(lines) == 61

@@ -1,6 +1,8 @@
 """Text classifier: padding never changes a text's logits, long texts are unrolled in full, calibration and
 metrics against hand computations and scikit-learn, integrated gradients' completeness."""
 
+import io
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -326,3 +328,18 @@ def test_train_classifier_init_from_a_classifier_takes_its_shape_vocabulary_and_
         train_classifier(replace(options, init_classes="fresh=positive"), {}, config, tmp_path / "bad")
     with pytest.raises(RnnkitError, match="needs --init-from"):
         ClassifyData(csv="x.csv", init_classes="fresh=positive")
+
+
+def test_predicting_many_texts_can_count_its_batches_on_a_bar(monkeypatch):
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    torch.manual_seed(0)
+    model = TextClassifier(ClassifierConfig(vocab_size=9, num_classes=2, embedding_size=4, hidden_size=4)).eval()
+    data = TextBatches([[1, 2, 3]] * 300, [0] * 300, 128, shuffle=False)
+    for quiet, shown in ((False, True), (True, False)):
+        terminal = Terminal()
+        monkeypatch.setattr(sys, "stderr", terminal)
+        logits, _ = model.predict_logits(data, quiet=quiet)
+        assert ("classifying:" in terminal.getvalue()) == shown and logits.shape == (300, 2)

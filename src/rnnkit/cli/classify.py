@@ -124,6 +124,7 @@ def evaluate(
     text_col: TextCol = "text",
     label_col: LabelCol = "label",
     confusion: Annotated[Path | None, typer.Option(help="Draw the confusion matrix here (PNG).")] = None,
+    quiet: o.Quiet = False,
     json_output: o.Json = False,
 ) -> None:
     """Accuracy, macro-F1, per-class precision/recall/F1 and calibration (ECE) on labelled texts: a CSV, or
@@ -140,7 +141,7 @@ def evaluate(
     else:
         texts = read_csv(csv_file, text_col, label_col)
     confusion = confusion or Path(run) / "confusion-eval.png"
-    report = evaluate_classifier(run, texts, confusion_png=confusion)
+    report = evaluate_classifier(run, texts, confusion_png=confusion, quiet=quiet)
     if json_output:
         o.print_json({"task": "classify", "metrics": _headline(report), "n": report["n"], "report": report})
         return
@@ -159,6 +160,7 @@ def predict(
         typer.Option("--explain", help="Per-word attributions (integrated gradients, or attention weights)."),
     ] = False,
     png: Annotated[Path | None, typer.Option(help="With --explain: draw the attributions here (PNG).")] = None,
+    quiet: o.Quiet = False,
     json_output: o.Json = False,
 ) -> None:
     """The label and the calibrated probability of every class, for one text or each row of a CSV.
@@ -184,7 +186,7 @@ def predict(
         if explain_flag:
             raise RnnkitError("--explain works on one TEXT argument, not on --csv.")
         texts = read_csv(csv_file, text_col, None).texts
-    predictions = predict_texts(model, texts)
+    predictions = predict_texts(model, texts, quiet=quiet or text is not None)  # one text needs no bar
     if json_output:
         o.print_json({"task": "classify", "n": len(predictions), "predictions": predictions})
         return

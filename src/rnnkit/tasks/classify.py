@@ -50,6 +50,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pad_sequence
+from tqdm.auto import tqdm
 
 from rnnkit.data.buckets import bucketed_batches
 from rnnkit.errors import RnnkitError
@@ -297,13 +298,16 @@ class TextClassifier(nn.Module):
         return LossOutput(torch.stack(losses).mean(), labels.numel())
 
     @torch.no_grad()
-    def predict_logits(self, data: TextBatches) -> tuple[Tensor, Tensor]:
-        """Uncalibrated logits ``(n, C)`` and labels ``(n,)`` of every text in ``data``, in its own order."""
+    def predict_logits(self, data: TextBatches, *, quiet: bool = True) -> tuple[Tensor, Tensor]:
+        """Uncalibrated logits ``(n, C)`` and labels ``(n,)`` of every text in ``data``, in its own order;
+        ``quiet=False`` counts the batches on a progress bar (shown on a terminal only)."""
         was_training = self.training
         self.eval()
         device = next(self.parameters()).device
         logits, labels, order = [], [], []
-        for ids, lengths, y, index in data.batches_with_index():
+        bar = tqdm(data.batches_with_index(), total=len(data), desc="classifying", unit="batch", leave=False,
+                   disable=True if quiet else None)  # fmt: skip
+        for ids, lengths, y, index in bar:
             logits.append(self(ids.to(device), lengths.to(device)).float().cpu())
             labels.append(y)
             order.append(index)

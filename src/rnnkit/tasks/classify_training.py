@@ -238,10 +238,12 @@ def train_classifier(
     return summary
 
 
-def score(model: TextClassifier, data: TextBatches, classes: list[str], confusion_png: Path | None = None) -> dict:
+def score(
+    model: TextClassifier, data: TextBatches, classes: list[str], confusion_png: Path | None = None, quiet: bool = True
+) -> dict:
     """Accuracy, macro-F1, per-class report, confusion matrix, NLL and ECE (with and without the model's
     temperature) of ``data``."""
-    logits, labels = model.predict_logits(data)
+    logits, labels = model.predict_logits(data, quiet=quiet)
     temperature = float(model.temperature)
     probabilities = F.softmax(logits / temperature, dim=1)
     report = classification_report(logits.argmax(1).numpy(), labels.numpy(), classes)
@@ -257,8 +259,11 @@ def score(model: TextClassifier, data: TextBatches, classes: list[str], confusio
     return report
 
 
-def evaluate_classifier(directory: Path | str, data: LabelledTexts, *, confusion_png: Path | None = None) -> dict:
-    """Score a trained classifier on labelled texts (labels must be classes it was trained on)."""
+def evaluate_classifier(
+    directory: Path | str, data: LabelledTexts, *, confusion_png: Path | None = None, quiet: bool = True
+) -> dict:
+    """Score a trained classifier on labelled texts (labels must be classes it was trained on); ``quiet=False``:
+    a progress bar on a terminal."""
     if confusion_png is not None:
         check_path(confusion_png)
     model = load(directory, task="classify")
@@ -267,15 +272,16 @@ def evaluate_classifier(directory: Path | str, data: LabelledTexts, *, confusion
     check_known_labels(data.labels, classes, "the evaluation file")
     tokenizer = tokenizer_from_config(run_config["tokenizer"])
     batches = make_batches(tokenizer, data, classes, 128, shuffle=False)
-    return score(model, batches, classes, confusion_png)
+    return score(model, batches, classes, confusion_png, quiet=quiet)
 
 
-def predict_texts(model: TextClassifier, texts: list[str]) -> list[dict]:
-    """Per text: the predicted label and the calibrated probability of every class."""
+def predict_texts(model: TextClassifier, texts: list[str], *, quiet: bool = True) -> list[dict]:
+    """Per text: the predicted label and the calibrated probability of every class (``quiet=False``: a progress
+    bar on a terminal)."""
     classes = model.run_config["classes"]
     tokenizer = tokenizer_from_config(model.run_config["tokenizer"])
     data = TextBatches(encode_texts(tokenizer, texts), [0] * len(texts), 128, shuffle=False)
-    logits, _ = model.predict_logits(data)
+    logits, _ = model.predict_logits(data, quiet=quiet)
     probabilities = F.softmax(logits / model.temperature.cpu(), dim=1)
     return [
         {"label": classes[int(p.argmax())], "probabilities": {c: float(p[i]) for i, c in enumerate(classes)}}
