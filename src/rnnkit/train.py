@@ -131,9 +131,8 @@ class TrainConfig:
             raise RnnkitError(f"clip_norm must be 0 (no clipping) or a positive number, got {self.clip_norm}.")
         if not 0 < self.plateau_factor < 1:
             raise RnnkitError(f"plateau_factor must be in (0, 1), got {self.plateau_factor}.")
-        counts = {"patience": self.patience or 0, "eval_every": self.eval_every, "warmup_steps": self.warmup_steps}
-        counts["checkpoint_every"] = self.checkpoint_every
-        for name, count in counts.items():
+        for name in ("patience", "eval_every", "warmup_steps", "checkpoint_every"):
+            count = getattr(self, name) or 0  # patience None: no early stopping
             if count < 0:
                 raise RnnkitError(f"{name} must be 0 or more, got {count}.")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
