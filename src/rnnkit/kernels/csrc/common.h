@@ -210,9 +210,9 @@ inline bool blas_rows_times_weight(const T* a, const T* w, T* c, int64_t rows, i
 // forward W = W_hh (G*H x H, G gates from h); for the backward W = W_hh^T (dh from the gate gradients).
 class StepWeights {
  public:
-  // `batch`: the rows of each product (a block's, when for_row_blocks splits the batch); `blas_only`: never oneDNN
-  // (each block's thread then writes its own rows of the caller's buffer)
-  StepWeights(const Tensor& w, bool transpose_for_linear, int64_t batch, int64_t gates, bool blas_only = false) {
+  // `batch`: the rows of each product (a block's, when for_row_blocks splits the batch); `in_blocks`: each block's
+  // thread calls the product on its own rows (oneDNN then runs on that one thread)
+  StepWeights(const Tensor& w, bool transpose_for_linear, int64_t batch, int64_t gates, bool in_blocks = false) {
     // weight_ is (out, in): forward uses W_hh as is; backward needs W_hh^T as the linear weight
     weight_ = transpose_for_linear ? w.t().contiguous() : w.contiguous();
     b_ = weight_.t();
@@ -233,8 +233,13 @@ class StepWeights {
     // (35, 128, 650), (100, 64, 512): 1.03-1.28x through oneDNN in seven interleaved A/B runs, whose A/A spread
     // was 0.96-1.05; the GRU's and RNN's products showed no such gain)
     const bool big_lstm = gates == 4 && weight_.numel() >= (int64_t(1) << 18);
-    const bool mkl_wins = mkl_vectors && batch > 16 && !big_lstm;
-    if (blas_only || weight_.scalar_type() != at::kFloat || !reorder || !linear || !large || mkl_wins) return;
+    // In row blocks, where MKL has the CPU's widest vectors, each thread's BLAS call was measured against both
+    // threads on one oneDNN product, not against oneDNN per thread. Where it lacks them (AMD with AVX-512), a
+    // thread's oneDNN product beats its MKL one at every block the size rule above lets through (2-core Zen 4,
+    // 35-200 steps of 16-64 rows a thread, result copied out: 1.2-1.7x the GFLOP/s, e.g. 64 x 650 x 2600 at 186
+    // against 128; at 16 x 256 x 256, which stays with BLAS, 1.0x)
+    const bool mkl_wins = mkl_vectors && (in_blocks || (batch > 16 && !big_lstm));
+    if (weight_.scalar_type() != at::kFloat || !reorder || !linear || !large || mkl_wins) return;
     if (batch <= kSingleRows) return;
     linear_ = linear;
     torch::jit::Stack stack{weight_, c10::IValue(batch)};
@@ -276,9 +281,6 @@ class StepWeights {
     linear_ ? void(out.add_(product(rows, Opt(), out))) : void(out.addmm_(rows, b_));
   }
 
-  // whether product returns oneDNN's own fresh rows rather than writing into its `out`
-  bool fresh_rows() const { return linear_ != nullptr; }
-
  private:
   // up to kFewRows rows dot products beat BLAS, and up to kSingleRows they beat oneDNN too (2-core Zen 3, LSTM
   // loop: at (steps, batch, hidden) (100, 8, 128) 1.10x BLAS, at (100, 16, 128) 0.84x; at (300, 1, 1024) 1.5x
@@ -288,8 +290,9 @@ class StepWeights {
   const c10::OperatorHandle* linear_ = nullptr;
 };
 
-// Rows [first, first + bs) of (h * rmask) @ W_hh^T + b_hh: written into the same rows of gh (N, G*H), and gh is
-// returned; or, unsplit (first == 0), oneDNN's fresh (bs, G*H) result
+// The step's (bs, G*H) rows (h * rmask)[first : first + bs] @ W_hh^T + b_hh: written into rows [first, first + bs)
+// of gh (N, G*H), which are returned as a view, or oneDNN's fresh result; either way row n of the batch is row
+// n - first of what is returned
 inline Tensor recurrent_product(Tensor& gh, const Tensor& h, const Opt& rmask, const StepWeights& w, const Opt& b_hh,
                                 int64_t first, int64_t bs, Tensor& scratch) {
   Tensor h_in = h;
@@ -304,9 +307,7 @@ inline Tensor recurrent_product(Tensor& gh, const Tensor& h, const Opt& rmask, c
                            b_hh ? b_hh->data_ptr<scalar_t>() : nullptr, gh.data_ptr<scalar_t>() + first * gh.size(1),
                            false);
   });
-  if (done) return gh;
-  Tensor result = w.product(h_in.narrow(0, first, bs), b_hh, gh.narrow(0, first, bs));
-  return w.fresh_rows() ? result : gh;
+  return done ? gh.narrow(0, first, bs) : w.product(h_in.narrow(0, first, bs), b_hh, gh.narrow(0, first, bs));
 }
 
 // dh[first : first + bs] += (dgh[row : row + bs] @ W_hh) * rmask[first : first + bs], dgh (T, G*H) contiguous

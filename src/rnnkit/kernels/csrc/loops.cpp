@@ -34,17 +34,18 @@ std::vector<Tensor> rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
                   [&](int64_t t, int64_t first, int64_t bs, int64_t row) {
       const Tensor gh_t = recurrent_product(gh, h, rmask, w_t, b_hh, first, bs, scratch);
       const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * H;
-      const scalar_t* g = gh_t.data_ptr<scalar_t>();
+      const scalar_t* g = gh_t.data_ptr<scalar_t>();  // the step's product, from row `first` on
       const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : no_mask.data_ptr<scalar_t>();
       scalar_t* a_t = act.data_ptr<scalar_t>() + row * H;
       scalar_t* o_t = out.data_ptr<scalar_t>() + row * H;
       scalar_t* hp = h.data_ptr<scalar_t>();
       for_rows(first, bs, H, [&](int64_t n) {
         const int64_t begin = n * H, end = begin + H;
+        const scalar_t* gn = g + (n - first) * H;
         if (relu) {
-          SIMD for (int64_t j = begin; j < end; ++j) a_t[j] = std::max(x_t[j] + g[j], scalar_t(0));
+          SIMD for (int64_t j = begin; j < end; ++j) a_t[j] = std::max(x_t[j] + gn[j - begin], scalar_t(0));
         } else {
-          SIMD for (int64_t j = begin; j < end; ++j) a_t[j] = tanh_by_exp(x_t[j] + g[j]);
+          SIMD for (int64_t j = begin; j < end; ++j) a_t[j] = tanh_by_exp(x_t[j] + gn[j - begin]);
         }
         SIMD for (int64_t j = begin; j < end; ++j) {
           hp[j] = z_t[j] != 0 ? hp[j] : a_t[j];
@@ -113,14 +114,14 @@ std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Opt b_hh, Siz
                   [&](int64_t t, int64_t first, int64_t bs, int64_t row) {
       const Tensor gh_t = recurrent_product(gh, h, rmask, w_t, b_hh, first, bs, scratch);
       const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * 3 * H;
-      const scalar_t* g = gh_t.data_ptr<scalar_t>();
+      const scalar_t* g = gh_t.data_ptr<scalar_t>();  // the step's product, from row `first` on
       const scalar_t* z_t = zmask ? zmask->data_ptr<scalar_t>() + row * H : no_mask.data_ptr<scalar_t>();
       scalar_t* a_t = act.data_ptr<scalar_t>() + row * 4 * H;
       scalar_t* o_t = out.data_ptr<scalar_t>() + row * H;
       scalar_t* hp = h.data_ptr<scalar_t>();
       for_rows(first, bs, 4 * H, [&](int64_t n) {
         const scalar_t* x = x_t + n * 3 * H;
-        const scalar_t* gn = g + n * 3 * H;
+        const scalar_t* gn = g + (n - first) * 3 * H;
         scalar_t* a = a_t + n * 4 * H;
         // r and z are adjacent in xp, gh and act: one loop
         SIMD for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(x[j] + gn[j]);
@@ -218,7 +219,7 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
                   [&](int64_t t, int64_t first, int64_t bs, int64_t row) {
       const Tensor gh_t = recurrent_product(gh, h, rmask, w_t, b_hh, first, bs, scratch);
       const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * 4 * H;
-      const scalar_t* g_all = gh_t.data_ptr<scalar_t>();
+      const scalar_t* g_all = gh_t.data_ptr<scalar_t>();  // the step's product, from row `first` on
       const scalar_t* zh_t = zmask_h ? zmask_h->data_ptr<scalar_t>() + row * H : no_mask.data_ptr<scalar_t>();
       const scalar_t* zc_t = zmask_c ? zmask_c->data_ptr<scalar_t>() + row * H : no_mask.data_ptr<scalar_t>();
       scalar_t* a_t = act.data_ptr<scalar_t>() + row * 5 * H;
@@ -228,7 +229,7 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
       scalar_t* cp = c.data_ptr<scalar_t>();
       for_rows(first, bs, 5 * H, [&](int64_t n) {
         const scalar_t* x = x_t + n * 4 * H;
-        const scalar_t* gn = g_all + n * 4 * H;
+        const scalar_t* gn = g_all + (n - first) * 4 * H;
         scalar_t* a = a_t + n * 5 * H;
         // i and f are adjacent: one loop
         SIMD for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(x[j] + gn[j]);
