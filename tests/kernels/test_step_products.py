@@ -2,10 +2,14 @@
 
 A step's ``h @ W_hh^T`` (and the backward's ``dgh @ W_hh``) is formed by dot products for up to 8 rows (split
 between the threads once ``W_hh`` is large), BLAS on raw pointers above that, or oneDNN for wide steps (a large
-LSTM's above 16 rows too); with lengths the active batch shrinks, so one call crosses from one way to the next.
+LSTM's above 16 rows too); where oneDNN has wider vectors than MKL (AMD with AVX-512), its micro-kernel takes fp32
+steps above a few rows, B in column panels and in chunks of its depth. With lengths the active batch shrinks, so
+one call crosses from one way to the next.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
@@ -18,11 +22,13 @@ pytestmark = pytest.mark.skipif(NATIVE is None, reason="no native build")
 
 LAYERS = {"rnn": rnnkit.RNN, "gru": rnnkit.GRU, "lstm": rnnkit.LSTM}
 # (batch, hidden, lengths): threaded dot products; BLAS shrinking to dot products; wide steps, through oneDNN for
-# the LSTM in fp32 (else BLAS), shrinking to 6 rows
+# the LSTM in fp32 (else BLAS), shrinking to 6 rows; deep and wide steps whose micro-kernel products (where they
+# apply) split their column panels between the threads, end in a partial panel and take B in two chunks of depth
 SHAPES = {
     "threaded_dots": (2, 160, None),
     "blas_then_dots": (12, 16, [6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1]),
     "wide": (20, 256, [6] * 6 + [2] * 4 + [1] * 10),
+    "deep_panels": (12, 600, [6] * 4 + [4] * 4 + [2] * 2 + [1] * 2),
 }
 
 
@@ -46,6 +52,22 @@ def test_each_product_path_matches_unroll(kind, shape, dtype):
     actual = run_and_grad(lambda: stack.run(layer, x, None, lengths, NATIVE))
     tolerance = {"atol": 1e-10, "rtol": 1e-10} if dtype == torch.float64 else {"atol": 2e-5, "rtol": 2e-5}
     torch.testing.assert_close(actual, expected, **tolerance)
+
+
+def _amd_with_avx512() -> bool:
+    try:
+        with open("/proc/cpuinfo") as f:
+            words = set(f.read().split())
+    except OSError:
+        return False
+    return "AuthenticAMD" in words and "avx512f" in words
+
+
+def test_micro_kernel_takes_the_steps_only_where_onednn_has_wider_vectors():
+    if not _amd_with_avx512():
+        assert not NATIVE.steps_through_brgemm()  # MKL has the widest vectors, or there is no AVX-512
+    elif os.environ.get("RNNKIT_NO_ONEDNN", "0") == "0" and torch.__version__.startswith("2.13."):
+        assert NATIVE.steps_through_brgemm()  # the pinned torch exports oneDNN's fp32 micro-kernel
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])

@@ -335,6 +335,8 @@ std::vector<Tensor> stack_step(const std::string& kind, Tensor x, Tensor h, Opt 
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("idle_buffer_bytes", [] { return BufferPool::instance().idle_bytes(); });
+  // whether wide fp32 steps go through oneDNN's micro-kernel (common.h) on this CPU and torch
+  m.def("steps_through_brgemm", [] { return !mkl_vectors_as_wide() && brgemm_works(); });
   m.def("release_idle_buffers", [] { BufferPool::instance().release_idle(); });
   m.def("stack_step", &stack_step);
   m.def("column_dot", &column_dot);
