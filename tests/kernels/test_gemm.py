@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch.testing import assert_close
 
-from rnnkit.kernels import gemm
+from rnnkit.kernels import gemm, native
 
 # both product paths, whichever this CPU picks: oneDNN (where torch has it) and torch.mm / F.linear
 PATHS = ["onednn", "torch"]
@@ -17,6 +17,7 @@ def path(request, monkeypatch):
         pytest.skip("this torch build has no oneDNN linear")
     monkeypatch.setattr(gemm, "_operator", gemm.onednn_linear if request.param == "onednn" else lambda: None)
     monkeypatch.setattr(gemm, "SMALL_PRODUCT", 0)  # the tests' small products take the path under test
+    monkeypatch.setattr(gemm, "LARGE_WEIGHT_GRADIENT", 0)  # and so do its transposed-left ones
     return request.param
 
 
@@ -29,6 +30,21 @@ def test_mm_matches_torch_for_plain_and_transposed_operands(dtype, m, k, n, path
     left = torch.randn(k, m, generator=generator, dtype=dtype).t()  # a weight gradient's dY^T: a transposed view
     assert_close(gemm.mm(left, b), left @ b, rtol=1e-5, atol=1e-5)
     assert gemm.mm(left, b).is_contiguous()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_onednn_matmul_reads_a_transposed_view_and_gives_torch_mm(dtype):
+    compiled = native.load()
+    if compiled is None:
+        pytest.skip("no native build")
+    generator = torch.Generator().manual_seed(0)
+    dy, x = (
+        torch.randn(200, 70, generator=generator, dtype=dtype),
+        torch.randn(200, 33, generator=generator, dtype=dtype),
+    )
+    product = compiled.onednn_mm(dy.t(), x)  # fp64: torch.mm's own
+    assert product.shape == (70, 33) and product.dtype == dtype and product.is_contiguous()
+    assert_close(product, dy.t() @ x, rtol=1e-5, atol=1e-4)
 
 
 def test_mm_with_an_empty_inner_dimension_gives_zeros(path):

@@ -6,8 +6,9 @@ torch's oneDNN ``linear`` (the library behind ``torch.nn.LSTM``'s fused CPU loop
 160-245 GFLOP/s through oneDNN, with the same fp32 rounding. The kernels' large products (input projection and
 its input gradient) therefore go through :func:`mm` and :func:`linear`, and the native loops reach oneDNN for
 their wide per-step products the same way (``csrc/common.h``, which sends small steps to dot products and
-BLAS). Weight gradients, whose left factor is a transposed view, are the exception: oneDNN would first copy it
-into rows, and MKL reading it in place wins (see :func:`mm`).
+BLAS, or oneDNN's micro-kernel). Weight gradients, whose left factor is a transposed view, are the exception:
+the linear operator would first copy it into rows; they go to oneDNN's matmul, which reads the view in place,
+where oneDNN has wider vectors than MKL, else to MKL (see :func:`mm`).
 
 On Intel CPUs MKL runs its best code, and there the per-call cost of the boxed oneDNN operator loses: on a
 2-core Xeon (Sapphire Rapids) the RNN at (32, 100, 128, 256) ran forward+backward at 0.75x torch.nn through
@@ -27,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd.function import once_differentiable
+
+from rnnkit.kernels import native
 
 
 def intel_cpu() -> bool:
@@ -69,6 +72,14 @@ def applies(t: Tensor) -> bool:
 SMALL_PRODUCT = 1 << 24
 
 
+# From this many multiply-adds a transposed-left product (a weight gradient) goes to oneDNN's matmul where oneDNN
+# has the wider vectors. 2-core Zen 4, both threads, alone: 1.04-1.18x MKL's rate at the weight gradients of the
+# bench shapes (2600 x 4480 @ 4480 x 650: 206 GFLOP/s against 174). Inside the layers' forward+backward (in-process
+# A/B, 9 interleaved repeats) only the largest gained: LSTM and GRU at (128, 35, 650, 650), products of 7.6e9 and
+# 5.7e9, 1.10x and 1.07x; 3.4e9 (LSTM at (16, 200, 256, 512)) 0.99x, 8.4e8 1.02x, 2.1e8 0.95x.
+LARGE_WEIGHT_GRADIENT = 1 << 32
+
+
 def _onednn_pays(x: Tensor, weight: Tensor) -> bool:
     """Whether ``x weight^T`` should go to oneDNN: it applies, and the product is large enough."""
     return applies(x) and x.numel() * weight.shape[0] >= SMALL_PRODUCT
@@ -84,15 +95,19 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
 def mm(a: Tensor, b: Tensor) -> Tensor:
     r"""``a @ b`` for 2-d tensors (oneDNN takes ``b`` as a linear layer's weight ``b^T``).
 
-    A transposed left operand (a weight gradient :math:`\partial Y^\top X`) goes to ``torch.mm``: BLAS reads
-    it in place, while oneDNN wants its rows contiguous, and the copy costs more than MKL's slower kernel. On the
-    2-core Zen 4, MKL took 0.4-1.0x oneDNN's time (copy included) for the RNN and GRU weight gradients of every
-    bench shape, and at most 1.05x for the LSTM's (1.11x for one input-weight gradient at (128, 35, 650, 650)).
+    A transposed left operand (a weight gradient :math:`\partial Y^\top X`) does not go to the linear
+    operator, which wants its rows contiguous: the copy cost more than MKL's slower kernel (2-core Zen 4: MKL
+    took 0.4-1.0x oneDNN's time, copy included, for the RNN and GRU weight gradients of every bench shape).
+    Where oneDNN has wider vectors than MKL (AMD with AVX-512), oneDNN's matmul reads the largest in place (the
+    native module's ``onednn_mm``; see :data:`LARGE_WEIGHT_GRADIENT`); elsewhere MKL does.
     """
     if a.numel() == 0 or b.numel() == 0:
         return torch.mm(a, b)  # oneDNN builds no primitive for an empty factor (a one-step sequence's split)
     if not applies(a) or a.is_contiguous():
         return _linear(a, b.t(), None)
+    compiled = native.load()
+    if compiled is not None and compiled.onednn_vectors_wider() and a.numel() * b.shape[1] >= LARGE_WEIGHT_GRADIENT:
+        return compiled.onednn_mm(a, b)
     return torch.mm(a, b)
 
 
