@@ -19,7 +19,7 @@ RNN, GRU and layer-norm LSTM, and for LSTM with lengths, recurrent dropout or zo
 two, or small steps (batch x 4H x H under 2^18), but aten for a plain LSTM with larger steps, where oneDNN's
 fused loop is faster than ours. The loops' large matrix products go through oneDNN where torch ships it and
 the product is large (:mod:`rnnkit.kernels.gemm`), their per-step products through dot products, BLAS or
-oneDNN by size (``csrc/common.h``); with 16 batch rows a thread and more, each thread runs the time loop for its
+oneDNN by size, or oneDNN's micro-kernel where oneDNN has wider vectors than MKL (``csrc/common.h``); with 16 batch rows a thread and more, each thread runs the time loop for its
 own block of the batch, with no hand-off between threads at any step. Their large outputs (a mebibyte and up)
 come from a pool of blocks kept for reuse, so a training step does not page-fault them in again
 (``csrc/buffer_pool.h``; :func:`release_buffers` frees the idle ones). Without native loops
@@ -46,7 +46,8 @@ def native_loops(x: Tensor):
 # Measured by bench/kernels.py (2-core EPYC): with oneDNN's products (rnnkit.kernels.gemm) the native RNN and
 # GRU loops beat torch's at every bench shape (about 2x at N*H = 83,200); with MKL's products alone they lose
 # once each step's products are large (N*H = 83,200: GRU 0.90x, RNN 0.97x). oneDNN's fused LSTM beats our
-# LSTM loop at every plain shape, so a plain LSTM stays with aten.
+# LSTM loop at every plain shape on Zen 3, and on Zen 4 with oneDNN's micro-kernel at some (0.92-0.99x at
+# (64, 50, 64, 128); 1.05-1.20x at two others), so a plain LSTM stays with aten.
 # Without oneDNN (Intel CPUs use MKL, see rnnkit.kernels.gemm) wide plain steps therefore go to aten.
 MATRIX_BOUND_STEP = 32_768  # batch x hidden from which a plain RNN/GRU step is left to aten without oneDNN
 # At a batch of one or two, a step's products are matrix-vector products whose cost is per-call set-up and
