@@ -17,10 +17,11 @@ Choice (measured by ``bench/kernels.py`` on a 2-core CPU): on GPUs aten (cuDNN) 
 rnnkit loops run there only through their PyTorch twin, untested on CUDA); on the CPU the native loops for
 RNN, GRU and layer-norm LSTM, and for LSTM with lengths, recurrent dropout or zoneout, a batch of one or
 two, or small steps (batch x 4H x H under 2^18), but aten for a plain LSTM with larger steps, where oneDNN's
-fused loop is faster than ours. The loops' large matrix products go through oneDNN where torch ships it and
-the product is large (:mod:`rnnkit.kernels.gemm`), their per-step products through dot products, BLAS or
-oneDNN by size, or oneDNN's micro-kernel where oneDNN has wider vectors than MKL (``csrc/common.h``); with 16 batch rows a thread and more, each thread runs the time loop for its
-own block of the batch, with no hand-off between threads at any step. Their large outputs (a mebibyte and up)
+fused loop is not slower than ours. The loops' large matrix products go through oneDNN where torch ships it
+and the product is large (:mod:`rnnkit.kernels.gemm`), their per-step products through dot products, BLAS or
+oneDNN by size, or oneDNN's micro-kernel where oneDNN has wider vectors than MKL (``csrc/common.h``); with 16
+batch rows a thread and more, each thread runs the time loop for its own block of the batch, with no hand-off
+between threads at any step. Their large outputs (a mebibyte and up)
 come from a pool of blocks kept for reuse, so a training step does not page-fault them in again
 (``csrc/buffer_pool.h``; :func:`release_buffers` frees the idle ones). Without native loops
 (``RNNKIT_NO_NATIVE=1``, no compiler, bf16), aten wherever it applies, else the PyTorch twin.
