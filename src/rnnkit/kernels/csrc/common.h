@@ -224,8 +224,9 @@ inline void brgemm_f32(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, boo
                        float*) {}
 #endif
 
-// True once a small product through brgemm has given the right numbers: torch may build it without the kernel
-// for this CPU (it then throws), and RNNKIT_NO_ONEDNN=1 turns oneDNN off
+// True once a small product through brgemm has given the right numbers (a guard against a torch whose function
+// behaves otherwise than 2.13's, which falls back to its own gemm without the micro-kernel and keeps the kernels
+// it builds per thread); RNNKIT_NO_ONEDNN=1 turns it off with the rest of oneDNN
 inline bool brgemm_works() {
   static const bool works = [] {
     if (!kHaveBrgemm || !onednn_op("mkldnn::_linear_pointwise")) return false;
