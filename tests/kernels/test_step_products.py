@@ -126,3 +126,22 @@ def test_row_blocks_on_their_own_threads_match_unroll(kind, case, width, two_thr
     actual = run_and_grad(lambda: stack.run(layer, x, None, lengths, NATIVE))
     tolerance = 1e-10 if dtype == torch.float64 else 2e-5
     torch.testing.assert_close(actual, expected, atol=tolerance, rtol=tolerance)
+
+
+# an LSTM splits its batch into row blocks from 8 rows a thread where oneDNN's micro-kernel takes its steps (16
+# elsewhere, where this runs one block): 20 rows, shrinking to a few in each block
+@pytest.mark.parametrize("lengths", [None, [9] * 4 + [6] * 6 + [3] * 6 + [1] * 4], ids=["plain", "lengths"])
+def test_lstm_row_blocks_from_eight_rows_a_thread_match_unroll(lengths, two_threads):
+    torch.manual_seed(0)
+    layer = rnnkit.LSTM(8, 384)
+    x = torch.randn(9, 20, 8, requires_grad=True)
+    lengths = None if lengths is None else torch.tensor(lengths)
+
+    def run_and_grad(run):
+        output, (h_n, c_n) = run()
+        loss = output.pow(2).sum() + (h_n * torch.linspace(-1, 1, 384)).sum() + c_n.sum()
+        return output, h_n, c_n, torch.autograd.grad(loss, [x, *layer.parameters()])
+
+    expected = run_and_grad(lambda: layer._unroll_layers(x, None, lengths, False)[:2])
+    actual = run_and_grad(lambda: stack.run(layer, x, None, lengths, NATIVE))
+    torch.testing.assert_close(actual, expected, atol=2e-5, rtol=2e-5)

@@ -68,10 +68,19 @@ void for_rows(int64_t first, int64_t count, int64_t width, const F& f) {
 // (128, 35, 650). A first sketch with 8 rows a thread (GRU forward at (16, 200, 512)) ran at 0.83x, hence
 // kRowsPerThread.
 constexpr int64_t kRowsPerThread = 16;
+// An LSTM's gate math (five nonlinearities a unit) runs on one thread below 32768 values a step (for_rows), so
+// with the batch's columns split between the threads for the products only, half its step ran serial: 8 rows a
+// thread win (2-core Zen 4, the LSTM forward+backward with oneDNN's micro-kernel, in-process A/B of the builds,
+// 9-15 interleaved repeats, at (batch, steps, input, hidden) (16, 100, 128, 256), (16, 200, 256, 512), (24, 100,
+// 128, 256), (16, 50, 64, 128), (16, 100, 32, 64) and (20, 35, 650, 650): 1.04-1.29x and 1.04-1.23x in two runs,
+// 0.96-1.11x in a third); the GRU's and RNN's lighter steps gained at (16, 200, 256, 512)
+// (1.06x, 1.05x) and lost at (16, 100, 128, 256) (0.80-0.98x), so they keep 16. Elsewhere (MKL's products of 8
+// rows; unmeasured) the LSTM keeps 16 too: see lstm_rows_per_thread in loops.cpp
+constexpr int64_t kLstmRowsPerThread = 8;
 
-inline int64_t row_blocks(int64_t rows) {
+inline int64_t row_blocks(int64_t rows, int64_t rows_per_thread = kRowsPerThread) {
   const int64_t threads = at::get_num_threads();
-  return threads > 1 && rows >= kRowsPerThread * threads ? threads : 1;
+  return threads > 1 && rows >= rows_per_thread * threads ? threads : 1;
 }
 
 // f(first, end) for each of `blocks` blocks of rows, each block on its own thread

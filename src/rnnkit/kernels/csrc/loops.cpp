@@ -198,6 +198,12 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
 
 // ---- LSTM: i, f, o = sigmoid, g = tanh of xp + gh; c~ = f c + i g; h~ = o tanh(c~) -------------------------
 
+// rows a thread from which the LSTM's batch splits into row blocks (common.h, kLstmRowsPerThread)
+int64_t lstm_rows_per_thread() {
+  static const bool micro_kernel = !mkl_vectors_as_wide() && brgemm_works();
+  return micro_kernel ? kLstmRowsPerThread : kRowsPerThread;
+}
+
 std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, Opt b_hh, Sizes batch_sizes,
                                  Opt rmask, Opt zmask_h, Opt zmask_c) {
   xp = pooled_contiguous(xp);
@@ -212,7 +218,7 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
   Tensor act = pooled_empty({T, 5 * H}, xp.options());  // i | f | g | o | tanh(c~)
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone(), gh = at::empty({N, 4 * H}, xp.options());
   Tensor scratch = at::empty({N, H}, xp.options());
-  const int64_t blocks = row_blocks(N);  // each block of rows runs the time loop on its own thread
+  const int64_t blocks = row_blocks(N, lstm_rows_per_thread());  // each block of rows: the time loop on its own thread
   const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, (N + blocks - 1) / blocks, /*gates=*/4, blocks > 1);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_forward", [&] {
     for_each_step(batch_sizes, off, N, blocks, /*reversed=*/false,
@@ -265,7 +271,7 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
   Tensor dxp = pooled_empty({T, 4 * H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();
   Tensor scratch = at::empty({N, H}, act.options());
-  const int64_t blocks = row_blocks(N);  // each block of rows runs the time loop on its own thread
+  const int64_t blocks = row_blocks(N, lstm_rows_per_thread());  // each block of rows: the time loop on its own thread
   const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, (N + blocks - 1) / blocks, /*gates=*/4, blocks > 1);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward", [&] {
     for_each_step(batch_sizes, off, N, blocks, /*reversed=*/true,
