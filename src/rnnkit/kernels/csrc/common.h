@@ -217,7 +217,8 @@ inline bool blas_rows_times_weight(const T* a, const T* w, T* c, int64_t rows, i
 }
 
 // ---- per-step products through oneDNN's micro-kernel ------------------------------------------------------
-// torch (2.6 and later) exports oneDNN's batch-reduce GEMM micro-kernel (brgemm) for fp32: C (+)= A B on raw
+// torch (2.13 here; the header's CPUBLAS_BRGEMM_F32F32F32 says so) exports oneDNN's batch-reduce GEMM
+// micro-kernel (brgemm) for fp32: C (+)= A B on raw
 // row-major pointers, with oneDNN's AVX-512 code, no operator dispatch and no re-layout of B. On a 2-core Zen 4, one
 // thread: 110-114 GFLOP/s at (rows, in, out) (16, 256, 1024), (32, 64, 512), (64, 650, 2600), against MKL's 68-93
 // (AVX2 code on AMD) and the boxed oneDNN linear's 61-109 (its per-call set-up costs most at small products).
@@ -258,6 +259,12 @@ inline bool brgemm_works() {
     return true;
   }();
   return works;
+}
+
+// whether wide fp32 steps go through the micro-kernel here: where oneDNN has wider vectors than MKL
+inline bool steps_through_brgemm() {
+  static const bool chosen = !mkl_vectors_as_wide() && brgemm_works();
+  return chosen;
 }
 
 // B (in x out) in column panels for brgemm: panel p holds columns [64p, 64p + 64) as one (in x 64) row-major
@@ -326,7 +333,7 @@ class StepWeights {
     if (weight_.scalar_type() != at::kFloat || mkl_wins) return;
     // where oneDNN has the wider vectors, its micro-kernel takes every step above a few rows: it costs no more
     // per call than BLAS
-    if (!mkl_vectors && (large ? batch > kSingleRows : batch > kFewRows) && brgemm_works()) {
+    if (steps_through_brgemm() && (large ? batch > kSingleRows : batch > kFewRows)) {
       panels_ = column_panels(b_);
       one_thread_ = in_blocks;
       return;

@@ -199,10 +199,7 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
 // ---- LSTM: i, f, o = sigmoid, g = tanh of xp + gh; c~ = f c + i g; h~ = o tanh(c~) -------------------------
 
 // rows a thread from which the LSTM's batch splits into row blocks (common.h, kLstmRowsPerThread)
-int64_t lstm_rows_per_thread() {
-  static const bool micro_kernel = !mkl_vectors_as_wide() && brgemm_works();
-  return micro_kernel ? kLstmRowsPerThread : kRowsPerThread;
-}
+int64_t lstm_rows_per_thread() { return steps_through_brgemm() ? kLstmRowsPerThread : kRowsPerThread; }
 
 std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, Opt b_hh, Sizes batch_sizes,
                                  Opt rmask, Opt zmask_h, Opt zmask_c) {
@@ -364,7 +361,7 @@ std::vector<Tensor> stack_step(const std::string& kind, Tensor x, Tensor h, Opt 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("idle_buffer_bytes", [] { return BufferPool::instance().idle_bytes(); });
   // whether wide fp32 steps go through oneDNN's micro-kernel (common.h) on this CPU and torch
-  m.def("steps_through_brgemm", [] { return !mkl_vectors_as_wide() && brgemm_works(); });
+  m.def("steps_through_brgemm", &steps_through_brgemm);
   // whether oneDNN has wider vectors than MKL here (AMD with AVX-512)
   m.def("onednn_vectors_wider", [] { return !mkl_vectors_as_wide(); });
   m.def("onednn_mm", &onednn_mm);
