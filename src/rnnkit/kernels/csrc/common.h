@@ -4,7 +4,6 @@
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
 #include <ATen/core/dispatch/Dispatcher.h>
-#include <ATen/native/CPUBlas.h>
 
 #include <algorithm>
 #include <cmath>
@@ -21,6 +20,14 @@ using Sizes = std::vector<int64_t>;
 
 // a loop without dependencies between iterations: vectorise it, with glibc's vector exp/tanh (libmvec)
 #define SIMD _Pragma("omp simd")
+
+// torch's oneDNN micro-kernel (see "per-step products through oneDNN's micro-kernel" below), declared here and
+// weak rather than through ATen/native/CPUBlas.h, which some torch versions ship including oneDNN headers they do
+// not ship: a torch without this function leaves its address null, and the loops use BLAS
+namespace at::native::cpublas {
+TORCH_API void brgemm(int64_t M, int64_t N, int64_t K, int64_t ld_a, int64_t ld_b, int64_t ld_c, bool add_C,
+                      const float* A, const float* B, float* C, bool is_vnni) __attribute__((weak));
+}  // namespace at::native::cpublas
 
 namespace rnnkit {
 
@@ -217,29 +224,24 @@ inline bool blas_rows_times_weight(const T* a, const T* w, T* c, int64_t rows, i
 }
 
 // ---- per-step products through oneDNN's micro-kernel ------------------------------------------------------
-// torch (2.13 here; the header's CPUBLAS_BRGEMM_F32F32F32 says so) exports oneDNN's batch-reduce GEMM
-// micro-kernel (brgemm) for fp32: C (+)= A B on raw
+// torch (2.13 here) exports oneDNN's batch-reduce GEMM micro-kernel (brgemm) for fp32: C (+)= A B on raw
 // row-major pointers, with oneDNN's AVX-512 code, no operator dispatch and no re-layout of B. On a 2-core Zen 4, one
 // thread: 110-114 GFLOP/s at (rows, in, out) (16, 256, 1024), (32, 64, 512), (64, 650, 2600), against MKL's 68-93
 // (AVX2 code on AMD) and the boxed oneDNN linear's 61-109 (its per-call set-up costs most at small products).
-#if defined(CPUBLAS_BRGEMM_F32F32F32)
-constexpr bool kHaveBrgemm = true;
+// (declared weak at the top of this file)
+inline bool have_brgemm() { return at::native::cpublas::brgemm != nullptr; }
+
 inline void brgemm_f32(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, int64_t ldc, bool add_c,
                        const float* a, const float* b, float* c) {
   at::native::cpublas::brgemm(m, n, k, lda, ldb, ldc, add_c, a, b, c, /*is_vnni=*/false);
 }
-#else
-constexpr bool kHaveBrgemm = false;
-inline void brgemm_f32(int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, bool, const float*, const float*,
-                       float*) {}
-#endif
 
 // True once a small product through brgemm has given the right numbers (a guard against a torch whose function
 // behaves otherwise than 2.13's, which falls back to its own gemm without the micro-kernel and keeps the kernels
 // it builds per thread); RNNKIT_NO_ONEDNN=1 turns it off with the rest of oneDNN
 inline bool brgemm_works() {
   static const bool works = [] {
-    if (!kHaveBrgemm || !onednn_op("mkldnn::_linear_pointwise")) return false;
+    if (!have_brgemm() || !onednn_op("mkldnn::_linear_pointwise")) return false;
     const int64_t m = 3, n = 17, k = 5;  // odd sizes: the kernel's tails too
     std::vector<float> a(m * k), b(k * n), c(m * n, 1.0f);
     for (int64_t i = 0; i < m * k; ++i) a[i] = float(i % 7) - 3.0f;
