@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import rnnkit
-from rnnkit.kernels import loops, native, stack
+from rnnkit.kernels import gemm, loops, native, stack
 
 NATIVE = native.load()
 IMPLEMENTATIONS = [
@@ -74,6 +74,22 @@ def test_fused_matches_unroll_in_values_and_gradients(kind, config, implementati
     expected = _run_and_grad(lambda: layer._unroll_layers(x, hx, lengths, False)[:2], layer, x, hx)
     actual = _run_and_grad(lambda: stack.run(layer, x, hx, lengths, implementation), layer, x, hx)
     torch.testing.assert_close(actual, expected, **_tolerance(kind, dtype))
+
+
+@pytest.mark.skipif(NATIVE is None or gemm.onednn_linear() is None, reason="no native build or no oneDNN")
+@pytest.mark.parametrize("config", ["plain", "lengths_bidirectional_stacked"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_fused_matches_unroll_with_the_large_product_paths(kind, config, monkeypatch):
+    # rnnkit.kernels.gemm's size rules lowered to zero: these small products take the paths of large ones (oneDNN's
+    # linear, and its matmul for the weight gradients, a transposed view, where oneDNN has the wider vectors)
+    monkeypatch.setattr(gemm, "SMALL_PRODUCT", 0)
+    monkeypatch.setattr(gemm, "LARGE_WEIGHT_GRADIENT", 0)
+    options, with_lengths, with_state = CONFIGS[config]
+    layer = KINDS[kind](**options)
+    x, hx, lengths = _inputs(layer, torch.float32, with_lengths, with_state)
+    expected = _run_and_grad(lambda: layer._unroll_layers(x, hx, lengths, False)[:2], layer, x, hx)
+    actual = _run_and_grad(lambda: stack.run(layer, x, hx, lengths, NATIVE), layer, x, hx)
+    torch.testing.assert_close(actual, expected, **_tolerance(kind, torch.float32))
 
 
 class _Fused(nn.Module):
