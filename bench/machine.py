@@ -26,6 +26,27 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_features() -> dict:
+    """Vendor, family and model numbers and the widest vector extension, from /proc/cpuinfo: the model name alone
+    ("AMD EPYC") does not tell a Zen 3 (AVX2) from a Zen 4 (AVX-512), whose kernels take different paths."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        return {}
+    flags = set(fields.get("flags", "").split())
+    vectors = next((name for name in ("avx512f", "avx2", "avx") if name in flags), "other")
+    return {
+        "vendor": fields.get("vendor_id", "unknown"),
+        "cpu_family": fields.get("cpu family", "unknown"),
+        "cpu_model_number": fields.get("model", "unknown"),
+        "widest_vectors": vectors,
+    }
+
+
 def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
     """Best-of-``repeats`` fp32 rate of a ``size x size`` matrix product, in GFLOP/s."""
     a, b = torch.randn(size, size), torch.randn(size, size)
@@ -41,6 +62,7 @@ def matmul_gflops(size: int = 2048, repeats: int = 5) -> float:
 def describe() -> dict:
     return {
         "cpu": cpu_model(),
+        **cpu_features(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "torch": torch.__version__,
