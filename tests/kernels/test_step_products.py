@@ -3,7 +3,7 @@
 A step's ``h @ W_hh^T`` (and the backward's ``dgh @ W_hh``) is formed by dot products for up to 8 rows (split
 between the threads once ``W_hh`` is large), BLAS on raw pointers above that, or oneDNN for wide steps (a large
 LSTM's above 16 rows too); where oneDNN has wider vectors than MKL (AMD with AVX-512), its micro-kernel takes fp32
-steps above a few rows, B in column panels and in chunks of its depth. With lengths the active batch shrinks, so
+steps of more than two rows, B in column panels and in chunks of its depth. With lengths the active batch shrinks, so
 one call crosses from one way to the next.
 """
 
