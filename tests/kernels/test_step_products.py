@@ -3,7 +3,7 @@
 A step's ``h @ W_hh^T`` (and the backward's ``dgh @ W_hh``) is formed by dot products for up to 8 rows (split
 between the threads once ``W_hh`` is large), BLAS on raw pointers above that, or oneDNN for wide steps (a large
 LSTM's above 16 rows too); where oneDNN has wider vectors than MKL (AMD with AVX-512), its micro-kernel takes fp32
-steps of more than two rows, B in column panels and in chunks of its depth. With lengths the active batch shrinks, so
+steps of two rows and more, B in column panels and in chunks of its depth. With lengths the active batch shrinks, so
 one call crosses from one way to the next.
 """
 
@@ -25,7 +25,7 @@ LAYERS = {"rnn": rnnkit.RNN, "gru": rnnkit.GRU, "lstm": rnnkit.LSTM}
 # the LSTM in fp32 (else BLAS), shrinking to 6 rows; deep and wide steps whose micro-kernel products (where they
 # apply) split their column panels between the threads, end in a partial panel and take B in two chunks of depth
 SHAPES = {
-    "threaded_dots": (2, 160, None),
+    "threaded_dots": (1, 160, None),
     "blas_then_dots": (12, 16, [6, 6, 5, 5, 4, 4, 3, 3, 2, 2, 1, 1]),
     "wide": (20, 256, [6] * 6 + [2] * 4 + [1] * 10),
     "deep_panels": (12, 600, [6] * 4 + [4] * 4 + [2] * 2 + [1] * 2),

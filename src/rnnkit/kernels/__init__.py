@@ -56,6 +56,8 @@ MATRIX_BOUND_STEP = 32_768  # batch x hidden from which a plain RNN/GRU step is 
 # reading W_hh from memory; the native loops' threaded dot products keep each thread's slice of W_hh in its own
 # cache (csrc/common.h), and there they beat oneDNN's LSTM too (2-core Zen 3, forward+backward: 1.68x at
 # (1, 1000, 32, 64), 1.36x at (1, 500, 64, 256), 1.21x at (1, 300, 256, 1024); at batch 4 1.04x, at 8 0.70-0.88x).
+# On Zen 4, where two rows go through oneDNN's micro-kernel: 1.03-1.12x at (2, 200, 64, 256), (2, 200, 128, 512),
+# (2, 150, 256, 1024), against 0.80-1.01x with the dot products.
 FEW_ROWS = 2  # batch up to which a plain LSTM runs on the native loops
 # Small steps at any batch: where a step's product is under 2^18 multiply-adds, oneDNN's per-step overhead
 # outweighs its kernel (2-core Zen 3, forward+backward, 2 threads, median of 21 interleaved runs: 1.12x at

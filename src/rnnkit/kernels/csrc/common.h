@@ -333,14 +333,14 @@ class StepWeights {
     // against 128; at 16 x 256 x 256, which stays with BLAS, 1.0x)
     const bool mkl_wins = mkl_vectors && (in_blocks || (batch > 16 && !big_lstm));
     if (weight_.scalar_type() != at::kFloat || mkl_wins) return;
-    // where oneDNN has the wider vectors, its micro-kernel takes every step of more than two rows: it costs no
-    // more per call than BLAS, and beats the dot products from 3 rows on (2-core Zen 4, forward+backward, in-process
+    // where oneDNN has the wider vectors, its micro-kernel takes every step of two rows and more: it costs no
+    // more per call than BLAS, and beats the dot products from 2 rows on (2-core Zen 4, forward+backward, in-process
     // A/B against dot products up to 8 rows: 1.03-1.50x for RNN, GRU and LSTM at (batch, steps, input, hidden)
     // (4, 100, 8, 64), (8, 24, 1, 25), (4, 50, 32, 128), (16, 50, 64, 128), (16, 100, 32, 64), (8, 100, 128, 256),
-    // e.g. the LSTM at (16, 50, 64, 128), 8 rows a block, 1.34x). At one or two rows the threaded dot products
-    // stay: the micro-kernel won at hidden 64-256 (1.05-1.33x) but lost at hidden 1024 (0.88-0.94x), where each
-    // thread's slice of W_hh stays in its own cache
-    if (steps_through_brgemm() && batch > kSingleRows) {
+    // e.g. the LSTM at (16, 50, 64, 128), 8 rows a block, 1.34x; at 2 rows 0.99-1.33x at (2, 200, 64, 256), (2, 200,
+    // 128, 512), (2, 150, 256, 1024), (2, 24, 1, 25)). A single row keeps the threaded dot products, each thread's
+    // slice of W_hh in its own cache: the micro-kernel ran at 0.88-1.09x there (0.88-0.94x at hidden 1024)
+    if (steps_through_brgemm() && batch >= kMicroKernelRows) {
       panels_ = column_panels(b_);
       one_thread_ = in_blocks;
       return;
@@ -360,7 +360,7 @@ class StepWeights {
     const int64_t in = weight_.size(1), out = weight_.size(0);
     const T* w = weight_.data_ptr<T>();
     if constexpr (std::is_same_v<T, float>) {
-      if (panels_.defined() && bs > kSingleRows) {
+      if (panels_.defined() && bs >= kMicroKernelRows) {
         if (bias) {
           for (int64_t n = 0; n < bs; ++n) std::copy(bias, bias + out, c + n * out);
         }
@@ -405,6 +405,8 @@ class StepWeights {
   // loop: at (steps, batch, hidden) (100, 8, 128) 1.10x BLAS, at (100, 16, 128) 0.84x; at (300, 1, 1024) 1.5x
   // oneDNN, at (200, 4, 512) 0.92x and at (200, 8, 512) 0.62x)
   static constexpr int64_t kFewRows = 8, kSingleRows = 2;
+  // from this many rows a step goes through oneDNN's micro-kernel where it is chosen (see the constructor)
+  static constexpr int64_t kMicroKernelRows = 2;
   Tensor weight_, b_, packed_;
   Tensor panels_;  // B in column panels for brgemm; undefined where it is not used
   bool one_thread_ = false;
