@@ -269,6 +269,9 @@ inline bool steps_through_brgemm() {
   return chosen;
 }
 
+// rows a thread from which an LSTM's batch (plain or layer-norm) splits into row blocks (kLstmRowsPerThread)
+inline int64_t lstm_rows_per_thread() { return steps_through_brgemm() ? kLstmRowsPerThread : kRowsPerThread; }
+
 // B (in x out) in column panels for brgemm: panel p holds columns [64p, 64p + 64) as one (in x 64) row-major
 // block, zero-padded, so a call reads B contiguously; each call also takes at most kDepth rows of B, so that B's
 // block stays in cache while the rows of A pass (2-core Zen 4, both threads, rows x in x out 64 x 2600 x 650:

@@ -57,7 +57,7 @@ std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Ten
   rmask = contiguous(rmask);
   zmask_h = contiguous(zmask_h);
   zmask_c = contiguous(zmask_c);
-  const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1), L = batch_sizes.size();
+  const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1);
   const Sizes off = offsets_of(batch_sizes);
   const Tensor no_mask = at::zeros({N, H}, xp.options());  // stands in for a missing zoneout mask
   Tensor out = pooled_empty({T, H}, xp.options()), cs = pooled_empty({T, H}, xp.options());
@@ -66,20 +66,20 @@ std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Ten
   Tensor rstd = pooled_empty({T, 2}, xp.options());  // rstd of W_hh h | rstd of c~
   Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone(), gh = at::empty({N, 4 * H}, xp.options());
   Tensor scratch = at::empty({N, H}, xp.options());
-  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, N, /*gates=*/4);
+  const int64_t blocks = row_blocks(N, lstm_rows_per_thread());  // each block of rows: the time loop on its own thread
+  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, (N + blocks - 1) / blocks, /*gates=*/4, blocks > 1);
   AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "layer_norm_lstm_forward", [&] {
     const scalar_t* gam = gamma_hh.data_ptr<scalar_t>();
     const scalar_t* bet = ptr_or_null<scalar_t>(beta_hh);
     const scalar_t* gam_c = gamma_c.data_ptr<scalar_t>();
     const scalar_t* bet_c = ptr_or_null<scalar_t>(beta_c);
-    for (int64_t t = 0; t < L; ++t) {
-      const int64_t bs = batch_sizes[t], row = off[t];
-      if (bs == 0) continue;
-      Tensor gh_t = recurrent_product(gh, h, rmask, w_t, Opt(), 0, bs, scratch);
-      for_rows(0, bs, 9 * H, [&](int64_t n) {
+    for_each_step(batch_sizes, off, N, blocks, /*reversed=*/false,
+                  [&](int64_t t, int64_t first, int64_t bs, int64_t row) {
+      Tensor gh_t = recurrent_product(gh, h, rmask, w_t, Opt(), first, bs, scratch);
+      for_rows(first, bs, 9 * H, [&](int64_t n) {
         const int64_t r = row + n, G = 4 * H;
         const scalar_t* x = xp.data_ptr<scalar_t>() + r * G;
-        scalar_t* g_row = gh_t.data_ptr<scalar_t>() + n * G;
+        scalar_t* g_row = gh_t.data_ptr<scalar_t>() + (n - first) * G;  // the step's product, from row `first` on
         scalar_t* ah = a_hat.data_ptr<scalar_t>() + r * G;
         scalar_t* a = act.data_ptr<scalar_t>() + r * 5 * H;
         scalar_t* rs = rstd.data_ptr<scalar_t>() + r * 2;
@@ -114,7 +114,7 @@ std::vector<Tensor> layer_norm_lstm_forward(Tensor xp, Tensor h0, Tensor c0, Ten
           c_row[j] = cp[j];
         }
       });
-    }
+    });
   });
   return {out, h, c, act, cs, a_hat, c_hat, rstd};
 }
@@ -130,22 +130,22 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
   rmask = contiguous(rmask);
   zmask_h = contiguous(zmask_h);
   zmask_c = contiguous(zmask_c);
-  const int64_t T = act.size(0), N = c0.size(0), H = c0.size(1), L = batch_sizes.size();
+  const int64_t T = act.size(0), N = c0.size(0), H = c0.size(1);
   const Sizes off = offsets_of(batch_sizes);
   const Tensor no_mask = at::zeros({N, H}, act.options());  // stands in for a missing zoneout mask
   Tensor dxp = pooled_empty({T, 4 * H}, act.options()), da = pooled_empty({T, 4 * H}, act.options());
   Tensor dy = pooled_empty({T, H}, act.options());
   Tensor dh = grad_hn.contiguous().clone(), dc = grad_cn.contiguous().clone();
   Tensor scratch = at::empty({N, H}, act.options());
-  const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, N, /*gates=*/4);
+  const int64_t blocks = row_blocks(N, lstm_rows_per_thread());  // each block of rows: the time loop on its own thread
+  const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, (N + blocks - 1) / blocks, /*gates=*/4, blocks > 1);
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "layer_norm_lstm_backward", [&] {
     const scalar_t* gam = gamma_hh.data_ptr<scalar_t>();
     const scalar_t* gam_c = gamma_c.data_ptr<scalar_t>();
-    for (int64_t t = L - 1; t >= 0; --t) {
-      const int64_t bs = batch_sizes[t], row = off[t];
-      if (bs == 0) continue;
+    for_each_step(batch_sizes, off, N, blocks, /*reversed=*/true,
+                  [&](int64_t t, int64_t first, int64_t bs, int64_t row) {
       const scalar_t* c_prev_t = t == 0 ? c0.data_ptr<scalar_t>() : cs.data_ptr<scalar_t>() + off[t - 1] * H;
-      for_rows(0, bs, 9 * H, [&](int64_t n) {
+      for_rows(first, bs, 9 * H, [&](int64_t n) {
         const int64_t r = row + n, G = 4 * H;
         const scalar_t* a = act.data_ptr<scalar_t>() + r * 5 * H;
         const scalar_t* ch = c_hat.data_ptr<scalar_t>() + r * H;
@@ -186,8 +186,8 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
         SIMD for (int64_t j = 0; j < G; ++j) da_row[j] = dx[j] * gam[j];
         layer_norm_backward(da_row, ah, G, rs[0]);
       });
-      recurrent_backward(dh, da, row, rmask, w_back, 0, bs, scratch);
-    }
+      recurrent_backward(dh, da, row + first, rmask, w_back, first, bs, scratch);
+    });
   });
   return {dxp, da, dy, dh, dc};
 }

@@ -198,9 +198,6 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
 
 // ---- LSTM: i, f, o = sigmoid, g = tanh of xp + gh; c~ = f c + i g; h~ = o tanh(c~) -------------------------
 
-// rows a thread from which the LSTM's batch splits into row blocks (common.h, kLstmRowsPerThread)
-int64_t lstm_rows_per_thread() { return steps_through_brgemm() ? kLstmRowsPerThread : kRowsPerThread; }
-
 std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, Opt b_hh, Sizes batch_sizes,
                                  Opt rmask, Opt zmask_h, Opt zmask_c) {
   xp = pooled_contiguous(xp);
