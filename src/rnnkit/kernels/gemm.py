@@ -105,9 +105,10 @@ def mm(a: Tensor, b: Tensor) -> Tensor:
         return torch.mm(a, b)  # oneDNN builds no primitive for an empty factor (a one-step sequence's split)
     if not applies(a) or a.is_contiguous():
         return _linear(a, b.t(), None)
-    compiled = native.load()
-    if compiled is not None and compiled.onednn_vectors_wider() and a.numel() * b.shape[1] >= LARGE_WEIGHT_GRADIENT:
-        return compiled.onednn_mm(a, b)
+    if a.numel() * b.shape[1] >= LARGE_WEIGHT_GRADIENT:  # first: a small product never loads (or builds) the module
+        compiled = native.load()
+        if compiled is not None and compiled.onednn_vectors_wider():
+            return compiled.onednn_mm(a, b)
     return torch.mm(a, b)
 
 

@@ -29,6 +29,12 @@ TORCH_API void brgemm(int64_t M, int64_t N, int64_t K, int64_t ld_a, int64_t ld_
                       const float* A, const float* B, float* C, bool is_vnni) __attribute__((weak));
 }  // namespace at::native::cpublas
 
+// torch's oneDNN matmul (loops.cpp, onednn_mm): in none of torch's installed headers, so declared here, weak too
+namespace at::native {
+TORCH_API void mkldnn_matmul(const Tensor& mat1, const Tensor& mat2, const Tensor& result, float beta, float alpha)
+    __attribute__((weak));
+}  // namespace at::native
+
 namespace rnnkit {
 
 // -ffast-math assumes finite values, and libmvec's vector expf then returns NaN, not inf, past its range

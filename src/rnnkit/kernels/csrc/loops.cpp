@@ -302,12 +302,6 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
   return {dxp, dh, dc};
 }
 
-// torch's oneDNN matmul (not in its installed headers; weak, so a torch without it leaves the pointer null)
-namespace at::native {
-TORCH_API void mkldnn_matmul(const Tensor& mat1, const Tensor& mat2, const Tensor& result, float beta, float alpha)
-    __attribute__((weak));
-}
-
 // a @ b through oneDNN's matmul, which reads a transposed view in place (a weight gradient dY^T X), where the
 // linear operator wants rows and MKL runs AVX2 code on AMD CPUs: 2-core Zen 4, both threads, 1.04-1.18x MKL's
 // rate at the weight gradients of the bench shapes (e.g. 2600 x 4480 @ 4480 x 650: 206 GFLOP/s against 174);
