@@ -12,9 +12,10 @@
 rnnkit is a deep ensemble of five networks (:data:`ENSEMBLE`). Each backtest trains four candidates, with and
 without calendar features, and with every member reading the default context or with the members over five
 lookbacks (:data:`CANDIDATES`), and enters the one with the lowest validation loss: validation is the last 10% of
-the training steps, before the test part, so the choice never sees a test value. (The ridge highway is fitted on
-those steps too, as the ridge baseline is on every training step: validation is out of sample for the networks
-only.) The lookbacks reach 1.5x the context the ridge baseline reads, so each table also gives ridge on as many
+the training steps, before the test part, so the choice never sees a test value. (While the networks train, the
+ridge highway is fitted on the steps before validation, so validation is out of sample for the whole model; the
+chosen model's highway is then refitted on every training step, as the ridge baseline is fitted.)
+The lookbacks reach 1.5x the context the ridge baseline reads, so each table also gives ridge on as many
 lags as the model's windows hold (``ridge_at_longest_lookback``): the comparison with the same history; and
 ridge with each step's penalty chosen by the same cross-validation as the highway's (``ridge_cross_validated``).
 (a) and (b) train with several seeds: each seed's table is kept, the acceptance reads seed 0 and the spread

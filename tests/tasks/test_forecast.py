@@ -16,7 +16,15 @@ from rnnkit.tasks.backtest import BacktestOptions, run_backtest
 from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
 from rnnkit.tasks.forecast_highway import choose_alphas
 from rnnkit.tasks.forecast_ridge import ALPHAS, _blocks, _overlapping
-from rnnkit.tasks.forecast_training import ForecastOptions, default_context, predict, season_length, train_forecaster
+from rnnkit.tasks.forecast_training import (
+    ForecastOptions,
+    default_context,
+    predict,
+    prepare,
+    season_length,
+    train_forecaster,
+    validation_steps,
+)
 from rnnkit.train import TrainConfig
 
 TINY = {"hidden_size": 6, "dropout": 0.0}
@@ -128,6 +136,15 @@ def test_ridge_highway_starts_at_the_least_squares_fit():
     # cross-validation finds no reason to shrink an exact linear recurrence
     chosen = choose_alphas(replace(config, linear_alpha=0.0), windows, torch.device("cpu"))
     assert chosen[6].tolist() == [ALPHAS[0]] * 3
+    # a refit of the highway alone (after training) keeps the head as it is
+    head = [p.clone() for p in net.members[0].parameters()]
+    weight = net.skip.weight.clone()
+    with torch.no_grad():
+        net.members[0].last.weight.fill_(0.5)
+    net.fit_linear(make_windows(data, scaler, 6, 3, lambda s: origins_between(6, 40)), start_head=False)
+    assert not torch.allclose(net.skip.weight, weight)
+    assert torch.all(net.members[0].last.weight == 0.5)
+    torch.testing.assert_close(net.members[0].last.bias, head[-1])
 
 
 def per_lookback_design(windows, context: int, lookback: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -266,6 +283,36 @@ def test_training_records_the_chosen_penalties(tmp_path):
     assert all(len(a) == 3 and set(a) <= set(ALPHAS) for a in summary["highway_alphas"].values())
     fixed = train_forecaster(data, data.spec, options, TINY, FAST, tmp_path / "fixed")  # the default: 1.0
     assert "highway_alphas" not in fixed
+
+
+def test_validation_sees_a_highway_fitted_before_it_and_the_saved_one_is_refitted_on_every_step(tmp_path):
+    """Step 0's validation loss is that of the ridge fit on the windows whose horizon ends before validation
+    (out of sample there, like every checkpoint's); the saved model's highway is then the fit on every training
+    step, and its head is the trained one."""
+    data, _ = sine_set(n=120)
+    options = ForecastOptions(horizon=3, context_length=10)
+    summary = train_forecaster(data, data.spec, options, TINY, FAST, tmp_path)
+    assert summary["best_step"] == 0
+    saved = load(tmp_path)
+    _, _, _, scaler, _, valid = prepare(data, options, {"0": 120})
+    valid_start = 120 - validation_steps(120, 3, 0.1)
+
+    def ridge_only(end):
+        net = ForecastModel(saved.config)
+        windows = make_windows(data, scaler, 10, 3, lambda s: origins_between(10, end - 3))
+        net.fit_linear(windows)
+        return net
+
+    before, every = ridge_only(valid_start), ridge_only(120)
+    step0 = pd.read_csv(tmp_path / "log.csv").iloc[0]
+    assert step0["step"] == 0
+    assert step0["valid_loss"] == pytest.approx(before.evaluate(valid)["loss"], rel=1e-6)
+    assert step0["valid_loss"] != pytest.approx(every.evaluate(valid)["loss"], rel=1e-3)  # in sample: lower
+    torch.testing.assert_close(saved.skip.weight, every.skip.weight)
+    torch.testing.assert_close(saved.skip.bias, every.skip.bias)
+    # the head kept (the best step here was the untrained start: the band of the fit before validation)
+    torch.testing.assert_close(saved.members[0].last.bias, before.members[0].last.bias)
+    assert not torch.allclose(saved.members[0].last.bias, every.members[0].last.bias)
 
 
 def test_each_member_reads_only_its_lookback():

@@ -19,7 +19,9 @@ Two decoders:
   its ridge penalty is chosen per horizon step by blocked cross-validation,
   :func:`~rnnkit.tasks.forecast_highway.choose_alphas`) and then kept fixed, and the head starts at that
   fit's error quantiles: the untrained model *is* a ridge ARX forecast with its band, and training only
-  teaches the network what the linear model misses. (Trained from zero by gradient descent,
+  teaches the network what the linear model misses. (Training fits it on the steps before validation; the
+  kept model's is then refitted on every training step: :func:`rnnkit.tasks.forecast_training.train_forecaster`.)
+  (Trained from zero by gradient descent,
   ``linear="learned"``, the highway stays short of the closed-form fit within the epochs a forecaster gets:
   on Mauna Loa CO2 it ended 50% worse than ridge.)
 
@@ -249,17 +251,19 @@ class ForecastModel(nn.Module):
         return torch.stack([mean + location[..., 0], raw_std], dim=-1)
 
     @torch.no_grad()
-    def fit_linear(self, *datasets, alphas: dict[int, Tensor] | None = None) -> None:
+    def fit_linear(self, *datasets, alphas: dict[int, Tensor] | None = None, start_head: bool = True) -> None:
         """Set the highway to the ridge fit on the windows of ``datasets`` (the mean of one per lookback, see
         :mod:`rnnkit.tasks.forecast_highway`; ``alphas``: the penalties per lookback and output), and start the
         head at that fit's error band (the direct decoder's ``linear="ridge"``): the per-step quantiles (or
         spread) of its residuals. The head's last layer starts at zero, so the untrained model forecasts exactly
-        the ridge fit and its band."""
+        the ridge fit and its band. ``start_head=False`` refits the highway alone and keeps the trained head."""
         if self.skip is None:
             raise RnnkitError("this model has no linear highway to fit (linear='none' or an autoregressive decoder).")
         weight, residuals = fit_highway(self.config, datasets, self.levels.device, alphas)
         self.skip.weight.copy_(weight[:-1].T)  # weight: (inputs + 1, H * C_y)
         self.skip.bias.copy_(weight[-1])
+        if not start_head:
+            return
         residuals = residuals.float()  # -> (W, H * C_y)
         if self.config.likelihood == "quantile":
             start = torch.quantile(residuals, self.levels, dim=0).T  # -> (H * C_y, Q)

@@ -130,6 +130,27 @@ def prepare(
     return season, context, lookbacks, scaler, train, valid_windows
 
 
+def fit_ridge_highway(
+    model: ForecastModel,
+    series_set: SeriesSet,
+    scaler: Scaler,
+    horizon: int,
+    ends: dict[str, int],
+    *,
+    start_head: bool = True,
+) -> dict | None:
+    """Fit ``model``'s ridge highway on every window whose horizon ends by ``ends[id]`` (the penalties chosen by
+    cross-validation over the same windows where the config asks for it); returns those penalties, or None.
+    ``start_head``: also start the head at the fit's error band (:meth:`ForecastModel.fit_linear`)."""
+    context = model.config.context_length
+    every = make_windows(series_set, scaler, context, horizon, lambda s: origins_between(context, ends[s.id] - horizon))
+    alphas = None
+    if not model.config.linear_alpha:  # the penalty per output, by cross-validation over the same windows
+        alphas = choose_alphas(model.config, every, torch.device("cpu"))
+    model.fit_linear(every, alphas=alphas, start_head=start_head)
+    return alphas
+
+
 def train_forecaster(
     data: Path | str | SeriesSet,
     spec: SeriesSpec,
@@ -167,32 +188,35 @@ def train_forecaster(
     }
     seed_everything(train_config.seed)  # the initial weights too depend on the seed, not on what ran before
     model = ForecastModel(config)
+    ridge = config.decoder == "direct" and config.linear == "ridge"
     alphas = None
-    if config.decoder == "direct" and config.linear == "ridge" and not resume:
-        # every window whose horizon ends by the end, as the ridge baseline is fitted: validation's too, and the
-        # ones whose horizon straddles the train/validation cut (neither split holds those). A trending series
-        # needs its latest steps in the fit: on Mauna Loa CO2, leaving out validation's 3.5 years took the
-        # backtest's MASE from 0.40 to 0.64-0.71. Validation is then in sample for the highway; the checkpoints
-        # and the untrained start share it, so their comparison stays fair
-        every = make_windows(
-            series_set,
-            scaler,
-            context,
-            options.horizon,
-            lambda s: origins_between(context, ends[s.id] - options.horizon),
-        )
-        if not config.linear_alpha:  # the penalty per output, by cross-validation over the same windows
-            alphas = choose_alphas(config, every, torch.device("cpu"))
-        model.fit_linear(every, alphas=alphas)
+    if ridge and not resume:
+        # the highway the network trains beside sees no validation step, so validation judges both out of
+        # sample and weighs each checkpoint against the untrained start fairly; fitted on validation's steps too
+        # it would be in sample there, and training would have to beat an in-sample fit to be kept
+        fit_ends = ends
+        if valid is not None:
+            fit_ends = {
+                s.id: ends[s.id] - validation_steps(ends[s.id], options.horizon, options.valid_fraction)
+                for s in series_set.series
+            }
+        alphas = fit_ridge_highway(model, series_set, scaler, options.horizon, fit_ends)
     trainer = Trainer(model, train_config, out, train, valid, run_config=run_config)
     summary = trainer.fit(resume=resume)
     if not trainer.is_main:  # under torchrun, rank 0 reports
         return summary
     summary.update(train_windows=train.num_windows, context_length=context, season=season)
-    if alphas:  # the highway's penalty per lookback and output (horizon step, then target)
-        summary["highway_alphas"] = {str(lookback): alpha.tolist() for lookback, alpha in sorted(alphas.items())}
     if summary["stopped_by"] != "interrupted" and valid is not None:
         summary["valid"] = load(out).to(trainer.device).evaluate(valid)
+    if ridge and valid is not None:
+        # then the chosen model's highway is refitted on every training step, its head kept: a trending series
+        # needs its latest steps in the fit (Mauna Loa CO2: without validation's 3.5 years, the backtest's MASE
+        # went from 0.40 to 0.64-0.71)
+        chosen = load(out)
+        alphas = fit_ridge_highway(chosen, series_set, scaler, options.horizon, ends, start_head=False)
+        checkpoint.save_model(out, chosen, run_config)
+    if alphas:  # the highway's penalty per lookback and output (horizon step, then target)
+        summary["highway_alphas"] = {str(lookback): alpha.tolist() for lookback, alpha in sorted(alphas.items())}
     summary["parameters"] = sum(p.numel() for p in trainer.model.parameters())
     checkpoint.write_json(out / "metrics.json", summary)
     if (out / "log.csv").exists():
