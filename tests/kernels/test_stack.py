@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import rnnkit
-from rnnkit.kernels import gemm, loops, native, stack
+from rnnkit.kernels import gemm, loops, native, recurrence, stack
 
 NATIVE = native.load()
 IMPLEMENTATIONS = [
@@ -90,6 +90,51 @@ def test_fused_matches_unroll_with_the_large_product_paths(kind, config, monkeyp
     expected = _run_and_grad(lambda: layer._unroll_layers(x, hx, lengths, False)[:2], layer, x, hx)
     actual = _run_and_grad(lambda: stack.run(layer, x, hx, lengths, NATIVE), layer, x, hx)
     torch.testing.assert_close(actual, expected, **_tolerance(kind, torch.float32))
+
+
+@pytest.mark.skipif(NATIVE is None, reason="no native build")
+@pytest.mark.parametrize("config", CONFIGS)
+@pytest.mark.parametrize("kind", ["rnn_tanh", "rnn_relu", "lstm"])
+def test_fused_matches_unroll_with_one_joint_weight_gradient(kind, config, monkeypatch):
+    # taken on every machine here, not only where oneDNN has the wider vectors: [dW_ih dW_hh] = dXP^T [X H_prev]
+    monkeypatch.setattr(recurrence, "joint_weight_gradient", lambda loops, kind, x, cell: True)
+    options, with_lengths, with_state = CONFIGS[config]
+    layer = KINDS[kind](**options)
+    x, hx, lengths = _inputs(layer, torch.float32, with_lengths, with_state)
+    expected = _run_and_grad(lambda: layer._unroll_layers(x, hx, lengths, False)[:2], layer, x, hx)
+    actual = _run_and_grad(lambda: stack.run(layer, x, hx, lengths, NATIVE), layer, x, hx)
+    torch.testing.assert_close(actual, expected, **_tolerance(kind, torch.float32))
+
+
+@pytest.mark.skipif(NATIVE is None, reason="no native build")
+@pytest.mark.parametrize("frozen", ["weight_ih", "weight_hh"])
+def test_joint_weight_gradient_with_one_weight_frozen(frozen, monkeypatch):
+    monkeypatch.setattr(recurrence, "joint_weight_gradient", lambda loops, kind, x, cell: True)
+    layer = KINDS["lstm"]()
+    getattr(layer.cells[0], frozen).requires_grad_(False)
+    x, hx, _ = _inputs(layer, torch.float32, False, True)
+    trained = [x, *(p for p in layer.parameters() if p.requires_grad), *hx]
+
+    def grads(run):
+        output, (h_n, c_n) = run()
+        return torch.autograd.grad(output.pow(2).sum() + h_n.sum() + 2 * c_n.sum(), trained)
+
+    expected = grads(lambda: layer._unroll_layers(x, hx, None, False)[:2])
+    torch.testing.assert_close(grads(lambda: stack.run(layer, x, hx, None, NATIVE)), expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.skipif(NATIVE is None, reason="no native build")
+def test_joint_weight_gradient_is_taken_where_onednn_has_the_wider_vectors(monkeypatch):
+    lstm, gru = rnnkit.LSTM(5, 6).cells[0], rnnkit.GRU(5, 6).cells[0]
+    x = torch.randn(21, 5)
+    wider = NATIVE.onednn_vectors_wider() and gemm.applies(x)
+    assert recurrence.joint_weight_gradient(NATIVE, "lstm", x, lstm) == wider
+    assert not recurrence.joint_weight_gradient(NATIVE, "rnn_tanh", x, rnnkit.RNN(5, 6).cells[0])  # no gain there
+    assert not recurrence.joint_weight_gradient(NATIVE, "gru", x, gru)  # its dGH is not its dXP
+    assert not recurrence.joint_weight_gradient(loops, "lstm", x, lstm)  # the PyTorch twin has no oneDNN matmul
+    assert not recurrence.joint_weight_gradient(NATIVE, "lstm", x.double(), lstm.double())
+    monkeypatch.setattr(gemm, "LARGE_WEIGHT_GRADIENT", 0)  # products this large stay apart
+    assert not recurrence.joint_weight_gradient(NATIVE, "lstm", x, lstm)
 
 
 class _Fused(nn.Module):

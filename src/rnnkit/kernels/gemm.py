@@ -92,6 +92,11 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return F.linear(x, weight, bias)
 
 
+def product(x: Tensor, weight: Tensor) -> Tensor:
+    """``x weight^T`` for 2-d ``x``, outside autograd (a Function's own forward), through oneDNN where it pays."""
+    return _linear(x, weight, None)
+
+
 def mm(a: Tensor, b: Tensor) -> Tensor:
     r"""``a @ b`` for 2-d tensors (oneDNN takes ``b`` as a linear layer's weight ``b^T``).
 

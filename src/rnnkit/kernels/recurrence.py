@@ -1,8 +1,9 @@
 r"""The recurrent part of one layer and direction as an autograd Function with a hand-written backward.
 
-The input products are not in here: the caller computes ``xp = cell.project(x)`` for every step at once with
+The input products are computed for every step at once (``xp = cell.project(x)``): by :func:`apply` with
 ordinary autograd, whose backward is then already one large product each
-(:math:`\partial W_{ih} = \partial XP^\top X`, :math:`\partial X = \partial XP\, W_{ih}`). :class:`Recurrence`
+(:math:`\partial W_{ih} = \partial XP^\top X`, :math:`\partial X = \partial XP\, W_{ih}`), or, for an RNN or
+LSTM where it pays, inside :class:`ProjectedRecurrence`, which forms both weight gradients in one. :class:`Recurrence`
 runs the time loop (:mod:`rnnkit.kernels.native` or its PyTorch twin :mod:`rnnkit.kernels.loops`), saving the
 gate activations; backward runs the loop in reverse for the per-step gate gradients :math:`\partial XP_t` and
 :math:`\partial GH_t` (the gradient of :math:`W_{hh} h_{t-1} + b_{hh}`), then forms the recurrent weight
@@ -62,10 +63,9 @@ def step_bias(kind: str, cell):
     return cell.bias_ih + cell.bias_hh
 
 
-def apply(
-    loops, kind: str, packing, xp, state: tuple, cell, rmask, zmask_h, zmask_c, zero_start: bool = False
-) -> tuple:
-    """``(out (T, H), h_n[, c_n])`` of ``cell``'s recurrence on packed ``xp``, through the Function for ``kind``.
+def apply(loops, kind: str, packing, x, state: tuple, cell, rmask, zmask_h, zmask_c, zero_start: bool = False) -> tuple:
+    """``(out (T, H), h_n[, c_n])`` of ``cell``'s recurrence on the packed input ``x`` ``(T, H_in)``, through the
+    Function for ``kind``.
 
     ``zero_start``: the initial state is known to be zeros (the caller gave none), so the weight gradient
     skips its step-0 term."""
@@ -74,7 +74,7 @@ def apply(
         return LayerNormRecurrence.apply(
             loops,
             packing,
-            xp,
+            project(kind, cell, x).to(state[0].dtype),
             *state,
             cell.weight_hh,
             ln_hh.weight,
@@ -90,9 +90,36 @@ def apply(
         )
     c0 = state[1] if kind == "lstm" else None
     bias = step_bias(kind, cell)
+    if joint_weight_gradient(loops, kind, x, cell):
+        return ProjectedRecurrence.apply(
+            loops, kind, packing, x, cell.weight_ih, state[0], c0, cell.weight_hh, bias, rmask, zmask_h, zmask_c,
+            zero_start,
+        )  # fmt: skip
+    # under bf16 autocast the product may come back in bf16; the loops run in the state's precision
+    xp = project(kind, cell, x).to(state[0].dtype)
     return Recurrence.apply(
         loops, kind, packing, xp, state[0], c0, cell.weight_hh, bias, rmask, zmask_h, zmask_c, zero_start
     )
+
+
+def joint_weight_gradient(loops, kind: str, x, cell) -> bool:
+    """Whether an LSTM's two weight gradients come from one product (:class:`ProjectedRecurrence`).
+
+    Only where oneDNN has wider vectors than MKL (its matmul then forms the product; elsewhere the two products
+    keep MKL), in fp32 without autocast, and while the recurrent one is below
+    :data:`rnnkit.kernels.gemm.LARGE_WEIGHT_GRADIENT`. 2-core Zen 4, the LSTM loops' forward+backward, in-process
+    A/B (14 interleaved repeats): 1.08x at (64, 50, 64, 128), 1.10x at (32, 100, 128, 256), 1.04x at
+    (16, 200, 256, 512) and at (16, 100, 128, 256), 1.05x with lengths. At (128, 35, 650, 650), where both
+    products are large enough for oneDNN's matmul on their own, 0.96-0.98x: they stay apart. An RNN's
+    products gained nothing (0.97-1.05x at the same shapes), so an RNN keeps them apart too; a GRU has no joint
+    product (its dGH is not its dXP).
+    """
+    if kind != "lstm" or not gemm.applies(x) or torch.is_autocast_enabled("cpu"):
+        return False
+    gates = cell.weight_hh.shape[0]
+    if x.shape[0] * gates * cell.weight_hh.shape[1] >= gemm.LARGE_WEIGHT_GRADIENT:
+        return False
+    return hasattr(loops, "onednn_vectors_wider") and loops.onednn_vectors_wider()
 
 
 class Recurrence(torch.autograd.Function):
@@ -105,46 +132,113 @@ class Recurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, zero_start):
-        ctx.loops, ctx.kind, ctx.packing, ctx.zero_start = loops, kind, packing, zero_start
-        batch_sizes = packing.batch_sizes
-        ctx.has_bias = b_hh is not None
-        if kind == "lstm":
-            out, h_n, c_n, act, cs = loops.lstm_forward(xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h, zmask_c)
-            ctx.save_for_backward(h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c)
-            return out, h_n, c_n
-        if kind == "gru":
-            out, h_n, act = loops.gru_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask_h)
-        else:
-            out, h_n, act = loops.rnn_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask_h, kind == "rnn_relu")
-        ctx.save_for_backward(h0, None, w_hh, out, act, None, rmask, zmask_h, None)
-        return out, h_n
+        outputs, saved = _loop_forward(ctx, loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c)
+        ctx.save_for_backward(*saved)
+        ctx.zero_start = zero_start
+        return outputs
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad_out, grad_hn, grad_cn=None):
-        h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c = ctx.saved_tensors
-        loops, kind, batch_sizes = ctx.loops, ctx.kind, ctx.packing.batch_sizes
-        # outputs nobody used arrive as None
-        grad_out = torch.zeros_like(out) if grad_out is None else grad_out
-        grad_hn = torch.zeros_like(h0) if grad_hn is None else grad_hn
-        dc0 = None
-        if kind == "lstm":
-            grad_cn = torch.zeros_like(c0) if grad_cn is None else grad_cn
-            dxp, dh0, dc0 = loops.lstm_backward(
-                grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rmask, zmask_h, zmask_c
-            )
-            dgh = dxp
-        elif kind == "gru":
-            dxp, dgh, dh0 = loops.gru_backward(grad_out, grad_hn, h0, out, act, w_hh, batch_sizes, rmask, zmask_h)
-        else:
-            dxp, dh0 = loops.rnn_backward(grad_out, grad_hn, act, w_hh, batch_sizes, rmask, zmask_h, kind == "rnn_relu")
-            dgh = dxp
+        h0, _, _, out, _, _, rmask, _, _ = ctx.saved_tensors
+        dxp, dgh, dh0, dc0 = _loop_backward(ctx, grad_out, grad_hn, grad_cn)
         dw_hh = db_hh = None
         if ctx.needs_input_grad[6]:
             dw_hh = recurrent_weight_grad(ctx.packing, dgh, h0, out, rmask, ctx.zero_start)
         if ctx.has_bias and ctx.needs_input_grad[7]:
             db_hh = dgh.sum(0)
         return None, None, None, dxp, dh0, dc0, dw_hh, db_hh, None, None, None, None
+
+
+class ProjectedRecurrence(torch.autograd.Function):
+    r""":class:`Recurrence` of an RNN or LSTM with its input product inside: the packed input ``x`` ``(T, H_in)``
+    and ``W_ih`` in place of ``xp``. Both biases meet in the step's (:func:`step_bias`), so
+    :math:`\partial GH = \partial XP`, and both weight gradients come from one product over all rows:
+
+    .. math:: [\partial W_{ih}\;\; \partial W_{hh}] = \partial XP^\top\, [X\;\; H_{prev} \odot m]
+
+    Apart, each is a product of few columns (:math:`H_{in}`, :math:`H`) over a depth of all :math:`T` rows,
+    which the matrix-product kernels run well below their peak; together they are one wider product.
+    :func:`joint_weight_gradient` says where that pays (for an LSTM).
+    """
+
+    @staticmethod
+    def forward(ctx, loops, kind, packing, x, w_ih, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, zero_start):
+        xp = gemm.product(x, w_ih)
+        outputs, saved = _loop_forward(ctx, loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c)
+        ctx.save_for_backward(*saved, x, w_ih)
+        ctx.zero_start = zero_start
+        return outputs
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_out, grad_hn, grad_cn=None):
+        h0, _, _, out, _, _, rmask, _, _, x, w_ih = ctx.saved_tensors
+        dxp, _, dh0, dc0 = _loop_backward(ctx, grad_out, grad_hn, grad_cn)
+        dx = gemm.mm(dxp, w_ih) if ctx.needs_input_grad[3] else None
+        dw_ih = dw_hh = db_hh = None
+        if ctx.needs_input_grad[4] or ctx.needs_input_grad[7]:
+            rows = inputs_and_previous_states(ctx.packing, x, h0, out, rmask, ctx.zero_start)
+            dw = ctx.loops.onednn_mm(dxp.t(), rows)  # (G*H, H_in + H)
+            dw_ih = dw[:, : x.shape[1]] if ctx.needs_input_grad[4] else None
+            dw_hh = dw[:, x.shape[1] :] if ctx.needs_input_grad[7] else None
+        if ctx.has_bias and ctx.needs_input_grad[8]:
+            db_hh = dxp.sum(0)
+        return None, None, None, dx, dw_ih, dh0, dc0, dw_hh, db_hh, None, None, None, None
+
+
+def _loop_forward(ctx, loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c):
+    """The time loop of :class:`Recurrence` and :class:`ProjectedRecurrence`: its outputs, and the nine tensors
+    :func:`_loop_backward` reads (first in ``ctx.saved_tensors``)."""
+    ctx.loops, ctx.kind, ctx.packing = loops, kind, packing
+    batch_sizes = packing.batch_sizes
+    ctx.has_bias = b_hh is not None
+    if kind == "lstm":
+        out, h_n, c_n, act, cs = loops.lstm_forward(xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h, zmask_c)
+        return (out, h_n, c_n), (h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c)
+    if kind == "gru":
+        out, h_n, act = loops.gru_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask_h)
+    else:
+        out, h_n, act = loops.rnn_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask_h, kind == "rnn_relu")
+    return (out, h_n), (h0, None, w_hh, out, act, None, rmask, zmask_h, None)
+
+
+def _loop_backward(ctx, grad_out, grad_hn, grad_cn):
+    """The time loop in reverse: ``(dXP, dGH, dh0, dc0)``; ``dGH`` is ``dXP`` itself except for a GRU, ``dc0``
+    None except for an LSTM."""
+    h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c = ctx.saved_tensors[:9]
+    loops, kind, batch_sizes = ctx.loops, ctx.kind, ctx.packing.batch_sizes
+    # outputs nobody used arrive as None
+    grad_out = torch.zeros_like(out) if grad_out is None else grad_out
+    grad_hn = torch.zeros_like(h0) if grad_hn is None else grad_hn
+    if kind == "lstm":
+        grad_cn = torch.zeros_like(c0) if grad_cn is None else grad_cn
+        dxp, dh0, dc0 = loops.lstm_backward(
+            grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rmask, zmask_h, zmask_c
+        )
+        return dxp, dxp, dh0, dc0
+    if kind == "gru":
+        dxp, dgh, dh0 = loops.gru_backward(grad_out, grad_hn, h0, out, act, w_hh, batch_sizes, rmask, zmask_h)
+        return dxp, dgh, dh0, None
+    dxp, dh0 = loops.rnn_backward(grad_out, grad_hn, act, w_hh, batch_sizes, rmask, zmask_h, kind == "rnn_relu")
+    return dxp, dxp, dh0, None
+
+
+def inputs_and_previous_states(packing, x, h0, out, rmask, zero_start: bool = False):
+    """``[X, H_prev ⊙ m]`` ``(T, H_in + H)``: each packed row's input beside the state its step read (see
+    :func:`recurrent_weight_grad`), written once into one buffer."""
+    width = x.shape[1]
+    rows = x.new_empty(x.shape[0], width + out.shape[1])
+    rows[:, :width] = x
+    states = rows[:, width:]
+    if packing.order is None and rmask is None:
+        n = packing.batch_size
+        states[n:] = out[: out.shape[0] - n]
+        states[:n] = 0 if zero_start else h0
+    else:
+        h_prev = packing.previous_states(h0, out)
+        states.copy_(h_prev * packing.per_row(rmask) if rmask is not None else h_prev)
+    return rows
 
 
 def recurrent_weight_grad(packing, dgh, h0, out, rmask, zero_start: bool = False):

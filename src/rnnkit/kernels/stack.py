@@ -51,10 +51,10 @@ def run(layer, x: Tensor, hx, lengths: Tensor | None, loops):
             cell = layer.cells[index]
             state = tuple(s[index] for s in hx)
             rmask, zmask_h, zmask_c = _noise(layer, state, packing, training)
-            xp = recurrence.project(kind, cell, x if direction == 0 else packing.reverse(x))  # (T, G*H), one product
-            # under bf16 autocast the product may come back in bf16; the loops run in the state's precision
-            xp = xp.to(state[0].dtype)
-            out, *final = recurrence.apply(loops, kind, packing, xp, state, cell, rmask, zmask_h, zmask_c, zero_start)
+            x_dir = x if direction == 0 else packing.reverse(x)
+            out, *final = recurrence.apply(
+                loops, kind, packing, x_dir, state, cell, rmask, zmask_h, zmask_c, zero_start
+            )
             outputs.append(out if direction == 0 else packing.reverse(out))
             finals.append(tuple(final))
         x = torch.cat(outputs, dim=-1) if len(outputs) > 1 else outputs[0]  # -> (T, D*H)
