@@ -127,6 +127,8 @@ def test_joint_weight_gradient_with_one_weight_frozen(frozen, monkeypatch):
 def test_joint_weight_gradient_is_taken_where_onednn_has_the_wider_vectors(monkeypatch):
     lstm, gru = rnnkit.LSTM(5, 6).cells[0], rnnkit.GRU(5, 6).cells[0]
     x = torch.randn(21, 5)
+    assert not recurrence.joint_weight_gradient(NATIVE, "lstm", x, lstm)  # too small: oneDNN's call costs more
+    monkeypatch.setattr(recurrence, "JOINT_PRODUCT", 21 * 11 * 24)
     wider = NATIVE.onednn_vectors_wider() and gemm.applies(x)
     assert recurrence.joint_weight_gradient(NATIVE, "lstm", x, lstm) == wider
     assert not recurrence.joint_weight_gradient(NATIVE, "rnn_tanh", x, rnnkit.RNN(5, 6).cells[0])  # no gain there

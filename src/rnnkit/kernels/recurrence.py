@@ -102,22 +102,29 @@ def apply(loops, kind: str, packing, x, state: tuple, cell, rmask, zmask_h, zmas
     )
 
 
+# From this many multiply-adds in the joint product (rows x (H_in + H) x 4H) an LSTM's two weight gradients are one
+# product. 2-core Zen 4, the LSTM loops' forward+backward, in-process A/B (14-20 interleaved repeats): 1.03-1.08x at
+# (64, 50, 64, 128) and (32, 100, 64, 128) (3.1e8), 1.10x at (32, 100, 128, 256), 1.04x at (16, 200, 256, 512) and
+# (16, 100, 128, 256), 1.05x with lengths; below, oneDNN's matmul costs more per call than it saves: 0.99x at
+# (16, 100, 32, 128) (1.3e8), 0.96x at (64, 35, 64, 64) and (32, 50, 32, 64), 0.89-0.95x at 1.6e7 and under.
+JOINT_PRODUCT = 1 << 28
+
+
 def joint_weight_gradient(loops, kind: str, x, cell) -> bool:
     """Whether an LSTM's two weight gradients come from one product (:class:`ProjectedRecurrence`).
 
     Only where oneDNN has wider vectors than MKL (its matmul then forms the product; elsewhere the two products
-    keep MKL), in fp32 without autocast, and while the recurrent one is below
-    :data:`rnnkit.kernels.gemm.LARGE_WEIGHT_GRADIENT`. 2-core Zen 4, the LSTM loops' forward+backward, in-process
-    A/B (14 interleaved repeats): 1.08x at (64, 50, 64, 128), 1.10x at (32, 100, 128, 256), 1.04x at
-    (16, 200, 256, 512) and at (16, 100, 128, 256), 1.05x with lengths. At (128, 35, 650, 650), where both
-    products are large enough for oneDNN's matmul on their own, 0.96-0.98x: they stay apart. An RNN's
-    products gained nothing (0.97-1.05x at the same shapes), so an RNN keeps them apart too; a GRU has no joint
-    product (its dGH is not its dXP).
+    keep MKL), in fp32 without autocast, from :data:`JOINT_PRODUCT` multiply-adds, and while the recurrent one
+    is below :data:`rnnkit.kernels.gemm.LARGE_WEIGHT_GRADIENT`: at (128, 35, 650, 650), where both are large
+    enough for oneDNN's matmul on their own, the joint one ran at 0.96-0.98x. An RNN's products gained nothing
+    (0.97-1.05x at the bench shapes), so an RNN keeps them apart; a GRU has no joint product (its dGH is not
+    its dXP).
     """
     if kind != "lstm" or not gemm.applies(x) or torch.is_autocast_enabled("cpu"):
         return False
-    gates = cell.weight_hh.shape[0]
-    if x.shape[0] * gates * cell.weight_hh.shape[1] >= gemm.LARGE_WEIGHT_GRADIENT:
+    gates, hidden = cell.weight_hh.shape
+    rows = x.shape[0]
+    if rows * (x.shape[1] + hidden) * gates < JOINT_PRODUCT or rows * gates * hidden >= gemm.LARGE_WEIGHT_GRADIENT:
         return False
     return hasattr(loops, "onednn_vectors_wider") and loops.onednn_vectors_wider()
 
