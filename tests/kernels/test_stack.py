@@ -76,6 +76,15 @@ def test_fused_matches_unroll_in_values_and_gradients(kind, config, implementati
     torch.testing.assert_close(actual, expected, **_tolerance(kind, dtype))
 
 
+def _native_fp32_matches_unroll(kind: str, config: str) -> None:
+    options, with_lengths, with_state = CONFIGS[config]
+    layer = KINDS[kind](**options)
+    x, hx, lengths = _inputs(layer, torch.float32, with_lengths, with_state)
+    expected = _run_and_grad(lambda: layer._unroll_layers(x, hx, lengths, False)[:2], layer, x, hx)
+    actual = _run_and_grad(lambda: stack.run(layer, x, hx, lengths, NATIVE), layer, x, hx)
+    torch.testing.assert_close(actual, expected, **_tolerance(kind, torch.float32))
+
+
 @pytest.mark.skipif(NATIVE is None or gemm.onednn_linear() is None, reason="no native build or no oneDNN")
 @pytest.mark.parametrize("config", ["plain", "lengths_bidirectional_stacked"])
 @pytest.mark.parametrize("kind", KINDS)
@@ -84,12 +93,7 @@ def test_fused_matches_unroll_with_the_large_product_paths(kind, config, monkeyp
     # linear, and its matmul for the weight gradients, a transposed view, where oneDNN has the wider vectors)
     monkeypatch.setattr(gemm, "SMALL_PRODUCT", 0)
     monkeypatch.setattr(gemm, "LARGE_WEIGHT_GRADIENT", 0)
-    options, with_lengths, with_state = CONFIGS[config]
-    layer = KINDS[kind](**options)
-    x, hx, lengths = _inputs(layer, torch.float32, with_lengths, with_state)
-    expected = _run_and_grad(lambda: layer._unroll_layers(x, hx, lengths, False)[:2], layer, x, hx)
-    actual = _run_and_grad(lambda: stack.run(layer, x, hx, lengths, NATIVE), layer, x, hx)
-    torch.testing.assert_close(actual, expected, **_tolerance(kind, torch.float32))
+    _native_fp32_matches_unroll(kind, config)
 
 
 @pytest.mark.skipif(NATIVE is None, reason="no native build")
@@ -98,12 +102,7 @@ def test_fused_matches_unroll_with_the_large_product_paths(kind, config, monkeyp
 def test_fused_matches_unroll_with_one_joint_weight_gradient(kind, config, monkeypatch):
     # taken on every machine here, not only where oneDNN has the wider vectors: [dW_ih dW_hh] = dXP^T [X H_prev]
     monkeypatch.setattr(recurrence, "joint_weight_gradient", lambda loops, kind, x, cell: True)
-    options, with_lengths, with_state = CONFIGS[config]
-    layer = KINDS[kind](**options)
-    x, hx, lengths = _inputs(layer, torch.float32, with_lengths, with_state)
-    expected = _run_and_grad(lambda: layer._unroll_layers(x, hx, lengths, False)[:2], layer, x, hx)
-    actual = _run_and_grad(lambda: stack.run(layer, x, hx, lengths, NATIVE), layer, x, hx)
-    torch.testing.assert_close(actual, expected, **_tolerance(kind, torch.float32))
+    _native_fp32_matches_unroll(kind, config)
 
 
 @pytest.mark.skipif(NATIVE is None, reason="no native build")
