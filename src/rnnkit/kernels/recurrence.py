@@ -2,10 +2,10 @@ r"""The recurrent part of one layer and direction as an autograd Function with a
 
 The input products are computed for every step at once (``xp = cell.project(x)``): by :func:`apply` with
 ordinary autograd, whose backward is then already one large product each
-(:math:`\partial W_{ih} = \partial XP^\top X`, :math:`\partial X = \partial XP\, W_{ih}`), or, for an RNN or
-LSTM where it pays, inside :class:`ProjectedRecurrence`, which forms both weight gradients in one. :class:`Recurrence`
-runs the time loop (:mod:`rnnkit.kernels.native` or its PyTorch twin :mod:`rnnkit.kernels.loops`), saving the
-gate activations; backward runs the loop in reverse for the per-step gate gradients :math:`\partial XP_t` and
+(:math:`\partial W_{ih} = \partial XP^\top X`, :math:`\partial X = \partial XP\, W_{ih}`), or, for an LSTM where
+it pays, inside :class:`ProjectedRecurrence`, which forms both weight gradients in one. :class:`Recurrence` runs
+the time loop (:mod:`rnnkit.kernels.native` or its PyTorch twin :mod:`rnnkit.kernels.loops`), saving the gate
+activations; backward runs the loop in reverse for the per-step gate gradients :math:`\partial XP_t` and
 :math:`\partial GH_t` (the gradient of :math:`W_{hh} h_{t-1} + b_{hh}`), then forms the recurrent weight
 gradients over all :math:`L N` rows at once instead of one small product per step:
 

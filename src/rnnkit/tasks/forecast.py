@@ -19,11 +19,10 @@ Two decoders:
   its ridge penalty is chosen per horizon step by blocked cross-validation,
   :func:`~rnnkit.tasks.forecast_highway.choose_alphas`) and then kept fixed, and the head starts at that
   fit's error quantiles: the untrained model *is* a ridge ARX forecast with its band, and training only
-  teaches the network what the linear model misses. (Training fits it on the steps before validation; the
-  kept model's is then refitted on every training step: :func:`rnnkit.tasks.forecast_training.train_forecaster`.)
-  (Trained from zero by gradient descent,
-  ``linear="learned"``, the highway stays short of the closed-form fit within the epochs a forecaster gets:
-  on Mauna Loa CO2 it ended 50% worse than ridge.)
+  teaches the network what the linear model misses. Training fits it on the steps before validation, and the
+  kept model's is then refitted on every training step (:func:`rnnkit.tasks.forecast_training.train_forecaster`).
+  (Trained from zero by gradient descent, ``linear="learned"``, the highway stays short of the closed-form fit
+  within the epochs a forecaster gets: on Mauna Loa CO2 it ended 50% worse than ridge.)
 
 * ``autoregressive`` (DeepAR style, Salinas et al. 2020): one network steps through context and horizon;
   at step s it reads :math:`y_{s-1}` (teacher forcing in training; its own forecast when forecasting),
