@@ -48,8 +48,8 @@ def native_loops(x: Tensor):
 # GRU loops beat torch's at every bench shape (about 2x at N*H = 83,200); with MKL's products alone they lose
 # once each step's products are large (N*H = 83,200: GRU 0.90x, RNN 0.97x). oneDNN's fused LSTM beats our
 # LSTM loop at every plain shape on Zen 3, and on Zen 4 with oneDNN's micro-kernel and the joint weight gradient
-# at some (0.96-1.03x at (64, 50, 64, 128), 0.88-0.96x at three batch-16-20 shapes; 1.05-1.23x at the other three
-# bench shapes), so a plain LSTM stays with aten.
+# at some (0.96-1.03x at (64, 50, 64, 128) and (20, 35, 650, 650), 0.88-0.97x at (16, 100, 128, 256) and (16, 50,
+# 64, 128); 1.05-1.23x at the other three bench shapes), so a plain LSTM stays with aten.
 # Without oneDNN (Intel CPUs use MKL, see rnnkit.kernels.gemm) wide plain steps therefore go to aten.
 MATRIX_BOUND_STEP = 32_768  # batch x hidden from which a plain RNN/GRU step is left to aten without oneDNN
 # At a batch of one or two, a step's products are matrix-vector products whose cost is per-call set-up and

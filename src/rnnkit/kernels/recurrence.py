@@ -104,9 +104,10 @@ def apply(loops, kind: str, packing, x, state: tuple, cell, rmask, zmask_h, zmas
 
 # From this many multiply-adds in the joint product (rows x (H_in + H) x 4H) an LSTM's two weight gradients are one
 # product. 2-core Zen 4, the LSTM loops' forward+backward, in-process A/B (14-20 interleaved repeats): 1.03-1.08x at
-# (64, 50, 64, 128) and (32, 100, 64, 128) (3.1e8), 1.10x at (32, 100, 128, 256), 1.04x at (16, 200, 256, 512) and
-# (16, 100, 128, 256), 1.05x with lengths; below, oneDNN's matmul costs more per call than it saves: 0.99x at
-# (16, 100, 32, 128) (1.3e8), 0.96x at (64, 35, 64, 64) and (32, 50, 32, 64), 0.89-0.95x at 1.6e7 and under.
+# (64, 50, 64, 128) and (32, 100, 64, 128) (3.1e8), 1.01-1.10x at (32, 100, 128, 256), 1.03-1.04x at (16, 200, 256,
+# 512), 1.04x at (16, 100, 128, 256), 1.05x with lengths; below, oneDNN's matmul costs more per call than it
+# saves: 0.99x at (16, 100, 32, 128) (1.3e8), 0.96x at (64, 35, 64, 64) and (32, 50, 32, 64), 0.89-0.95x at 1.6e7
+# and under.
 JOINT_PRODUCT = 1 << 28
 
 
