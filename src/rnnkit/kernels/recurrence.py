@@ -244,9 +244,15 @@ def inputs_and_previous_states(packing, x, h0, out, rmask, zero_start: bool = Fa
         states[n:] = out[: out.shape[0] - n]
         states[:n] = 0 if zero_start else h0
     else:
-        h_prev = packing.previous_states(h0, out)
-        states.copy_(h_prev * packing.per_row(rmask) if rmask is not None else h_prev)
+        states.copy_(_masked_previous_states(packing, h0, out, rmask))
     return rows
+
+
+def _masked_previous_states(packing, h0, out, rmask):
+    r""":math:`H_{prev} \odot m` ``(T, H)``: for each packed row, the state its step read, times its recurrent-dropout
+    mask (if any)."""
+    h_prev = packing.previous_states(h0, out)
+    return h_prev * packing.per_row(rmask) if rmask is not None else h_prev
 
 
 def recurrent_weight_grad(packing, dgh, h0, out, rmask, zero_start: bool = False):
@@ -259,10 +265,7 @@ def recurrent_weight_grad(packing, dgh, h0, out, rmask, zero_start: bool = False
         n = packing.batch_size
         later = gemm.mm(dgh[n:].t(), out[: out.shape[0] - n])
         return later if zero_start else later + gemm.mm(dgh[:n].t(), h0)
-    h_prev = packing.previous_states(h0, out)  # (T, H)
-    if rmask is not None:
-        h_prev = h_prev * packing.per_row(rmask)
-    return gemm.mm(dgh.t(), h_prev)
+    return gemm.mm(dgh.t(), _masked_previous_states(packing, h0, out, rmask))
 
 
 class LayerNormRecurrence(torch.autograd.Function):
