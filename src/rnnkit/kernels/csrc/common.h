@@ -284,11 +284,62 @@ inline int64_t lstm_rows_per_thread() { return steps_through_brgemm() ? kLstmRow
 // 166 GFLOP/s with B as it is, 227 in panels of 512 x 64; 214-230 either way at the forward's 64 x 650 x 2600)
 constexpr int64_t kPanel = 64, kDepth = 512;
 
-inline Tensor column_panels(const Tensor& b) {
-  const int64_t in = b.size(0), out = b.size(1), panels = (out + kPanel - 1) / kPanel;
-  Tensor padded = at::zeros({in, panels * kPanel}, b.options());
-  padded.narrow(1, 0, out).copy_(b);
-  return padded.view({in, panels, kPanel}).permute({1, 0, 2}).contiguous();
+// The panels are rebuilt at every call of a loop (W_hh changes between calls), by hand, straight from W_hh: ATen's
+// copy of a transposed view into zeroed panels took 57-59 us for a 512 x 128 W_hh and 0.8-3.9 ms for a 2048 x 512
+// one (2-core Zen 4), and the backward made W_hh^T first, which only the paths without panels read (100 us and
+// 4.2-5.8 ms for both). By hand: 26 us and 0.26 ms for the forward's panels, 6 us and 0.06 ms for the backward's;
+// the LSTM loops' forward+backward ran 1.00-1.07x as fast (in-process A/B, 16 interleaved repeats, at (64, 50, 64,
+// 128), (16, 50, 64, 128), (32, 100, 128, 256), (16, 200, 256, 512), (128, 35, 650, 650), (20, 35, 650, 650)). The
+// buffer is the last call's where that is free: a fresh one page-faults its pages in again.
+inline Tensor panel_buffer(int64_t count, int64_t in, const at::TensorOptions& options) {
+  thread_local std::vector<Tensor> kept;  // the two last sizes (a forward's and a backward's)
+  for (const Tensor& t : kept) {
+    if (t.size(0) == count && t.size(1) == in && t.use_count() == 1) return t;
+  }
+  Tensor fresh = at::empty({count, in, kPanel}, options);
+  kept.insert(kept.begin(), fresh);
+  if (kept.size() > 2) kept.pop_back();
+  return fresh;
+}
+
+// B (in x out) in column panels; B given as itself (`b_rows`, contiguous in x out) or as W = B^T (contiguous
+// out x in). Large B splits between the threads, from about 2^16 values a thread.
+inline Tensor column_panels(const Tensor& b_or_w, bool b_rows) {
+  const int64_t in = b_or_w.size(b_rows ? 0 : 1), out = b_or_w.size(b_rows ? 1 : 0);
+  const int64_t count = (out + kPanel - 1) / kPanel;
+  Tensor panels = panel_buffer(count, in, b_or_w.options());
+  const float* src = b_or_w.data_ptr<float>();
+  float* dst = panels.data_ptr<float>();
+  const auto some = [&](int64_t begin, int64_t end) {
+    for (int64_t p = begin; p < end; ++p) {
+      const int64_t first = p * kPanel, width = std::min(kPanel, out - first);
+      float* block = dst + p * in * kPanel;
+      if (b_rows) {  // panel row k: a piece of B's row k
+        for (int64_t k = 0; k < in; ++k) {
+          std::copy(src + k * out + first, src + k * out + first + width, block + k * kPanel);
+          std::fill(block + k * kPanel + width, block + (k + 1) * kPanel, 0.0f);
+        }
+        continue;
+      }
+      // panel row k: column k of W's rows [first, first + width), in tiles of 8 rows x 16 columns: the 8 rows'
+      // cache lines stay in cache while their 16 columns are copied, even where a row's length is a multiple of the
+      // cache's way size (64 rows at once thrashed there: 1 ms for a 2048 x 512 W_hh)
+      const float* rows = src + first * in;
+      constexpr int64_t kRows = 8, kColumns = 16;
+      for (int64_t k0 = 0; k0 < in; k0 += kColumns) {
+        const int64_t k1 = std::min(k0 + kColumns, in);
+        for (int64_t j0 = 0; j0 < width; j0 += kRows) {
+          const int64_t j1 = std::min(j0 + kRows, width);
+          for (int64_t k = k0; k < k1; ++k) {
+            for (int64_t j = j0; j < j1; ++j) block[k * kPanel + j] = rows[j * in + k];
+          }
+        }
+        for (int64_t k = k0; k < k1; ++k) std::fill(block + k * kPanel + width, block + (k + 1) * kPanel, 0.0f);
+      }
+    }
+  };
+  at::parallel_for(0, count, std::max<int64_t>(1, (int64_t(1) << 16) / (in * kPanel)), some);
+  return panels;
 }
 
 // c (rows x out) = a (rows x in) @ B + (c if add_c), B in column panels; on one thread inside a row block, else
@@ -315,14 +366,16 @@ class StepWeights {
   // `batch`: the rows of each product (a block's, when for_row_blocks splits the batch); `in_blocks`: each block's
   // thread calls the product on its own rows (oneDNN then runs on that one thread)
   StepWeights(const Tensor& w, bool transpose_for_linear, int64_t batch, int64_t gates, bool in_blocks = false) {
-    // weight_ is (out, in): forward uses W_hh as is; backward needs W_hh^T as the linear weight
-    weight_ = transpose_for_linear ? w.t().contiguous() : w.contiguous();
-    b_ = weight_.t();
+    // weight_ is (out, in): forward uses W_hh as is; backward needs W_hh^T as the linear weight (made below, where
+    // a path reads it)
+    const Tensor w_c = w.contiguous();
+    in_ = w_c.size(transpose_for_linear ? 0 : 1);
+    out_ = w_c.size(transpose_for_linear ? 1 : 0);
     static const c10::OperatorHandle* reorder = onednn_op("mkldnn::_reorder_linear_weight");
     static const c10::OperatorHandle* linear = onednn_op("mkldnn::_linear_pointwise");
     // below about 2M multiply-adds per step (e.g. batch 64 x 128 x 128) BLAS's lower call cost wins
     // (bench/kernels.py: RNN at (64, 50, 64, 128) 1.4x torch.nn this way, 1.2x through oneDNN)
-    const bool large = batch * weight_.size(0) * weight_.size(1) >= (int64_t(1) << 21);
+    const bool large = batch * in_ * out_ >= (int64_t(1) << 21);
     // on Intel CPUs MKL runs its AVX-512 code and wins from 32 rows up (2-core Xeon Sapphire Rapids: RNN at
     // (32, 100, 128, 256) 0.83x torch.nn through oneDNN, 1.13x through MKL; GRU at (64, 50, 64, 128) 1.41x and
     // 1.66x); at 16 rows oneDNN still wins (GRU at (16, 200, 256, 512): 1.55x against 1.32x). Without AVX-512
@@ -334,14 +387,19 @@ class StepWeights {
     // oneDNN reads the layout made once above (2-core Zen 3, LSTM loop at (steps, batch, hidden) (100, 32, 256),
     // (35, 128, 650), (100, 64, 512): 1.03-1.28x through oneDNN in seven interleaved A/B runs, whose A/A spread
     // was 0.96-1.05; the GRU's and RNN's products showed no such gain)
-    const bool big_lstm = gates == 4 && weight_.numel() >= (int64_t(1) << 18);
+    const bool big_lstm = gates == 4 && w_c.numel() >= (int64_t(1) << 18);
     // In row blocks, where MKL has the CPU's widest vectors, each thread's BLAS call was measured against both
     // threads on one oneDNN product, not against oneDNN per thread. Where it lacks them (AMD with AVX-512), a
     // thread's oneDNN product beats its MKL one at every block the size rule above lets through (2-core Zen 4,
     // 35-200 steps of 16-64 rows a thread, result copied out: 1.2-1.7x the GFLOP/s, e.g. 64 x 650 x 2600 at 186
     // against 128; at 16 x 256 x 256, which stays with BLAS, 1.0x)
     const bool mkl_wins = mkl_vectors && (in_blocks || (batch > 16 && !big_lstm));
-    if (weight_.scalar_type() != at::kFloat || mkl_wins) return;
+    const bool panels = w_c.scalar_type() == at::kFloat && !mkl_wins && steps_through_brgemm() && batch >= kMicroKernelRows;
+    if (!panels) {
+      weight_ = transpose_for_linear ? w_c.t().contiguous() : w_c;
+      b_ = weight_.t();
+    }
+    if (w_c.scalar_type() != at::kFloat || mkl_wins) return;
     // where oneDNN has the wider vectors, its micro-kernel takes every step of two rows and more: it costs no
     // more per call than BLAS, and beats the dot products from 2 rows on (2-core Zen 4, forward+backward, in-process
     // A/B against dot products up to 8 rows: 1.03-1.50x for RNN, GRU and LSTM at (batch, steps, input, hidden)
@@ -349,8 +407,9 @@ class StepWeights {
     // e.g. the LSTM at (16, 50, 64, 128), 8 rows a block, 1.34x; at 2 rows 0.99-1.33x at (2, 200, 64, 256), (2, 200,
     // 128, 512), (2, 150, 256, 1024), (2, 24, 1, 25)). A single row keeps the threaded dot products, each thread's
     // slice of W_hh in its own cache: the micro-kernel ran at 0.88-1.09x there (0.88-0.94x at hidden 1024)
-    if (steps_through_brgemm() && batch >= kMicroKernelRows) {
-      panels_ = column_panels(b_);
+    if (panels) {
+      // B = W_hh^T for the forward (from W_hh's columns), W_hh itself for the backward (from its rows)
+      panels_ = column_panels(w_c, /*b_rows=*/transpose_for_linear);
       one_thread_ = in_blocks;
       return;
     }
@@ -366,10 +425,10 @@ class StepWeights {
   template <typename T>
   bool raw(const T* a, int64_t bs, const T* bias, T* c, bool accumulate) const {
     if (linear_) return false;
-    const int64_t in = weight_.size(1), out = weight_.size(0);
-    const T* w = weight_.data_ptr<T>();
+    const int64_t in = in_, out = out_;
     if constexpr (std::is_same_v<T, float>) {
-      if (panels_.defined() && bs >= kMicroKernelRows) {
+      // every step once panels are made (the few steps of one row in a shrinking batch too: weight_ is not made)
+      if (panels_.defined()) {
         if (bias) {
           for (int64_t n = 0; n < bs; ++n) std::copy(bias, bias + out, c + n * out);
         }
@@ -377,6 +436,7 @@ class StepWeights {
         return true;
       }
     }
+    const T* w = weight_.data_ptr<T>();
     if (bs <= kFewRows) {
       few_rows_times_weight(a, w, bias, c, bs, in, out, accumulate);
       return true;
@@ -389,10 +449,11 @@ class StepWeights {
 
   // rows @ B (+ bias): a fresh oneDNN result (no copy), or written into out
   Tensor product(const Tensor& rows, const Opt& bias, Tensor out) const {
-    if (panels_.defined() && rows.is_contiguous() && out.is_contiguous() &&
-        raw<float>(rows.data_ptr<float>(), rows.size(0), bias ? bias->data_ptr<float>() : nullptr,
-                   out.data_ptr<float>(), false)) {
-      return out;
+    if (panels_.defined()) {
+      const Tensor a = rows.contiguous();
+      Tensor c = out.is_contiguous() ? out : at::empty_like(out, at::MemoryFormat::Contiguous);
+      raw<float>(a.data_ptr<float>(), a.size(0), bias ? bias->data_ptr<float>() : nullptr, c.data_ptr<float>(), false);
+      return c.is_same(out) ? out : out.copy_(c);
     }
     if (linear_) {
       torch::jit::Stack stack{rows, packed_, bias ? c10::IValue(*bias) : c10::IValue(), c10::IValue("none"),
@@ -416,7 +477,8 @@ class StepWeights {
   static constexpr int64_t kFewRows = 8, kSingleRows = 2;
   // from this many rows a step goes through oneDNN's micro-kernel where it is chosen (see the constructor)
   static constexpr int64_t kMicroKernelRows = 2;
-  Tensor weight_, b_, packed_;
+  int64_t in_ = 0, out_ = 0;
+  Tensor weight_, b_, packed_;  // undefined where panels are made
   Tensor panels_;  // B in column panels for brgemm; undefined where it is not used
   bool one_thread_ = false;
   const c10::OperatorHandle* linear_ = nullptr;
