@@ -22,7 +22,8 @@ logger = logging.getLogger(__name__)
 
 CSRC = Path(__file__).parent / "csrc"
 SOURCES = [CSRC / "loops.cpp", CSRC / "layer_norm_lstm.cpp", CSRC / "step.cpp"]
-# -ffast-math with -fopenmp-simd lets gcc vectorise exp/tanh (glibc libmvec); results stay within 1e-5.
+# -ffast-math with -fopenmp-simd lets gcc vectorise the gate loops (fp64 exp through glibc libmvec); results stay
+# within 1e-5.
 # -fopenmp: at::parallel_for is a header template whose OpenMP region exists only where _OPENMP is defined;
 # without it every parallel_for here ran on one thread. Compile-only: the link leaves the GOMP_* symbols to
 # the OpenMP runtime libtorch_cpu already loaded, so there is one thread pool, sized by torch.set_num_threads.
