@@ -30,11 +30,13 @@ NATIVE = native.load() is not None
 
 
 @pytest.mark.skipif(not NATIVE, reason="native loops not built")
-def test_gru_and_rnn_use_rnnkit_loops_and_plain_lstm_uses_aten_for_large_steps(calls):
+def test_gru_and_rnn_use_rnnkit_loops_and_plain_lstm_uses_aten_for_large_steps(calls, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)  # the bench machine's, whatever this one has
     x = torch.randn(4, kernels.FEW_ROWS + 1, 5)
-    # a step of batch x 4H x H multiply-adds at the threshold goes to aten
+    # a step of batch x 4H x H multiply-adds at the threshold goes to aten, with fewer rows than 16 a thread
     hidden = 64
     wide = torch.randn(4, kernels.SMALL_STEP // (4 * hidden * hidden), 5)
+    assert wide.shape[1] < kernels.LSTM_ROWS_PER_THREAD * 2
     rnnkit.GRU(5, 6)(x)
     rnnkit.RNN(5, 6)(x)
     rnnkit.LSTM(5, hidden)(wide)
@@ -43,6 +45,28 @@ def test_gru_and_rnn_use_rnnkit_loops_and_plain_lstm_uses_aten_for_large_steps(c
     rnnkit.LSTM(5, hidden)(wide[:, :-1])  # one row fewer: below the threshold, oneDNN's overhead dominates
     rnnkit.LSTM(5, 6)(x)
     assert [label for label, _ in calls] == ["stack", "stack", "aten", "stack", "stack", "stack", "stack"]
+
+
+@pytest.mark.skipif(not NATIVE, reason="native loops not built")
+def test_plain_lstm_trains_on_the_native_loops_from_16_rows_a_thread_or_large_steps_and_infers_on_aten(
+    calls, monkeypatch
+):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    layer = rnnkit.LSTM(5, 64)
+    rows = kernels.LSTM_ROWS_PER_THREAD * 2
+    layer(torch.randn(3, rows, 5))  # training: the native loops' backward wins
+    layer(torch.randn(3, rows - 1, 5))  # fewer rows a thread, a small step: oneDNN's
+    with torch.no_grad():
+        layer(torch.randn(3, rows, 5))  # inference: oneDNN's forward is the faster
+    layer.requires_grad_(False)
+    layer(torch.randn(3, rows, 5))  # nothing to differentiate: inference too
+    layer(torch.randn(3, rows, 5, requires_grad=True))  # the input's gradient: training
+    hidden = 1024  # batch 4 x 4H x H = 2^24: a step large enough at any batch
+    assert 4 * 4 * hidden * hidden == kernels.LSTM_LARGE_STEP
+    big = rnnkit.LSTM(2, hidden)
+    big(torch.randn(2, 4, 2))
+    big(torch.randn(2, 3, 2))
+    assert [label for label, _ in calls] == ["stack", "aten", "aten", "aten", "stack", "stack", "aten"]
 
 
 @pytest.mark.skipif(not NATIVE, reason="native loops not built")
