@@ -13,6 +13,10 @@
 #include <type_traits>
 #include <vector>
 
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
+
 using at::Tensor;
 using Opt = c10::optional<Tensor>;
 using Sizes = std::vector<int64_t>;
@@ -314,10 +318,41 @@ inline int64_t lstm_rows_per_thread() { return steps_through_brgemm() ? kLstmRow
 // 166 GFLOP/s with B as it is, 227 in panels of 512 x 64; 214-230 either way at the forward's 64 x 650 x 2600)
 constexpr int64_t kPanel = 64, kDepth = 512;
 
+// dst[k][j] = src[j][k] for j < rows, k < cols (both at most 8), rows `ld_src` and `ld_dst` apart: a full tile in AVX
+// registers (eight loads, 24 shuffles, eight stores), a partial one element by element
+inline void transpose_tile(const float* src, int64_t ld_src, float* dst, int64_t ld_dst, int64_t rows, int64_t cols) {
+#if defined(__AVX__)
+  if (rows == 8 && cols == 8) {
+    __m256 r[8], t[8];
+    for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ld_src);
+    for (int i = 0; i < 8; i += 2) {
+      t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+      t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 8; i += 4) {
+      r[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+      r[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+      r[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+      r[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+    }
+    // r[0..3]: columns 0, 1, 2, 3 of rows 0-3 (low lane) and columns 4-7 (high lane); r[4..7] the same for rows 4-7
+    for (int i = 0; i < 4; ++i) {
+      _mm256_storeu_ps(dst + i * ld_dst, _mm256_permute2f128_ps(r[i], r[i + 4], 0x20));
+      _mm256_storeu_ps(dst + (i + 4) * ld_dst, _mm256_permute2f128_ps(r[i], r[i + 4], 0x31));
+    }
+    return;
+  }
+#endif
+  for (int64_t k = 0; k < cols; ++k) {
+    for (int64_t j = 0; j < rows; ++j) dst[k * ld_dst + j] = src[j * ld_src + k];
+  }
+}
+
 // The panels are rebuilt at every call of a loop (W_hh changes between calls), by hand, straight from W_hh: ATen's
 // copy of a transposed view into zeroed panels took 57-59 us for a 512 x 128 W_hh and 0.8-3.9 ms for a 2048 x 512
 // one (2-core Zen 4), and the backward made W_hh^T first, which only the paths without panels read (100 us and
-// 4.2-5.8 ms for both). By hand: 26 us and 0.26 ms for the forward's panels, 6 us and 0.06 ms for the backward's;
+// 4.2-5.8 ms for both). By hand (the forward's W_hh^T in 8 x 8 tiles through AVX registers): 7 us and 0.12 ms for
+// the forward's panels, 6 us and 0.06-0.07 ms for the backward's;
 // the LSTM loops' forward+backward ran 1.00-1.07x as fast (in-process A/B, 16 interleaved repeats, at (64, 50, 64,
 // 128), (16, 50, 64, 128), (32, 100, 128, 256), (16, 200, 256, 512), (128, 35, 650, 650), (20, 35, 650, 650)). The
 // buffer is the last call's where that is free: a fresh one page-faults its pages in again.
@@ -351,20 +386,15 @@ inline Tensor column_panels(const Tensor& b_or_w, bool b_rows) {
         }
         continue;
       }
-      // panel row k: column k of W's rows [first, first + width), in tiles of 8 rows x 16 columns: the 8 rows'
-      // cache lines stay in cache while their 16 columns are copied, even where a row's length is a multiple of the
-      // cache's way size (64 rows at once thrashed there: 1 ms for a 2048 x 512 W_hh)
+      // panel row k: column k of W's rows [first, first + width): a transpose, in tiles of 8 x 8
       const float* rows = src + first * in;
-      constexpr int64_t kRows = 8, kColumns = 16;
-      for (int64_t k0 = 0; k0 < in; k0 += kColumns) {
-        const int64_t k1 = std::min(k0 + kColumns, in);
-        for (int64_t j0 = 0; j0 < width; j0 += kRows) {
-          const int64_t j1 = std::min(j0 + kRows, width);
-          for (int64_t k = k0; k < k1; ++k) {
-            for (int64_t j = j0; j < j1; ++j) block[k * kPanel + j] = rows[j * in + k];
-          }
+      for (int64_t k0 = 0; k0 < in; k0 += 8) {
+        for (int64_t j0 = 0; j0 < width; j0 += 8) transpose_tile(rows + j0 * in + k0, in, block + k0 * kPanel + j0,
+                                                                  kPanel, std::min<int64_t>(8, width - j0),
+                                                                  std::min<int64_t>(8, in - k0));
+        for (int64_t k = k0; k < std::min(k0 + 8, in); ++k) {
+          std::fill(block + k * kPanel + width, block + (k + 1) * kPanel, 0.0f);
         }
-        for (int64_t k = k0; k < k1; ++k) std::fill(block + k * kPanel + width, block + (k + 1) * kPanel, 0.0f);
       }
     }
   };
