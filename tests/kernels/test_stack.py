@@ -97,12 +97,39 @@ def test_fused_matches_unroll_with_the_large_product_paths(kind, config, monkeyp
 
 
 @pytest.mark.skipif(NATIVE is None, reason="no native build")
+@pytest.mark.parametrize("in_steps", [True, False], ids=["input_product_in_steps", "input_product_apart"])
 @pytest.mark.parametrize("config", CONFIGS)
 @pytest.mark.parametrize("kind", ["rnn_tanh", "rnn_relu", "lstm"])
-def test_fused_matches_unroll_with_one_joint_weight_gradient(kind, config, monkeypatch):
-    # taken on every machine here, not only where oneDNN has the wider vectors: [dW_ih dW_hh] = dXP^T [X H_prev]
+def test_fused_matches_unroll_with_one_joint_weight_gradient(kind, config, in_steps, monkeypatch):
+    # taken on every machine here, not only where oneDNN has the wider vectors: [dW_ih dW_hh] = dXP^T [X H_prev];
+    # an LSTM's input product inside its steps or apart (an RNN's is always apart)
     monkeypatch.setattr(recurrence, "joint_weight_gradient", lambda loops, kind, x, cell: True)
+    monkeypatch.setattr(recurrence, "INPUT_WEIGHT_IN_STEPS", 1 << 30 if in_steps else -1)
     _native_fp32_matches_unroll(kind, config)
+
+
+def test_input_product_runs_in_the_steps_for_an_lstm_with_a_small_input_weight():
+    small = torch.zeros(4 * 128, 64)
+    assert recurrence.input_product_in_steps("lstm", small)
+    assert not recurrence.input_product_in_steps("rnn_tanh", small)  # the RNN loop has no such form
+    assert not recurrence.input_product_in_steps("lstm", torch.zeros(4 * 650, 650))  # 6.8 MB: read at every step
+
+
+@pytest.mark.skipif(NATIVE is None, reason="no native build")
+def test_native_lstm_forward_with_the_input_product_in_its_steps_equals_the_product_apart():
+    torch.manual_seed(0)
+    steps, batch, inputs, hidden = 5, 4, 7, 9
+    x, w_ih = torch.randn(steps * batch, inputs), torch.randn(4 * hidden, inputs)
+    w_hh, bias = torch.randn(4 * hidden, hidden), torch.randn(4 * hidden)
+    h0, c0 = torch.randn(batch, hidden), torch.randn(batch, hidden)
+    sizes = [batch, batch, 3, 2, 1]  # shrinking batch (packed lengths)
+    x = x[: sum(sizes)]
+    apart = NATIVE.lstm_forward(x @ w_ih.t(), h0, c0, w_hh, bias, sizes, None, None, None)
+    in_steps = NATIVE.lstm_forward(x.new_empty(0), h0, c0, w_hh, bias, sizes, None, None, None, x=x, w_ih=w_ih)
+    twin = loops.lstm_forward(x.new_empty(0), h0, c0, w_hh, bias, sizes, None, None, None, x=x, w_ih=w_ih)
+    for a, b, c in zip(apart, in_steps, twin, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(c, a, atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.skipif(NATIVE is None, reason="no native build")

@@ -136,7 +136,9 @@ def gru_backward(grad_out, grad_hn, h0, out, act, w_hh, batch_sizes, rmask, zmas
     return dxp, dgh, dh
 
 
-def lstm_forward(xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h, zmask_c):
+def lstm_forward(xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h, zmask_c, x=None, w_ih=None):
+    if x is not None:  # the input product inside the loop (the native loop's fused form): here all steps at once
+        xp = x @ w_ih.t()
     hidden_size = h0.shape[1]
     out, cs = xp.new_empty(xp.shape[0], hidden_size), xp.new_empty(xp.shape[0], hidden_size)
     act = xp.new_empty(xp.shape[0], 5 * hidden_size)  # i | f | g | o | tanh(c~)

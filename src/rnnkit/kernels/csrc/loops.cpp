@@ -197,28 +197,43 @@ std::vector<Tensor> gru_backward(Tensor grad_out, Tensor grad_hn, Tensor h0, Ten
 }
 
 // ---- LSTM: i, f, o = sigmoid, g = tanh of xp + gh; c~ = f c + i g; h~ = o tanh(c~) -------------------------
+// With x and W_ih given (xp then empty), each step's product takes the input too: gh_t = x_t W_ih^T + h W_hh^T + b,
+// so the (T, 4H) input product is never written to memory and read back.
 
 std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, Opt b_hh, Sizes batch_sizes,
-                                 Opt rmask, Opt zmask_h, Opt zmask_c) {
-  xp = pooled_contiguous(xp);
+                                 Opt rmask, Opt zmask_h, Opt zmask_c, Opt x, Opt w_ih) {
+  const bool fused = x.has_value();
+  if (fused) x = x->contiguous();
+  else xp = pooled_contiguous(xp);
   rmask = contiguous(rmask);
   zmask_h = contiguous(zmask_h);
   zmask_c = contiguous(zmask_c);
-  const int64_t T = xp.size(0), N = h0.size(0), H = h0.size(1);
+  const int64_t N = h0.size(0), H = h0.size(1), T = fused ? x->size(0) : xp.size(0);
+  const int64_t I = fused ? x->size(1) : 0;
+  const auto options = h0.options();
   const Sizes off = offsets_of(batch_sizes);
-  const Tensor no_mask = at::zeros({N, H}, xp.options());  // stands in for a missing zoneout mask
-  Tensor out = pooled_empty({T, H}, xp.options());
-  Tensor cs = pooled_empty({T, H}, xp.options());      // c at every step (after zoneout)
-  Tensor act = pooled_empty({T, 5 * H}, xp.options());  // i | f | g | o | tanh(c~)
-  Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone(), gh = at::empty({N, 4 * H}, xp.options());
-  Tensor scratch = at::empty({N, H}, xp.options());
+  const Tensor no_mask = at::zeros({N, H}, options);  // stands in for a missing zoneout mask
+  Tensor out = pooled_empty({T, H}, options);
+  Tensor cs = pooled_empty({T, H}, options);      // c at every step (after zoneout)
+  Tensor act = pooled_empty({T, 5 * H}, options);  // i | f | g | o | tanh(c~)
+  Tensor h = h0.contiguous().clone(), c = c0.contiguous().clone(), gh = at::empty({N, 4 * H}, options);
+  Tensor scratch = at::empty({N, H}, options);
   const int64_t blocks = row_blocks(N, lstm_rows_per_thread());  // each block of rows: the time loop on its own thread
-  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, (N + blocks - 1) / blocks, /*gates=*/4, blocks > 1);
-  AT_DISPATCH_FLOATING_TYPES(xp.scalar_type(), "lstm_forward", [&] {
+  const int64_t block_rows = (N + blocks - 1) / blocks;
+  const StepWeights w_t(w_hh, /*transpose_for_linear=*/false, block_rows, /*gates=*/4, blocks > 1);
+  const std::optional<StepWeights> w_x =
+      fused ? std::optional<StepWeights>(std::in_place, *w_ih, false, block_rows, 4, blocks > 1) : std::nullopt;
+  AT_DISPATCH_FLOATING_TYPES(options.dtype().toScalarType(), "lstm_forward", [&] {
     for_each_step(batch_sizes, off, N, blocks, /*reversed=*/false,
                   [&](int64_t t, int64_t first, int64_t bs, int64_t row) {
       const Tensor gh_t = recurrent_product(gh, h, rmask, w_t, b_hh, first, bs, scratch);
-      const scalar_t* x_t = xp.data_ptr<scalar_t>() + row * 4 * H;
+      if (fused) {
+        const scalar_t* x_rows = x->data_ptr<scalar_t>() + (row + first) * I;
+        if (!w_x->raw<scalar_t>(x_rows, bs, nullptr, gh_t.data_ptr<scalar_t>(), /*accumulate=*/true)) {
+          w_x->accumulate(x->narrow(0, row + first, bs), gh_t);
+        }
+      }
+      const scalar_t* x_t = fused ? nullptr : xp.data_ptr<scalar_t>() + row * 4 * H;
       const scalar_t* g_all = gh_t.data_ptr<scalar_t>();  // the step's product, from row `first` on
       const scalar_t* zh_t = zmask_h ? zmask_h->data_ptr<scalar_t>() + row * H : no_mask.data_ptr<scalar_t>();
       const scalar_t* zc_t = zmask_c ? zmask_c->data_ptr<scalar_t>() + row * H : no_mask.data_ptr<scalar_t>();
@@ -228,13 +243,19 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
       scalar_t* hp = h.data_ptr<scalar_t>();
       scalar_t* cp = c.data_ptr<scalar_t>();
       for_rows(first, bs, 5 * H, [&](int64_t n) {
-        const scalar_t* x = x_t + n * 4 * H;
         const scalar_t* gn = g_all + (n - first) * 4 * H;
         scalar_t* a = a_t + n * 5 * H;
-        // i and f are adjacent: one loop
-        SIMD for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(x[j] + gn[j]);
-        SIMD for (int64_t j = 2 * H; j < 3 * H; ++j) a[j] = tanh_by_exp(x[j] + gn[j]);
-        SIMD for (int64_t j = 3 * H; j < 4 * H; ++j) a[j] = sigmoid(x[j] + gn[j]);
+        if (x_t) {
+          const scalar_t* x = x_t + n * 4 * H;
+          // i and f are adjacent: one loop
+          SIMD for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(x[j] + gn[j]);
+          SIMD for (int64_t j = 2 * H; j < 3 * H; ++j) a[j] = tanh_by_exp(x[j] + gn[j]);
+          SIMD for (int64_t j = 3 * H; j < 4 * H; ++j) a[j] = sigmoid(x[j] + gn[j]);
+        } else {  // the input is in gn already
+          SIMD for (int64_t j = 0; j < 2 * H; ++j) a[j] = sigmoid(gn[j]);
+          SIMD for (int64_t j = 2 * H; j < 3 * H; ++j) a[j] = tanh_by_exp(gn[j]);
+          SIMD for (int64_t j = 3 * H; j < 4 * H; ++j) a[j] = sigmoid(gn[j]);
+        }
         const int64_t row = n * H;
         SIMD for (int64_t j = 0; j < H; ++j) {
           const int64_t k = row + j;
@@ -365,6 +386,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("rnn_backward", &rnn_backward);
   m.def("gru_forward", &gru_forward);
   m.def("gru_backward", &gru_backward);
-  m.def("lstm_forward", &lstm_forward);
+  m.def("lstm_forward", &lstm_forward, py::arg("xp"), py::arg("h0"), py::arg("c0"), py::arg("w_hh"), py::arg("b_hh"),
+        py::arg("batch_sizes"), py::arg("rmask"), py::arg("zmask_h"), py::arg("zmask_c"), py::arg("x") = py::none(),
+        py::arg("w_ih") = py::none());
   m.def("lstm_backward", &lstm_backward);
 }
