@@ -116,7 +116,7 @@ def test_input_product_runs_in_the_steps_for_an_lstm_with_a_small_input_weight()
 
 
 @pytest.mark.skipif(NATIVE is None, reason="no native build")
-def test_native_lstm_forward_with_the_input_product_in_its_steps_equals_the_product_apart():
+def test_native_lstm_loops_with_the_input_product_in_their_steps_equal_the_product_apart():
     torch.manual_seed(0)
     steps, batch, inputs, hidden = 5, 4, 7, 9
     x, w_ih = torch.randn(steps * batch, inputs), torch.randn(4 * hidden, inputs)
@@ -128,6 +128,15 @@ def test_native_lstm_forward_with_the_input_product_in_its_steps_equals_the_prod
     in_steps = NATIVE.lstm_forward(x.new_empty(0), h0, c0, w_hh, bias, sizes, None, None, None, x=x, w_ih=w_ih)
     twin = loops.lstm_forward(x.new_empty(0), h0, c0, w_hh, bias, sizes, None, None, None, x=x, w_ih=w_ih)
     for a, b, c in zip(apart, in_steps, twin, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(c, a, atol=1e-5, rtol=1e-5)
+    _, _, _, act, cs = apart
+    grads = (torch.randn(sum(sizes), hidden), torch.randn(batch, hidden), torch.randn(batch, hidden))
+    dxp, dh0, dc0 = NATIVE.lstm_backward(*grads, c0, cs, act, w_hh, sizes, None, None, None)
+    expected = (dxp, dh0, dc0, dxp @ w_ih)  # and the input gradient, formed step by step
+    in_steps = NATIVE.lstm_backward(*grads, c0, cs, act, w_hh, sizes, None, None, None, w_ih=w_ih)
+    twin = loops.lstm_backward(*grads, c0, cs, act, w_hh, sizes, None, None, None, w_ih=w_ih)
+    for a, b, c in zip(expected, in_steps, twin, strict=True):
         torch.testing.assert_close(b, a, atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(c, a, atol=1e-5, rtol=1e-5)
 

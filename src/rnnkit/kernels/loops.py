@@ -157,7 +157,7 @@ def lstm_forward(xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h, zmask_c, x
     return out, h, c, act, cs
 
 
-def lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rmask, zmask_h, zmask_c):
+def lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rmask, zmask_h, zmask_c, w_ih=None):
     dxp = act.new_empty(act.shape[0], 4 * c0.shape[1])
     dh, dc = grad_hn.clone(), grad_cn.clone()
     previous = _previous_rows(batch_sizes)
@@ -179,6 +179,8 @@ def lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rm
         )
         dc[:bs] = d_c_kept + d_c_new * f
         dh[:bs] = _back_into(d_h_kept, dxp[rows], rmask, w_hh)
+    if w_ih is not None:  # the input gradient too (the native loop forms it step by step): here all rows at once
+        return dxp, dh, dc, dxp @ w_ih
     return dxp, dh, dc
 
 

@@ -3,7 +3,8 @@ r"""The recurrent part of one layer and direction as an autograd Function with a
 The input products are computed for every step at once (``xp = cell.project(x)``): by :func:`apply` with
 ordinary autograd, whose backward is then already one large product each
 (:math:`\partial W_{ih} = \partial XP^\top X`, :math:`\partial X = \partial XP\, W_{ih}`), or, for an LSTM where
-it pays, inside :class:`ProjectedRecurrence`, which forms both weight gradients in one. :class:`Recurrence` runs
+it pays, inside :class:`ProjectedRecurrence`, which forms both weight gradients in one (and, with a small
+:math:`W_{ih}`, has the loop form the input product and the input gradient step by step). :class:`Recurrence` runs
 the time loop (:mod:`rnnkit.kernels.native` or its PyTorch twin :mod:`rnnkit.kernels.loops`), saving the gate
 activations; backward runs the loop in reverse for the per-step gate gradients :math:`\partial XP_t` and
 :math:`\partial GH_t` (the gradient of :math:`W_{hh} h_{t-1} + b_{hh}`), then forms the recurrent weight
@@ -172,7 +173,8 @@ class ProjectedRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, loops, kind, packing, x, w_ih, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, zero_start):
-        if input_product_in_steps(kind, w_ih):
+        ctx.in_steps = input_product_in_steps(kind, w_ih)
+        if ctx.in_steps:
             outputs, saved = _loop_forward(
                 ctx, loops, kind, packing, x.new_empty(0), h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, x, w_ih
             )
@@ -187,8 +189,9 @@ class ProjectedRecurrence(torch.autograd.Function):
     @once_differentiable
     def backward(ctx, grad_out, grad_hn, grad_cn=None):
         h0, _, _, out, _, _, rmask, _, _, x, w_ih = ctx.saved_tensors
-        dxp, _, dh0, dc0 = _loop_backward(ctx, grad_out, grad_hn, grad_cn)
-        dx = gemm.mm(dxp, w_ih) if ctx.needs_input_grad[3] else None
+        in_steps = ctx.in_steps and ctx.needs_input_grad[3]
+        dxp, _, dh0, dc0, *dx = _loop_backward(ctx, grad_out, grad_hn, grad_cn, w_ih if in_steps else None)
+        dx = dx[0] if in_steps else gemm.mm(dxp, w_ih) if ctx.needs_input_grad[3] else None
         dw_ih = dw_hh = db_hh = None
         if ctx.needs_input_grad[4] or ctx.needs_input_grad[7]:
             rows = inputs_and_previous_states(ctx.packing, x, h0, out, rmask, ctx.zero_start)
@@ -201,7 +204,9 @@ class ProjectedRecurrence(torch.autograd.Function):
 
 
 # Up to this many weights in W_ih an LSTM's input product runs inside its loop's steps, beside the recurrent one
-# (x_t W_ih^T + h W_hh^T + b per step), so the (T, 4H) product is never written out and read back. Each step
+# (x_t W_ih^T + h W_hh^T + b per step), so the (T, 4H) product is never written out and read back; and so does
+# the input gradient in the backward loop (dx_t = dXP_t W_ih, while dXP_t is in cache: a further 1.007-1.056x at
+# five of the shapes below, 0.97-1.03x at (128, 50, 64, 128) over three runs). Each step
 # then reads all of W_ih again, which pays while it stays in a core's cache (1 MiB). 2-core Zen 4, the LSTM
 # loops' forward+backward, in-process A/B, 10-12 interleaved repeats, identical outputs: 1.007-1.051x at (batch,
 # steps, input, hidden) (64, 50, 64, 128), (128, 50, 64, 128), (32, 100, 128, 256), (16, 100, 128, 256), (16,
@@ -236,9 +241,10 @@ def _loop_forward(ctx, loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmas
     return (out, h_n), (h0, None, w_hh, out, act, None, rmask, zmask_h, None)
 
 
-def _loop_backward(ctx, grad_out, grad_hn, grad_cn):
+def _loop_backward(ctx, grad_out, grad_hn, grad_cn, w_ih=None):
     """The time loop in reverse: ``(dXP, dGH, dh0, dc0)``; ``dGH`` is ``dXP`` itself except for a GRU, ``dc0``
-    None except for an LSTM."""
+    None except for an LSTM. With ``w_ih`` (an LSTM's), the input gradient ``dXP W_ih`` too, formed step by
+    step, after them."""
     h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c = ctx.saved_tensors[:9]
     loops, kind, batch_sizes = ctx.loops, ctx.kind, ctx.packing.batch_sizes
     # outputs nobody used arrive as None
@@ -246,10 +252,11 @@ def _loop_backward(ctx, grad_out, grad_hn, grad_cn):
     grad_hn = torch.zeros_like(h0) if grad_hn is None else grad_hn
     if kind == "lstm":
         grad_cn = torch.zeros_like(c0) if grad_cn is None else grad_cn
-        dxp, dh0, dc0 = loops.lstm_backward(
-            grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rmask, zmask_h, zmask_c
+        inputs = {} if w_ih is None else {"w_ih": w_ih}
+        dxp, dh0, dc0, *dx = loops.lstm_backward(
+            grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rmask, zmask_h, zmask_c, **inputs
         )
-        return dxp, dxp, dh0, dc0
+        return dxp, dxp, dh0, dc0, *dx
     if kind == "gru":
         dxp, dgh, dh0 = loops.gru_backward(grad_out, grad_hn, h0, out, act, w_hh, batch_sizes, rmask, zmask_h)
         return dxp, dgh, dh0, None

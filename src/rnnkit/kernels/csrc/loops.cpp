@@ -273,8 +273,9 @@ std::vector<Tensor> lstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor w_hh, O
   return {out, h, c, act, cs};
 }
 
+// With W_ih given, each step also forms its rows of the input gradient, dx_t = dXP_t W_ih, returned last.
 std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_cn, Tensor c0, Tensor cs, Tensor act,
-                                  Tensor w_hh, Sizes batch_sizes, Opt rmask, Opt zmask_h, Opt zmask_c) {
+                                  Tensor w_hh, Sizes batch_sizes, Opt rmask, Opt zmask_h, Opt zmask_c, Opt w_ih) {
   grad_out = pooled_contiguous(grad_out);
   c0 = c0.contiguous();
   rmask = contiguous(rmask);
@@ -288,6 +289,10 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
   Tensor scratch = at::empty({N, H}, act.options());
   const int64_t blocks = row_blocks(N, lstm_rows_per_thread());  // each block of rows: the time loop on its own thread
   const StepWeights w_back(w_hh, /*transpose_for_linear=*/true, (N + blocks - 1) / blocks, /*gates=*/4, blocks > 1);
+  const std::optional<StepWeights> w_x = w_ih ? std::optional<StepWeights>(std::in_place, *w_ih, true,
+                                                                            (N + blocks - 1) / blocks, 4, blocks > 1)
+                                              : std::nullopt;
+  Tensor dx = w_ih ? pooled_empty({T, w_ih->size(1)}, act.options()) : Tensor();
   AT_DISPATCH_FLOATING_TYPES(act.scalar_type(), "lstm_backward", [&] {
     for_each_step(batch_sizes, off, N, blocks, /*reversed=*/true,
                   [&](int64_t t, int64_t first, int64_t bs, int64_t row) {
@@ -318,8 +323,16 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
         }
       });
       recurrent_backward(dh, dxp, row + first, rmask, w_back, first, bs, scratch);
+      if (w_x) {
+        const int64_t I = dx.size(1);
+        if (!w_x->raw<scalar_t>(dxp.data_ptr<scalar_t>() + (row + first) * 4 * H, bs, nullptr,
+                                dx.data_ptr<scalar_t>() + (row + first) * I, /*accumulate=*/false)) {
+          dx.narrow(0, row + first, bs).copy_(w_x->product(dxp.narrow(0, row + first, bs), Opt(), dx.narrow(0, row + first, bs)));
+        }
+      }
     });
   });
+  if (w_ih) return {dxp, dh, dc, dx};
   return {dxp, dh, dc};
 }
 
@@ -389,5 +402,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("lstm_forward", &lstm_forward, py::arg("xp"), py::arg("h0"), py::arg("c0"), py::arg("w_hh"), py::arg("b_hh"),
         py::arg("batch_sizes"), py::arg("rmask"), py::arg("zmask_h"), py::arg("zmask_c"), py::arg("x") = py::none(),
         py::arg("w_ih") = py::none());
-  m.def("lstm_backward", &lstm_backward);
+  m.def("lstm_backward", &lstm_backward, py::arg("grad_out"), py::arg("grad_hn"), py::arg("grad_cn"), py::arg("c0"),
+        py::arg("cs"), py::arg("act"), py::arg("w_hh"), py::arg("batch_sizes"), py::arg("rmask"), py::arg("zmask_h"),
+        py::arg("zmask_c"), py::arg("w_ih") = py::none());
 }
