@@ -189,6 +189,18 @@ class _Fused(nn.Module):
 @pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("kind", KINDS)
 def test_fused_backward_passes_gradcheck(kind, implementation):
+    _gradcheck(kind, implementation)
+
+
+@pytest.mark.skipif(NATIVE is None, reason="no native build")
+@pytest.mark.parametrize("in_steps", [True, False], ids=["input_product_in_steps", "input_product_apart"])
+def test_joint_weight_gradient_passes_gradcheck(in_steps, monkeypatch):
+    monkeypatch.setattr(recurrence, "joint_weight_gradient", lambda loops, kind, x, cell: True)
+    monkeypatch.setattr(recurrence, "INPUT_WEIGHT_IN_STEPS", 1 << 30 if in_steps else -1)
+    _gradcheck("lstm", NATIVE)
+
+
+def _gradcheck(kind, implementation):
     layer = KINDS[kind](bidirectional=True, zoneout=0.3, recurrent_dropout=0.3, dtype=torch.float64)
     x, hx, lengths = _inputs(layer, torch.float64, True, True)
     x, lengths = x[:5, :2].detach().requires_grad_(), torch.tensor([3, 5])  # smaller: gradcheck is O(inputs)

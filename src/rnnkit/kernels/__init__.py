@@ -52,11 +52,13 @@ def native_loops(x: Tensor):
 MATRIX_BOUND_STEP = 32_768  # batch x hidden from which a plain RNN/GRU step is left to aten without oneDNN
 # A plain LSTM: oneDNN's fused LSTM (aten) against the native loops, forward+backward, 2-core Zen 4, in-process,
 # 12 interleaved repeats, at (batch, steps, input, hidden). The native loops win from 16 rows a thread: 1.00-1.59x
-# at 12 shapes from (32, 50, 32, 64) to (128, 35, 650, 650), e.g. 1.04x at (64, 50, 64, 128), 1.33x at (32, 100,
-# 128, 256), 1.10x at (128, 35, 650, 650). Below, with fewer rows a thread, they win where a step's product is
-# large, from 2^24 multiply-adds (batch x 4H x H): 1.08-1.32x at (4, 100, 512, 1024), (8, 50, 512, 1024), (16, 100,
-# 256, 512), (16, 200, 256, 512), (20, 35, 650, 650), (24, 50, 256, 512), but 0.97x at (12, 50, 650, 650); and
-# lose under it: 0.93-0.99x at (8, 100, 128, 256), (8, 100, 256, 512), (16, 100, 64, 128), (16, 100, 128, 256).
+# at 12 shapes from (32, 50, 32, 64) to (128, 35, 650, 650), e.g. 1.33x at (32, 100, 128, 256), 1.10x at (128, 35,
+# 650, 650). Below, with fewer rows a thread, they win where a step's product is large, from 2^24 multiply-adds
+# (batch x 4H x H): 1.08-1.32x at (4, 100, 512, 1024), (8, 50, 512, 1024), (16, 100, 256, 512), (16, 200, 256,
+# 512), (20, 35, 650, 650), (24, 50, 256, 512), 0.97-1.14x at (12, 50, 650, 650); and lose under it: 0.91-0.98x at
+# (8, 100, 128, 256), (8, 100, 256, 512), (16, 100, 64, 128), (16, 50, 64, 128), (24, 100, 64, 128) (but 0.97-1.04x
+# at (16, 100, 128, 256)). Later runs include the input product in the loop's steps (rnnkit.kernels.recurrence).
+# This host's noise is of the same size: (64, 50, 64, 128) measured 0.97-1.12x in four runs within minutes.
 # Forward alone (inference, no gradient), oneDNN's loop wins at every shape (0.88-0.97x), so there it runs.
 # On Zen 3, before oneDNN's micro-kernel and the joint weight gradient, oneDNN won at every plain shape.
 LSTM_ROWS_PER_THREAD = 16  # rows a thread from which a plain LSTM trains on the native loops
