@@ -66,7 +66,26 @@ def test_plain_lstm_trains_on_the_native_loops_from_16_rows_a_thread_or_large_st
     big = rnnkit.LSTM(2, hidden)
     big(torch.randn(2, 4, 2))
     big(torch.randn(2, 3, 2))
-    assert [label for label, _ in calls] == ["stack", "aten", "aten", "aten", "stack", "stack", "aten"]
+    # only where oneDNN has the wider vectors (AMD with AVX-512): elsewhere oneDNN's LSTM won, and keeps them all
+    ours = "stack" if native.load().onednn_vectors_wider() else "aten"
+    assert [label for label, _ in calls] == [ours, "aten", "aten", "aten", ours, ours, "aten"]
+
+
+@pytest.mark.skipif(not NATIVE, reason="native loops not built")
+def test_plain_lstm_keeps_onednns_loop_where_onednn_has_no_wider_vectors(calls, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    compiled = native.load()
+
+    class NarrowerOneDNN:  # the loops as on an Intel or AVX2 CPU
+        def __getattr__(self, name):
+            return getattr(compiled, name)
+
+        def onednn_vectors_wider(self):
+            return False
+
+    monkeypatch.setattr(kernels, "native_loops", lambda x: NarrowerOneDNN())
+    assert kernels.prefers_aten(rnnkit.LSTM(5, 64), torch.randn(3, 32, 5), None)
+    assert not kernels.prefers_aten(rnnkit.LSTM(5, 64), torch.randn(3, 2, 5), None)  # a batch of two: still ours
 
 
 @pytest.mark.skipif(not NATIVE, reason="native loops not built")

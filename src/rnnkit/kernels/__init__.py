@@ -17,13 +17,13 @@ Choice (measured by ``bench/kernels.py`` on a 2-core CPU): on GPUs aten (cuDNN) 
 rnnkit loops run there only through their PyTorch twin, untested on CUDA); on the CPU the native loops for
 RNN, GRU and layer-norm LSTM, and for LSTM with lengths, recurrent dropout or zoneout, a batch of one or
 two, or small steps (batch x 4H x H under 2^18); a plain LSTM with larger steps trains on them too from 16
-rows a thread or 2^24 multiply-adds a step, but otherwise, and in inference, runs oneDNN's fused loop (aten),
-whose forward is the faster. The loops' large matrix products go through oneDNN where torch ships it
-and the product is large (:mod:`rnnkit.kernels.gemm`), their per-step products through dot products, BLAS or
-oneDNN by size, or oneDNN's micro-kernel where oneDNN has wider vectors than MKL (``csrc/common.h``); with 16
-batch rows a thread and more, each thread runs the time loop for its own block of the batch, with no hand-off
-between threads at any step. Their large outputs (a mebibyte and up)
-come from a pool of blocks kept for reuse, so a training step does not page-fault them in again
+rows a thread or 2^24 multiply-adds a step where oneDNN has wider vectors than MKL (AMD with AVX-512), but
+otherwise, and in inference, runs oneDNN's fused loop (aten), whose forward is the faster. The loops' large
+matrix products go through oneDNN where torch ships it and the product is large (:mod:`rnnkit.kernels.gemm`),
+their per-step products through dot products, BLAS or oneDNN by size, or oneDNN's micro-kernel where oneDNN has
+wider vectors than MKL (``csrc/common.h``); with 16 batch rows a thread and more, each thread runs the time loop
+for its own block of the batch, with no hand-off between threads at any step. Their large outputs (a mebibyte
+and up) come from a pool of blocks kept for reuse, so a training step does not page-fault them in again
 (``csrc/buffer_pool.h``; :func:`release_buffers` frees the idle ones). Without native loops
 (``RNNKIT_NO_NATIVE=1``, no compiler, bf16), aten wherever it applies, else the PyTorch twin.
 """
@@ -50,17 +50,18 @@ def native_loops(x: Tensor):
 # once each step's products are large (N*H = 83,200: GRU 0.90x, RNN 0.97x).
 # Without oneDNN (Intel CPUs use MKL, see rnnkit.kernels.gemm) wide plain steps therefore go to aten.
 MATRIX_BOUND_STEP = 32_768  # batch x hidden from which a plain RNN/GRU step is left to aten without oneDNN
-# A plain LSTM: oneDNN's fused LSTM (aten) against the native loops, forward+backward, 2-core Zen 4, in-process,
-# 12 interleaved repeats, at (batch, steps, input, hidden). The native loops win from 16 rows a thread: 1.00-1.59x
-# at 12 shapes from (32, 50, 32, 64) to (128, 35, 650, 650), e.g. 1.33x at (32, 100, 128, 256), 1.10x at (128, 35,
-# 650, 650). Below, with fewer rows a thread, they win where a step's product is large, from 2^24 multiply-adds
-# (batch x 4H x H): 1.08-1.32x at (4, 100, 512, 1024), (8, 50, 512, 1024), (16, 100, 256, 512), (16, 200, 256,
-# 512), (20, 35, 650, 650), (24, 50, 256, 512), 0.97-1.14x at (12, 50, 650, 650); and lose under it: 0.91-0.98x at
-# (8, 100, 128, 256), (8, 100, 256, 512), (16, 100, 64, 128), (16, 50, 64, 128), (24, 100, 64, 128) (but 0.97-1.04x
-# at (16, 100, 128, 256)). Later runs include the input product in the loop's steps (rnnkit.kernels.recurrence).
-# This host's noise is of the same size: (64, 50, 64, 128) measured 0.97-1.12x in four runs within minutes.
-# Forward alone (inference, no gradient), oneDNN's loop wins at every shape (0.88-0.97x), so there it runs.
-# On Zen 3, before oneDNN's micro-kernel and the joint weight gradient, oneDNN won at every plain shape.
+# A plain LSTM: oneDNN's fused LSTM (aten) against the native loops, forward+backward, 2-core Zen 4, in-process, 12
+# interleaved repeats, at (batch, steps, input, hidden). The native loops win from 16 rows a thread: 0.998-1.59x at 15
+# shapes from (32, 50, 32, 64) to (128, 35, 650, 650), e.g. 1.33x at (32, 100, 128, 256), 1.10x at (128, 35, 650, 650),
+# the tie at (32, 50, 64, 128). Below, with fewer rows a thread, they win where a step's product is large, from 2^24
+# multiply-adds (batch x 4H x H): 1.08-1.32x at (4, 100, 512, 1024), (8, 50, 512, 1024), (16, 100, 256, 512), (16, 200,
+# 256, 512), (20, 35, 650, 650), (24, 50, 256, 512), 0.97-1.14x at (12, 50, 650, 650); and lose under it: 0.91-0.98x at
+# (8, 100, 128, 256), (8, 100, 256, 512), (16, 100, 64, 128), (16, 50, 64, 128), (24, 100, 64, 128) (but 0.97-1.04x at
+# (16, 100, 128, 256)). Later runs include the input product in the loop's steps (rnnkit.kernels.recurrence). This
+# host's noise is of the same size: (64, 50, 64, 128) measured 0.97-1.12x in four runs within minutes. Forward alone
+# (inference, no gradient), oneDNN's loop wins at every shape (0.88-0.97x), so there it runs. On Zen 3 (AVX2), without
+# oneDNN's micro-kernel and the joint weight gradient, oneDNN won at every plain shape (0.82-0.94x), so there, and on
+# Intel CPUs (unmeasured), a plain LSTM stays with oneDNN's.
 LSTM_ROWS_PER_THREAD = 16  # rows a thread from which a plain LSTM trains on the native loops
 LSTM_LARGE_STEP = 1 << 24  # multiply-adds of a plain LSTM step, batch x 4H x H, from which it does at any batch
 # At a batch of one or two, a step's products are matrix-vector products whose cost is per-call set-up and
@@ -83,15 +84,17 @@ def prefers_aten(layer, x: Tensor, lengths: Tensor | None) -> bool:
         return False  # variable lengths: the shrinking-batch loops beat a packed batch
     if kind_of(layer.cells[0]) == "lstm":
         # under autocast torch's loop gives the autocast dtype, as torch.nn.LSTM does
-        if torch.is_autocast_enabled(x.device.type) or native_loops(x) is None:
+        compiled = native_loops(x)
+        if torch.is_autocast_enabled(x.device.type) or compiled is None:
             return True
         batch, hidden = x.shape[1], layer.hidden_size
         step = batch * 4 * hidden * hidden
         if batch <= FEW_ROWS or step < SMALL_STEP:
             return False
+        # measured where oneDNN has the wider vectors (AMD with AVX-512); elsewhere oneDNN's LSTM won
         training = torch.is_grad_enabled() and (x.requires_grad or layer.cells[0].weight_hh.requires_grad)
         wide = batch >= LSTM_ROWS_PER_THREAD * torch.get_num_threads() or step >= LSTM_LARGE_STEP
-        return not (training and wide)
+        return not (training and wide and compiled.onednn_vectors_wider())
     return not gemm.applies(x) and x.shape[1] * layer.hidden_size >= MATRIX_BOUND_STEP
 
 
