@@ -191,7 +191,10 @@ class ProjectedRecurrence(torch.autograd.Function):
         h0, _, _, out, _, _, rmask, _, _, x, w_ih = ctx.saved_tensors
         in_steps = ctx.in_steps and ctx.needs_input_grad[3]
         dxp, _, dh0, dc0, *dx = _loop_backward(ctx, grad_out, grad_hn, grad_cn, w_ih if in_steps else None)
-        dx = dx[0] if in_steps else gemm.mm(dxp, w_ih) if ctx.needs_input_grad[3] else None
+        if in_steps:
+            dx = dx[0]
+        else:
+            dx = gemm.mm(dxp, w_ih) if ctx.needs_input_grad[3] else None
         dw_ih = dw_hh = db_hh = None
         if ctx.needs_input_grad[4] or ctx.needs_input_grad[7]:
             rows = inputs_and_previous_states(ctx.packing, x, h0, out, rmask, ctx.zero_start)
@@ -204,15 +207,15 @@ class ProjectedRecurrence(torch.autograd.Function):
 
 
 # Up to this many weights in W_ih an LSTM's input product runs inside its loop's steps, beside the recurrent one
-# (x_t W_ih^T + h W_hh^T + b per step), so the (T, 4H) product is never written out and read back; and so does
-# the input gradient in the backward loop (dx_t = dXP_t W_ih, while dXP_t is in cache: a further 1.007-1.056x at
-# five of the shapes below, 0.97-1.03x at (128, 50, 64, 128) over three runs). Each step
-# then reads all of W_ih again, which pays while it stays in a core's cache (1 MiB). 2-core Zen 4, the LSTM
-# loops' forward+backward, in-process A/B, 10-12 interleaved repeats, identical outputs: 1.007-1.051x at (batch,
-# steps, input, hidden) (64, 50, 64, 128), (128, 50, 64, 128), (32, 100, 128, 256), (16, 100, 128, 256), (16,
-# 100, 512, 128); with larger W_ih 1.00-1.02x at (16, 200, 256, 512), (128, 35, 650, 650), (32, 50, 650, 256),
-# (8, 100, 256, 512), but 0.96x at (20, 35, 650, 650) and 0.81x at (4, 100, 512, 1024), where few rows share
-# each reading of W_ih.
+# (x_t W_ih^T + h W_hh^T + b per step), so the (T, 4H) product is never written out and read back; and the input
+# gradient likewise in the backward loop (dx_t = dXP_t W_ih, while dXP_t is in cache). Each step then reads all of
+# W_ih again, which pays while it stays in a core's cache (1 MiB). 2-core Zen 4, the LSTM loops' forward+backward,
+# in-process A/B, 10-16 interleaved repeats, identical outputs, at (batch, steps, input, hidden). The forward:
+# 1.007-1.051x at (64, 50, 64, 128), (128, 50, 64, 128), (32, 100, 128, 256), (16, 100, 128, 256), (16, 100, 512,
+# 128); with larger W_ih 1.00-1.02x at (16, 200, 256, 512), (128, 35, 650, 650), (32, 50, 650, 256), (8, 100, 256,
+# 512), but 0.96x at (20, 35, 650, 650) and 0.81x at (4, 100, 512, 1024), where few rows share each reading of
+# W_ih. The backward's, on top: 1.007-1.056x at the five small-W_ih shapes, 0.97-1.03x at (128, 50, 64, 128) over
+# three runs.
 INPUT_WEIGHT_IN_STEPS = 1 << 18
 
 
@@ -229,9 +232,8 @@ def _loop_forward(ctx, loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmas
     batch_sizes = packing.batch_sizes
     ctx.has_bias = b_hh is not None
     if kind == "lstm":
-        inputs = {} if x is None else {"x": x, "w_ih": w_ih}
         out, h_n, c_n, act, cs = loops.lstm_forward(
-            xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h, zmask_c, **inputs
+            xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h, zmask_c, x=x, w_ih=w_ih
         )
         return (out, h_n, c_n), (h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c)
     if kind == "gru":
@@ -252,9 +254,8 @@ def _loop_backward(ctx, grad_out, grad_hn, grad_cn, w_ih=None):
     grad_hn = torch.zeros_like(h0) if grad_hn is None else grad_hn
     if kind == "lstm":
         grad_cn = torch.zeros_like(c0) if grad_cn is None else grad_cn
-        inputs = {} if w_ih is None else {"w_ih": w_ih}
         dxp, dh0, dc0, *dx = loops.lstm_backward(
-            grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rmask, zmask_h, zmask_c, **inputs
+            grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rmask, zmask_h, zmask_c, w_ih=w_ih
         )
         return dxp, dxp, dh0, dc0, *dx
     if kind == "gru":

@@ -327,7 +327,8 @@ std::vector<Tensor> lstm_backward(Tensor grad_out, Tensor grad_hn, Tensor grad_c
         const int64_t I = dx.size(1);
         if (!w_x->raw<scalar_t>(dxp.data_ptr<scalar_t>() + (row + first) * 4 * H, bs, nullptr,
                                 dx.data_ptr<scalar_t>() + (row + first) * I, /*accumulate=*/false)) {
-          dx.narrow(0, row + first, bs).copy_(w_x->product(dxp.narrow(0, row + first, bs), Opt(), dx.narrow(0, row + first, bs)));
+          Tensor dx_t = dx.narrow(0, row + first, bs);
+          dx_t.copy_(w_x->product(dxp.narrow(0, row + first, bs), Opt(), dx_t));
         }
       }
     });
