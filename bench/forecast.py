@@ -22,7 +22,10 @@ ridge with each step's penalty chosen by the same cross-validation as the highwa
 shows how much of a difference is luck; a Diebold-Mariano test per baseline says whether the test part's
 origins tell rnnkit's errors from the baseline's at all.
 Writes bench/results/forecast.json (``--quick``: forecast-quick.json, tiny budgets that only check the script
-runs).
+runs). ``--development`` runs the same backtests on the series without their test part instead, so that their
+origins lie before it, and writes forecast-development.json: each candidate's figures there, the candidate
+validation picks and the average of all candidates. A change to the model is to be chosen on those figures,
+before it meets the test part.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from rnnkit.data.windows import Scaler, make_windows, origins_between
 from rnnkit.tasks import load
 from rnnkit.tasks.backtest import BacktestOptions, run_backtest, score
 from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
+from rnnkit.tasks.forecast_metrics import interval_metrics, point_metrics
 from rnnkit.tasks.forecast_training import ForecastOptions
 from rnnkit.train import TrainConfig, Trainer
 
@@ -102,6 +106,71 @@ def backtest_candidate(workload: dict, calendar: bool, lookbacks: tuple[float, .
     result["ridge_at_longest_lookback"] = {"lags": longest["ridge_lags"], **longest["methods"]["ridge"]}
     result["ridge_cross_validated"] = {**validated["methods"]["ridge"], "rnnkit_vs": validated["rnnkit_vs"]["ridge"]}
     return result
+
+
+def before_test(series_set, fraction: float):
+    """The series without their test part (the last ``fraction`` of each): the data of a development backtest,
+    whose own last ``fraction`` then lies wholly before the test part."""
+
+    def cut(series):
+        end = int(len(series) * (1 - fraction))
+        return replace(
+            series,
+            times=series.times[:end],
+            target=series.target[:end],
+            past=series.past[:end],
+            future=series.future[:end],
+        )
+
+    return replace(series_set, series=[cut(s) for s in series_set.series])
+
+
+def development_workload(name: str, workload: dict, seeds: int, epochs: int) -> dict:
+    """The same backtest on the part before the test part: every candidate's figures there, the candidate that
+    validation picks (as the benchmark's entry does), and the average of all candidates' quantiles. Figures for
+    choosing a change to the model before it meets the test part; nothing here reads a test value."""
+    fraction = workload["backtest"].test_fraction
+    runs = []
+    for seed in range(seeds):
+        config = TrainConfig(epochs=epochs, seed=seed, quiet=True, device="cpu")
+        candidates, arrays = {}, []
+        for label, (calendar, lookbacks) in CANDIDATES.items():
+            spec = replace(workload["spec"], calendar=calendar)
+            data = before_test(load_series(workload["data"], spec), fraction)
+            with tempfile.TemporaryDirectory() as out:
+                options = ForecastOptions(horizon=workload["horizon"], lookbacks=lookbacks)
+                result = run_backtest(data, spec, options, workload["model"], config, out, workload["backtest"])
+                model = load(out)
+                arrays.append(score(model, data, workload["backtest"], with_forecasts=True)["forecasts"])
+                levels = model.config.quantiles
+            candidates[label] = {
+                "valid_loss": round(result["train"]["best_valid"], 6),
+                "mase": round(result["methods"]["rnnkit"]["mase"], 4),
+                "coverage": round(result["methods"]["rnnkit"]["coverage"], 4),
+            }
+            baselines = {m: round(result["methods"][m]["mase"], 4) for m in METHODS if m != "rnnkit"}
+        chosen = min(candidates, key=lambda label: candidates[label]["valid_loss"])
+        truth, scale = arrays[0]["truth"], arrays[0]["scale"]
+        average = sum(a["quantiles"] for a in arrays) / len(arrays)  # sorted quantiles average to sorted ones
+        median = average[..., levels.index(0.5)]
+        averaged = {**point_metrics(truth, median, scale), **interval_metrics(truth, average, levels)}
+        runs.append(
+            {
+                "candidates": candidates,
+                "selected": {"candidate": chosen, **candidates[chosen]},
+                "average": {"mase": round(averaged["mase"], 4), "coverage": round(averaged["coverage"], 4)},
+                "baselines": baselines,
+            }
+        )
+        print(f"{name} development seed {seed}: {runs[-1]}", flush=True)
+    return {
+        "what": "backtest over the part before the test part (its last share), no test value read",
+        "selected_mase_mean": round(statistics.mean(r["selected"]["mase"] for r in runs), 4),
+        "average_mase_mean": round(statistics.mean(r["average"]["mase"] for r in runs), 4),
+        "runs": runs,
+        "seeds": seeds,
+        "epochs": epochs,
+    }
 
 
 def significant(p: float) -> float:
@@ -263,6 +332,11 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch threads; 1 keeps a shared machine's timings steady"
     )
+    parser.add_argument(
+        "--development",
+        action="store_true",
+        help="backtest the part before the test part instead (forecast-development.json): for choosing changes",
+    )
     args = parser.parse_args()
     # with 2 threads, any other process on a 2-core machine stalls each small op's thread barrier (measured:
     # 320 against 9.8 ms a step for the Darts workload's LSTM beside a niced compile job)
@@ -272,6 +346,14 @@ def main() -> None:
     # each section records its machine too: sections run separately (in other sessions, on other machines)
     # share the file, and the top-level entry is only the last run's
     results: dict = {"machine": machine}
+    if args.development:
+        for name, workload in WORKLOADS.items():
+            if name in only:
+                seeds, epochs = (1, 2) if args.quick else (args.seeds, 30)
+                results[name] = {"machine": machine, **development_workload(name, workload, seeds, epochs)}
+        stem = "forecast-development-quick.json" if args.quick else "forecast-development.json"
+        merge_results(RESULTS / stem, results)
+        return
     for name, workload in WORKLOADS.items():
         if name in only:
             seeds, epochs = (1, 2) if args.quick else (args.seeds, 30)

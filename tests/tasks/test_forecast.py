@@ -12,7 +12,7 @@ from rnnkit.data.series import SeriesSpec, series_from_frame
 from rnnkit.data.windows import Scaler, make_windows, origins_between
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks import load
-from rnnkit.tasks.backtest import BacktestOptions, run_backtest
+from rnnkit.tasks.backtest import BacktestOptions, run_backtest, score
 from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
 from rnnkit.tasks.forecast_highway import choose_alphas
 from rnnkit.tasks.forecast_ridge import ALPHAS, _blocks, _overlapping
@@ -407,7 +407,13 @@ def test_backtest_baselines_on_a_ramp_match_hand_values(tmp_path):
     assert methods["naive"]["coverage"] == 1.0  # constant in-sample errors: a band of zero width on the truth
     assert methods["ridge"]["mase"] < 1e-3  # an unshrunk linear autoregression extrapolates a ramp
     assert result["best_baseline"] == "ridge" and set(methods) == {"rnnkit", "naive", "seasonal_naive", "ridge"}
-    assert (tmp_path / "backtest.json").is_file()
+    assert (tmp_path / "backtest.json").is_file() and "forecasts" not in result
+    # the arrays behind the table: the model's median against the truth gives its MASE again
+    arrays = score(load(tmp_path), data, backtest_options, with_forecasts=True)["forecasts"]
+    assert arrays["quantiles"].shape == (5, 3, 1, 3) and arrays["truth"].shape == (5, 3, 1)
+    median = arrays["quantiles"][..., 1]  # the default levels 0.1, 0.5, 0.9
+    mase = (np.abs(arrays["truth"] - median) / arrays["scale"]).mean()
+    assert mase == pytest.approx(methods["rnnkit"]["mase"])
 
 
 def test_one_global_model_forecasts_every_series_of_a_long_file(tmp_path):
