@@ -414,6 +414,8 @@ def test_backtest_baselines_on_a_ramp_match_hand_values(tmp_path):
     median = arrays["quantiles"][..., 1]  # the default levels 0.1, 0.5, 0.9
     mase = (np.abs(arrays["truth"] - median) / arrays["scale"]).mean()
     assert mase == pytest.approx(methods["rnnkit"]["mase"])
+    for name, points in arrays["baselines"].items():
+        assert (np.abs(arrays["truth"] - points) / arrays["scale"]).mean() == pytest.approx(methods[name]["mase"])
 
 
 def test_one_global_model_forecasts_every_series_of_a_long_file(tmp_path):

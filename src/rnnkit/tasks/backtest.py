@@ -80,7 +80,8 @@ def score(model, series_set: SeriesSet, options: BacktestOptions, *, with_foreca
     """The backtest table of a model trained on the steps before ``run_config["train_ends"]``.
 
     ``with_forecasts``: also return the arrays behind it (not JSON): ``"forecasts"`` holds the model's quantiles
-    ``(W, H, C_y, Q)``, the truth ``(W, H, C_y)`` and the MASE scale ``(W, 1, C_y)``, origin by origin.
+    ``(W, H, C_y, Q)``, the baselines' point forecasts and the truth ``(W, H, C_y)``, and the MASE scale
+    ``(W, 1, C_y)``, origin by origin.
     """
     config, run_config = model.config, model.run_config
     horizon, levels = config.horizon, config.quantiles
@@ -149,9 +150,10 @@ def score(model, series_set: SeriesSet, options: BacktestOptions, *, with_foreca
     per_origin = {name: (np.abs(truth - point) / scale).mean(axis=(1, 2)) for name, point in points.items()}
     shared = math.ceil(horizon / stride) - 1
     versus = {name: diebold_mariano(per_origin["rnnkit"], per_origin[name], shared) for name in METHODS}
-    arrays = {"forecasts": {"quantiles": network, "truth": truth, "scale": scale}} if with_forecasts else {}
+    baselines = {name: points[name] for name in METHODS}
+    arrays = {"forecasts": {"quantiles": network, "baselines": baselines, "truth": truth, "scale": scale}}
     return {
-        **arrays,
+        **(arrays if with_forecasts else {}),
         "task": "forecast",
         "metrics": methods["rnnkit"],
         "methods": methods,
