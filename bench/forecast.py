@@ -34,7 +34,6 @@ before it meets the test part.
 from __future__ import annotations
 
 import argparse
-import math
 import statistics
 import sys
 import tempfile
@@ -52,9 +51,9 @@ from machine import describe, merge_results
 from rnnkit.data.series import SeriesSpec, load_series
 from rnnkit.data.windows import Scaler, make_windows, origins_between
 from rnnkit.tasks import load
-from rnnkit.tasks.backtest import BacktestOptions, run_backtest, score
+from rnnkit.tasks.backtest import BacktestOptions, run_backtest, score, versus_baselines
 from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
-from rnnkit.tasks.forecast_metrics import diebold_mariano, interval_metrics, point_metrics
+from rnnkit.tasks.forecast_metrics import interval_metrics, point_metrics
 from rnnkit.tasks.forecast_training import ForecastOptions
 from rnnkit.train import TrainConfig, Trainer
 
@@ -197,15 +196,7 @@ def candidates_average(results: dict, workload: dict) -> tuple[dict, dict]:
     median = quantiles[..., levels.index(0.5)]
     metrics = {**point_metrics(truth, median, scale), **interval_metrics(truth, quantiles, levels)}
     stride = workload["backtest"].stride or workload["horizon"]
-    shared = math.ceil(workload["horizon"] / stride) - 1
-
-    def per_origin(points):
-        return (abs(truth - points) / scale).mean(axis=(1, 2))
-
-    versus = {
-        m: diebold_mariano(per_origin(median), per_origin(points), shared)
-        for m, points in arrays[0]["baselines"].items()
-    }
+    versus = versus_baselines(median, arrays[0]["baselines"], truth, scale, workload["horizon"], stride)
     return metrics, versus
 
 

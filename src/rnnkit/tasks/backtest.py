@@ -146,11 +146,8 @@ def score(model, series_set: SeriesSet, options: BacktestOptions, *, with_foreca
     }
     best = min(METHODS, key=lambda m: methods[m]["mase"])
     best_mase = methods[best]["mase"]
-    # per origin, each method's mean scaled error; windows closer than the horizon share steps
-    per_origin = {name: (np.abs(truth - point) / scale).mean(axis=(1, 2)) for name, point in points.items()}
-    shared = math.ceil(horizon / stride) - 1
-    versus = {name: diebold_mariano(per_origin["rnnkit"], per_origin[name], shared) for name in METHODS}
     baselines = {name: points[name] for name in METHODS}
+    versus = versus_baselines(points["rnnkit"], baselines, truth, scale, horizon, stride)
     arrays = {"forecasts": {"quantiles": network, "baselines": baselines, "truth": truth, "scale": scale}}
     return {
         **(arrays if with_forecasts else {}),
@@ -172,6 +169,17 @@ def score(model, series_set: SeriesSet, options: BacktestOptions, *, with_foreca
         "interval": levels[-1] - levels[0],
         "options": asdict(options),
     }
+
+
+def versus_baselines(points, baselines: dict, truth, scale, horizon: int, stride: int) -> dict:
+    """Diebold-Mariano tests of point forecasts ``(W, H, C_y)`` against each baseline's, on each origin's mean scaled
+    error; windows closer than the horizon share steps (``ceil(horizon / stride) - 1`` lags)."""
+
+    def per_origin(forecast):
+        return (np.abs(truth - forecast) / scale).mean(axis=(1, 2))
+
+    shared = math.ceil(horizon / stride) - 1
+    return {name: diebold_mariano(per_origin(points), per_origin(other), shared) for name, other in baselines.items()}
 
 
 def _fit_ridges(series_set, ends, moments, lags, horizon, alpha, levels) -> list[tuple[RidgeAR, np.ndarray]]:
