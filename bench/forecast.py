@@ -157,14 +157,7 @@ def development_workload(name: str, workload: dict, seeds: int, epochs: int) -> 
             label: backtest_candidate(workload, *choice, config, development=True)
             for label, choice in CANDIDATES.items()
         }
-        candidates = {
-            label: {
-                "valid_loss": round(r["train"]["best_valid"], 6),
-                "mase": round(r["methods"]["rnnkit"]["mase"], 4),
-                "coverage": round(r["methods"]["rnnkit"]["coverage"], 4),
-            }
-            for label, r in results.items()
-        }
+        candidates = {label: candidate_figures(r) for label, r in results.items()}
         chosen = min(candidates, key=lambda label: candidates[label]["valid_loss"])
         averaged, _ = candidates_average(results, workload)
         baselines = next(iter(results.values()))["methods"]
@@ -184,6 +177,15 @@ def development_workload(name: str, workload: dict, seeds: int, epochs: int) -> 
         "runs": runs,
         "seeds": seeds,
         "epochs": epochs,
+    }
+
+
+def candidate_figures(result: dict) -> dict:
+    """A candidate's validation loss, and its MASE and interval coverage on the backtest's origins."""
+    return {
+        "valid_loss": round(result["train"]["best_valid"], 6),
+        "mase": round(result["methods"]["rnnkit"]["mase"], 4),
+        "coverage": round(result["methods"]["rnnkit"]["coverage"], 4),
     }
 
 
@@ -225,12 +227,8 @@ def backtest_workload(name: str, workload: dict, seeds: int, epochs: int) -> dic
             result["rnnkit_vs"] = versus
             result["candidate"] = "average of the candidates"
         result["candidates"] = {
-            label: {
-                "valid_loss": round(r["train"]["best_valid"], 6),
-                "mase": round(r["methods"]["rnnkit"]["mase"], 4),
-                "coverage": round(r["methods"]["rnnkit"]["coverage"], 4),
-                "best_step": r["train"]["best_step"],  # 0: the untrained model (the ridge highway) was kept
-            }
+            # best_step 0: the untrained model (the ridge highway) was kept
+            label: {**candidate_figures(r), "best_step": r["train"]["best_step"]}
             for label, r in results.items()
         }
         runs.append(result)
@@ -387,19 +385,13 @@ def main() -> None:
     # each section records its machine too: sections run separately (in other sessions, on other machines)
     # share the file, and the top-level entry is only the last run's
     results: dict = {"machine": machine}
-    if args.development:
-        for name, workload in WORKLOADS.items():
-            if name in only:
-                seeds, epochs = (1, 2) if args.quick else (args.seeds, 30)
-                results[name] = {"machine": machine, **development_workload(name, workload, seeds, epochs)}
-        stem = "forecast-development-quick.json" if args.quick else "forecast-development.json"
-        merge_results(RESULTS / stem, results)
-        return
+    backtest = development_workload if args.development else backtest_workload
     for name, workload in WORKLOADS.items():
         if name in only:
             seeds, epochs = (1, 2) if args.quick else (args.seeds, 30)
-            results[name] = {"machine": machine, **backtest_workload(name, workload, seeds, epochs)}
-    if "throughput" in only:
+            results[name] = {"machine": machine, **backtest(name, workload, seeds, epochs)}
+    stem = "forecast-development" if args.development else "forecast"
+    if "throughput" in only and not args.development:
         results["darts_rnnmodel_workload"] = {
             "machine": machine,
             # an even number of repeats: each side goes first equally often (the first of a pair measured up to
@@ -407,7 +399,7 @@ def main() -> None:
             **throughput(1 if args.quick else 20, 1 if args.quick else 4),
         }
         print(results["darts_rnnmodel_workload"], flush=True)
-    merge_results(RESULTS / ("forecast-quick.json" if args.quick else "forecast.json"), results)
+    merge_results(RESULTS / (stem + ("-quick.json" if args.quick else ".json")), results)
 
 
 if __name__ == "__main__":
