@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError, safe_open
+from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
@@ -162,11 +162,13 @@ def load_state(path: Path | str) -> dict[str, Any]:
     if not path.is_file():
         raise RnnkitError(f"{path} does not exist; there is no saved training state to resume.")
     try:
-        with safe_open(path, framework="pt") as f:
-            metadata = f.metadata() or {}
-            tensors = {key: f.get_tensor(key) for key in f.keys()}
-        structure = json.loads(metadata["state"])
-    except (SafetensorError, ValueError, OSError, KeyError) as error:
+        # the bytes in one read: safe_open opens the path again for the tensors, so a save renamed over the file
+        # in between (a trainer still running) would pair one file's header with the other's data
+        data = path.read_bytes()
+        header = json.loads(data[8 : 8 + int.from_bytes(data[:8], "little")])
+        structure = json.loads(header["__metadata__"]["state"])
+        tensors = load_safetensors_bytes(data)
+    except (SafetensorError, ValueError, OSError, KeyError, TypeError) as error:
         raise RnnkitError(
             f"{path} is truncated or corrupt ({error}); resume from another copy or start over."
         ) from None
