@@ -121,14 +121,15 @@ def train_config(workload: dict, epochs: int, seed: int) -> TrainConfig:
 
 
 def backtest_candidate(
-    workload: dict, calendar: bool, lookbacks: tuple[float, ...], config: TrainConfig, development: bool = False
+    workload: dict, calendar: bool, lookbacks: tuple[float, ...], config: TrainConfig, development: int = 0
 ) -> dict:
     """One backtest of rnnkit with or without calendar features and with members over ``lookbacks`` (multiples of
     the default context; empty: all read it), and ridge on as many lags as the windows hold beside the table's.
-    ``development``: on the series without their test part (:func:`before_test`)."""
+    ``development``: on the series with their test part cut off that many times (:func:`before_test`): 1, the
+    stretch just before the test part; 2, the stretch before that."""
     spec = replace(workload["spec"], calendar=calendar)
     data = load_series(workload["data"], spec)
-    if development:
+    for _ in range(development):
         data = before_test(data, workload["backtest"].test_fraction)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
@@ -164,7 +165,7 @@ def before_test(series_set, fraction: float):
     return replace(series_set, series=[cut(s) for s in series_set.series])
 
 
-def development_workload(name: str, workload: dict, seeds: int, epochs: int) -> dict:
+def development_workload(name: str, workload: dict, seeds: int, epochs: int, fold: int = 1) -> dict:
     """The same backtest on the part before the test part: every candidate's figures there, the candidate that
     validation picks, and the average of all candidates. Figures for choosing a change to the model (such as a
     workload's ``entry``) before it meets the test part; nothing here reads a test value."""
@@ -172,7 +173,7 @@ def development_workload(name: str, workload: dict, seeds: int, epochs: int) -> 
     for seed in range(seeds):
         config = train_config(workload, epochs, seed)
         results = {
-            label: backtest_candidate(workload, *choice, config, development=True)
+            label: backtest_candidate(workload, *choice, config, development=fold)
             for label, choice in CANDIDATES.items()
         }
         candidates = {label: candidate_figures(r) for label, r in results.items()}
@@ -190,6 +191,7 @@ def development_workload(name: str, workload: dict, seeds: int, epochs: int) -> 
         print(f"{name} development seed {seed}: {runs[-1]}", flush=True)
     return {
         "what": "backtest over the part before the test part (its last share), no test value read",
+        "fold": fold,  # 1: the stretch just before the test part; 2: the one before that
         "selected_mase_mean": round(statistics.mean(r["selected"]["mase"] for r in runs), 4),
         "average_mase_mean": round(statistics.mean(r["average"]["mase"] for r in runs), 4),
         "runs": runs,
@@ -394,8 +396,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--development",
-        action="store_true",
-        help="backtest the part before the test part instead (forecast-development.json): for choosing changes",
+        type=int,
+        nargs="?",
+        const=1,
+        default=0,
+        metavar="FOLD",
+        help="backtest the part before the test part instead (forecast-development.json): for choosing changes; "
+        "FOLD 2 cuts the test part off twice, so the origins roll over the stretch before that (NAME@fold=2)",
     )
     parser.add_argument(
         "--lr",
@@ -413,13 +420,18 @@ def main() -> None:
     # each section records its machine too: sections run separately (in other sessions, on other machines)
     # share the file, and the top-level entry is only the last run's
     results: dict = {"machine": machine}
-    backtest = development_workload if args.development else backtest_workload
     for name, workload in WORKLOADS.items():
-        if name in only:
-            seeds, epochs = (1, 2) if args.quick else (args.seeds, 30)
-            if args.lr is not None:
-                name, workload = f"{name}@lr={args.lr:g}", {**workload, "train": {"learning_rate": args.lr}}
-            results[name] = {"machine": machine, **backtest(name, workload, seeds, epochs)}
+        if name not in only:
+            continue
+        seeds, epochs = (1, 2) if args.quick else (args.seeds, 30)
+        if args.lr is not None:
+            name, workload = f"{name}@lr={args.lr:g}", {**workload, "train": {"learning_rate": args.lr}}
+        if args.development:
+            name += f"@fold={args.development}" if args.development > 1 else ""
+            result = development_workload(name, workload, seeds, epochs, args.development)
+        else:
+            result = backtest_workload(name, workload, seeds, epochs)
+        results[name] = {"machine": machine, **result}
     stem = "forecast-development" if args.development else "forecast"
     if "throughput" in only and not args.development:
         results["darts_rnnmodel_workload"] = {
