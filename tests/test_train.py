@@ -185,17 +185,6 @@ def test_time_budget_stops_training(tmp_path):
     assert 1.2 <= summary["train_seconds"] < 10
 
 
-def test_max_steps_stops_after_that_many_steps_on_the_epochs_schedule(tmp_path):
-    config = TrainConfig(epochs=3, max_steps=11, learning_rate=0.1, quiet=True)  # 8 batches an epoch: 24 steps
-    trainer = Trainer(Regression(), config, tmp_path, regression_data(), regression_data())
-    summary = trainer.fit()
-    assert summary["stopped_by"] == "max steps" and summary["steps"] == 11 and summary["epochs_completed"] == 1
-    assert [row["step"] for row in summary["history"]] == [8, 11]  # an epoch's end, then the last step
-    # the cosine spans the 3 epochs, not the 11 steps: the rate is where an unlimited run's is after 11 steps
-    assert math.isclose(trainer.optimizer.param_groups[0]["lr"], 0.05 * (1 + math.cos(math.pi * 11 / 24)))
-    assert_close(saved_weights(tmp_path), trainer.model.state_dict())
-
-
 def test_a_budgeted_cosine_follows_the_clock_when_it_ends_before_the_epochs(tmp_path):
     config = TrainConfig(epochs=1000, max_minutes=1.0, learning_rate=0.1, quiet=True)
     trainer = Trainer(Regression(), config, tmp_path, regression_data(), regression_data())
@@ -302,7 +291,6 @@ def test_resume_without_state_is_refused(tmp_path):
         ("learning_rate", 0, "learning_rate must be"),
         ("learning_rate", float("nan"), "learning_rate must be"),
         ("max_minutes", float("nan"), "max_minutes must be"),
-        ("max_steps", 0, "max_steps must be at least 1"),
         ("weight_decay", -0.1, "weight_decay must be"),
         ("clip_norm", -1.0, "clip_norm must be"),
         ("clip_norm", float("nan"), "clip_norm must be"),

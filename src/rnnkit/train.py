@@ -92,9 +92,6 @@ class TrainingDiverged(RnnkitError):
 class TrainConfig:
     epochs: int = 10
     max_minutes: float | None = None  # wall-clock budget, checked between batches
-    # optimizer steps after which training stops (the schedule still spans the epochs): replays a run's first
-    # steps, e.g. to train again on more data for as many steps as validation chose
-    max_steps: int | None = None
     optimizer: str = "adamw"
     learning_rate: float = 2e-3
     weight_decay: float = 0.0
@@ -134,8 +131,6 @@ class TrainConfig:
             raise RnnkitError(f"clip_norm must be 0 (no clipping) or a positive number, got {self.clip_norm}.")
         if not 0 < self.plateau_factor < 1:
             raise RnnkitError(f"plateau_factor must be in (0, 1), got {self.plateau_factor}.")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise RnnkitError(f"max_steps must be at least 1 (None: no limit), got {self.max_steps}.")
         for name in ("patience", "eval_every", "warmup_steps", "checkpoint_every"):
             count = getattr(self, name) or 0  # patience None: no early stopping
             if count < 0:
@@ -337,7 +332,7 @@ class Trainer:
     # --- the loop ------------------------------------------------------------------------------------------
 
     def fit(self, *, resume: bool = False) -> dict:
-        """Train until the epochs, the time budget, the steps or early stopping end it; return the summary."""
+        """Train until the epochs, the time budget or early stopping end it; return the summary."""
         config = self.config
         self.out.mkdir(parents=True, exist_ok=True)
         if resume:
@@ -430,14 +425,11 @@ class Trainer:
                         self.save_resume_state()
                     elif budget is not None and position.elapsed >= budget:
                         reason = "time budget"
-                    elif config.max_steps is not None and position.step >= config.max_steps:
-                        reason = "max steps"
                     if at_end or reason != "epochs":
                         break
                 bar.close()
-            stopped_early = reason in ("time budget", "max steps")
-            if stopped_early and (not position.history or position.history[-1]["step"] != position.step):
-                # the budget or the steps ran out between validations: score and keep the newest weights too
+            if reason == "time budget" and (not position.history or position.history[-1]["step"] != position.step):
+                # the budget ran out between validations: score and keep the newest weights too
                 self._validate(loss_sum / max(1, loss_count))
                 self.save_resume_state()
         except KeyboardInterrupt:
