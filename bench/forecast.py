@@ -58,7 +58,13 @@ from rnnkit.tasks import load
 from rnnkit.tasks.backtest import BacktestOptions, run_backtest, score, versus_baselines
 from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
 from rnnkit.tasks.forecast_metrics import interval_metrics, point_metrics
-from rnnkit.tasks.forecast_training import ForecastOptions
+from rnnkit.tasks.forecast_training import (
+    ForecastOptions,
+    default_context,
+    lookback_steps,
+    season_length,
+    train_forecaster,
+)
 from rnnkit.train import TrainConfig, Trainer
 
 RESULTS = Path(__file__).parent / "results"
@@ -232,6 +238,124 @@ def development_workload(name: str, workload: dict, seeds: int, epochs: int, fol
         "fold": fold,  # 1: the stretch just before the test part; 2: the one before that
         "selected_mase_mean": round(statistics.mean(r["selected"]["mase"] for r in runs), 4),
         "average_mase_mean": round(statistics.mean(r["average"]["mase"] for r in runs), 4),
+        "runs": runs,
+        "train": workload["train"],
+        "decoders": workload["decoders"],
+        "seeds": seeds,
+        "epochs": epochs,
+    }
+
+
+# --- blocked cross-validation: many development stretches at once ------------------------------------------
+
+# the blocks tile the last two thirds of the development data, so the first has a third of it before it
+BLOCKED_SHARE = 2 / 3
+
+
+def cut(series, start: int, stop: int, suffix: str = ""):
+    """Steps [start, stop) of ``series``, its id extended by ``suffix``."""
+    steps = slice(start, stop)
+    return replace(
+        series,
+        id=series.id + suffix,
+        times=series.times[steps],
+        target=series.target[steps],
+        past=series.past[steps],
+        future=series.future[steps],
+    )
+
+
+def blocked_folds(series_set, blocks: int, horizon: int, longest_context: int) -> list[tuple[object, dict]]:
+    """Blocked cross-validation (Bergmeir, Hyndman & Koo 2018) over ``series_set``, the series without their
+    test part: ``blocks`` stretches tile each series' last two thirds, and fold k backtests stretch k.
+
+    Fold k holds, per series, the steps before the stretch's end (its training steps end where the stretch
+    starts, so the origins roll over it as in a backtest) and, as a second series ``ID/after``, the steps
+    from one horizon after the stretch to the end (trained on, never scored). The gap of a horizon keeps every
+    training window's steps off the stretch and its last forecasts. Each fold is ``(series set, ends)``; a
+    stretch after the last one too short for two windows' worth of steps is left out of that fold."""
+    folds = []
+    for k in range(blocks):
+        parts, ends = [], {}
+        for series in series_set.series:
+            total = len(series)
+            edges = [round(total - BLOCKED_SHARE * total * (1 - i / blocks)) for i in range(blocks + 1)]
+            parts.append(cut(series, 0, edges[k + 1]))
+            ends[series.id] = edges[k]
+            after = cut(series, edges[k + 1] + horizon, total, "/after")
+            if len(after) >= 2 * (longest_context + horizon):
+                parts.append(after)
+                ends[after.id] = len(after)
+        folds.append((replace(series_set, series=parts), ends))
+    return folds
+
+
+def blocked_workload(name: str, workload: dict, seeds: int, epochs: int, blocks: int) -> dict:
+    """Every candidate on every fold of :func:`blocked_folds`: the candidates' average against ridge per block and
+    over all blocks' origins together (the MASE of the pooled scaled errors). About three times the origins of
+    one development fold, over every season: a change worth 1-2% needs that many to be told from luck."""
+    horizon = workload["horizon"]
+    runs = []
+    for seed in range(seeds):
+        config = train_config(workload, epochs, seed)
+        by_block: list[dict] = [{} for _ in range(blocks)]
+        for label, (calendar, lookbacks, decoder) in workload_candidates(workload).items():
+            spec = replace(workload["spec"], calendar=calendar)
+            data = before_test(load_series(workload["data"], spec), workload["backtest"].test_fraction)
+            # the context a backtest on all of the development data would get (the folds' parts are shorter)
+            context = default_context(season_length(data.freq), horizon, min(len(s) for s in data.series))
+            options = ForecastOptions(horizon=horizon, context_length=context, lookbacks=lookbacks)
+            longest = max(lookback_steps(lookbacks, context), default=context)
+            settings = {**workload["model"], "decoder": decoder}
+            for k, (fold, ends) in enumerate(blocked_folds(data, blocks, horizon, longest)):
+                with tempfile.TemporaryDirectory() as out:
+                    summary = train_forecaster(fold, spec, options, settings, config, out, ends=ends)
+                    model = load(out)
+                    result = score(model, fold, workload["backtest"], with_forecasts=True)
+                result["arrays"] = {**result.pop("forecasts"), "levels": model.config.quantiles}
+                result["train"] = summary
+                result["stretch"] = [
+                    str(fold.series[0].times[ends[fold.series[0].id]].date()),
+                    str(fold.series[0].times[-1].date()),
+                ]
+                by_block[k][label] = result
+        blocks_out, pooled = [], {"average": [], "ridge": []}
+        for results in by_block:
+            averaged, _ = candidates_average(results, workload)
+            arrays = next(iter(results.values()))["arrays"]
+            median = sum(r["arrays"]["quantiles"] for r in results.values()) / len(results)
+            median = median[..., arrays["levels"].index(0.5)]
+            pooled["average"].append(abs(arrays["truth"] - median) / arrays["scale"])
+            pooled["ridge"].append(abs(arrays["truth"] - arrays["baselines"]["ridge"]) / arrays["scale"])
+            first = next(iter(results.values()))
+            blocks_out.append(
+                {
+                    "stretch": first["stretch"],
+                    "origins": first["origins"],
+                    "candidates": {label: round(r["methods"]["rnnkit"]["mase"], 4) for label, r in results.items()},
+                    "average": round(averaged["mase"], 4),
+                    "coverage": round(averaged["coverage"], 4),
+                    "ridge": round(first["methods"]["ridge"]["mase"], 4),
+                }
+            )
+        average = float(sum(e.sum() for e in pooled["average"]) / sum(e.size for e in pooled["average"]))
+        ridge = float(sum(e.sum() for e in pooled["ridge"]) / sum(e.size for e in pooled["ridge"]))
+        runs.append(
+            {
+                "blocks": blocks_out,
+                "pooled": {"average": round(average, 4), "ridge": round(ridge, 4)},
+                "average_vs_ridge": round(average / ridge - 1, 4),
+            }
+        )
+        print(f"{name} blocked seed {seed}: {runs[-1]}", flush=True)
+    return {
+        "what": (
+            f"blocked cross-validation over the part before the test part: {blocks} stretches tile its last two "
+            "thirds, each backtested by a model trained on the steps before it and those from a horizon after it"
+        ),
+        "blocks": blocks,
+        "average_vs_ridge_mean": round(statistics.mean(r["average_vs_ridge"] for r in runs), 4),
+        "average_vs_ridge_by_seed": [r["average_vs_ridge"] for r in runs],
         "runs": runs,
         "train": workload["train"],
         "decoders": workload["decoders"],
@@ -449,6 +573,14 @@ def main() -> None:
         "FOLD 2 cuts the test part off twice, so the origins roll over the stretch before that (NAME@fold=2)",
     )
     parser.add_argument(
+        "--blocked",
+        type=int,
+        default=0,
+        metavar="K",
+        help="blocked cross-validation over the part before the test part instead (forecast-development.json, "
+        "NAME@blocked=K): K stretches, each backtested by a model trained on the steps before and after it",
+    )
+    parser.add_argument(
         "--lr",
         type=float,
         help="with --development: this learning rate for every workload instead of its own, written as NAME@lr=LR",
@@ -462,8 +594,10 @@ def main() -> None:
     decoders = tuple(args.decoders.split(",")) if args.decoders else ()
     if not set(decoders) <= {"direct", "autoregressive"}:
         parser.error(f"--decoders takes direct and/or autoregressive, got {args.decoders}")
-    if args.lr is not None and not args.development:
+    if args.lr is not None and not (args.development or args.blocked):
         parser.error("--lr is for development backtests (a workload's own rate is chosen on them)")
+    if args.blocked and (args.development or args.blocked < 2):
+        parser.error("--blocked takes at least 2 stretches, and replaces --development")
     # with 2 threads, any other process on a 2-core machine stalls each small op's thread barrier (measured:
     # 320 against 9.8 ms a step for the Darts workload's LSTM beside a niced compile job)
     torch.set_num_threads(args.threads)
@@ -483,14 +617,17 @@ def main() -> None:
             )
         if decoders:
             name, workload = f"{name}@decoders={'+'.join(decoders)}", {**workload, "decoders": decoders}
-        if args.development:
+        if args.blocked:
+            name += f"@blocked={args.blocked}"
+            result = blocked_workload(name, workload, seeds, epochs, args.blocked)
+        elif args.development:
             name += f"@fold={args.development}" if args.development > 1 else ""
             result = development_workload(name, workload, seeds, epochs, args.development)
         else:
             result = backtest_workload(name, workload, seeds, epochs)
         results[name] = {"machine": machine, **result}
-    stem = "forecast-development" if args.development else "forecast"
-    if "throughput" in only and not args.development:
+    stem = "forecast-development" if args.development or args.blocked else "forecast"
+    if "throughput" in only and stem == "forecast":
         results["darts_rnnmodel_workload"] = {
             "machine": machine,
             # an even number of repeats: each side goes first equally often (the first of a pair measured up to

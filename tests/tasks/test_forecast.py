@@ -418,6 +418,21 @@ def test_backtest_baselines_on_a_ramp_match_hand_values(tmp_path):
         assert (np.abs(arrays["truth"] - points) / arrays["scale"]).mean() == pytest.approx(methods[name]["mase"])
 
 
+def test_a_series_trained_on_to_its_end_is_not_scored(tmp_path):
+    # blocked cross-validation trains on a stretch after the held-out one, as a series with no test part
+    times = pd.date_range("2022-01-01", periods=60, freq="D")
+    frames = [
+        pd.DataFrame({"part": name, "date": times, "y": base + np.sin(np.arange(60) * 2 * np.pi / 7)})
+        for name, base in (("before", 10.0), ("after", 20.0))
+    ]
+    data = series_from_frame(pd.concat(frames), SeriesSpec("date", ("y",), id_col="part"))
+    options = ForecastOptions(horizon=3, context_length=7)
+    train_forecaster(data, data.spec, options, TINY, FAST, tmp_path, ends={"before": 45, "after": 60})
+    result = score(load(tmp_path), data, BacktestOptions())
+    assert result["origins"] == 5 and result["n"] == 15  # 45, 48, ... 57 of "before" only
+    assert np.isfinite(result["methods"]["rnnkit"]["mase"])
+
+
 def test_one_global_model_forecasts_every_series_of_a_long_file(tmp_path):
     times = pd.date_range("2022-01-01", periods=60, freq="D")
     frames = [

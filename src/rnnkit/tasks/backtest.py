@@ -114,6 +114,8 @@ def score(model, series_set: SeriesSet, options: BacktestOptions, *, with_foreca
     row = 0
     for index, series in enumerate(series_set.series):
         end, chosen = ends[series.id], origins(series)
+        if len(chosen) == 0:  # a series whose test part holds no whole horizon: trained on, not scored
+            continue
         rows = slice(row, row + len(chosen))
         for target in range(config.num_targets):
             y = series.target[:, target].astype(np.float64)
