@@ -107,8 +107,10 @@ WORKLOADS = {
             "development backtest (forecast-development.json, 3 seeds): the candidates' average MASE 0.698-0.714 "
             "against 0.733-0.738 for the candidate validation picks (ridge 0.728)"
         ),
-        # the trainer's settings beyond TrainConfig's defaults (learning rate 2e-3)
+        # the trainer's settings beyond TrainConfig's defaults (learning rate 2e-3), and ForecastOptions' beyond
+        # its defaults
         "train": {"learning_rate": 1e-3},
+        "options": {},
         "train_chosen_by": (
             "development backtest (forecast-development.json, 3 seeds, the candidates' average): learning rate 1e-3 "
             "0.6924 against 2e-3 0.7046 and 5e-4 0.6982. The second development fold, run after the test run, "
@@ -131,6 +133,7 @@ WORKLOADS = {
             "against 0.5275-0.528 for the candidate validation picks (ridge 0.555)"
         ),
         "train": {},
+        "options": {},
         "train_chosen_by": (
             "development backtest (3 seeds, the candidates' average): learning rate 2e-3 0.5205 against 1e-3 0.5210"
         ),
@@ -176,7 +179,7 @@ def backtest_candidate(
         data = before_test(data, workload["backtest"].test_fraction)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        options = ForecastOptions(horizon=workload["horizon"], lookbacks=lookbacks)
+        options = ForecastOptions(horizon=workload["horizon"], lookbacks=lookbacks, **workload["options"])
         settings = {**workload["model"], "decoder": decoder}
         result = run_backtest(data, spec, options, settings, config, out, workload["backtest"])
         result["seconds"] = round(time.perf_counter() - start, 1)
@@ -304,7 +307,9 @@ def blocked_workload(name: str, workload: dict, seeds: int, epochs: int, blocks:
             data = before_test(load_series(workload["data"], spec), workload["backtest"].test_fraction)
             # the context a backtest on all of the development data would get (the folds' parts are shorter)
             context = default_context(season_length(data.freq), horizon, min(len(s) for s in data.series))
-            options = ForecastOptions(horizon=horizon, context_length=context, lookbacks=lookbacks)
+            options = ForecastOptions(
+                horizon=horizon, context_length=context, lookbacks=lookbacks, **workload["options"]
+            )
             longest = max(lookback_steps(lookbacks, context), default=context)
             settings = {**workload["model"], "decoder": decoder}
             for k, (fold, ends) in enumerate(blocked_folds(data, blocks, horizon, longest)):
@@ -586,6 +591,17 @@ def main() -> None:
         help="with --development: this learning rate for every workload instead of its own, written as NAME@lr=LR",
     )
     parser.add_argument(
+        "--epochs",
+        type=int,
+        help="with --development or --blocked: this many epochs instead of 30, written as NAME@epochs=N",
+    )
+    parser.add_argument(
+        "--valid-stretches",
+        type=int,
+        help="with --development or --blocked: validation as this many stretches spread over the training steps "
+        "(ForecastOptions.valid_stretches), written as NAME@valid_stretches=N",
+    )
+    parser.add_argument(
         "--decoders",
         help="comma-separated decoders whose candidates every workload tries instead of its own (direct, "
         "autoregressive), written as NAME@decoders=A+B",
@@ -596,6 +612,8 @@ def main() -> None:
         parser.error(f"--decoders takes direct and/or autoregressive, got {args.decoders}")
     if args.lr is not None and not (args.development or args.blocked):
         parser.error("--lr is for development backtests (a workload's own rate is chosen on them)")
+    if (args.epochs is not None or args.valid_stretches is not None) and not (args.development or args.blocked):
+        parser.error("--epochs and --valid-stretches are for development backtests")
     if args.blocked and (args.development or args.blocked < 2):
         parser.error("--blocked takes at least 2 stretches, and replaces --development")
     # with 2 threads, any other process on a 2-core machine stalls each small op's thread barrier (measured:
@@ -609,12 +627,17 @@ def main() -> None:
     for name, workload in WORKLOADS.items():
         if name not in only:
             continue
-        seeds, epochs = (1, 2) if args.quick else (args.seeds, 30)
+        seeds, epochs = (1, 2) if args.quick else (args.seeds, args.epochs or 30)
         if args.lr is not None:
             name, workload = (
                 f"{name}@lr={args.lr:g}",
                 {**workload, "train": {**workload["train"], "learning_rate": args.lr}},
             )
+        if args.epochs is not None:
+            name += f"@epochs={args.epochs}"
+        if args.valid_stretches is not None:
+            name += f"@valid_stretches={args.valid_stretches}"
+            workload = {**workload, "options": {**workload["options"], "valid_stretches": args.valid_stretches}}
         if decoders:
             name, workload = f"{name}@decoders={'+'.join(decoders)}", {**workload, "decoders": decoders}
         if args.blocked:

@@ -23,7 +23,10 @@ from rnnkit.tasks.forecast_training import (
     prepare,
     season_length,
     train_forecaster,
+    training_origins,
+    validation_origins,
     validation_steps,
+    validation_stretches,
 )
 from rnnkit.train import TrainConfig
 
@@ -313,6 +316,30 @@ def test_validation_sees_a_highway_fitted_before_it_and_the_saved_one_is_refitte
     # the head kept (the best step here was the untrained start: the band of the fit before validation)
     torch.testing.assert_close(saved.members[0].last.bias, before.members[0].last.bias)
     assert not torch.allclose(saved.members[0].last.bias, every.members[0].last.bias)
+
+
+def test_validation_stretches_spread_over_the_training_steps_and_no_training_target_falls_in_one():
+    one = ForecastOptions(horizon=3, valid_fraction=0.1)
+    assert validation_stretches(120, one) == [(108, 120)]
+    np.testing.assert_array_equal(training_origins(120, 10, one), origins_between(10, 105))
+    np.testing.assert_array_equal(validation_origins(120, 10, one), origins_between(108, 117))
+    spread = replace(one, valid_stretches=3)
+    stretches = validation_stretches(120, spread)
+    assert stretches == [(36, 40), (76, 80), (116, 120)]  # 12 validation steps, a stretch ending at each third
+    train, valid = training_origins(120, 10, spread), validation_origins(120, 10, spread)
+    held_out = {step for start, stop in stretches for step in range(start, stop)}
+    assert not {t + h for t in train for h in range(3)} & held_out  # inputs may be, targets never
+    assert {t + h for t in valid for h in range(3)} <= held_out
+    # a stretch costs the origins of its steps and the H - 1 before it; the last has no origins after it
+    assert len(train) == len(origins_between(10, 117)) - 2 * (4 + 2) - 4
+
+
+def test_spread_validation_trains_and_validates_on_every_stretch(tmp_path):
+    data, _ = sine_set(n=120)
+    options = ForecastOptions(horizon=3, context_length=10, valid_stretches=3)
+    summary = train_forecaster(data, data.spec, options, TINY, FAST, tmp_path)
+    assert summary["valid"]["windows"] == len(validation_origins(120, 10, options)) == 6
+    assert summary["train_windows"] == len(training_origins(120, 10, options))
 
 
 def test_each_member_reads_only_its_lookback():

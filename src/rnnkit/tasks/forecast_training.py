@@ -14,7 +14,8 @@ windows before that train.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import torch
 from pandas.tseries.frequencies import to_offset
 
 from rnnkit import checkpoint
-from rnnkit.data.series import DAY, SeriesSet, SeriesSpec, check_length, future_times, load_series, nominal_step
+from rnnkit.data.series import DAY, Series, SeriesSet, SeriesSpec, check_length, future_times, load_series, nominal_step
 from rnnkit.data.windows import Scaler, Windows, make_windows, origins_between
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import forecast_plot, training_curves
@@ -42,6 +43,9 @@ class ForecastOptions:
     season: int = 0  # 0: from the frequency (7 for daily steps, 24 for hourly, 52 weekly, 12 monthly)
     batch_size: int = 64
     valid_fraction: float = 0.1  # of the training steps, at their end, for validation (0: none)
+    # validation as that many stretches spread over the training steps, the last at their end (1: one stretch at
+    # the end); spread, it holds every season instead of the last one
+    valid_stretches: int = 1
     # multiples of the context, one per ensemble member in turn (ForecastConfig.lookbacks); the windows hold the
     # longest. Empty: every member reads the context
     lookbacks: tuple[float, ...] = ()
@@ -56,6 +60,8 @@ class ForecastOptions:
             raise RnnkitError("context length and season must be >= 0 (0: automatic) and batch size >= 1.")
         if not 0 <= self.valid_fraction < 0.5:
             raise RnnkitError(f"valid_fraction must be in [0, 0.5), got {self.valid_fraction}.")
+        if self.valid_stretches < 1:
+            raise RnnkitError(f"valid_stretches must be at least 1, got {self.valid_stretches}.")
 
 
 def season_length(freq: str) -> int:
@@ -87,6 +93,35 @@ def validation_steps(end: int, horizon: int, fraction: float) -> int:
     return 0 if fraction == 0 else max(horizon, math.ceil(fraction * end))
 
 
+def validation_stretches(end: int, options: ForecastOptions) -> list[tuple[int, int]]:
+    """The validation steps of a series trained on steps [0, end): ``[start, stop)`` of each of
+    ``options.valid_stretches`` stretches of a horizon or more, the k-th ending at (k + 1) / n of ``end``."""
+    total = validation_steps(end, options.horizon, options.valid_fraction)
+    if total == 0:
+        return []
+    n = options.valid_stretches
+    size = max(options.horizon, math.ceil(total / n))
+    return [(round((k + 1) * end / n) - size, round((k + 1) * end / n)) for k in range(n)]
+
+
+def training_origins(end: int, context: int, options: ForecastOptions) -> np.ndarray:
+    """Origins whose horizon lies in steps [0, end) and misses every validation stretch (a window may read a
+    validation step in its context: it is an input there, never a target)."""
+    origins = origins_between(context, end - options.horizon)
+    for start, stop in validation_stretches(end, options):
+        origins = origins[(origins + options.horizon <= start) | (origins >= stop)]
+    return origins
+
+
+def validation_origins(end: int, context: int, options: ForecastOptions) -> np.ndarray:
+    """Origins whose horizon lies in a validation stretch."""
+    parts = [
+        origins_between(max(context, start), stop - options.horizon)
+        for start, stop in validation_stretches(end, options)
+    ]
+    return np.concatenate(parts) if parts else np.zeros(0, np.int64)
+
+
 def prepare(
     series_set: SeriesSet, options: ForecastOptions, ends: dict[str, int], *, seed: int = 0
 ) -> tuple[int, int, tuple[int, ...], Scaler, Windows, Windows | None]:
@@ -111,22 +146,16 @@ def prepare(
         )
     scaler = Scaler.fit(series_set, ends)
 
-    def train_origins(series):
-        end = ends[series.id] - validation_steps(ends[series.id], options.horizon, options.valid_fraction)
-        return origins_between(context, end - options.horizon)
-
-    def valid_origins(series):
-        end = ends[series.id]
-        start = end - validation_steps(end, options.horizon, options.valid_fraction)
-        return origins_between(max(context, start), end - options.horizon)
-
     train = make_windows(
-        series_set, scaler, context, options.horizon, train_origins, batch_size=options.batch_size, shuffle=True,
-        seed=seed,
+        series_set, scaler, context, options.horizon, lambda s: training_origins(ends[s.id], context, options),
+        batch_size=options.batch_size, shuffle=True, seed=seed,
     )  # fmt: skip
     valid_windows = None
     if valid:
-        valid_windows = make_windows(series_set, scaler, context, options.horizon, valid_origins, batch_size=256)
+        valid_windows = make_windows(
+            series_set, scaler, context, options.horizon, lambda s: validation_origins(ends[s.id], context, options),
+            batch_size=256,
+        )  # fmt: skip
     return season, context, lookbacks, scaler, train, valid_windows
 
 
@@ -134,16 +163,15 @@ def fit_ridge_highway(
     model: ForecastModel,
     series_set: SeriesSet,
     scaler: Scaler,
-    horizon: int,
-    ends: dict[str, int],
+    origins: Callable[[Series], np.ndarray],
     *,
     start_head: bool = True,
 ) -> dict | None:
-    """Fit ``model``'s ridge highway on every window whose horizon ends by ``ends[id]`` (the penalties chosen by
-    cross-validation over the same windows where the config asks for it); returns those penalties, or None.
+    """Fit ``model``'s ridge highway on the windows at ``origins(series)`` (the penalties chosen by cross-validation
+    over the same windows where the config asks for it); returns those penalties, or None.
     ``start_head``: also start the head at the fit's error band (:meth:`ForecastModel.fit_linear`)."""
-    context = model.config.context_length
-    every = make_windows(series_set, scaler, context, horizon, lambda s: origins_between(context, ends[s.id] - horizon))
+    context, horizon = model.config.context_length, model.config.horizon
+    every = make_windows(series_set, scaler, context, horizon, origins)
     alphas = None
     if not model.config.linear_alpha:  # the penalty per output, by cross-validation over the same windows
         alphas = choose_alphas(model.config, every, torch.device("cpu"))
@@ -194,13 +222,7 @@ def train_forecaster(
         # the highway the network trains beside sees no validation step, so validation judges both out of
         # sample and weighs each checkpoint against the untrained start fairly; fitted on validation's steps too
         # it would be in sample there, and training would have to beat an in-sample fit to be kept
-        fit_ends = ends
-        if valid is not None:
-            fit_ends = {
-                s.id: ends[s.id] - validation_steps(ends[s.id], options.horizon, options.valid_fraction)
-                for s in series_set.series
-            }
-        alphas = fit_ridge_highway(model, series_set, scaler, options.horizon, fit_ends)
+        alphas = fit_ridge_highway(model, series_set, scaler, lambda s: training_origins(ends[s.id], context, options))
     trainer = Trainer(model, train_config, out, train, valid, run_config=run_config)
     summary = trainer.fit(resume=resume)
     if not trainer.is_main:  # under torchrun, rank 0 reports
@@ -214,7 +236,14 @@ def train_forecaster(
             # then the chosen model's highway is refitted on every training step, its head kept: a trending
             # series needs its latest steps in the fit (Mauna Loa CO2: without validation's 3.5 years, the
             # backtest's MASE went from 0.40 to 0.64-0.71)
-            alphas = fit_ridge_highway(chosen.cpu(), series_set, scaler, options.horizon, ends, start_head=False)
+            every = replace(options, valid_fraction=0.0)
+            alphas = fit_ridge_highway(
+                chosen.cpu(),
+                series_set,
+                scaler,
+                lambda s: training_origins(ends[s.id], context, every),
+                start_head=False,
+            )
             checkpoint.save_model(out, chosen, run_config)
     if alphas:  # the highway's penalty per lookback and output (horizon step, then target)
         summary["highway_alphas"] = {str(lookback): alpha.tolist() for lookback, alpha in sorted(alphas.items())}
