@@ -95,6 +95,7 @@ WORKLOADS = {
         "horizon": 7,
         "backtest": BacktestOptions(test_fraction=0.2, stride=7, ridge_lags=56),
         "model": ENSEMBLE,
+        "calendars": (True, False),
         "decoders": ("direct",),
         "decoders_chosen_by": (
             "development backtests (3 seeds, the candidates' average): the two autoregressive candidates beside the "
@@ -125,6 +126,7 @@ WORKLOADS = {
         "horizon": 52,
         "backtest": BacktestOptions(test_fraction=0.2, stride=52, ridge_lags=156),
         "model": ENSEMBLE,
+        "calendars": (True, False),
         "decoders": ("direct",),
         "decoders_chosen_by": "the autoregressive candidates were tried on seattle-weather only",
         "entry": "average",
@@ -148,8 +150,13 @@ def train_config(workload: dict, epochs: int, seed: int) -> TrainConfig:
 
 
 def workload_candidates(workload: dict) -> dict:
-    """The workload's candidates: those of :data:`CANDIDATES` with one of its ``decoders``."""
-    return {label: choice for label, choice in CANDIDATES.items() if choice[2] in workload["decoders"]}
+    """The workload's candidates: those of :data:`CANDIDATES` with one of its ``calendars`` (calendar features on,
+    off) and ``decoders``."""
+    return {
+        label: (calendar, lookbacks, decoder)
+        for label, (calendar, lookbacks, decoder) in CANDIDATES.items()
+        if calendar in workload["calendars"] and decoder in workload["decoders"]
+    }
 
 
 def comparable(by_candidate: dict) -> list[str]:
@@ -243,6 +250,8 @@ def development_workload(name: str, workload: dict, seeds: int, epochs: int, fol
         "average_mase_mean": round(statistics.mean(r["average"]["mase"] for r in runs), 4),
         "runs": runs,
         "train": workload["train"],
+        "calendars": workload["calendars"],
+        "options": workload["options"],
         "decoders": workload["decoders"],
         "seeds": seeds,
         "epochs": epochs,
@@ -363,6 +372,8 @@ def blocked_workload(name: str, workload: dict, seeds: int, epochs: int, blocks:
         "average_vs_ridge_by_seed": [r["average_vs_ridge"] for r in runs],
         "runs": runs,
         "train": workload["train"],
+        "calendars": workload["calendars"],
+        "options": workload["options"],
         "decoders": workload["decoders"],
         "seeds": seeds,
         "epochs": epochs,
@@ -468,6 +479,8 @@ def backtest_workload(name: str, workload: dict, seeds: int, epochs: int) -> dic
         "train_seconds_by_seed": [r["train"]["train_seconds"] for r in runs],
         "reference_mase": workload["reference_mase"],
         "train": workload["train"],
+        "calendars": workload["calendars"],
+        "options": workload["options"],
         "decoders": workload["decoders"],
         "train_chosen_by": workload["train_chosen_by"],
         "decoders_chosen_by": workload["decoders_chosen_by"],
@@ -602,6 +615,12 @@ def main() -> None:
         "(ForecastOptions.valid_stretches), written as NAME@valid_stretches=N",
     )
     parser.add_argument(
+        "--calendar",
+        choices=("on", "off"),
+        help="with --development or --blocked: only the candidates with calendar features on (or off), written as "
+        "NAME@calendar=on",
+    )
+    parser.add_argument(
         "--decoders",
         help="comma-separated decoders whose candidates every workload tries instead of its own (direct, "
         "autoregressive), written as NAME@decoders=A+B",
@@ -612,8 +631,9 @@ def main() -> None:
         parser.error(f"--decoders takes direct and/or autoregressive, got {args.decoders}")
     if args.lr is not None and not (args.development or args.blocked):
         parser.error("--lr is for development backtests (a workload's own rate is chosen on them)")
-    if (args.epochs is not None or args.valid_stretches is not None) and not (args.development or args.blocked):
-        parser.error("--epochs and --valid-stretches are for development backtests")
+    tuning = (args.epochs, args.valid_stretches, args.calendar)
+    if any(option is not None for option in tuning) and not (args.development or args.blocked):
+        parser.error("--epochs, --valid-stretches and --calendar are for development backtests")
     if args.blocked and (args.development or args.blocked < 2):
         parser.error("--blocked takes at least 2 stretches, and replaces --development")
     # with 2 threads, any other process on a 2-core machine stalls each small op's thread barrier (measured:
@@ -635,6 +655,9 @@ def main() -> None:
             )
         if args.epochs is not None:
             name += f"@epochs={args.epochs}"
+        if args.calendar is not None:
+            name += f"@calendar={args.calendar}"
+            workload = {**workload, "calendars": (args.calendar == "on",)}
         if args.valid_stretches is not None:
             name += f"@valid_stretches={args.valid_stretches}"
             workload = {**workload, "options": {**workload["options"], "valid_stretches": args.valid_stretches}}
