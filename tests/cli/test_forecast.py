@@ -64,10 +64,12 @@ def test_predict_writes_quantile_columns_and_a_plot(trained, weather, tmp_path):
 
 def test_backtest_prints_the_table_and_json(weather, tmp_path):
     args = ["forecast", "backtest", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(tmp_path), *TINY]
-    args += ["--ensemble", "2", "--lookbacks", "1,0.5"]
+    args += ["--ensemble", "2", "--lookbacks", "1,0.5", "--valid-stretches", "2"]
     result = runner.invoke(app, [*args, "--json"])
     assert result.exit_code == 0, result.output
-    model = json.loads((tmp_path / "config.json").read_text())["model"]
+    config = json.loads((tmp_path / "config.json").read_text())
+    model = config["model"]
+    assert config["data"]["valid_stretches"] == 2
     # the context of this short daily file is one week; half of it rounds to 4 steps
     assert model["ensemble"] == 2 and model["context_length"] == 7 and model["lookbacks"] == [7, 4]
     report = json.loads(result.stdout)
@@ -128,6 +130,14 @@ def test_bad_lookbacks_give_one_line_and_exit_2(weather, tmp_path, value, messag
     assert result.exit_code == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+def test_no_validation_stretch_gives_one_line_and_exit_2(weather, tmp_path):
+    args = ["forecast", "train", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(tmp_path), *TINY]
+    result = runner.invoke(app, [*args, "--valid-stretches", "0"])
+    assert result.exit_code == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "valid_stretches must be at least 1" in lines[0]
 
 
 def test_predict_needs_a_trained_run(weather, tmp_path):

@@ -58,6 +58,13 @@ Lookbacks = Annotated[
 ]
 BatchSize = Annotated[int, typer.Option(help="Windows per batch.")]
 ValidFraction = Annotated[float, typer.Option(help="Last part of the training steps used for validation.")]
+ValidStretches = Annotated[
+    int,
+    typer.Option(
+        help="Validation as this many stretches spread over the training steps, the last at their end "
+        "(1: one stretch at the end; more: validation holds every season)."
+    ),
+]
 
 
 def _columns(values: list[str] | None) -> tuple[str, ...]:
@@ -123,6 +130,7 @@ def train(
     lookbacks: Lookbacks = "",
     batch_size: BatchSize = ForecastOptions.batch_size,
     valid_fraction: ValidFraction = ForecastOptions.valid_fraction,
+    valid_stretches: ValidStretches = ForecastOptions.valid_stretches,
     *,
     training: o.Training,
 ) -> None:
@@ -137,7 +145,7 @@ def train(
     )  # fmt: skip
     options = ForecastOptions(
         horizon=horizon, context_length=context, season=season, batch_size=batch_size, valid_fraction=valid_fraction,
-        lookbacks=_numbers(lookbacks, "--lookbacks"),
+        valid_stretches=valid_stretches, lookbacks=_numbers(lookbacks, "--lookbacks"),
     )  # fmt: skip
     model_options = _model_options(
         cell=cell, layers=layers, hidden_size=hidden_size, dropout=dropout, decoder=decoder, likelihood=likelihood,
@@ -218,6 +226,7 @@ def backtest(
     lookbacks: Lookbacks = "",
     batch_size: BatchSize = ForecastOptions.batch_size,
     valid_fraction: ValidFraction = ForecastOptions.valid_fraction,
+    valid_stretches: ValidStretches = ForecastOptions.valid_stretches,
     *,
     training: o.Training,
 ) -> None:
@@ -233,7 +242,7 @@ def backtest(
     )  # fmt: skip
     options = ForecastOptions(
         horizon=horizon, context_length=context, season=season, batch_size=batch_size, valid_fraction=valid_fraction,
-        lookbacks=_numbers(lookbacks, "--lookbacks"),
+        valid_stretches=valid_stretches, lookbacks=_numbers(lookbacks, "--lookbacks"),
     )  # fmt: skip
     model_options = _model_options(
         cell=cell, layers=layers, hidden_size=hidden_size, dropout=dropout, decoder=decoder, likelihood=likelihood,

@@ -7,8 +7,9 @@ The CLI's ``rnnkit forecast train|predict`` call these; a notebook can too::
     table = predict("runs/w", "weather.csv")      # one row per series, step and target: quantile columns
 
 Training uses steps [0, end) of each series (all of them, or those before a backtest's first origin): the
-scaler is fitted there, the last ``valid_fraction`` of it validates (picks the best checkpoint) and the
-windows before that train.
+scaler is fitted there, the last ``valid_fraction`` of it validates (picks the best checkpoint; or that share
+spread over ``valid_stretches`` stretches, so that validation holds every season) and the windows whose horizon
+misses validation train.
 """
 
 from __future__ import annotations
