@@ -252,6 +252,7 @@ def development_workload(name: str, workload: dict, seeds: int, epochs: int, fol
         "train": workload["train"],
         "calendars": workload["calendars"],
         "options": workload["options"],
+        "model": workload["model"],
         "decoders": workload["decoders"],
         "seeds": seeds,
         "epochs": epochs,
@@ -374,6 +375,7 @@ def blocked_workload(name: str, workload: dict, seeds: int, epochs: int, blocks:
         "train": workload["train"],
         "calendars": workload["calendars"],
         "options": workload["options"],
+        "model": workload["model"],
         "decoders": workload["decoders"],
         "seeds": seeds,
         "epochs": epochs,
@@ -481,6 +483,7 @@ def backtest_workload(name: str, workload: dict, seeds: int, epochs: int) -> dic
         "train": workload["train"],
         "calendars": workload["calendars"],
         "options": workload["options"],
+        "model": workload["model"],
         "decoders": workload["decoders"],
         "train_chosen_by": workload["train_chosen_by"],
         "decoders_chosen_by": workload["decoders_chosen_by"],
@@ -621,6 +624,14 @@ def main() -> None:
         "NAME@calendar=on",
     )
     parser.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="with --development or --blocked: a ForecastConfig field over the workload's model settings (e.g. "
+        "num_layers=2; repeatable), written as NAME@FIELD=VALUE",
+    )
+    parser.add_argument(
         "--decoders",
         help="comma-separated decoders whose candidates every workload tries instead of its own (direct, "
         "autoregressive), written as NAME@decoders=A+B",
@@ -631,9 +642,19 @@ def main() -> None:
         parser.error(f"--decoders takes direct and/or autoregressive, got {args.decoders}")
     if args.lr is not None and not (args.development or args.blocked):
         parser.error("--lr is for development backtests (a workload's own rate is chosen on them)")
-    tuning = (args.epochs, args.valid_stretches, args.calendar)
+    tuning = (args.epochs, args.valid_stretches, args.calendar, args.model or None)
     if any(option is not None for option in tuning) and not (args.development or args.blocked):
-        parser.error("--epochs, --valid-stretches and --calendar are for development backtests")
+        parser.error("--epochs, --valid-stretches, --calendar and --model are for development backtests")
+    model_fields = {}
+    for setting in args.model:
+        field, _, value = setting.partition("=")
+        kind = type(getattr(ForecastConfig, field, None))
+        if kind not in (int, float, str, bool) or not value:
+            parser.error(f"--model takes FIELD=VALUE with a number or word field of ForecastConfig, got {setting!r}")
+        try:
+            model_fields[field] = kind(value) if kind is not bool else value.lower() in ("1", "true", "yes")
+        except ValueError:
+            parser.error(f"--model {field} takes a {kind.__name__}, got {value!r}")
     if args.blocked and (args.development or args.blocked < 2):
         parser.error("--blocked takes at least 2 stretches, and replaces --development")
     # with 2 threads, any other process on a 2-core machine stalls each small op's thread barrier (measured:
@@ -655,6 +676,9 @@ def main() -> None:
             )
         if args.epochs is not None:
             name += f"@epochs={args.epochs}"
+        for field, value in model_fields.items():
+            name += f"@{field}={value}"
+            workload = {**workload, "model": {**workload["model"], field: value}}
         if args.calendar is not None:
             name += f"@calendar={args.calendar}"
             workload = {**workload, "calendars": (args.calendar == "on",)}
