@@ -32,7 +32,11 @@ origins lie before it, and writes forecast-development.json: each candidate's fi
 validation picks and the average of all candidates. A change to the model is to be chosen on those figures,
 before it meets the test part. ``--development 2`` backtests the stretch before that one (a second opinion: on
 seattle a 1.7% gain on the first fold was a 1.3% loss on the second), and ``--lr R`` reruns a development
-backtest at another learning rate (each workload's ``train`` settings were chosen that way).
+backtest at another learning rate (each workload's ``train`` settings were chosen that way). ``--blocked K`` is
+blocked cross-validation over the development data instead: K stretches over every season, each backtested by a
+model trained on the steps before and after it (:func:`blocked_folds`), about three folds' worth of origins.
+``--epochs``, ``--valid-stretches``, ``--calendar`` and ``--model FIELD=VALUE`` change one setting for such a
+run; each run's key in the JSON names what it changed.
 """
 
 from __future__ import annotations
