@@ -223,6 +223,12 @@ def before_test(series_set, fraction: float):
     return replace(series_set, series=[cut(s) for s in series_set.series])
 
 
+def settings_record(workload: dict, seeds: int, epochs: int) -> dict:
+    """What a run's JSON says it ran with: the workload's settings beyond the defaults, seeds and epochs."""
+    keys = ("train", "calendars", "options", "model", "decoders")
+    return {**{key: workload[key] for key in keys}, "seeds": seeds, "epochs": epochs}
+
+
 def development_workload(name: str, workload: dict, seeds: int, epochs: int, fold: int = 1) -> dict:
     """The same backtest on the part before the test part: every candidate's figures there, the candidate that
     validation picks, and the average of all candidates. Figures for choosing a change to the model (such as a
@@ -253,13 +259,7 @@ def development_workload(name: str, workload: dict, seeds: int, epochs: int, fol
         "selected_mase_mean": round(statistics.mean(r["selected"]["mase"] for r in runs), 4),
         "average_mase_mean": round(statistics.mean(r["average"]["mase"] for r in runs), 4),
         "runs": runs,
-        "train": workload["train"],
-        "calendars": workload["calendars"],
-        "options": workload["options"],
-        "model": workload["model"],
-        "decoders": workload["decoders"],
-        "seeds": seeds,
-        "epochs": epochs,
+        **settings_record(workload, seeds, epochs),
     }
 
 
@@ -376,13 +376,7 @@ def blocked_workload(name: str, workload: dict, seeds: int, epochs: int, blocks:
         "average_vs_ridge_mean": round(statistics.mean(r["average_vs_ridge"] for r in runs), 4),
         "average_vs_ridge_by_seed": [r["average_vs_ridge"] for r in runs],
         "runs": runs,
-        "train": workload["train"],
-        "calendars": workload["calendars"],
-        "options": workload["options"],
-        "model": workload["model"],
-        "decoders": workload["decoders"],
-        "seeds": seeds,
-        "epochs": epochs,
+        **settings_record(workload, seeds, epochs),
     }
 
 
@@ -484,15 +478,9 @@ def backtest_workload(name: str, workload: dict, seeds: int, epochs: int) -> dic
         },
         "train_seconds_by_seed": [r["train"]["train_seconds"] for r in runs],
         "reference_mase": workload["reference_mase"],
-        "train": workload["train"],
-        "calendars": workload["calendars"],
-        "options": workload["options"],
-        "model": workload["model"],
-        "decoders": workload["decoders"],
         "train_chosen_by": workload["train_chosen_by"],
         "decoders_chosen_by": workload["decoders_chosen_by"],
-        "seeds": seeds,
-        "epochs": epochs,
+        **settings_record(workload, seeds, epochs),
     }
 
 
