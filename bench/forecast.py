@@ -206,21 +206,23 @@ def backtest_candidate(
     return result
 
 
+def cut(series, start: int, stop: int, suffix: str = ""):
+    """Steps [start, stop) of ``series``, its id extended by ``suffix``."""
+    steps = slice(start, stop)
+    return replace(
+        series,
+        id=series.id + suffix,
+        times=series.times[steps],
+        target=series.target[steps],
+        past=series.past[steps],
+        future=series.future[steps],
+    )
+
+
 def before_test(series_set, fraction: float):
     """The series without their test part (the last ``fraction`` of each): the data of a development backtest,
     whose own last ``fraction`` then lies wholly before the test part."""
-
-    def cut(series):
-        end = int(len(series) * (1 - fraction))
-        return replace(
-            series,
-            times=series.times[:end],
-            target=series.target[:end],
-            past=series.past[:end],
-            future=series.future[:end],
-        )
-
-    return replace(series_set, series=[cut(s) for s in series_set.series])
+    return replace(series_set, series=[cut(s, 0, int(len(s) * (1 - fraction))) for s in series_set.series])
 
 
 def settings_record(workload: dict, seeds: int, epochs: int) -> dict:
@@ -269,19 +271,6 @@ def development_workload(name: str, workload: dict, seeds: int, epochs: int, fol
 BLOCKED_SHARE = 2 / 3
 
 
-def cut(series, start: int, stop: int, suffix: str = ""):
-    """Steps [start, stop) of ``series``, its id extended by ``suffix``."""
-    steps = slice(start, stop)
-    return replace(
-        series,
-        id=series.id + suffix,
-        times=series.times[steps],
-        target=series.target[steps],
-        past=series.past[steps],
-        future=series.future[steps],
-    )
-
-
 def blocked_folds(series_set, blocks: int, horizon: int, longest_context: int) -> list[tuple[object, dict]]:
     """Blocked cross-validation (Bergmeir, Hyndman & Koo 2018) over ``series_set``, the series without their
     test part: ``blocks`` stretches tile each series' last two thirds, and fold k backtests stretch k.
@@ -289,8 +278,8 @@ def blocked_folds(series_set, blocks: int, horizon: int, longest_context: int) -
     Fold k holds, per series, the steps before the stretch's end (its training steps end where the stretch
     starts, so the origins roll over it as in a backtest) and, as a second series ``ID/after``, the steps
     from one horizon after the stretch to the end (trained on, never scored). The gap of a horizon keeps every
-    training window's steps off the stretch and its last forecasts. Each fold is ``(series set, ends)``; a
-    stretch after the last one too short for two windows' worth of steps is left out of that fold."""
+    training window's steps off the stretch and its last forecasts. Each fold is ``(series set, ends)``; an
+    ``ID/after`` part shorter than two windows is left out (the last stretch has none)."""
     folds = []
     for k in range(blocks):
         parts, ends = [], {}
@@ -338,27 +327,28 @@ def blocked_workload(name: str, workload: dict, seeds: int, epochs: int, blocks:
                     str(fold.series[0].times[-1].date()),
                 ]
                 by_block[k][label] = result
-        blocks_out, pooled = [], {"average": [], "ridge": []}
+        blocks_out, sizes = [], []
         for results in by_block:
             averaged, _ = candidates_average(results, workload)
-            arrays = next(iter(results.values()))["arrays"]
-            median = sum(r["arrays"]["quantiles"] for r in results.values()) / len(results)
-            median = median[..., arrays["levels"].index(0.5)]
-            pooled["average"].append(abs(arrays["truth"] - median) / arrays["scale"])
-            pooled["ridge"].append(abs(arrays["truth"] - arrays["baselines"]["ridge"]) / arrays["scale"])
             first = next(iter(results.values()))
+            sizes.append(first["n"])
             blocks_out.append(
                 {
                     "stretch": first["stretch"],
                     "origins": first["origins"],
                     "candidates": {label: round(r["methods"]["rnnkit"]["mase"], 4) for label, r in results.items()},
-                    "average": round(averaged["mase"], 4),
+                    "average": averaged["mase"],
                     "coverage": round(averaged["coverage"], 4),
-                    "ridge": round(first["methods"]["ridge"]["mase"], 4),
+                    "ridge": first["methods"]["ridge"]["mase"],
                 }
             )
-        average = float(sum(e.sum() for e in pooled["average"]) / sum(e.size for e in pooled["average"]))
-        ridge = float(sum(e.sum() for e in pooled["ridge"]) / sum(e.size for e in pooled["ridge"]))
+        # a stretch's MASE is the mean of its n scaled errors, so the pooled MASE weighs the stretches by n
+        average, ridge = (
+            sum(block[method] * n for block, n in zip(blocks_out, sizes, strict=True)) / sum(sizes)
+            for method in ("average", "ridge")
+        )
+        for block in blocks_out:
+            block["average"], block["ridge"] = round(block["average"], 4), round(block["ridge"], 4)
         runs.append(
             {
                 "blocks": blocks_out,
