@@ -62,6 +62,20 @@ def test_predict_writes_quantile_columns_and_a_plot(trained, weather, tmp_path):
     assert plot.stat().st_size > 1000
 
 
+def test_a_run_without_calendar_features_reports_and_predicts(weather, tmp_path):
+    """The run config keeps the calendar features' names, not the switch: predict and the report read the file
+    with none, as training did (they once added them back and fed the network inputs it was not built for)."""
+    out = tmp_path / "run"
+    args = ["forecast", "train", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(out), "--no-calendar"]
+    result = runner.invoke(app, [*args, *TINY])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "config.json").read_text())["model"]["num_future"] == 0
+    assert (out / "report.html").stat().st_size > 1000
+    result = runner.invoke(app, ["forecast", "predict", str(out), "--csv", str(weather), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n"] == 5
+
+
 def test_backtest_prints_the_table_and_json(weather, tmp_path):
     args = ["forecast", "backtest", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(tmp_path), *TINY]
     args += ["--ensemble", "2", "--lookbacks", "1,0.5", "--valid-stretches", "2"]

@@ -165,6 +165,20 @@ def load_series(path: Path | str, spec: SeriesSpec, *, freq: str | None = None) 
     return series_from_frame(read_table(path), spec, source=str(path), freq=freq)
 
 
+def load_series_as_trained(path: Path | str, saved: dict) -> SeriesSet:
+    """Read ``path`` as a trained model's training file was read: ``saved`` is its run config's ``series``
+    (the spec's fields, the grid's frequency and the calendar features' names)."""
+    fields = {k: v for k, v in saved.items() if k not in ("freq", "calendar")}
+    # the run config keeps the calendar features' names where the spec has its on/off switch
+    spec = SeriesSpec(**fields, calendar=bool(saved["calendar"]))
+    series_set = load_series(path, spec, freq=saved["freq"])
+    if list(series_set.calendar) != list(saved["calendar"]):  # a guard: the same grid gives the same features
+        raise RnnkitError(
+            f"the model was trained with calendar features {saved['calendar']}, {path} gives {series_set.calendar}."
+        )
+    return series_set
+
+
 def series_from_frame(
     frame: pd.DataFrame, spec: SeriesSpec, *, source: str = "the data", freq: str | None = None
 ) -> SeriesSet:

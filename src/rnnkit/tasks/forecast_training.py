@@ -25,7 +25,17 @@ import torch
 from pandas.tseries.frequencies import to_offset
 
 from rnnkit import checkpoint
-from rnnkit.data.series import DAY, Series, SeriesSet, SeriesSpec, check_length, future_times, load_series, nominal_step
+from rnnkit.data.series import (
+    DAY,
+    Series,
+    SeriesSet,
+    SeriesSpec,
+    check_length,
+    future_times,
+    load_series,
+    load_series_as_trained,
+    nominal_step,
+)
 from rnnkit.data.windows import Scaler, Windows, make_windows, origins_between
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import forecast_plot, training_curves
@@ -253,11 +263,6 @@ def train_forecaster(
     return summary
 
 
-def spec_from_config(run_config: dict) -> SeriesSpec:
-    fields = {k: v for k, v in run_config["series"].items() if k not in ("freq", "calendar")}
-    return SeriesSpec(**fields)
-
-
 def forecast_windows(
     model: ForecastModel, windows: Windows, scalers: list[tuple[np.ndarray, np.ndarray]]
 ) -> np.ndarray:
@@ -283,8 +288,8 @@ def predict(
         check_path(plot)
     model = load(directory, task="forecast")
     run_config = model.run_config
-    spec = spec_from_config(run_config)
-    series_set = load_series(data, spec, freq=run_config["series"]["freq"])
+    series_set = load_series_as_trained(data, run_config["series"])
+    spec = series_set.spec
     config = model.config
     check_length(series_set, config.context_length, f"the model reads a context of {config.context_length} steps")
     scaler = Scaler.from_config(run_config["scaler"])

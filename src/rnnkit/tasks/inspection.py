@@ -160,15 +160,14 @@ def _classifier(model, *, text: str | None = None, **_) -> Inspection:
 
 
 def _forecaster(model, *, csv: Path | str | None = None, **_) -> Inspection:
-    from rnnkit.data.series import load_series
+    from rnnkit.data.series import load_series_as_trained
     from rnnkit.data.windows import Scaler, make_windows
-    from rnnkit.tasks.forecast_training import spec_from_config
 
     if csv is None:
         raise RnnkitError("a forecaster reads a series: give the CSV file with --csv.")
     run_config, config = model.run_config, model.config
-    spec = spec_from_config(run_config)
-    series_set = load_series(csv, spec, freq=run_config["series"]["freq"])
+    series_set = load_series_as_trained(csv, run_config["series"])
+    spec = series_set.spec
     series = series_set.series[0]
     if len(series) < config.context_length:
         raise RnnkitError(f"the model reads a context of {config.context_length} steps; {csv} has {len(series)}.")
