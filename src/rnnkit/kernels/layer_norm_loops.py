@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnkit.kernels.loops import _back_into, _mask_rows, _previous_rows, _split_grad, _steps, _zoneout
+from rnnkit.kernels.packed_steps import back_into, mask_rows, previous_rows, split_grad, steps, zoneout
 
 
 def _normalise(v: Tensor, eps: float) -> tuple[Tensor, Tensor]:
@@ -59,7 +59,7 @@ def layer_norm_lstm_forward(
     a_hat, c_hat = xp.new_empty(num_rows, 4 * hidden_size), xp.new_empty(num_rows, hidden_size)
     rstd = xp.new_empty(num_rows, 2)
     h, c = h0.clone(), c0.clone()
-    for _, row, bs in _steps(batch_sizes):
+    for _, row, bs in steps(batch_sizes):
         rows = slice(row, row + bs)
         h_in = h[:bs] if rmask is None else h[:bs] * rmask[:bs]
         a_hat[rows], rstd[rows, :1] = _normalise(h_in @ w_hh.t(), eps_hh)
@@ -69,8 +69,8 @@ def layer_norm_lstm_forward(
         c_hat[rows], rstd[rows, 1:] = _normalise(c_new, eps_c)
         tanh_y = torch.tanh(_affine(c_hat[rows], gamma_c, beta_c))
         act[rows] = torch.cat([i, f, g, o, tanh_y], dim=-1)
-        h[:bs] = _zoneout(_mask_rows(zmask_h, row, bs), h[:bs], o * tanh_y)
-        c[:bs] = _zoneout(_mask_rows(zmask_c, row, bs), c[:bs], c_new)
+        h[:bs] = zoneout(mask_rows(zmask_h, row, bs), h[:bs], o * tanh_y)
+        c[:bs] = zoneout(mask_rows(zmask_c, row, bs), c[:bs], c_new)
         out[rows], cs[rows] = h[:bs], c[:bs]
     return out, h, c, act, cs, a_hat, c_hat, rstd
 
@@ -96,13 +96,13 @@ def layer_norm_lstm_backward(
     dxp, da = torch.empty_like(a_hat), torch.empty_like(a_hat)
     dy = torch.empty_like(c_hat)
     dh, dc = grad_hn.clone(), grad_cn.clone()
-    previous = _previous_rows(batch_sizes)
-    for t, row, bs in reversed(list(_steps(batch_sizes))):
+    previous = previous_rows(batch_sizes)
+    for t, row, bs in reversed(list(steps(batch_sizes))):
         rows = slice(row, row + bs)
         c_prev = c0[:bs] if t == 0 else cs[previous[t] : previous[t] + bs]
         i, f, g, o, tanh_y = act[rows].chunk(5, dim=-1)
-        d_h_new, d_h_kept = _split_grad(_mask_rows(zmask_h, row, bs), dh[:bs] + grad_out[rows])
-        d_c_state, d_c_kept = _split_grad(_mask_rows(zmask_c, row, bs), dc[:bs])
+        d_h_new, d_h_kept = split_grad(mask_rows(zmask_h, row, bs), dh[:bs] + grad_out[rows])
+        d_c_state, d_c_kept = split_grad(mask_rows(zmask_c, row, bs), dc[:bs])
         dy[rows] = d_h_new * o * (1 - tanh_y * tanh_y)
         d_c_new = d_c_state + _normalise_backward(dy[rows] * gamma_c, c_hat[rows], rstd[rows, 1:])
         dxp[rows] = torch.cat(
@@ -116,5 +116,5 @@ def layer_norm_lstm_backward(
         )
         da[rows] = _normalise_backward(dxp[rows] * gamma_hh, a_hat[rows], rstd[rows, :1])
         dc[:bs] = d_c_kept + d_c_new * f
-        dh[:bs] = _back_into(d_h_kept, da[rows], rmask, w_hh)
+        dh[:bs] = back_into(d_h_kept, da[rows], rmask, w_hh)
     return dxp, da, dy, dh, dc

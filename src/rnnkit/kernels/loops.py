@@ -31,71 +31,34 @@ large product over all steps (see :mod:`rnnkit.kernels.recurrence`).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
-
-def _steps(batch_sizes: list[int]):
-    """``(t, first packed row of step t, active rows)`` for every step."""
-    row = 0
-    for t, bs in enumerate(batch_sizes):
-        yield t, row, bs
-        row += bs
-
-
-def _previous_rows(batch_sizes: list[int]) -> list[int]:
-    """First packed row of the step before each step (its first ``bs`` rows hold the previous states)."""
-    return [row - batch_sizes[t - 1] if t else 0 for t, row, _ in _steps(batch_sizes)]
-
-
-def _recurrent(h: Tensor, rmask: Tensor | None, w_hh: Tensor, b_hh: Tensor | None) -> Tensor:
-    bs = h.shape[0]
-    return F.linear(h if rmask is None else h * rmask[:bs], w_hh, b_hh)
-
-
-def _back_into(d_prev: Tensor, d_gh: Tensor, rmask: Tensor | None, w_hh: Tensor) -> Tensor:
-    """``d_prev + (d_gh @ W_hh) * m``: the gradient reaching ``h_{t-1}``."""
-    back = d_gh @ w_hh
-    return d_prev + (back if rmask is None else back * rmask[: d_gh.shape[0]])
-
-
-def _mask_rows(mask: Tensor | None, row: int, bs: int) -> Tensor | None:
-    return None if mask is None else mask[row : row + bs]
-
-
-def _zoneout(keep: Tensor | None, old: Tensor, new: Tensor) -> Tensor:
-    return new if keep is None else torch.where(keep != 0, old, new)
-
-
-def _split_grad(keep: Tensor | None, grad: Tensor) -> tuple[Tensor, Tensor | float]:
-    """``(gradient to the new value, gradient passed straight to the old one)`` under zoneout."""
-    if keep is None:
-        return grad, 0.0
-    kept = keep != 0
-    return grad.masked_fill(kept, 0), grad.masked_fill(~kept, 0)
+# the layer-norm LSTM loop has its own file; re-exported so both implementations offer the same names
+from rnnkit.kernels.layer_norm_loops import layer_norm_lstm_backward, layer_norm_lstm_forward
+from rnnkit.kernels.packed_steps import back_into, mask_rows, previous_rows, recurrent, split_grad, steps, zoneout
 
 
 def rnn_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask, relu):
     out = xp.new_empty(xp.shape[0], h0.shape[1])
     act = out if zmask is None else torch.empty_like(out)  # without zoneout each step's output is its activation
     h = h0.clone()
-    for _, row, bs in _steps(batch_sizes):
+    for _, row, bs in steps(batch_sizes):
         rows = slice(row, row + bs)
-        pre = xp[rows] + _recurrent(h[:bs], rmask, w_hh, b_hh)
+        pre = xp[rows] + recurrent(h[:bs], rmask, w_hh, b_hh)
         act[rows] = torch.relu(pre) if relu else torch.tanh(pre)
-        h[:bs] = _zoneout(_mask_rows(zmask, row, bs), h[:bs], act[rows])
+        h[:bs] = zoneout(mask_rows(zmask, row, bs), h[:bs], act[rows])
         out[rows] = h[:bs]
     return out, h, act
 
 
 def rnn_backward(grad_out, grad_hn, act, w_hh, batch_sizes, rmask, zmask, relu):
     dxp, dh = torch.empty_like(act), grad_hn.clone()
-    for _, row, bs in reversed(list(_steps(batch_sizes))):
+    for _, row, bs in reversed(list(steps(batch_sizes))):
         rows = slice(row, row + bs)
-        d_new, d_kept = _split_grad(_mask_rows(zmask, row, bs), dh[:bs] + grad_out[rows])
+        d_new, d_kept = split_grad(mask_rows(zmask, row, bs), dh[:bs] + grad_out[rows])
         v = act[rows]
         dxp[rows] = d_new * ((v > 0).to(v.dtype) if relu else 1 - v * v)
-        dh[:bs] = _back_into(d_kept, dxp[rows], rmask, w_hh)
+        dh[:bs] = back_into(d_kept, dxp[rows], rmask, w_hh)
     return dxp, dh
 
 
@@ -104,15 +67,15 @@ def gru_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask):
     out = xp.new_empty(xp.shape[0], hidden_size)
     act = xp.new_empty(xp.shape[0], 4 * hidden_size)  # r | z | n | gh_n
     h = h0.clone()
-    for _, row, bs in _steps(batch_sizes):
+    for _, row, bs in steps(batch_sizes):
         rows = slice(row, row + bs)
         x_r, x_z, x_n = xp[rows].chunk(3, dim=-1)
-        h_r, h_z, h_n = _recurrent(h[:bs], rmask, w_hh, b_hh).chunk(3, dim=-1)
+        h_r, h_z, h_n = recurrent(h[:bs], rmask, w_hh, b_hh).chunk(3, dim=-1)
         r = torch.sigmoid(x_r + h_r)
         z = torch.sigmoid(x_z + h_z)
         n = torch.tanh(x_n + r * h_n)
         act[rows] = torch.cat([r, z, n, h_n], dim=-1)
-        h[:bs] = _zoneout(_mask_rows(zmask, row, bs), h[:bs], (1 - z) * n + z * h[:bs])
+        h[:bs] = zoneout(mask_rows(zmask, row, bs), h[:bs], (1 - z) * n + z * h[:bs])
         out[rows] = h[:bs]
     return out, h, act
 
@@ -121,18 +84,18 @@ def gru_backward(grad_out, grad_hn, h0, out, act, w_hh, batch_sizes, rmask, zmas
     dxp = act.new_empty(act.shape[0], 3 * h0.shape[1])
     dgh = torch.empty_like(dxp)
     dh = grad_hn.clone()
-    previous = _previous_rows(batch_sizes)
-    for t, row, bs in reversed(list(_steps(batch_sizes))):
+    previous = previous_rows(batch_sizes)
+    for t, row, bs in reversed(list(steps(batch_sizes))):
         rows = slice(row, row + bs)
         h_prev = h0[:bs] if t == 0 else out[previous[t] : previous[t] + bs]
         r, z, n, gh_n = act[rows].chunk(4, dim=-1)
-        d_new, d_kept = _split_grad(_mask_rows(zmask, row, bs), dh[:bs] + grad_out[rows])
+        d_new, d_kept = split_grad(mask_rows(zmask, row, bs), dh[:bs] + grad_out[rows])
         d_n_pre = d_new * (1 - z) * (1 - n * n)
         d_z_pre = d_new * (h_prev - n) * z * (1 - z)
         d_r_pre = d_n_pre * gh_n * r * (1 - r)
         dxp[rows] = torch.cat([d_r_pre, d_z_pre, d_n_pre], dim=-1)
         dgh[rows] = torch.cat([d_r_pre, d_z_pre, d_n_pre * r], dim=-1)
-        dh[:bs] = _back_into(d_kept + d_new * z, dgh[rows], rmask, w_hh)
+        dh[:bs] = back_into(d_kept + d_new * z, dgh[rows], rmask, w_hh)
     return dxp, dgh, dh
 
 
@@ -143,16 +106,16 @@ def lstm_forward(xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h, zmask_c, x
     out, cs = xp.new_empty(xp.shape[0], hidden_size), xp.new_empty(xp.shape[0], hidden_size)
     act = xp.new_empty(xp.shape[0], 5 * hidden_size)  # i | f | g | o | tanh(c~)
     h, c = h0.clone(), c0.clone()
-    for _, row, bs in _steps(batch_sizes):
+    for _, row, bs in steps(batch_sizes):
         rows = slice(row, row + bs)
-        gates = xp[rows] + _recurrent(h[:bs], rmask, w_hh, b_hh)
+        gates = xp[rows] + recurrent(h[:bs], rmask, w_hh, b_hh)
         i, f, g, o = gates.chunk(4, dim=-1)
         i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
         c_new = f * c[:bs] + i * g
         tanh_c = torch.tanh(c_new)
         act[rows] = torch.cat([i, f, g, o, tanh_c], dim=-1)
-        h[:bs] = _zoneout(_mask_rows(zmask_h, row, bs), h[:bs], o * tanh_c)
-        c[:bs] = _zoneout(_mask_rows(zmask_c, row, bs), c[:bs], c_new)
+        h[:bs] = zoneout(mask_rows(zmask_h, row, bs), h[:bs], o * tanh_c)
+        c[:bs] = zoneout(mask_rows(zmask_c, row, bs), c[:bs], c_new)
         out[rows], cs[rows] = h[:bs], c[:bs]
     return out, h, c, act, cs
 
@@ -160,13 +123,13 @@ def lstm_forward(xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h, zmask_c, x
 def lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rmask, zmask_h, zmask_c, w_ih=None):
     dxp = act.new_empty(act.shape[0], 4 * c0.shape[1])
     dh, dc = grad_hn.clone(), grad_cn.clone()
-    previous = _previous_rows(batch_sizes)
-    for t, row, bs in reversed(list(_steps(batch_sizes))):
+    previous = previous_rows(batch_sizes)
+    for t, row, bs in reversed(list(steps(batch_sizes))):
         rows = slice(row, row + bs)
         c_prev = c0[:bs] if t == 0 else cs[previous[t] : previous[t] + bs]
         i, f, g, o, tanh_c = act[rows].chunk(5, dim=-1)
-        d_h_new, d_h_kept = _split_grad(_mask_rows(zmask_h, row, bs), dh[:bs] + grad_out[rows])
-        d_c_state, d_c_kept = _split_grad(_mask_rows(zmask_c, row, bs), dc[:bs])
+        d_h_new, d_h_kept = split_grad(mask_rows(zmask_h, row, bs), dh[:bs] + grad_out[rows])
+        d_c_state, d_c_kept = split_grad(mask_rows(zmask_c, row, bs), dc[:bs])
         d_c_new = d_c_state + d_h_new * o * (1 - tanh_c * tanh_c)
         dxp[rows] = torch.cat(
             [
@@ -178,7 +141,7 @@ def lstm_backward(grad_out, grad_hn, grad_cn, c0, cs, act, w_hh, batch_sizes, rm
             dim=-1,
         )
         dc[:bs] = d_c_kept + d_c_new * f
-        dh[:bs] = _back_into(d_h_kept, dxp[rows], rmask, w_hh)
+        dh[:bs] = back_into(d_h_kept, dxp[rows], rmask, w_hh)
     if w_ih is not None:  # the input gradient too (the native loop forms it step by step): here all rows at once
         return dxp, dh, dc, dxp @ w_ih
     return dxp, dh, dc
@@ -188,9 +151,6 @@ def column_dot(a: Tensor, b: Tensor) -> Tensor:
     """``(a * b).sum(0)`` for ``(T, F)`` tensors: the gradient of a layer norm's gain over all rows."""
     return (a * b).sum(0)
 
-
-# the layer-norm LSTM loop has its own file; re-exported so both implementations offer the same names
-from rnnkit.kernels.layer_norm_loops import layer_norm_lstm_backward, layer_norm_lstm_forward  # noqa: E402
 
 __all__ = [
     "column_dot",
