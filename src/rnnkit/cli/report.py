@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from rnnkit.cli import options as o
-from rnnkit.report import write_report
+from rnnkit.tasks.report import write_report
 
 
 def report(

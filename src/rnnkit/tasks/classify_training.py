@@ -35,7 +35,6 @@ from rnnkit.data.sentiment import (
 from rnnkit.data.text import Tokenizer, WordTokenizer, tokenizer_from_config
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import training_curves
-from rnnkit.report import sample_text, write_report
 from rnnkit.tasks import load
 from rnnkit.tasks.classify import (
     ClassifierConfig,
@@ -46,6 +45,7 @@ from rnnkit.tasks.classify import (
     fit_temperature,
 )
 from rnnkit.tasks.lm import LanguageModel
+from rnnkit.tasks.report import sample_text, write_report
 from rnnkit.text_plots import attribution_plot, confusion_plot
 from rnnkit.train import TrainConfig, Trainer, seed_everything
 from rnnkit.viz.figure import check_path

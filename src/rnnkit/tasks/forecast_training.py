@@ -39,10 +39,10 @@ from rnnkit.data.series import (
 from rnnkit.data.windows import Scaler, Windows, make_windows, origins_between
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import forecast_plot, training_curves
-from rnnkit.report import write_report
 from rnnkit.tasks import load
 from rnnkit.tasks.forecast import ForecastConfig, ForecastModel
 from rnnkit.tasks.forecast_highway import choose_alphas
+from rnnkit.tasks.report import write_report
 from rnnkit.train import TrainConfig, Trainer, seed_everything
 from rnnkit.viz.figure import check_path
 

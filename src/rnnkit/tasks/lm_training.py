@@ -24,10 +24,10 @@ from rnnkit.data.token_file import TokenFile, is_token_file
 from rnnkit.data.wikitext import wikitext2
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import training_curves
-from rnnkit.report import sample_text, write_report
 from rnnkit.tasks import load
 from rnnkit.tasks.dynamic_eval import dynamic_evaluate
 from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig, TokenStream
+from rnnkit.tasks.report import sample_text, write_report
 from rnnkit.train import TrainConfig, Trainer, seed_everything
 
 CORPORA = {"shakespeare": shakespeare, "wikitext2": wikitext2}

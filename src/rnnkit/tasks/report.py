@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rnnkit import checkpoint
 from rnnkit.plots import training_curves
+from rnnkit.tasks.inspection import draw_inspection, inspect_run
 
 REPORT_FILE = "report.html"
 INPUT_FILE = "inspect/input.json"
@@ -43,8 +44,6 @@ def write_report(directory: Path | str, *, text: str | None = None, csv: Path | 
     inputs = _sample_input(directory, text, csv)
     pictures, note = [], ""
     if inputs:
-        from rnnkit.tasks.inspection import draw_inspection, inspect_run
-
         inspection = inspect_run(directory, **inputs)
         files = draw_inspection(inspection, directory / "inspect")
         checkpoint.write_json(directory / INPUT_FILE, {k: str(v) for k, v in inputs.items()})

@@ -13,8 +13,8 @@ from PIL import Image
 
 from rnnkit import checkpoint
 from rnnkit.data.text import CharTokenizer
-from rnnkit.report import sample_text, write_report
 from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig
+from rnnkit.tasks.report import sample_text, write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 LOG = "epoch,step,train_loss,valid_loss\n1,10,2.1,2.0\n2,20,1.7,1.8\n3,30,1.5,1.7\n"
