@@ -119,6 +119,14 @@ def test_forecaster_quantiles_match_eager(tmp_path, decoder, num_past, num_futur
     assert_close(torch.from_numpy(quantiles), expected, **TOLERANCE)
 
 
+def test_an_input_the_graph_never_reads_is_not_reported(tmp_path):
+    """The exporter drops an unused input (an autoregressive forecaster without covariates reads only
+    ``target``); the reply must name what a server has to feed, no more."""
+    config = ForecastConfig(context_length=6, horizon=3, hidden_size=8, decoder="autoregressive")
+    onnx, result = session(tmp_path, "forecast", ForecastModel(config).eval())
+    assert list(result["inputs"]) == [i.name for i in onnx.get_inputs()] == ["target"]
+
+
 @pytest.mark.parametrize(("cell", "bidirectional"), [("gru", True), ("lstm", True), ("gru", False)])
 def test_speech_encoder_matches_eager_at_other_batch_and_lengths(tmp_path, cell, bidirectional):
     torch.manual_seed(0)

@@ -195,11 +195,22 @@ def export_onnx(directory: Path | str, out: Path | str | None = None, *, opset: 
 
     outputs = graph.module(*graph.inputs)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    written = _input_names(path, graph.input_names)
     return {
         "path": str(path),
         "task": model.run_config["task"],
         "format": "onnx",
         "opset": opset,
-        "inputs": {n: shape(n, t) for n, t in zip(graph.input_names, graph.inputs, strict=True)},
+        "inputs": {n: shape(n, t) for n, t in zip(graph.input_names, graph.inputs, strict=True) if n in written},
         "outputs": {n: shape(n, t) for n, t in zip(graph.output_names, outputs, strict=True)},
     }
+
+
+def _input_names(path: Path, names: tuple[str, ...]) -> set[str]:
+    """The inputs the file kept: the exporter drops one the graph never reads (an autoregressive forecaster
+    without past covariates has no use for ``past``), and a server must not be told to feed it."""
+    try:
+        import onnx
+    except ImportError:  # the exporter itself ran without it; report what was asked for
+        return set(names)
+    return {i.name for i in onnx.load(str(path), load_external_data=False).graph.input}

@@ -204,3 +204,73 @@ def test_train_resumes_where_it_stopped(weather, tmp_path):
     result = runner.invoke(app, [*base, *more])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["summary"]["epochs_completed"] == 3
+
+
+@pytest.fixture(scope="module")
+def promo(weather, tmp_path_factory):
+    """The weather with a known-future column: as a training file (none ahead) and with 5 rows ahead."""
+    frame = pd.read_csv(weather)
+    frame["promo"] = (np.arange(len(frame)) % 4 == 0).astype(float)
+    folder = tmp_path_factory.mktemp("promo")
+    frame.to_csv(folder / "train.csv", index=False)
+    dates = pd.date_range(pd.Timestamp(frame["date"].iloc[-1]), periods=6, freq="D")[1:].strftime("%Y-%m-%d")
+    ahead = pd.DataFrame({"date": dates, "promo": [1.0, 0.0, 0.0, 0.0, 1.0]})
+    pd.concat([frame, ahead], ignore_index=True).to_csv(folder / "ahead.csv", index=False)
+    return folder
+
+
+def test_a_run_with_known_future_covariates_reports_from_its_training_file(promo, tmp_path):
+    """A training file has no rows ahead of its last target: the report forecasts from where its future ends."""
+    out = tmp_path / "run"
+    args = ["forecast", "train", "--csv", str(promo / "train.csv"), *COLUMNS, "--future-covariates", "promo"]
+    result = runner.invoke(app, [*args, "--horizon", "5", "--out", str(out), *TINY, "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["task"] == "forecast" and (out / "report.html").stat().st_size > 1000
+    result = runner.invoke(app, ["forecast", "predict", str(out), "--csv", str(promo / "ahead.csv"), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["forecasts"][0]["date"].startswith("2021-05-31")
+
+
+def test_an_empty_known_future_cell_is_refused_not_filled(promo, tmp_path):
+    frame = pd.read_csv(promo / "ahead.csv")
+    frame.loc[len(frame) - 3, "promo"] = np.nan  # the third row ahead
+    holed = tmp_path / "holed.csv"
+    frame.to_csv(holed, index=False)
+    args = ["forecast", "train", "--csv", str(holed), *COLUMNS, "--future-covariates", "promo", "--fill"]
+    result = runner.invoke(app, [*args, "--horizon", "5", "--out", str(tmp_path / "run"), *TINY])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert "known-future row at 2021-06-02" in result.stderr and "leaves promo empty" in result.stderr
+
+
+def test_an_ensemble_over_lookbacks_is_inspected_one_member_at_a_time(weather, tmp_path):
+    out = tmp_path / "run"
+    args = ["forecast", "train", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--ensemble", "3", "--lookbacks", "1,0.5", *TINY])
+    assert result.exit_code == 0, result.output
+    result = runner.invoke(app, ["inspect", str(out), "--csv", str(weather), "--out", str(tmp_path / "i"), "--json"])
+    assert result.exit_code == 0, result.output
+    trace = json.loads(result.stdout)["trace"]
+    assert list(trace) == ["layer 0"]  # one layer of one member, not the members stacked as layers
+
+
+def test_a_file_at_another_frequency_is_refused_by_a_model_that_fills_gaps(weather, tmp_path):
+    out = tmp_path / "run"
+    args = ["forecast", "train", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(out), "--fill"]
+    assert runner.invoke(app, [*args, *TINY]).exit_code == 0
+    weekly = pd.read_csv(weather).iloc[::7]
+    weekly.to_csv(tmp_path / "weekly.csv", index=False)
+    result = runner.invoke(app, ["forecast", "predict", str(out), "--csv", str(tmp_path / "weekly.csv")])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "are not D apart, the frequency the model was trained on" in result.stderr
+
+
+def test_a_resumed_run_that_keeps_its_model_keeps_its_out_of_sample_validation(weather, tmp_path):
+    """The saved model's highway was refitted on validation's steps: measured again it would be in sample."""
+    base = ["forecast", "train", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(tmp_path)]
+    frozen = ["--hidden-size", "6", "--quiet", "--device", "cpu", "--lr", "1e-12"]  # no epoch beats the start
+    assert runner.invoke(app, [*base, *frozen, "--epochs", "1"]).exit_code == 0
+    first = json.loads((tmp_path / "metrics.json").read_text())
+    result = runner.invoke(app, [*base, *frozen, "--epochs", "2", "--resume"])
+    assert result.exit_code == 0, result.output
+    again = json.loads((tmp_path / "metrics.json").read_text())
+    assert again["best_step"] == first["best_step"] and again["valid"] == first["valid"]

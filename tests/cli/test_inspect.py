@@ -82,3 +82,20 @@ def test_inspect_a_trained_forecaster_on_its_series(tmp_path):
     assert report["input"][-1] == f"{frame['temp'].iloc[-1]:.3g}"
     wrong = runner.invoke(app, ["inspect", str(out), "--text", "hello"])
     assert wrong.exit_code == 2 and "a forecast run reads --csv" in wrong.stderr
+
+
+def test_the_report_remembers_a_series_it_can_find_again(tmp_path, monkeypatch):
+    """Trained from a relative path (or a built-in series' name), the report redraws from anywhere later."""
+    monkeypatch.chdir(tmp_path)
+    n = 90
+    dates = pd.date_range("2021-01-01", periods=n, freq="D").strftime("%Y-%m-%d")
+    pd.DataFrame({"date": dates, "temp": np.sin(np.arange(n))}).to_csv("weather.csv", index=False)
+    train = ["forecast", "train", "--csv", "weather.csv", "--time-col", "date", "--target", "temp", "--horizon", "3",
+             "--hidden-size", "4", "--epochs", "1", "--quiet", "--device", "cpu", "--out", "run"]  # fmt: skip
+    assert runner.invoke(app, train).exit_code == 0
+    remembered = json.loads((tmp_path / "run" / "inspect" / "input.json").read_text())["csv"]
+    assert remembered == str(tmp_path / "weather.csv")
+    monkeypatch.chdir(tmp_path / "run")
+    (tmp_path / "run" / "inspect" / "unfolded.png").unlink()
+    assert runner.invoke(app, ["report", "."]).exit_code == 0
+    assert (tmp_path / "run" / "inspect" / "unfolded.png").is_file()  # redrawn from the remembered series

@@ -58,3 +58,15 @@ def test_a_run_already_in_out_is_replaced_only_when_asked(tmp_path):
     assert len(trained) == 1 and (tmp_path / "config.json").read_text() == "{}"
     assert runner.invoke(app, ["--out", str(tmp_path), "--resume"]).exit_code == 0
     assert runner.invoke(app, ["--out", str(tmp_path), "--overwrite"]).exit_code == 0 and trained[-1].overwrite
+
+
+def test_json_output_is_strict_json_with_null_for_what_is_not_a_number(capsys):
+    """A metric of too few origins is NaN; bare NaN is no JSON (JavaScript's JSON.parse refuses it)."""
+    import json
+
+    import numpy as np
+
+    o.print_json({"mase": float("nan"), "p": np.float32("inf"), "n": np.int64(3), "ok": [1.5, np.float64(2.0)]})
+    out = capsys.readouterr().out
+    assert "NaN" not in out and "Infinity" not in out
+    assert json.loads(out) == {"mase": None, "p": None, "n": 3, "ok": [1.5, 2.0]}

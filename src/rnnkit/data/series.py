@@ -38,6 +38,8 @@ from rnnkit.errors import RnnkitError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DAY = pd.Timedelta(days=1)
+# a gap's remedy, true at training and at predict time alike (a trained model keeps its fill setting)
+FILL_HINT = "fill them in the file, or train with --fill to interpolate them (its model then fills its inputs too)."
 WEEK = pd.Timedelta(days=7)
 
 
@@ -201,7 +203,12 @@ def series_from_frame(
         groups = [("0", frame)]
     for key, group in groups:
         _check_order(group[spec.time_col], _label(key, spec), source)
-    offset = to_offset(freq) if freq else infer_frequency([g[spec.time_col] for _, g in groups], source)
+    if freq:
+        offset = to_offset(freq)
+        for key, group in groups:
+            _check_spacing(group[spec.time_col], offset, _label(key, spec), source)
+    else:
+        offset = infer_frequency([g[spec.time_col] for _, g in groups], source)
     step = nominal_step(offset)
     calendar = calendar_names(step) if spec.calendar else ()
     series = [_one_series(key, group, spec, offset, calendar, source) for key, group in groups]
@@ -250,7 +257,7 @@ def _numeric(column: pd.Series, name: str, times: pd.Series, source: str) -> pd.
         row = int(np.flatnonzero(infinite)[0])
         raise RnnkitError(
             f"column {name!r} of {source} holds an infinite value ({float(values.iloc[row])} at {times.iloc[row]}); "
-            "give finite numbers, or leave the cell empty and pass --fill."
+            "give finite numbers, or leave the cell empty and train with --fill."
         )
     return values.astype("float64")
 
@@ -270,6 +277,22 @@ def _check_order(times: pd.Series, label: str, source: str) -> None:
         raise RnnkitError(
             f"timestamps of {label} in {source} are not sorted ({times.iloc[i + 1]} comes after "
             f"{times.iloc[i]}); sort the file by time."
+        )
+
+
+def _check_spacing(times: pd.Series, offset: pd.DateOffset, label: str, source: str) -> None:
+    """Refuse a file at another frequency than a trained model's grid: with ``fill`` it would be interpolated
+    onto that grid instead of refused for its gaps. Most steps of a series on the grid are one step apart."""
+    times = pd.DatetimeIndex(times)
+    if len(times) < 3:
+        return
+    with warnings.catch_warnings():  # adding a non-fixed offset (months) to an index warns about performance
+        warnings.simplefilter("ignore")
+        one_step = times[1:].isin(times[:-1] + offset)
+    if one_step.mean() < 0.5:
+        raise RnnkitError(
+            f"the steps of {label} in {source} are not {offset.freqstr} apart, the frequency the model was trained "
+            "on; give the data at that frequency."
         )
 
 
@@ -351,7 +374,7 @@ def _one_series(
     label = _label(key, spec)
     frame = group.set_index(spec.time_col)[list(spec.value_columns)]
     frame.index = pd.DatetimeIndex(frame.index)
-    known_future = _known_future_rows(frame, spec)
+    known_future = _known_future_rows(frame, spec, label, source)
     observed, ahead = frame.iloc[: len(frame) - known_future], frame.iloc[len(frame) - known_future :]
     if len(observed) == 0:
         raise RnnkitError(f"{label} of {source} has no target values; give it some history.")
@@ -368,15 +391,14 @@ def _one_series(
     if len(missing) and not spec.fill:
         raise RnnkitError(
             f"{label} of {source} misses {len(missing)} time step(s) of its {offset.freqstr} grid (first at "
-            f"{missing[0]}); pass --fill to interpolate them, or fill them in the file."
+            f"{missing[0]}); {FILL_HINT}"
         )
     if empty.to_numpy().any() and not spec.fill:
         column = empty.any().idxmax()
         when = empty.index[empty[column].to_numpy()][0]
         count = int(empty[column].sum())
         raise RnnkitError(
-            f"column {column!r} of {label} in {source} has {count} empty value(s) (first at {when}); "
-            "pass --fill to interpolate them, or fill them in the file."
+            f"column {column!r} of {label} in {source} has {count} empty value(s) (first at {when}); " + FILL_HINT
         )
     if filled:
         # linear in time between neighbours; the ends take their nearest value (no look-ahead beyond the file)
@@ -405,17 +427,19 @@ def _one_series(
     )
 
 
-def _known_future_rows(frame: pd.DataFrame, spec: SeriesSpec) -> int:
-    """How many rows at the end have no target but every future covariate: the series' known future."""
+def _known_future_rows(frame: pd.DataFrame, spec: SeriesSpec, label: str, source: str) -> int:
+    """How many rows follow the last target: the series' known future, which must give every future covariate."""
     if not spec.future_covariates:
         return 0
-    no_target = frame[list(spec.targets)].isna().all(axis=1).to_numpy()
-    has_future = frame[list(spec.future_covariates)].notna().all(axis=1).to_numpy()
-    count = 0
-    for ahead in (no_target & has_future)[::-1]:
-        if not ahead:
-            break
-        count += 1
+    has_target = frame[list(spec.targets)].notna().any(axis=1).to_numpy()
+    count = len(frame) - (int(np.flatnonzero(has_target)[-1]) + 1 if has_target.any() else 0)
+    ahead = frame.iloc[len(frame) - count :][list(spec.future_covariates)]
+    empty = ahead.isna().any(axis=1).to_numpy()
+    if empty.any():  # neither observed (no target) nor known: filling it would invent targets up to it
+        raise RnnkitError(
+            f"the known-future row at {ahead.index[empty][0]} of {label} in {source} leaves "
+            f"{', '.join(spec.future_covariates)} empty; every row after the last target must give them all."
+        )
     return count
 
 

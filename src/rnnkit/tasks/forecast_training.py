@@ -235,13 +235,19 @@ def train_forecaster(
         # it would be in sample there, and training would have to beat an in-sample fit to be kept
         alphas = fit_ridge_highway(model, series_set, scaler, lambda s: training_origins(ends[s.id], context, options))
     trainer = Trainer(model, train_config, out, train, valid, run_config=run_config)
+    metrics_file = out / "metrics.json"
+    before = checkpoint.read_json(metrics_file) if resume and metrics_file.is_file() else {}
     summary = trainer.fit(resume=resume)
     if not trainer.is_main:  # under torchrun, rank 0 reports
         return summary
     summary.update(train_windows=train.num_windows, context_length=context, season=season)
     if valid is not None:
         chosen = load(out)
-        if summary["stopped_by"] != "interrupted":  # before the refit below, so out of sample
+        if "valid" in before and before.get("best_step") == summary.get("best_step"):
+            # resumed, and still the model the last run chose: its highway is refitted on validation's steps
+            # by now, so the figure measured before that refit stands
+            summary["valid"] = before["valid"]
+        elif summary["stopped_by"] != "interrupted":  # before the refit below, so out of sample
             summary["valid"] = chosen.to(trainer.device).evaluate(valid)
         if ridge:
             # then the chosen model's highway is refitted on every training step, its head kept: a trending
@@ -255,7 +261,7 @@ def train_forecaster(
     if alphas:  # the highway's penalty per lookback and output (horizon step, then target)
         summary["highway_alphas"] = {str(lookback): alpha.tolist() for lookback, alpha in sorted(alphas.items())}
     summary["parameters"] = sum(p.numel() for p in trainer.model.parameters())
-    checkpoint.write_json(out / "metrics.json", summary)
+    checkpoint.write_json(metrics_file, summary)
     if (out / "log.csv").exists():
         training_curves(out / "log.csv", out / "loss.png", title=f"{config.cell} forecaster, horizon {config.horizon}")
     if summary["stopped_by"] != "interrupted":

@@ -10,7 +10,7 @@ task model, whatever sits around its layers; a task only says how its input beco
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -168,18 +168,20 @@ def _forecaster(model, *, csv: Path | str | None = None, **_) -> Inspection:
     run_config, config = model.run_config, model.config
     series_set = load_series_as_trained(csv, run_config["series"])
     spec = series_set.spec
-    series = series_set.series[0]
-    if len(series) < config.context_length:
-        raise RnnkitError(f"the model reads a context of {config.context_length} steps; {csv} has {len(series)}.")
+    series = series_set.series[0]  # the first series, forecast from its end
+    # or from where the file's known future runs out: a training file gives none after its last target
+    origin = min(len(series), len(series.future) - config.horizon) if spec.future_covariates else len(series)
+    if origin < config.context_length:
+        raise RnnkitError(f"the model reads a context of {config.context_length} steps; {csv} has {origin}.")
     scaler = Scaler.from_config(run_config["scaler"])
-    windows = make_windows(
-        series_set, scaler, config.context_length, config.horizon, lambda s: np.asarray([len(s)]), batch_size=1
-    )
+    first = replace(series_set, series=[series])
+    windows = make_windows(first, scaler, config.context_length, config.horizon, lambda s: [origin], batch_size=1)
     batch = {k: v.to(model.levels.device) for k, v in next(iter(windows.batches(0))).items()}
-    quantiles, captured = trace_layers(model, lambda: model.forecast(batch))
+    # one member's layers: an ensemble's members are side by side, not stacked (and may read other lookbacks)
+    quantiles, captured = trace_layers(model.members[0], lambda: model.forecast(batch))
     rows = _rows(captured)
     steps = next(iter(rows.values()))["h"].shape[0]
-    context = series.target[-config.context_length :, 0]
+    context = series.target[origin - config.context_length : origin, 0]
     labels = [f"{v:.3g}" for v in context][-steps:]
     labels = [""] * (steps - len(labels)) + labels  # an autoregressive context pass reads one step less
     mean, std = scaler.moments(series, series_set)

@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from rnnkit import checkpoint
+from rnnkit.data.series_sources import resolve
 from rnnkit.plots import training_curves
 from rnnkit.tasks.inspection import draw_inspection, inspect_run
 
@@ -62,8 +63,8 @@ def write_report(directory: Path | str, *, text: str | None = None, csv: Path | 
 def _sample_input(directory: Path, text: str | None, csv: Path | str | None) -> dict:
     if text is not None:
         return {"text": text}
-    if csv is not None:
-        return {"csv": str(csv)}
+    if csv is not None:  # remembered whole: a built-in series' name or a relative path may not be found later
+        return {"csv": str(resolve(csv).absolute())}
     remembered = directory / INPUT_FILE
     if remembered.is_file():
         saved = checkpoint.read_json(remembered)
