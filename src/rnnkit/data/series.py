@@ -9,8 +9,9 @@ Columns play one of three roles:
   timestamps and are always known: :math:`\sin, \cos(2\pi\,\text{day of year}/365.25)`, day of week
   (steps shorter than a week), hour of day (steps shorter than a day).
 
-Rows at the end of a series with no target but with every future covariate are that series' known future:
+The rows after a series' last target are its known future, and each must give every future covariate:
 :func:`rnnkit.tasks.forecast_training.predict` reads the horizon's covariates from them; training ignores them.
+A model keeps its training file's grid: at predict time a file at another frequency is refused.
 
 Every problem with the file is an :class:`RnnkitError` in one line: a missing file, an empty file, a header
 without rows, ragged rows, unknown columns, unparsable times, text in a numeric column, duplicated or
