@@ -195,6 +195,21 @@ def save_model(directory: Path | str, model: nn.Module, config: dict[str, Any]) 
     )
 
 
+def resumed_config(directory: Path | str, task: str) -> dict[str, Any]:
+    """The config of the ``task`` run that ``--resume`` continues in ``directory`` ({} before its first
+    checkpoint wrote one). Its model is rebuilt from it: the command line's model options describe a new run,
+    and taken instead they would change the run silently or fail to fit its saved weights."""
+    if not (Path(directory) / CONFIG_FILE).is_file():
+        return {}
+    config = read_config(directory)
+    if config.get("task") != task:
+        raise RnnkitError(
+            f"{directory} holds a {config.get('task')!r} run, not a {task!r} one; --resume continues a run of "
+            "the same task."
+        )
+    return config
+
+
 def read_config(directory: Path | str) -> dict[str, Any]:
     directory = Path(directory)
     if not directory.is_dir():
@@ -214,7 +229,14 @@ def load_weights(directory: Path | str, model: nn.Module, config: dict[str, Any]
     load_into(model, tensors, Path(directory) / WEIGHTS_FILE)
 
 
-def load_into(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path | str) -> None:
+def load_into(
+    model: nn.Module,
+    tensors: dict[str, torch.Tensor],
+    source: Path | str,
+    what: str = "the model its config.json describes",
+) -> None:
+    """Load ``tensors`` into ``model``; a one-line error naming what differs if they do not fit (``what`` names
+    the model in that line)."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -225,5 +247,5 @@ def load_into(model: nn.Module, tensors: dict[str, torch.Tensor], source: Path |
             for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", misshapen))
             if keys
         )
-        raise RnnkitError(f"{source} does not fit the model its config.json describes ({details}).")
+        raise RnnkitError(f"{source} does not fit {what} ({details}).")
     model.load_state_dict(tensors)

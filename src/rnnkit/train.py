@@ -309,7 +309,10 @@ class Trainer:
         if not path.is_file():
             raise RnnkitError(f"nothing to resume in {self.out}: it has no {checkpoint.RESUME_FILE}.")
         state = checkpoint.load_state(path)
-        checkpoint.load_into(self.model, state["model"], path)
+        # the tasks rebuild a resumed run's model from its config.json; one interrupted before that was written
+        # is rebuilt from the command line, which must then repeat the run's model options
+        what = "the model this command's options build, which must repeat the run's own"
+        checkpoint.load_into(self.model, state["model"], path, what)
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         if self.is_main:

@@ -274,3 +274,15 @@ def test_a_resumed_run_that_keeps_its_model_keeps_its_out_of_sample_validation(w
     assert result.exit_code == 0, result.output
     again = json.loads((tmp_path / "metrics.json").read_text())
     assert again["best_step"] == first["best_step"] and again["valid"] == first["valid"]
+
+
+def test_resume_keeps_the_runs_model_and_refuses_data_that_would_not_fit_it(weather, tmp_path):
+    base = ["forecast", "train", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(tmp_path)]
+    assert runner.invoke(app, [*base, *TINY]).exit_code == 0
+    bigger = ["--hidden-size", "12", "--epochs", "3", "--quiet", "--device", "cpu", "--resume"]
+    result = runner.invoke(app, [*base, *bigger])
+    assert result.exit_code == 0, result.output
+    assert json.loads((tmp_path / "config.json").read_text())["model"]["hidden_size"] == 6  # the run's own
+    result = runner.invoke(app, [*base, *bigger, "--context", "9"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "was trained with context_length 7, these data and options give 9" in result.stderr, result.stderr

@@ -77,6 +77,39 @@ def test_resume_continues_a_finished_run_to_more_epochs(trained, corpus):
     assert json.loads(result.stdout)["summary"]["epochs_completed"] == 3
 
 
+def test_resume_rebuilds_the_runs_own_model_whatever_the_model_flags_say(corpus, tmp_path):
+    """The flags describe a new run: taken on --resume they would change the run silently, or not fit it."""
+    base = ["lm", "train", "--data", str(corpus), "--out", str(tmp_path), *TINY]
+    first = runner.invoke(app, [*base, "--epochs", "1", "--cell", "gru", "--layers", "1", "--dropout", "0.3"])
+    assert first.exit_code == 0, first.output
+    result = runner.invoke(app, [*base, "--epochs", "2", "--resume", "--json"])  # the flags' defaults: lstm, 2 layers
+    assert result.exit_code == 0, result.output
+    model = json.loads((tmp_path / "config.json").read_text())["model"]
+    assert (model["cell"], model["num_layers"], model["output_dropout"]) == ("gru", 1, 0.3)
+    assert json.loads(result.stdout)["summary"]["epochs_completed"] == 2
+
+
+def test_resume_refuses_another_tasks_run_an_empty_directory_and_overwrite_before_any_work(corpus, tmp_path):
+    run = tmp_path / "forecast"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"format": 1, "task": "forecast", "model": {}}))
+    (run / "trainer_state").mkdir()
+    (run / "trainer_state" / "resume.safetensors").write_bytes(b"")
+    base = ["lm", "train", "--data", str(corpus), *TINY, "--resume"]
+    cases = [
+        (run, [], "holds a 'forecast' run, not a 'lm' one; --resume continues a run of the same task"),
+        (tmp_path / "empty", [], "nothing to resume in"),
+        (tmp_path / "empty", ["--overwrite"], "--resume continues the run in --out and --overwrite replaces it"),
+    ]
+    for out, more, message in cases:
+        result = runner.invoke(app, [*base, "--out", str(out), *more])
+        assert result.exit_code == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.output
+    assert not (tmp_path / "empty").exists() and sorted(p.name for p in run.iterdir()) == [
+        "config.json",
+        "trainer_state",
+    ]
+
+
 def test_a_word_model_with_a_tied_adaptive_softmax_trains_and_generates(corpus, tmp_path):
     out = tmp_path / "adaptive"
     words = ["--tokenizer", "word", "--adaptive-cutoffs", "4,8", "--embedding-size", "16", "--epochs", "1"]

@@ -56,6 +56,10 @@ def test_a_run_already_in_out_is_replaced_only_when_asked(tmp_path):
     refused = runner.invoke(app, ["--out", str(tmp_path)])
     assert isinstance(refused.exception, RnnkitError) and "already holds a run" in str(refused.exception)
     assert len(trained) == 1 and (tmp_path / "config.json").read_text() == "{}"
+    nothing = runner.invoke(app, ["--out", str(tmp_path), "--resume"])  # a config without a resume state
+    assert isinstance(nothing.exception, RnnkitError) and "nothing to resume" in str(nothing.exception)
+    (tmp_path / "trainer_state").mkdir()
+    (tmp_path / "trainer_state" / "resume.safetensors").write_bytes(b"")
     assert runner.invoke(app, ["--out", str(tmp_path), "--resume"]).exit_code == 0
     assert runner.invoke(app, ["--out", str(tmp_path), "--overwrite"]).exit_code == 0 and trained[-1].overwrite
 

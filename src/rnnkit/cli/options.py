@@ -125,8 +125,10 @@ def training_options(*, without: tuple[str, ...] = (), **defaults):
         @functools.wraps(command)
         def wrapper(**kwargs):
             values = {name: kwargs.pop(name, defaults.get(name, value)) for name, (_, value) in _TRAINING_FLAGS.items()}
+            if values["resume"] and values["overwrite"]:
+                raise RnnkitError("--resume continues the run in --out and --overwrite replaces it; pass one of them.")
             if "out" in kwargs:
-                check_out(kwargs["out"], replace=values["resume"] or values["overwrite"])
+                check_out(kwargs["out"], replace=values["resume"] or values["overwrite"], resume=values["resume"])
             return command(**kwargs, training=Training(**values))
 
         keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
@@ -136,10 +138,10 @@ def training_options(*, without: tuple[str, ...] = (), **defaults):
     return decorate
 
 
-def check_out(out: Path, *, replace: bool) -> None:
+def check_out(out: Path, *, replace: bool, resume: bool = False) -> None:
     """A one-line error, before any work, if the run directory ``out`` cannot be made or written, or if it already
     holds a run (its weights, config or resume state) and ``replace`` (``--resume`` or ``--overwrite``) is off: a
-    new run there would replace that work.
+    new run there would replace that work; and with ``resume``, if it holds nothing to resume.
 
     Under torchrun only rank 0 looks: the other ranks start at the same moment and could find the files rank 0
     has just begun to write; when rank 0 stops here, torchrun stops the others."""
@@ -151,6 +153,8 @@ def check_out(out: Path, *, replace: bool) -> None:
         raise RnnkitError(f"--out {out}: {existing} is a file; give a directory for the run.")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise RnnkitError(f"--out {out}: cannot write in {existing}; give a directory you may write to.")
+    if resume and not (out / checkpoint.RESUME_FILE).is_file():  # before any data is read or file written
+        raise RnnkitError(f"nothing to resume in {out}: it has no {checkpoint.RESUME_FILE}; train without --resume.")
     if replace:
         return
     marks = (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, checkpoint.RESUME_FILE)

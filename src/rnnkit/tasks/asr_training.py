@@ -155,7 +155,8 @@ def train_asr(options: AsrData, model_options: dict, train_config: TrainConfig, 
     """Train on the manifest's train split (valid picks the best checkpoint), fit the character LM, score
     the test split; returns the summary (also ``out/metrics.json``)."""
     out = Path(out)
-    config = SpeechRecognizerConfig(**model_options)
+    resumed = checkpoint.resumed_config(out, "asr") if resume else {}
+    config = SpeechRecognizerConfig(**(resumed["model"] if resumed else model_options))  # --resume: the run's own
     lm_text = read_lm_text(options.lm_text)  # a bad file stops here, before minutes of features
     seed_everything(train_config.seed)  # the initial weights too, not only what the Trainer draws
     model = SpeechRecognizer(config)

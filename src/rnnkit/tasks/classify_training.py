@@ -160,7 +160,6 @@ def train_classifier(
     classes = check_classes(splits.train, "the training split")
     for name in ("valid", "test"):
         check_known_labels(getattr(splits, name).labels, classes, f"the {name} split")
-    saved = out / checkpoint.CONFIG_FILE
     glove, source, class_map = None, None, None
     if options.init_from:
         # transfer: the source's vocabulary, and this classifier shaped like what is copied from it
@@ -181,8 +180,9 @@ def train_classifier(
                 f"--init-from needs a language model's or classifier's run; {options.init_from} holds a model "
                 f"of task {source.run_config.get('task')!r}."
             )
-    if resume and saved.exists():
-        tokenizer = tokenizer_from_config(checkpoint.read_config(out)["tokenizer"])
+    resumed = checkpoint.resumed_config(out, "classify") if resume else {}
+    if resumed:
+        tokenizer = tokenizer_from_config(resumed["tokenizer"])
     elif source is not None:
         tokenizer = tokenizer_from_config(source.run_config["tokenizer"])
     else:
@@ -190,12 +190,17 @@ def train_classifier(
             glove = glove_vectors({w for t in splits.train.texts for w in normalise(t).split()})
         tokenizer = build_vocabulary(splits.train.texts, options.min_count, glove)
     weights = balanced_weights(splits.train.labels, classes) if options.class_weights == "balanced" else ()
-    config = ClassifierConfig(
-        vocab_size=tokenizer.vocab_size, num_classes=len(classes), class_weights=weights, **model_options
-    )
-    table = vector_table(tokenizer.vocab, glove, config.embedding_size) if glove is not None else None
     seed_everything(train_config.seed)  # the initial weights too, not only what the Trainer draws
-    model = TextClassifier(config)
+    if resumed:  # --resume: the run's own model
+        model = TextClassifier.from_config(resumed["model"])
+    else:
+        model = TextClassifier(
+            ClassifierConfig(
+                vocab_size=tokenizer.vocab_size, num_classes=len(classes), class_weights=weights, **model_options
+            )
+        )
+    config = model.config
+    table = vector_table(tokenizer.vocab, glove, config.embedding_size) if glove is not None else None
     if isinstance(source, TextClassifier):
         model.init_from_classifier(source, class_map)
     elif source is not None:

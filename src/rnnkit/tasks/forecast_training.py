@@ -208,15 +208,24 @@ def train_forecaster(
     ends = ends or {s.id: len(s) for s in series_set.series}
     season, context, lookbacks, scaler, train, valid = prepare(series_set, options, ends, seed=train_config.seed)
     first = series_set.series[0]
-    config = ForecastConfig(
-        num_targets=first.target.shape[1],
-        num_past=first.past.shape[1],
-        num_future=first.future.shape[1],
-        context_length=context,
-        horizon=options.horizon,
-        lookbacks=lookbacks,
-        **model_options,
-    )
+    resumed = checkpoint.resumed_config(out, "forecast") if resume else {}
+    shape = {
+        "num_targets": first.target.shape[1],
+        "num_past": first.past.shape[1],
+        "num_future": first.future.shape[1],
+        "context_length": context,
+        "horizon": options.horizon,
+        "lookbacks": lookbacks,
+    }
+    config = ForecastConfig(**(resumed["model"] if resumed else {**shape, **model_options}))  # --resume: its own
+    expected = ForecastConfig(**shape)  # what these data and options make: a resumed model must read the same
+    changed = [name for name in shape if getattr(config, name) != getattr(expected, name)]
+    if changed:
+        name = changed[0]
+        raise RnnkitError(
+            f"the run in {out} was trained with {name} {getattr(config, name)}, these data and options give "
+            f"{getattr(expected, name)}; resume with the data and options it was started with."
+        )
     run_config = {
         "task": "forecast",
         "model": asdict(config),

@@ -103,10 +103,14 @@ def train_language_model(
 ) -> dict:
     """Train, then score the best checkpoint on the held-out test split; returns the run's summary."""
     out = Path(out)
+    saved = checkpoint.resumed_config(out, "lm") if resume else {}
     tokenizer, train, valid, test = token_streams(options, out, resume)
-    config = LanguageModelConfig(vocab_size=tokenizer.vocab_size, **model_options)
     seed_everything(train_config.seed)  # the initial weights too, not only what the Trainer draws
-    model = LanguageModel(config)
+    if saved:  # --resume: the run's own model
+        model = LanguageModel.from_config(saved["model"])
+    else:
+        model = LanguageModel(LanguageModelConfig(vocab_size=tokenizer.vocab_size, **model_options))
+    config = model.config
     if options.vectors == "glove" and not (resume and (out / checkpoint.CONFIG_FILE).exists()):
         load_glove(model, tokenizer)
     run_config = {"task": "lm", "model": asdict(config), "tokenizer": tokenizer.to_config(), "data": asdict(options)}

@@ -101,17 +101,18 @@ def train_translator(
     if not len(splits.train):
         raise RnnkitError("the training split is empty; give more pairs.")
     train_pairs = Pairs(splits.train.sources + splits.extra.sources, splits.train.targets + splits.extra.targets)
-    saved = out / checkpoint.CONFIG_FILE
-    if resume and saved.exists():
-        configs = checkpoint.read_config(out)["vocabularies"]
-        vocabularies = tuple(SubwordVocabulary.from_config(c) for c in configs)
+    resumed = checkpoint.resumed_config(out, "translate") if resume else {}
+    if resumed:
+        vocabularies = tuple(SubwordVocabulary.from_config(c) for c in resumed["vocabularies"])
     else:
         vocabularies = build_vocabularies(train_pairs, options)
-    config = TranslatorConfig(
-        source_vocab_size=vocabularies[0].vocab_size, target_vocab_size=vocabularies[1].vocab_size, **model_options
-    )
     seed_everything(train_config.seed)
-    model = Translator(config)
+    if resumed:  # --resume: the run's own model
+        model = Translator.from_config(resumed["model"])
+    else:
+        sizes = {"source_vocab_size": vocabularies[0].vocab_size, "target_vocab_size": vocabularies[1].vocab_size}
+        model = Translator(TranslatorConfig(**sizes, **model_options))
+    config = model.config
     model.vocabularies = vocabularies
     run_config = {
         "task": "translate",
