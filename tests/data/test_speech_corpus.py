@@ -181,3 +181,26 @@ def test_read_manifest_refuses_missing_files_and_columns(tmp_path):
     (tmp_path / "m.csv").write_text("path,text\na.wav,hello\n")
     with pytest.raises(RnnkitError, match="no split column"):
         read_manifest(tmp_path / "m.csv", "test")
+
+
+@pytest.mark.parametrize("snr", [float("nan"), float("inf"), float("-inf")])
+def test_corpus_config_refuses_a_non_finite_snr(snr):
+    with pytest.raises(RnnkitError, match="--snr must be a finite number"):
+        CorpusConfig(snr=snr)
+
+
+def test_corpus_config_reads_the_noise_file_up_front_and_needs_snr(tmp_path):
+    import soundfile as sf
+
+    noise = tmp_path / "noise.wav"
+    sf.write(noise, np.random.default_rng(0).standard_normal(1600).astype(np.float32) * 0.1, 16000)
+    assert CorpusConfig(snr=10, noise_file=str(noise)).noise_file == str(noise)
+    with pytest.raises(RnnkitError, match="--noise-file needs --snr"):
+        CorpusConfig(noise_file=str(noise))
+    sf.write(tmp_path / "silent.wav", np.zeros(1600, dtype=np.float32), 16000)
+    sf.write(tmp_path / "empty.wav", np.zeros(0, dtype=np.float32), 16000)
+    (tmp_path / "text.wav").write_text("not audio\n")
+    for name, why in [("missing.wav", "does not exist"), ("text.wav", "cannot be read as audio"),
+                      ("empty.wav", "is empty"), ("silent.wav", "is silent")]:  # fmt: skip
+        with pytest.raises(RnnkitError, match=why):
+            CorpusConfig(snr=10, noise_file=str(tmp_path / name))

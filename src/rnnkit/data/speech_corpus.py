@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import os
 import random
 import shutil
@@ -47,7 +48,7 @@ import pandas as pd
 import soundfile as sf
 from tqdm.auto import tqdm
 
-from rnnkit.data.audio import SAMPLE_RATE, resample
+from rnnkit.data.audio import SAMPLE_RATE, read_audio, resample
 from rnnkit.data.speech_texts import make_texts
 from rnnkit.errors import RnnkitError
 
@@ -107,6 +108,17 @@ class CorpusConfig:
                 raise RnnkitError(f"{name} must be in [0, 1], got {getattr(self, name)}.")
         if self.jobs < 1:
             raise RnnkitError(f"--jobs must be at least 1, got {self.jobs}.")
+        if self.snr is not None and not math.isfinite(self.snr):
+            raise RnnkitError(f"--snr must be a finite number of dB, got {self.snr}.")
+        if self.noise_file:
+            if self.snr is None:
+                raise RnnkitError(
+                    f"--noise-file needs --snr: without it no utterance gets noise from {self.noise_file}; "
+                    "add e.g. --snr 10."
+                )
+            # read it once here, so a missing, corrupt or silent file (which would give a NaN gain in
+            # mix_noise) is one error before synthesis, not a traceback from every worker
+            read_audio(self.noise_file, normalise=False)
 
 
 @dataclass(frozen=True)
