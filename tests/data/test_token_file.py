@@ -102,3 +102,16 @@ def test_a_tokenizer_fitted_on_the_start_maps_later_unseen_characters_to_unknown
     (tmp_path / "b.txt").write_text("cab\n" * 20)
     reused = tokenize_corpus([tmp_path / "b.txt"], tmp_path / "b.tokens", tokenizer_from=corpus.path, holdout=0.1)
     assert np.asarray(reused.tokens[:4]).tolist() == [0, 2, 3, 1]  # c is unknown: id 0
+
+
+@pytest.mark.parametrize("task", ["asr", "forecast"])
+def test_a_run_without_a_tokenizer_is_refused_by_name_of_its_task(tmp_path, task):
+    from rnnkit import checkpoint
+
+    run = tmp_path / "run"
+    run.mkdir()
+    checkpoint.write_json(run / checkpoint.CONFIG_FILE, {"format": checkpoint.FORMAT_VERSION, "task": task})
+    (tmp_path / "a.txt").write_text("abab\n" * 10)
+    with pytest.raises(RnnkitError, match=f"is a run of task {task!r}, which has no tokenizer"):
+        tokenize_corpus([tmp_path / "a.txt"], tmp_path / "a.tokens", tokenizer_from=run, holdout=0.1)
+    assert not (tmp_path / "a.tokens").exists()

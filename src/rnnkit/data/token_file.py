@@ -267,7 +267,13 @@ def tokenize_corpus(
     elif is_token_file(tokenizer_from):
         fitted = TokenFile(tokenizer_from).tokenizer
     else:
-        fitted = tokenizer_from_config(checkpoint.read_config(tokenizer_from)["tokenizer"])
+        run_config = checkpoint.read_config(tokenizer_from)
+        if "tokenizer" not in run_config:
+            raise RnnkitError(
+                f"{tokenizer_from} is a run of task {run_config.get('task')!r}, which has no tokenizer; "
+                "give an lm or classify run directory, or a token file."
+            )
+        fitted = tokenizer_from_config(run_config["tokenizer"])
     sources = [str(Path(source).resolve()) for source in inputs]
     return write_token_file(out, fitted, chunks, holdout=holdout, sources=sources, quiet=quiet)
 
