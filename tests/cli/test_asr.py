@@ -88,6 +88,20 @@ def test_eval_reports_greedy_and_beam_rates(trained, corpus):
     assert alone.exit_code == 2 and "--word-weight needs" in alone.stderr
 
 
+def test_lm_options_without_a_beam_are_refused(trained, corpus, tmp_path):
+    out, _ = trained
+    wav = str(sorted((corpus / "wavs").glob("*.wav"))[0])
+    evaluate = ["asr", "eval", str(out), "--manifest", str(corpus), "--split", "all", "--beam", "0"]
+    transcribe = ["asr", "transcribe", str(out), wav]  # greedy by default
+    for args in ([*evaluate, "--lm-weight", "0.5"], [*evaluate, "--word-weight", "0.5"],
+                 [*transcribe, "--lm-weight", "0.5"], [*transcribe, "--lm", str(tmp_path)]):  # fmt: skip
+        result = runner.invoke(app, args)
+        assert result.exit_code == 2 and "act in beam search only; add --beam N" in result.stderr, args
+    greedy = runner.invoke(app, [*evaluate, "--quiet", "--json"])
+    assert greedy.exit_code == 0, greedy.output
+    assert set(json.loads(greedy.stdout)["report"]["decoders"]) == {"greedy"}
+
+
 def test_eval_and_transcribe_fuse_a_recurrent_char_lm(trained, corpus, tmp_path):
     out, _ = trained
     text = tmp_path / "sentences.txt"

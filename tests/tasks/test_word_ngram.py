@@ -97,3 +97,12 @@ def test_decoder_asks_for_both_language_models():
     decoder = Decoder(" acdegnorst", 16, chars, 0.5, 1.0, words, 0.5)
     assert "word 2-gram (weight 0.5)" in decoder.describe()
     assert isinstance(decoder.options["lm"], WordFusion)
+
+
+def test_greedy_decoder_refuses_lm_weights_it_would_ignore():
+    chars = CharNgram.fit(SENTENCES, " acdegnorst", order=3)
+    words = WordNgram.fit(SENTENCES)
+    for lm_weight, word_weight in [(0.5, 0.0), (0.5, 0.5)]:
+        with pytest.raises(RnnkitError, match="act in beam search only; add --beam N"):
+            Decoder(" acdegnorst", 0, chars, lm_weight, 1.0, words, word_weight)
+    assert Decoder(" acdegnorst", 0, chars, 0.0, 0.0, words, 0.0).describe() == "greedy"  # LMs loaded, unused
