@@ -212,3 +212,11 @@ def test_engine_balance_weights_give_each_engine_its_share():
         assert float(weights[90:].sum() / weights.sum()) == pytest.approx(flite_share)
     with pytest.raises(RnnkitError, match="balance-engines"):
         AsrData("corpus", balance=1.5)
+
+
+def test_a_negative_max_train_is_refused():
+    from rnnkit.tasks.asr_training import AsrData
+
+    with pytest.raises(RnnkitError, match="--max-train must be 0 \\(all\\) or positive, got -1"):
+        AsrData("corpus", max_train=-1)
+    assert AsrData("corpus", max_train=0).max_train == 0

@@ -60,6 +60,8 @@ class AsrData:
     def __post_init__(self) -> None:
         if self.batch_size < 1:
             raise RnnkitError(f"--batch-size must be at least 1, got {self.batch_size}.")
+        if self.max_train < 0:  # iloc[:-n] would silently drop the last n utterances instead
+            raise RnnkitError(f"--max-train must be 0 (all) or positive, got {self.max_train}.")
         if not 0 <= self.speed < 0.5:
             raise RnnkitError(f"--speed-perturb must be in [0, 0.5), got {self.speed}.")
         if not 0 <= self.warp < 0.5:
