@@ -183,6 +183,12 @@ def test_read_manifest_refuses_missing_files_and_columns(tmp_path):
         read_manifest(tmp_path / "m.csv", "test")
 
 
+def test_a_manifest_without_splits_gets_advice_true_for_train_and_eval(tmp_path):
+    (tmp_path / "m.csv").write_text("path,text\na.wav,hello\n")
+    with pytest.raises(RnnkitError, match="add one \\(train, valid, test\\), or with `asr eval` pass --split all"):
+        read_manifest(tmp_path / "m.csv", "train")  # what `asr train`, which has no --split, reads
+
+
 @pytest.mark.parametrize("snr", [float("nan"), float("inf"), float("-inf")])
 def test_corpus_config_refuses_a_non_finite_snr(snr):
     with pytest.raises(RnnkitError, match="--snr must be a finite number"):

@@ -351,7 +351,9 @@ def read_manifest(path: Path | str, split: str | None = None) -> pd.DataFrame:
     table["text"] = table["text"].astype(str)
     if split not in (None, "all"):
         if "split" not in table.columns:
-            raise RnnkitError(f"{path} has no split column; pass --split all to use every row.")
+            raise RnnkitError(
+                f"{path} has no split column; add one (train, valid, test), or with `asr eval` pass --split all."
+            )
         table = table[table["split"] == split].reset_index(drop=True)
         if table.empty:
             raise RnnkitError(f"{path} has no rows in split {split!r}.")
