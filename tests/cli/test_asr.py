@@ -46,6 +46,13 @@ def test_train_writes_the_run_and_scores_the_test_split(trained):
         assert (out / name).is_file(), name
 
 
+def test_resume_without_a_run_writes_nothing(corpus, tmp_path):
+    out = tmp_path / "new"
+    result = runner.invoke(app, ["asr", "train", "--manifest", str(corpus), "--out", str(out), *TINY, "--resume"])
+    assert result.exit_code == 2 and f"nothing to resume in {out}" in result.stderr
+    assert not out.exists() or not any(out.iterdir())
+
+
 def test_transcribe_json_has_text_timings_and_words_and_skips_bad_files(trained, corpus, tmp_path):
     out, _ = trained
     bad = tmp_path / "bad.wav"
