@@ -120,6 +120,12 @@ def test_bad_files_raise_one_clear_error(tmp_path, name, content, message):
         read_audio(path)
 
 
+def test_a_directory_is_refused_as_a_directory(tmp_path):
+    (tmp_path / "clips.wav").mkdir()
+    with pytest.raises(RnnkitError, match=r"clips\.wav is a directory; give the audio files in it"):
+        read_audio(tmp_path / "clips.wav")
+
+
 def test_read_many_skips_bad_files_and_counts_them(tmp_path):
     sf.write(tmp_path / "good.wav", _tone(300, 0.2, 16000), 16000)
     (tmp_path / "bad.wav").write_bytes(b"not audio at all")

@@ -72,6 +72,8 @@ def normalise_loudness(audio: np.ndarray, dbfs: float = TARGET_DBFS) -> np.ndarr
 def read_audio(path: Path | str, *, normalise: bool = True) -> np.ndarray:
     """A file's audio as 16 kHz mono float32 in [-1, 1] (loudness-normalised unless ``normalise=False``)."""
     path = Path(path)
+    if path.is_dir():
+        raise RnnkitError(f"{path} is a directory; give the audio files in it (WAV, FLAC or OGG) instead.")
     if not path.is_file():
         raise RnnkitError(f"audio file {path} does not exist.")
     if path.suffix.lower() not in EXTENSIONS:
