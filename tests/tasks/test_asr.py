@@ -220,3 +220,53 @@ def test_a_negative_max_train_is_refused():
     with pytest.raises(RnnkitError, match="--max-train must be 0 \\(all\\) or positive, got -1"):
         AsrData("corpus", max_train=-1)
     assert AsrData("corpus", max_train=0).max_train == 0
+
+
+def _one_hot_log_probs(text: str, alphabet: str) -> np.ndarray:
+    """Frames that CTC reads as ``text`` exactly: each character, then a blank (so doubled spaces stay)."""
+    ids = [i for c in text for i in (alphabet.index(c) + 1, 0)]
+    log_probs = np.full((len(ids), len(alphabet) + 1), -20.0, dtype=np.float32)
+    log_probs[np.arange(len(ids)), ids] = 0.0
+    return log_probs
+
+
+@pytest.mark.parametrize("beam", [0, 4])
+def test_decoded_transcripts_are_single_spaced(beam):
+    from rnnkit.tasks.asr_inference import Decoder
+
+    alphabet = SpeechRecognizerConfig().alphabet
+    assert Decoder(alphabet, beam=beam)(_one_hot_log_probs(" one  two ", alphabet)) == "one two"
+
+
+def test_a_streamed_transcript_is_single_spaced_and_keeps_its_word_times(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    from rnnkit.tasks import asr_inference
+
+    config = SpeechRecognizerConfig(**TINY, bidirectional=False, normalisation="global")
+    model = SpeechRecognizer(config).eval()
+    log_probs = _one_hot_log_probs(" one  two ", config.alphabet)
+
+    class SpacedRecognizer:  # the streaming beam's text as the tester saw it, spaces and all
+        def __init__(self, model, **options):
+            pass
+
+        def feed(self, audio):
+            return " one "
+
+        def finish(self):
+            return " one  two "
+
+        def all_log_probs(self):
+            return log_probs
+
+    monkeypatch.setattr(asr_inference, "StreamingRecognizer", SpacedRecognizer)
+    path = tmp_path / "tone.wav"
+    sf.write(path, (0.3 * np.sin(np.arange(8000) * 0.05)).astype(np.float32), 16000)
+    shown = []
+    result = asr_inference.stream_file(
+        model, path, asr_inference.Decoder(config.alphabet, beam=4), on_text=shown.append
+    )
+    assert result["text"] == "one two" and shown == ["one", "one two"]
+    assert [w["word"] for w in result["words"]] == ["one", "two"]
+    assert 0 < result["words"][0]["end"] <= result["words"][1]["start"]

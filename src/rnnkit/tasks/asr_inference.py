@@ -84,8 +84,8 @@ class Decoder:
 
     def __call__(self, log_probs: np.ndarray) -> str:
         if self.beam == 0:
-            return greedy(log_probs, self.alphabet)[0]
-        return prefix_beam_search(log_probs, self.alphabet, self.beam, **self.options)
+            return single_spaced(greedy(log_probs, self.alphabet)[0])
+        return single_spaced(prefix_beam_search(log_probs, self.alphabet, self.beam, **self.options))
 
     @property
     def _lm_kind(self) -> str:
@@ -99,6 +99,11 @@ class Decoder:
             + (f" + {self._lm_kind} (weight {self.lm_weight}, bonus {self.lm_bonus})" if self.options else "")
             + (f" + word {self.word_lm.order}-gram (weight {self.word_weight})" if self.word_weight > 0 else "")
         )
+
+
+def single_spaced(text: str) -> str:
+    """CTC can emit a space at either end or two in a row ("one one nine nine "): words one space apart."""
+    return " ".join(text.split())
 
 
 def words_of(model: SpeechRecognizer, text: str, log_probs: np.ndarray) -> list[dict]:
@@ -161,12 +166,12 @@ def stream_file(model: SpeechRecognizer, path: Path | str, decoder: Decoder, *, 
         energy, count = energy + float(np.sum(np.square(audio, dtype=np.float64))), count + len(audio)
         rms = (energy / max(count, 1)) ** 0.5
         gain = 10 ** (TARGET_DBFS / 20) / rms if rms > 1e-6 else 1.0
-        text = recognizer.feed(audio * gain)
+        text = single_spaced(recognizer.feed(audio * gain))  # as the final text, so the display does not jump
         chunks += 1
         if on_text is not None and text != shown:
             on_text(text)
             shown = text
-    text = recognizer.finish()
+    text = single_spaced(recognizer.finish())
     if on_text is not None and text != shown:
         on_text(text)
     total = time.perf_counter() - start
