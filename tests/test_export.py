@@ -162,3 +162,14 @@ def test_cli_exports_a_run_directory_and_refuses_unknown_formats(tmp_path):
     assert report["path"] == str(run / "model.onnx") and (run / "model.onnx").is_file()
     result = CliRunner().invoke(app, ["export", str(run), "--format", "tflite"])
     assert result.exit_code == 2 and "Unknown format 'tflite'" in result.stderr
+
+
+def test_an_opset_the_exporter_or_the_model_cannot_take_is_one_line_and_stdout_stays_clean(tmp_path, capfd):
+    config = ClassifierConfig(vocab_size=9, num_classes=2, embedding_size=4, hidden_size=4, pooling="attention")
+    run = saved(tmp_path, "classify", TextClassifier(config))
+    result = CliRunner().invoke(app, ["export", str(run), "--opset", "99", "--json"])
+    assert result.exit_code == 2 and "--opset must be between 7 and" in result.stderr and result.stdout == ""
+    result = CliRunner().invoke(app, ["export", str(run), "--opset", "9", "--json"])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert "cannot be exported at opset 9" in result.stderr and result.stdout == ""
+    assert capfd.readouterr().out == ""  # the exporter's C++ dump of its graph too

@@ -25,6 +25,9 @@ at length 7 fails at length 11 in onnxruntime; the TorchScript exporter keeps th
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -171,23 +174,32 @@ def graph_for(model: nn.Module) -> Graph:
 def export_onnx(directory: Path | str, out: Path | str | None = None, *, opset: int = OPSET) -> dict:
     """Write the run directory's model as ONNX (``DIR/model.onnx`` unless ``out``); returns what was
     written: the path, the task, and each input and output with its shape (names of dynamic axes)."""
+    low, high = opset_range()
+    if not low <= opset <= high:
+        raise RnnkitError(f"--opset must be between {low} and {high} (this torch's ONNX exporter), got {opset}.")
     model = load(directory)
     graph = graph_for(model)
     path = Path(out) if out is not None else Path(directory) / "model.onnx"
     path.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad(), warnings.catch_warnings():
+    with torch.no_grad(), warnings.catch_warnings(), _stdout_silenced():
         # the TorchScript exporter warns that it is the old one and about traced shape checks: both known
         warnings.simplefilter("ignore")
-        torch.onnx.export(
-            graph.module,
-            graph.inputs,
-            str(path),
-            dynamo=False,
-            input_names=list(graph.input_names),
-            output_names=list(graph.output_names),
-            dynamic_axes=graph.dynamic_axes,
-            opset_version=opset,
-        )
+        try:
+            torch.onnx.export(
+                graph.module,
+                graph.inputs,
+                str(path),
+                dynamo=False,
+                input_names=list(graph.input_names),
+                output_names=list(graph.output_names),
+                dynamic_axes=graph.dynamic_axes,
+                opset_version=opset,
+            )
+        except torch.onnx.errors.OnnxExporterError as error:  # an operator that this opset lacks
+            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise RnnkitError(
+                f"this model cannot be exported at opset {opset} ({first}); try --opset {OPSET}."
+            ) from None
 
     def shape(name: str, example: Tensor | None) -> list:
         axes = graph.dynamic_axes.get(name, {})
@@ -204,6 +216,32 @@ def export_onnx(directory: Path | str, out: Path | str | None = None, *, opset: 
         "inputs": {n: shape(n, t) for n, t in zip(graph.input_names, graph.inputs, strict=True) if n in written},
         "outputs": {n: shape(n, t) for n, t in zip(graph.output_names, outputs, strict=True)},
     }
+
+
+@contextlib.contextmanager
+def _stdout_silenced():
+    """Standard output closed at the file descriptor: on failure the TorchScript exporter prints its whole graph
+    there from C++, where ``--json`` promises one object."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 1)
+            yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def opset_range() -> tuple[int, int]:
+    """The opsets this torch's TorchScript exporter writes (7-20 in torch 2.13)."""
+    try:
+        from torch.onnx import _constants  # private, so read defensively: the bounds are the exporter's own
+    except ImportError:
+        return OPSET, OPSET
+    return getattr(_constants, "ONNX_MIN_OPSET", OPSET), getattr(
+        _constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", OPSET
+    )
 
 
 def _input_names(path: Path, names: tuple[str, ...]) -> set[str]:
