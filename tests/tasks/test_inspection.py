@@ -105,3 +105,21 @@ def test_a_speech_model_is_inspected_on_a_wav_file(tmp_path, upsampling):
     # each 40 ms frame's likeliest symbols, one per CTC output frame it writes
     assert all(len(label) == upsampling for label in inspection.output_labels)
     assert set("".join(inspection.output_labels)) <= {"_", *config.alphabet}
+
+
+def test_a_speech_models_report_draws_it_on_a_wav_and_remembers_the_file(tmp_path, monkeypatch):
+    import soundfile
+
+    from rnnkit.tasks.asr import SpeechRecognizer, SpeechRecognizerConfig
+    from rnnkit.tasks.report import write_report
+
+    config = SpeechRecognizerConfig(num_mels=16, conv_channels=2, hidden_size=4, num_layers=1)
+    checkpoint.save_model(tmp_path / "run", SpeechRecognizer(config), {"task": "asr", "model": asdict(config)})
+    monkeypatch.chdir(tmp_path)
+    soundfile.write("tone.wav", 0.3 * np.sin(np.arange(8_000) / 5), 16_000)
+    page = write_report(tmp_path / "run", wav="tone.wav").read_text()
+    assert "the file " + str(tmp_path / "tone.wav") in page and "data:image/png;base64," in page
+    (tmp_path / "run" / "inspect" / "unfolded.png").unlink()
+    monkeypatch.chdir(tmp_path / "run")
+    write_report(tmp_path / "run")  # the remembered sample, found from anywhere
+    assert (tmp_path / "run" / "inspect" / "unfolded.png").is_file()

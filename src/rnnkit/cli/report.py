@@ -15,6 +15,7 @@ def report(
     run: o.RunDir,
     text: Annotated[str | None, typer.Option(help="Sample text to draw the network on (LMs, classifiers).")] = None,
     csv_file: Annotated[Path | None, typer.Option("--csv", help="Sample series file (forecasters).")] = None,
+    wav: Annotated[Path | None, typer.Option(help="Sample audio file (speech recognisers).")] = None,
     json_output: o.Json = False,
 ) -> None:
     """Write RUN/report.html: config, metrics, training curves and pictures of the network on a sample input,
@@ -22,7 +23,7 @@ def report(
 
     Example: rnnkit report runs/char-lstm --text "To be, or not to be"
     """
-    path = write_report(run, text=text, csv=csv_file)
+    path = write_report(run, text=text, csv=csv_file, wav=wav)
     if json_output:
         o.print_json({"task": "report", "report": str(path), "n": 1})
     else:

@@ -29,12 +29,18 @@ figcaption { color: #555; font-size: .9em; } pre { background: #f6f6f6; padding:
 """
 
 
-def write_report(directory: Path | str, *, text: str | None = None, csv: Path | str | None = None) -> Path:
+def write_report(
+    directory: Path | str,
+    *,
+    text: str | None = None,
+    csv: Path | str | None = None,
+    wav: Path | str | None = None,
+) -> Path:
     """Write ``directory/report.html`` and return its path.
 
-    ``text`` or ``csv`` is the sample input for the inspection pictures (a text for language models and
-    classifiers, a series file for forecasters); without one, the sample of the last report is reused, and
-    without that the page has no inspection pictures.
+    ``text``, ``csv`` or ``wav`` is the sample input for the inspection pictures (a text for language models and
+    classifiers, a series file for forecasters, an audio file for speech recognisers); without one, the sample
+    of the last report is reused, and without that the page has no inspection pictures.
     """
     directory = Path(directory)
     config = checkpoint.read_config(directory)
@@ -42,17 +48,20 @@ def write_report(directory: Path | str, *, text: str | None = None, csv: Path | 
     metrics = checkpoint.read_json(metrics_path) if metrics_path.is_file() else {}
     if (directory / "log.csv").is_file() and not (directory / "loss.png").is_file():
         training_curves(directory / "log.csv", directory / "loss.png", title=f"{config.get('task', '')} run")
-    inputs = _sample_input(directory, text, csv)
+    inputs = _sample_input(directory, text, csv, wav)
     pictures, note = [], ""
     if inputs:
         inspection = inspect_run(directory, **inputs)
         files = draw_inspection(inspection, directory / "inspect")
         checkpoint.write_json(directory / INPUT_FILE, {k: str(v) for k, v in inputs.items()})
-        sample = inputs.get("text") or f"the file {inputs.get('csv')}"
+        sample = inputs.get("text") or f"the file {inputs.get('csv') or inputs.get('wav')}"
         note = f"Input: <code>{html.escape(str(sample)[:300])}</code>. {html.escape(inspection.summary)}"
         pictures = [(name, path) for name, path in files.items()]
     else:
-        note = "No sample input: run <code>rnnkit report DIR --text ...</code> (or <code>--csv</code>) to add them."
+        note = (
+            "No sample input: run <code>rnnkit report DIR --text ...</code> (or <code>--csv</code>, "
+            "<code>--wav</code>) to add them."
+        )
     curves = [(p.stem, p) for p in sorted(directory.glob("*.png"))]  # loss.png, confusion.png, forecasts...
     page = _page(directory, config, metrics, curves, pictures, note)
     path = directory / REPORT_FILE
@@ -60,16 +69,19 @@ def write_report(directory: Path | str, *, text: str | None = None, csv: Path | 
     return path
 
 
-def _sample_input(directory: Path, text: str | None, csv: Path | str | None) -> dict:
+def _sample_input(directory: Path, text: str | None, csv: Path | str | None, wav: Path | str | None) -> dict:
     if text is not None:
         return {"text": text}
-    if csv is not None:  # remembered whole: a built-in series' name or a relative path may not be found later
+    # files are remembered whole: a built-in series' name or a relative path may not be found later
+    if csv is not None:
         return {"csv": str(resolve(csv).absolute())}
+    if wav is not None:
+        return {"wav": str(Path(wav).absolute())}
     remembered = directory / INPUT_FILE
     if remembered.is_file():
         saved = checkpoint.read_json(remembered)
-        if "csv" in saved and not Path(saved["csv"]).is_file():
-            return {}  # the series file has moved since: draw no inspection rather than fail the report
+        if any(key in saved and not Path(saved[key]).is_file() for key in ("csv", "wav")):
+            return {}  # the sample file has moved since: draw no inspection rather than fail the report
         return saved
     return {}
 
