@@ -170,14 +170,14 @@ def test_ensemble_must_have_a_member():
         ClassifierConfig(vocab_size=5, num_classes=2, ensemble=0)
 
 
-def _tiny_language_model(directory, words):
+def _tiny_language_model(directory, words, tokenizer=None):
     from dataclasses import asdict
 
     from rnnkit import checkpoint
     from rnnkit.data.text import WordTokenizer
     from rnnkit.tasks.lm import LanguageModel, LanguageModelConfig
 
-    tokenizer = WordTokenizer(words)
+    tokenizer = tokenizer or WordTokenizer(words)
     config = LanguageModelConfig(vocab_size=tokenizer.vocab_size, embedding_size=5, hidden_size=6, num_layers=2)
     torch.manual_seed(2)
     lm = LanguageModel(config)
@@ -251,6 +251,25 @@ def test_train_classifier_init_from_uses_the_lms_vocabulary(tmp_path):
     assert model.config.hidden_size == 6 and model.config.vocab_size == 6  # the LM's, not the flags'
     assert model.run_config["tokenizer"]["words"] == ["good", "bad", "film", "the"]
     assert summary["test"]["n"] == summary["sizes"]["test"]
+
+
+@pytest.mark.parametrize("kind", ["char", "subword"])
+def test_train_classifier_init_from_refuses_a_language_model_that_does_not_read_words(tmp_path, kind):
+    import pandas as pd
+
+    from rnnkit.data.text import CharTokenizer, SubwordTokenizer
+    from rnnkit.tasks.classify_training import ClassifyData, train_classifier
+    from rnnkit.train import TrainConfig
+
+    text = "the good film and the bad film " * 20
+    tokenizer = CharTokenizer.fit(text) if kind == "char" else SubwordTokenizer.fit(text, vocab_size=260)
+    _tiny_language_model(tmp_path / "lm", [], tokenizer)
+    rows = [{"text": f"the film {'good' if i % 2 else 'bad'} {i}", "label": "p" if i % 2 else "n"} for i in range(60)]
+    pd.DataFrame(rows).to_csv(tmp_path / "data.csv", index=False)
+    options = ClassifyData(csv=str(tmp_path / "data.csv"), init_from=str(tmp_path / "lm"), batch_size=8)
+    with pytest.raises(RnnkitError, match=f"needs a word language model .*; .* reads {kind} tokens"):
+        train_classifier(options, {}, TrainConfig(epochs=1, quiet=True, device="cpu"), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_init_from_classifier_copies_every_layer_and_pairs_the_output_rows():

@@ -38,7 +38,7 @@ def train(
     init_from: Annotated[
         Path | None,
         typer.Option(
-            help="Start from a run: an rnnkit LSTM/GRU language model's (its vocabulary, embedding and first "
+            help="Start from a run: an rnnkit word LSTM/GRU language model's (its vocabulary, embedding and first "
             "layer) or a classifier's (its vocabulary and every layer). Sets the shape flags; no GloVe."
         ),
     ] = None,

@@ -173,6 +173,13 @@ def train_classifier(
             lm_config = source.config
             if lm_config.cell not in ("lstm", "gru"):
                 raise RnnkitError(f"--init-from needs an LSTM or GRU language model, got cell {lm_config.cell!r}.")
+            kind = source.run_config["tokenizer"]["kind"]
+            if kind != "word":
+                # the classifier's tokens are words (--explain pairs each id with one): other LM ids would not line up
+                raise RnnkitError(
+                    f"--init-from needs a word language model (rnnkit lm train --tokenizer word); "
+                    f"{options.init_from} reads {kind} tokens."
+                )
             model_options = {**model_options, "cell": lm_config.cell, "embedding_size": lm_config.embedding_size,
                              "hidden_size": source.layers[0].hidden_size}  # fmt: skip
         else:
