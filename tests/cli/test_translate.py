@@ -85,6 +85,7 @@ def test_run_a_file_keeps_empty_lines_and_warns_on_long_ones(trained):
         (["run", "{trained}"], "give either one TEXT argument or --input FILE"),
         (["run", "{trained}", "--input", "{latin1}"], "line 1 is not UTF-8"),
         (["eval", "{missing}"], "is not a directory"),
+        (["eval", "{trained}", "--beam", "0"], "--beam must be at least 1"),
     ],
 )
 def test_mistakes_exit_2_with_one_line(trained, tmp_path, args, message):
@@ -97,3 +98,13 @@ def test_mistakes_exit_2_with_one_line(trained, tmp_path, args, message):
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: ") and message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_train_refuses_a_beam_below_1_before_writing_the_run(trained, tmp_path):
+    folder, _, _ = trained
+    out = tmp_path / "run"
+    args = ["translate", "train", "--pairs", str(folder / "pairs.tsv"), "--out", str(out), *TINY, "--beam", "0"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == "error: --beam must be at least 1 (1: greedy decoding), got 0.\n"
+    assert not out.exists()

@@ -63,6 +63,7 @@ def train(
 
     Example: rnnkit translate train --pairs ding-de-en --direction de-en --out runs/de-en --max-minutes 60
     """
+    _check_beam(beam)  # before training: the test split is decoded with it only at the end
     options = TranslateData(
         pairs=pairs, direction=direction, vocab_size=vocab_size, shared_vocabulary=not separate_vocabularies,
         phrases=phrases, batch_size=batch_size,
@@ -104,6 +105,7 @@ def evaluate(
 
     Example: rnnkit translate eval runs/de-en --beam 5
     """
+    _check_beam(beam)
     data = read_tsv(pairs) if pairs is not None else None
     scores = evaluate_translator(run, data, beam_size=beam, alpha=alpha, quiet=quiet)
     scores.pop("hypotheses")
@@ -114,6 +116,11 @@ def evaluate(
     typer.echo(f"{scores['bleu_detail']}  chrF {scores['chrf']}  n = {scores['n']}  (beam {beam})")
     typer.echo(f"BLEU {scores['bleu_signature']}")
     typer.echo(f"chrF {scores['chrf_signature']}")
+
+
+def _check_beam(beam: int) -> None:
+    if beam < 1:
+        raise RnnkitError(f"--beam must be at least 1 (1: greedy decoding), got {beam}.")
 
 
 def _read_lines(path: Path) -> list[str]:
