@@ -82,6 +82,7 @@ def test_run_a_file_keeps_empty_lines_and_warns_on_long_ones(trained):
         (["train", "--pairs", "{missing}", "--out", "{run}"], "does not exist"),
         (["train", "--pairs", "ding-de-en", "--direction", "de-fr", "--out", "{run}"], "Unknown direction"),
         (["run", "{trained}", "Hallo.", "--beam", "2", "--n-best", "3"], "--n-best must be between 1 and --beam"),
+        (["run", "{trained}", "Hallo.", "--beam", "0"], "--beam must be at least 1"),
         (["run", "{trained}"], "give either one TEXT argument or --input FILE"),
         (["run", "{trained}", "--input", "{latin1}"], "line 1 is not UTF-8"),
         (["eval", "{missing}"], "is not a directory"),

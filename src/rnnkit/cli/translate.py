@@ -153,6 +153,7 @@ def run(
     """
     if (text is None) == (input_file is None):
         raise RnnkitError("give either one TEXT argument or --input FILE, not both or neither.")
+    _check_beam(beam)  # first, or a beam of 0 reads as a wrong --n-best
     if not 1 <= n_best <= beam:
         raise RnnkitError(f"--n-best must be between 1 and --beam ({beam}), got {n_best}.")
     if plot is not None:
