@@ -85,6 +85,7 @@ def test_run_a_file_keeps_empty_lines_and_warns_on_long_ones(trained):
         (["run", "{trained}", "Hallo.", "--beam", "0"], "--beam must be at least 1"),
         (["run", "{trained}"], "give either one TEXT argument or --input FILE"),
         (["run", "{trained}", "--input", "{latin1}"], "line 1 is not UTF-8"),
+        (["run", "{trained}", "--input", "{empty}", "--plot", "{png}"], "has no lines; give a sentence"),
         (["eval", "{missing}"], "is not a directory"),
         (["eval", "{trained}", "--beam", "0"], "--beam must be at least 1"),
     ],
@@ -93,8 +94,10 @@ def test_mistakes_exit_2_with_one_line(trained, tmp_path, args, message):
     _, out, _ = trained
     (tmp_path / "bad.tsv").write_text("a\tb\tc\n", encoding="utf-8")
     (tmp_path / "latin1.txt").write_bytes("Grüße\n".encode("latin-1"))
+    (tmp_path / "empty.txt").write_text("", encoding="utf-8")
     paths = {"{bad}": tmp_path / "bad.tsv", "{missing}": tmp_path / "missing", "{run}": tmp_path / "run",
-             "{trained}": out, "{latin1}": tmp_path / "latin1.txt"}  # fmt: skip
+             "{trained}": out, "{latin1}": tmp_path / "latin1.txt", "{empty}": tmp_path / "empty.txt",
+             "{png}": tmp_path / "attention.png"}  # fmt: skip
     result = runner.invoke(app, ["translate", *(str(paths.get(a, a)) for a in args)])
     assert result.exit_code == 2, result.output
     assert result.stderr.startswith("error: ") and message in result.stderr

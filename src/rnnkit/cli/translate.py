@@ -159,6 +159,10 @@ def run(
     if plot is not None:
         check_path(plot)
     lines = [text] if text is not None else _read_lines(input_file)
+    if plot is not None and not lines:
+        raise RnnkitError(
+            f"--plot draws the first sentence's attention, but {input_file} has no lines; give a sentence."
+        )
     model = load_translator(run_dir)
     results = []
     bar = tqdm(total=len(lines), desc="translating", unit="line", disable=True if quiet or text else None)
