@@ -3,6 +3,7 @@ with --json; each mistake exits 2 with one line."""
 
 import json
 import random
+import shutil
 
 import pytest
 from typer.testing import CliRunner
@@ -29,8 +30,10 @@ def trained(tmp_path_factory):
     folder = tmp_path_factory.mktemp("translate")
     (folder / "pairs.tsv").write_text(_pairs(150, 0), encoding="utf-8")
     out = folder / "run"
-    result = runner.invoke(app, ["translate", "train", "--pairs", str(folder / "pairs.tsv"), "--out", str(out),
-                                 *TINY, "--json"])  # fmt: skip
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # --pairs as typed in that folder: a relative path
+        result = runner.invoke(app, ["translate", "train", "--pairs", "pairs.tsv", "--out", str(out), *TINY,
+                                     "--json"])  # fmt: skip
     assert result.exit_code == 0, result.output
     return folder, out, json.loads(result.stdout)
 
@@ -52,6 +55,23 @@ def test_eval_on_a_tsv(trained):
     report = json.loads(result.stdout)
     assert report["n"] == 20 and set(report["metrics"]) == {"bleu", "chrf"}
     assert report["report"]["chrf_signature"].startswith("nrefs:1")
+
+
+def test_eval_without_pairs_finds_the_training_tsv_from_another_directory(trained, tmp_path, monkeypatch):
+    folder, out, report = trained
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(app, ["translate", "eval", str(out), "--beam", "1", "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n"] == report["n"]  # the test split of the training TSV
+    config = json.loads((out / "config.json").read_text())
+    assert config["data"]["pairs"] == str((folder / "pairs.tsv").resolve())
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    config["data"]["pairs"] = str(tmp_path / "gone.tsv")
+    (moved / "config.json").write_text(json.dumps(config))
+    result = runner.invoke(app, ["translate", "eval", str(moved), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: the run's training pairs {tmp_path / 'gone.tsv'} are gone; give --pairs FILE.\n"
 
 
 def test_run_one_sentence_n_best_and_plot(trained):

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from rnnkit import checkpoint
-from rnnkit.data.pairs import Pairs, PairSplits, load_pairs
+from rnnkit.data.pairs import BUILT_IN, Pairs, PairSplits, load_pairs
 from rnnkit.data.subwords import EOS, SubwordVocabulary
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import training_curves
@@ -114,11 +114,15 @@ def train_translator(
         model = Translator(TranslatorConfig(**sizes, **model_options))
     config = model.config
     model.vocabularies = vocabularies
+    data = asdict(options)
+    if options.pairs not in BUILT_IN and Path(options.pairs).is_file():
+        # as typed, a relative path would name another file (or none) when `translate eval` runs elsewhere
+        data["pairs"] = str(Path(options.pairs).resolve())
     run_config = {
         "task": "translate",
         "model": asdict(config),
         "vocabularies": [v.to_config() for v in vocabularies],
-        "data": asdict(options),
+        "data": data,
         "split": splits.split,
     }
     batch_size = options.batch_size
@@ -199,6 +203,8 @@ def evaluate_translator(directory: Path | str, pairs: Pairs | None = None, *, be
     model = load_translator(directory)
     if pairs is None:
         data = model.run_config["data"]
+        if data["pairs"] not in BUILT_IN and not Path(data["pairs"]).is_file():
+            raise RnnkitError(f"the run's training pairs {data['pairs']} are gone; give --pairs FILE.")
         pairs = load_pairs(data["pairs"], data["direction"]).test
     torch.set_grad_enabled(False)
     try:
