@@ -68,6 +68,24 @@ def test_generate_prints_text_from_the_prime_vocabulary(trained):
     assert len(text) == 40 and set(text) <= set("ROMEO:\nBut soft, what light through yonder window breaks?\ufffd")
 
 
+@pytest.mark.parametrize("kind", ["char", "word", "subword"])
+def test_generate_prints_the_continuation_after_the_prime_with_the_tokenizers_separator(
+    corpus, trained, tmp_path, kind
+):
+    out = trained[0] if kind == "char" else tmp_path / kind
+    if kind != "char":
+        train = ["lm", "train", "--data", str(corpus), "--tokenizer", kind, "--out", str(out), *TINY, "--epochs", "1"]
+        assert runner.invoke(app, train).exit_code == 0
+    args = ["lm", "generate", str(out), "--prime", "But", "--length", "8"]
+    continuation = json.loads(runner.invoke(app, [*args, "--json"]).stdout)["text"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    if kind == "word":  # words are spaced from the prime as from each other, and a line end starts a line
+        assert result.stdout == "But" + ("" if continuation.startswith("\n") else " ") + continuation + "\n"
+    else:  # as before: the continuation reads on from the prime
+        assert result.stdout == "But" + continuation + "\n"
+
+
 def test_resume_continues_a_finished_run_to_more_epochs(trained, corpus):
     out, _ = trained
     result = runner.invoke(

@@ -147,18 +147,20 @@ def generate(
     model = load(run, task="lm")
     tokenizer = tokenizer_from_config(model.run_config["tokenizer"])
     generator = torch.Generator().manual_seed(seed)
-    tokens = model.generate(
-        tokenizer.encode(prime), length, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator
-    )
+    prime_ids = tokenizer.encode(prime)
+    tokens = model.generate(prime_ids, length, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
     ids: list[int] = []
     printed = ""
+    # decoded after the prime, then cut from it: a word tokenizer puts its space between tokens, so the
+    # continuation alone would lose the one between the prime and the first new word
+    decoded_prime = tokenizer.decode(prime_ids)
     if not json_output:
         typer.echo(prime, nl=False)  # the continuation reads on from the prime, as char-rnn prints it
     for token in tokens:
         ids.append(token)
         if not json_output:
             # decode the whole tail each time: a subword may only become text with its neighbours
-            text = tokenizer.decode(ids)
+            text = tokenizer.decode(prime_ids + ids)[len(decoded_prime) :]
             typer.echo(text[len(printed) :], nl=False)
             printed = text
     if json_output:
