@@ -137,6 +137,14 @@ def test_bad_files_exit_2_in_one_line(files, tmp_path, trained):
     assert "either one TEXT" in _error(["classify", "predict", str(out)])
 
 
+def test_predict_png_without_explain_is_refused(trained, tmp_path):
+    out, _ = trained
+    png = tmp_path / "why.png"
+    line = _error(["classify", "predict", str(out), "good film", "--png", str(png)])
+    assert line == "error: --png draws the --explain attributions; add --explain."
+    assert not png.exists()
+
+
 def test_train_from_a_classifier_pairs_its_classes_with_ours(files, trained, tmp_path):
     out, _ = trained
     renamed = pd.read_csv(files / "more.csv").replace({"stars": {"pos": "liked", "neg": "disliked"}})

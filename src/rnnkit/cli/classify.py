@@ -169,6 +169,8 @@ def predict(
     """
     if (text is None) == (csv_file is None):
         raise RnnkitError("give either one TEXT argument or --csv FILE, not both or neither.")
+    if png is not None and not explain_flag:
+        raise RnnkitError("--png draws the --explain attributions; add --explain.")
     model = load(run, task="classify")
     if text is not None:
         if explain_flag:
