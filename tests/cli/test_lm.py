@@ -166,6 +166,22 @@ def test_glove_vectors_start_the_embedding_rows_of_the_words_glove_knows(corpus,
     assert not torch.equal(started["through"], torch.zeros(8))  # unknown to GloVe: the random start stays
 
 
+def test_train_refuses_a_tokenizer_other_than_the_token_files(corpus, tmp_path):
+    tokens = tmp_path / "c.tokens"
+    result = runner.invoke(app, ["data", "tokenize", str(corpus), "--tokenizer", "char", "--out", str(tokens),
+                                 "--holdout", "0.1", "--quiet"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    train = ["lm", "train", "--data", str(tokens), *TINY, "--epochs", "1"]
+    result = runner.invoke(app, [*train, "--tokenizer", "word", "--out", str(tmp_path / "word")])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: {tokens} holds char tokens, not word; drop --tokenizer")
+    assert not (tmp_path / "word").exists()
+    from rnnkit.tasks.lm_training import LanguageModelData, token_streams
+
+    same = LanguageModelData(data=str(tokens), tokenizer="char", batch_size=4, window=16)
+    assert token_streams(same, tmp_path / "char", resume=False)[0].kind == "char"  # the file's own kind is fine
+
+
 WORD_GLOVE = ["lm", "train", "--data", "{corpus}", "--tokenizer", "word", "--vectors", "glove"]
 
 

@@ -73,6 +73,13 @@ def token_streams(options: LanguageModelData, out: Path, resume: bool):
     never in memory), or tokenized in memory from a corpus or text file."""
     if is_token_file(options.data):
         corpus = TokenFile(options.data)
+        kind = corpus.header["tokenizer"]["kind"]
+        # the file's ids are its tokenizer's: a --tokenizer of another kind would only mislabel the run
+        if options.tokenizer and options.tokenizer != kind:
+            raise RnnkitError(
+                f"{options.data} holds {kind} tokens, not {options.tokenizer}; drop --tokenizer, or tokenize "
+                f"the text again with `rnnkit data tokenize --tokenizer {options.tokenizer}`."
+            )
         return corpus.tokenizer, *(
             corpus.windows(split, size, options.window)
             for split, size in (("train", options.batch_size), ("valid", options.eval_batch_size),
