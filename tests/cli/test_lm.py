@@ -128,6 +128,15 @@ def test_resume_refuses_another_tasks_run_an_empty_directory_and_overwrite_befor
     ]
 
 
+def test_a_file_with_short_held_out_parts_trains_on_fewer_evaluation_rows(tmp_path):
+    # 40 lines: the valid and test parts are two lines, 8 words, too few for the 8 rows evaluation reads
+    (tmp_path / "short.txt").write_text("the cat sat.\n" * 40, encoding="utf-8")
+    args = ["lm", "train", "--data", str(tmp_path / "short.txt"), "--tokenizer", "word", "--out", str(tmp_path / "run")]
+    result = runner.invoke(app, [*args, *TINY, "--batch-size", "2", "--window", "8", "--epochs", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["n"] > 0
+
+
 def test_a_word_model_with_a_tied_adaptive_softmax_trains_and_generates(corpus, tmp_path):
     out = tmp_path / "adaptive"
     words = ["--tokenizer", "word", "--adaptive-cutoffs", "4,8", "--embedding-size", "16", "--epochs", "1"]

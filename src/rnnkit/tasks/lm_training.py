@@ -80,23 +80,30 @@ def token_streams(options: LanguageModelData, out: Path, resume: bool):
                 f"{options.data} holds {kind} tokens, not {options.tokenizer}; drop --tokenizer, or tokenize "
                 f"the text again with `rnnkit data tokenize --tokenizer {options.tokenizer}`."
             )
-        return corpus.tokenizer, *(
-            corpus.windows(split, size, options.window)
-            for split, size in (("train", options.batch_size), ("valid", options.eval_batch_size),
-                                ("test", options.eval_batch_size))
-        )  # fmt: skip
+        rows = {"train": options.batch_size}
+        for name in ("valid", "test"):
+            start, stop = corpus.split(name)
+            rows[name] = eval_rows(options, stop - start)
+        return corpus.tokenizer, *(corpus.windows(split, size, options.window) for split, size in rows.items())
     splits = load_corpus(options.data)
     if resume and (out / checkpoint.CONFIG_FILE).exists():
         # the run's own vocabulary, even if the corpus file changed since
         tokenizer = tokenizer_from_config(checkpoint.read_config(out)["tokenizer"])
     else:
         tokenizer = fit_tokenizer(options.tokenizer_kind, splits.train, options)
+    valid, test = tokenizer.encode(splits.valid), tokenizer.encode(splits.test)
     return (
         tokenizer,
         TokenStream(tokenizer.encode(splits.train), options.batch_size, options.window),
-        TokenStream(tokenizer.encode(splits.valid), options.eval_batch_size, options.window),
-        TokenStream(tokenizer.encode(splits.test), options.eval_batch_size, options.window),
+        TokenStream(valid, eval_rows(options, len(valid)), options.window),
+        TokenStream(test, eval_rows(options, len(test)), options.window),
     )
+
+
+def eval_rows(options: LanguageModelData, num_tokens: int) -> int:
+    """Rows of a held-out split: ``eval_batch_size``, or fewer when the split is too short for them (a row needs
+    an input and its target). No flag sets ``eval_batch_size``, so a small file must not fail on it."""
+    return max(1, min(options.eval_batch_size, num_tokens // 2))
 
 
 def fit_tokenizer(kind: str, text: str, options: LanguageModelData) -> Tokenizer:
