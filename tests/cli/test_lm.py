@@ -210,6 +210,7 @@ WORD_GLOVE = ["lm", "train", "--data", "{corpus}", "--tokenizer", "word", "--vec
         (["lm", "eval", "no/such/run"], "is not a directory"),
         (["lm", "eval", "{run}", "--data", "{corpus}", "--dynamic-lr", "-1"], "learning_rate > 0"),
         (["lm", "eval", "{run}", "--data", "shakespeare", "--split", "dev"], "Unknown split 'dev'"),
+        (["lm", "eval", "{run}", "--data", "{corpus}", "--split", "bogus"], "Unknown split 'bogus'"),
         (["data", "fetch", "gutenberg"], "Unknown corpus 'gutenberg'"),
         (["lm", "generate", "{run}", "--temperature", "0"], "temperature > 0"),
     ],

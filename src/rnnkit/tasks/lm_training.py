@@ -34,6 +34,7 @@ CORPORA = {"shakespeare": shakespeare, "wikitext2": wikitext2}
 TOKENIZERS = {"char": CharTokenizer, "word": WordTokenizer, "subword": SubwordTokenizer}
 DEFAULT_TOKENIZER = {"shakespeare": "char", "wikitext2": "word"}
 VECTORS = ("random", "glove")
+SPLITS = ("train", "valid", "test")
 
 
 @dataclass(frozen=True)
@@ -181,6 +182,9 @@ def evaluate_language_model(
 
     With ``dynamic_lr`` the model adapts to the text as it scores it (:mod:`rnnkit.tasks.dynamic_eval`).
     """
+    # checked for a text file too, which is scored whole: a mistyped split must not pass unnoticed
+    if split not in SPLITS:
+        raise RnnkitError(f"Unknown split {split!r}. Select from {', '.join(SPLITS)}.")
     model = load(directory, task="lm")
     run_config = model.run_config
     window = window or run_config.get("data", {}).get("window", 128)
@@ -201,8 +205,6 @@ def evaluate_language_model(
 def evaluation_text(data: str, split: str) -> str:
     """A built-in corpus' split, or the whole of a text file."""
     if data in CORPORA:
-        if split not in ("train", "valid", "test"):
-            raise RnnkitError(f"Unknown split {split!r}. Select from train, valid, test.")
         return getattr(CORPORA[data](), split)
     from rnnkit.data.sources import read_text_file
 
