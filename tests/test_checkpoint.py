@@ -114,3 +114,15 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path, monkeypatc
         checkpoint.write_atomic(path, b"new")
     assert path.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["file.bin"]  # no temporary file left behind
+
+
+def test_atomic_writes_get_the_permissions_the_umask_gives_any_new_file(tmp_path):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        checkpoint.write_atomic(tmp_path / "config.json", b"{}")
+        (tmp_path / "plain.txt").write_bytes(b"")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "config.json").stat().st_mode & 0o777 == (tmp_path / "plain.txt").stat().st_mode & 0o777 == 0o644

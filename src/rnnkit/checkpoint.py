@@ -51,6 +51,7 @@ def write_atomic(path: Path | str, data: bytes) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes it private (0600); a run's files read like any other
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
@@ -64,6 +65,12 @@ def write_atomic(path: Path | str, data: bytes) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _umask() -> int:
+    mask = os.umask(0)  # reading the mask means setting it: put it straight back
+    os.umask(mask)
+    return mask
 
 
 def write_json(path: Path | str, obj: Any) -> None:
