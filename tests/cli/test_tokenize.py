@@ -36,3 +36,10 @@ def test_tokenize_jsonl_then_train_and_evaluate_from_the_token_file(tmp_path):
 
     result = runner.invoke(app, ["data", "tokenize", str(tmp_path / "missing.jsonl"), "--out", str(tokens)])
     assert result.exit_code == 2 and "neither a file nor a directory" in result.stderr
+
+
+def test_an_out_that_is_a_directory_is_named_before_the_corpus_is_read(tmp_path):
+    (tmp_path / "a.txt").write_text("one two\nthree four\n")
+    result = runner.invoke(app, ["data", "tokenize", str(tmp_path / "a.txt"), "--out", str(tmp_path)])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert f"--out {tmp_path} is a directory; give the token file's name" in result.stderr

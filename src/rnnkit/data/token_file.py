@@ -255,6 +255,10 @@ def tokenize_corpus(
 
     if not inputs:
         raise RnnkitError("give at least one corpus file or directory to tokenize.")
+    if Path(out).is_dir():  # found before the corpus is read, not at the final rename
+        raise RnnkitError(
+            f"--out {out} is a directory; give the token file's name, e.g. {Path(out) / 'corpus.tokens'}."
+        )
 
     def texts():
         for source in inputs:
