@@ -101,7 +101,8 @@ def test_lm_options_without_a_beam_are_refused(trained, corpus, tmp_path):
     evaluate = ["asr", "eval", str(out), "--manifest", str(corpus), "--split", "all", "--beam", "0"]
     transcribe = ["asr", "transcribe", str(out), wav]  # greedy by default
     for args in ([*evaluate, "--lm-weight", "0.5"], [*evaluate, "--word-weight", "0.5"],
-                 [*transcribe, "--lm-weight", "0.5"], [*transcribe, "--lm", str(tmp_path)]):  # fmt: skip
+                 [*transcribe, "--lm-weight", "0.5"], [*transcribe, "--lm", str(tmp_path)],
+                 [*transcribe, "--lm-bonus", "1.5"]):  # fmt: skip
         result = runner.invoke(app, args)
         assert result.exit_code == 2 and "act in beam search only; add --beam N" in result.stderr, args
     greedy = runner.invoke(app, [*evaluate, "--quiet", "--json"])

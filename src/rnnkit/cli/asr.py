@@ -34,11 +34,11 @@ LmRun = Annotated[
 ]
 
 
-def refuse_lm_without_beam(beam: int, lm: Path | None, lm_weight: float, word_weight: float) -> None:
+def refuse_lm_without_beam(beam: int, lm: Path | None, lm_weight: float, lm_bonus: float, word_weight: float) -> None:
     """Greedy decoding reads no LM: refuse LM options it would silently ignore."""
     from rnnkit.tasks.asr_inference import LM_NEEDS_BEAM
 
-    if beam == 0 and (lm is not None or lm_weight or word_weight):
+    if beam == 0 and (lm is not None or lm_weight or lm_bonus or word_weight):
         raise RnnkitError(LM_NEEDS_BEAM)
 
 
@@ -191,7 +191,7 @@ def evaluate(
 
     if split not in ("train", "valid", "test", "all"):
         raise RnnkitError(f"Unknown split {split!r}. Select from train, valid, test, all.")
-    refuse_lm_without_beam(beam, lm, lm_weight, word_weight)
+    refuse_lm_without_beam(beam, lm, lm_weight, lm_bonus, word_weight)
     decoders = {"greedy": {"beam": 0}}
     if beam:
         decoders["beam"] = {"beam": beam, "lm_weight": lm_weight, "lm_bonus": lm_bonus, "word_weight": word_weight}
@@ -237,7 +237,7 @@ def transcribe(
 
     if chunk_ms < 10:
         raise RnnkitError(f"--chunk-ms must be at least 10, got {chunk_ms}.")
-    refuse_lm_without_beam(beam, lm, lm_weight, word_weight)
+    refuse_lm_without_beam(beam, lm, lm_weight, lm_bonus, word_weight)
     torch.set_num_threads(max(1, threads))
     model = load(run, task="asr")
     fusion = load_fusion_lm(run, model.config.alphabet, lm)

@@ -30,7 +30,9 @@ from rnnkit.tasks.word_ngram import WordFusion, WordNgram
 
 LM_FILE = "char_lm.json"
 WORD_LM_FILE = "word_lm.json"
-LM_NEEDS_BEAM = "--lm, --lm-weight and --word-weight act in beam search only; add --beam N (e.g. --beam 16)."
+LM_NEEDS_BEAM = (
+    "--lm, --lm-weight, --lm-bonus and --word-weight act in beam search only; add --beam N (e.g. --beam 16)."
+)
 
 
 def load_char_lm(run: Path | str) -> CharNgram | None:
@@ -64,7 +66,7 @@ class Decoder:
         weights = (self.lm_weight, self.lm_bonus, self.word_weight)
         if not all(math.isfinite(w) for w in weights) or min(self.lm_weight, self.word_weight) < 0:
             raise RnnkitError(f"the LM weights must be finite and --lm-weight, --word-weight >= 0, got {weights}.")
-        if self.beam == 0 and (self.lm_weight > 0 or self.word_weight > 0):
+        if self.beam == 0 and (self.lm_weight > 0 or self.lm_bonus or self.word_weight > 0):
             raise RnnkitError(LM_NEEDS_BEAM)  # greedy decoding reads no LM: refuse weights it would ignore
         if self.lm_weight > 0 and self.lm is None:
             raise RnnkitError("--lm-weight needs the run's character LM (char_lm.json), which this run lacks.")
