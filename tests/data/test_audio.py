@@ -12,6 +12,7 @@ from rnnkit.data.audio import (
     NUM_MELS,
     SAMPLE_RATE,
     LogMel,
+    StreamResampler,
     hz_to_mel,
     mel_filterbank,
     mel_to_hz,
@@ -19,6 +20,7 @@ from rnnkit.data.audio import (
     perturb_speed,
     read_audio,
     read_many,
+    resample,
     spec_augment,
     warp_frequencies,
 )
@@ -186,3 +188,13 @@ def test_warp_frequencies_moves_the_bands_like_speed_perturbation_and_keeps_the_
     assert warp_frequencies(features, 1.0) is features
     with pytest.raises(RnnkitError, match="positive"):
         warp_frequencies(features, -1.0)
+
+
+@pytest.mark.parametrize("rate", [44_100, 48_000, 22_050, 8_000, 16_000])
+@pytest.mark.parametrize("block", [1_000, 1_323, 24_000])
+def test_resampling_in_chunks_gives_the_whole_files_resampling(rate, block):
+    """Chunks resampled alone click at their edges (the filter sees silence there) and round their lengths."""
+    audio = np.random.default_rng(rate).standard_normal(rate + 77).astype(np.float32)
+    resampler = StreamResampler(rate)
+    parts = [resampler.feed(audio[i : i + block]) for i in range(0, len(audio), block)]
+    np.testing.assert_allclose(np.concatenate([*parts, resampler.finish()]), resample(audio, rate), atol=1e-6)

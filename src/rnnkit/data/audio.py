@@ -59,6 +59,52 @@ def resample(audio: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndar
     return resample_poly(audio, target // divisor, rate // divisor).astype(np.float32)
 
 
+class StreamResampler:
+    """:func:`resample` for audio that arrives in chunks, with the same output as resampling it whole.
+
+    Resampled alone, each chunk would see silence beyond its edges: a click at every chunk boundary and a length
+    rounded per chunk. Output sample j sits at input position j * down / up, and the polyphase filter reads
+    ``10 * max(up, down) / up`` input samples either side of it. So each call resamples a window of the input
+    that starts at a multiple of ``down`` (its outputs then fall on the whole stream's grid) and keeps only the
+    outputs whose filter lies inside what has arrived; :meth:`finish` gives the rest, as the end of the file.
+    """
+
+    def __init__(self, rate: int, target: int = SAMPLE_RATE) -> None:
+        divisor = gcd(rate, target)
+        self.up, self.down = target // divisor, rate // divisor
+        self.reach = -(-10 * max(self.up, self.down) // self.up) + 2  # input samples a filter reads, either side
+        self.window = np.zeros(0, np.float32)  # the input from ``start`` on
+        self.start = 0  # a multiple of ``down``
+        self.emitted = 0  # output samples given out so far
+
+    def feed(self, audio: np.ndarray) -> np.ndarray:
+        if self.up == self.down:
+            return audio
+        self.window = np.concatenate([self.window, audio.astype(np.float32)])
+        end = self.start + len(self.window)
+        ready = (end - self.reach) * self.up // self.down  # outputs before this one read only what has arrived
+        return self._emit(ready)
+
+    def finish(self) -> np.ndarray:
+        if self.up == self.down:
+            return np.zeros(0, np.float32)
+        total = -(-(self.start + len(self.window)) * self.up // self.down)  # resample_poly's length
+        return self._emit(total)
+
+    def _emit(self, stop: int) -> np.ndarray:
+        if stop <= self.emitted:
+            return np.zeros(0, np.float32)
+        from scipy.signal import resample_poly
+
+        offset = self.start * self.up // self.down  # the window's first output, on the stream's grid
+        out = resample_poly(self.window, self.up, self.down).astype(np.float32)[self.emitted - offset : stop - offset]
+        self.emitted = stop
+        # keep what the next outputs' filters reach back to, from a multiple of ``down``
+        keep_from = max(self.start, (stop * self.down // self.up - self.reach) // self.down * self.down)
+        self.window, self.start = self.window[keep_from - self.start :], keep_from
+        return out
+
+
 def normalise_loudness(audio: np.ndarray, dbfs: float = TARGET_DBFS) -> np.ndarray:
     """Scale to an RMS of ``dbfs`` (relative to full scale 1.0), less if a peak would clip."""
     rms = float(np.sqrt(np.mean(np.square(audio, dtype=np.float64))))

@@ -9,6 +9,7 @@ Word times come from the Viterbi alignment of the chosen text (:func:`ctc_decode
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import soundfile as sf
 import torch
 
 from rnnkit import checkpoint
-from rnnkit.data.audio import SAMPLE_RATE, TARGET_DBFS, read_audio, resample
+from rnnkit.data.audio import SAMPLE_RATE, TARGET_DBFS, StreamResampler, read_audio
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks.asr import SpeechRecognizer
 from rnnkit.tasks.asr_streaming import StreamingRecognizer
@@ -161,10 +162,13 @@ def stream_file(model: SpeechRecognizer, path: Path | str, decoder: Decoder, *, 
     info = sf.info(path)
     recognizer = StreamingRecognizer(model, beam=decoder.beam, **decoder.options)
     block = max(1, int(chunk_seconds * info.samplerate))
+    resampler = StreamResampler(info.samplerate)  # chunk edges resampled as in the whole file: no clicks
     energy, count, shown, chunks = 0.0, 0, "", 0
     start = time.perf_counter()
-    for chunk in sf.blocks(str(path), blocksize=block, dtype="float32", always_2d=True):
-        audio = resample(chunk.mean(axis=1), info.samplerate)
+    blocks = sf.blocks(str(path), blocksize=block, dtype="float32", always_2d=True)
+    for audio in itertools.chain((resampler.feed(chunk.mean(axis=1)) for chunk in blocks), [resampler.finish()]):
+        if not len(audio):
+            continue
         energy, count = energy + float(np.sum(np.square(audio, dtype=np.float64))), count + len(audio)
         rms = (energy / max(count, 1)) ** 0.5
         gain = 10 ** (TARGET_DBFS / 20) / rms if rms > 1e-6 else 1.0
