@@ -218,14 +218,13 @@ def train_forecaster(
         "lookbacks": lookbacks,
     }
     config = ForecastConfig(**(resumed["model"] if resumed else {**shape, **model_options}))  # --resume: its own
-    expected = ForecastConfig(**shape)  # what these data and options make: a resumed model must read the same
-    changed = [name for name in shape if getattr(config, name) != getattr(expected, name)]
-    if changed:
-        name = changed[0]
-        raise RnnkitError(
-            f"the run in {out} was trained with {name} {getattr(config, name)}, these data and options give "
-            f"{getattr(expected, name)}; resume with the data and options it was started with."
-        )
+    if resumed:  # the windows come from these data and options: the run's model must read them as they are
+        expected = ForecastConfig(**shape)
+        for name in (name for name in shape if getattr(config, name) != getattr(expected, name)):
+            raise RnnkitError(
+                f"the run in {out} was trained with {name} {getattr(config, name)}, these data and options give "
+                f"{getattr(expected, name)}; resume with the data and options it was started with."
+            )
     run_config = {
         "task": "forecast",
         "model": asdict(config),
