@@ -220,7 +220,8 @@ def train_forecaster(
     config = ForecastConfig(**(resumed["model"] if resumed else {**shape, **model_options}))  # --resume: its own
     if resumed:  # the windows come from these data and options: the run's model must read them as they are
         expected = ForecastConfig(**shape)
-        for name in (name for name in shape if getattr(config, name) != getattr(expected, name)):
+        name = next((name for name in shape if getattr(config, name) != getattr(expected, name)), None)
+        if name is not None:
             raise RnnkitError(
                 f"the run in {out} was trained with {name} {getattr(config, name)}, these data and options give "
                 f"{getattr(expected, name)}; resume with the data and options it was started with."
