@@ -69,9 +69,10 @@ def load_corpus(data: str) -> TextSplits:
     return text_file(data)
 
 
-def token_streams(options: LanguageModelData, out: Path, resume: bool):
+def token_streams(options: LanguageModelData, saved_tokenizer: dict | None = None):
     """The tokenizer and the train / valid / test data: read window by window from a token file (the corpus is
-    never in memory), or tokenized in memory from a corpus or text file."""
+    never in memory), or tokenized in memory from a corpus or text file (with ``saved_tokenizer``, a resumed
+    run's config, that run's vocabulary, even if the corpus file changed since)."""
     if is_token_file(options.data):
         corpus = TokenFile(options.data)
         kind = corpus.header["tokenizer"]["kind"]
@@ -87,9 +88,8 @@ def token_streams(options: LanguageModelData, out: Path, resume: bool):
             rows[name] = eval_rows(options, stop - start)
         return corpus.tokenizer, *(corpus.windows(split, size, options.window) for split, size in rows.items())
     splits = load_corpus(options.data)
-    if resume and (out / checkpoint.CONFIG_FILE).exists():
-        # the run's own vocabulary, even if the corpus file changed since
-        tokenizer = tokenizer_from_config(checkpoint.read_config(out)["tokenizer"])
+    if saved_tokenizer is not None:
+        tokenizer = tokenizer_from_config(saved_tokenizer)
     else:
         tokenizer = fit_tokenizer(options.tokenizer_kind, splits.train, options)
     valid, test = tokenizer.encode(splits.valid), tokenizer.encode(splits.test)
@@ -119,14 +119,14 @@ def train_language_model(
     """Train, then score the best checkpoint on the held-out test split; returns the run's summary."""
     out = Path(out)
     saved = checkpoint.resumed_config(out, "lm") if resume else {}
-    tokenizer, train, valid, test = token_streams(options, out, resume)
+    tokenizer, train, valid, test = token_streams(options, saved.get("tokenizer"))
     seed_everything(train_config.seed)  # the initial weights too, not only what the Trainer draws
     if saved:  # --resume: the run's own model
         model = LanguageModel.from_config(saved["model"])
     else:
         model = LanguageModel(LanguageModelConfig(vocab_size=tokenizer.vocab_size, **model_options))
     config = model.config
-    if options.vectors == "glove" and not (resume and (out / checkpoint.CONFIG_FILE).exists()):
+    if options.vectors == "glove" and not saved:
         load_glove(model, tokenizer)
     run_config = {"task": "lm", "model": asdict(config), "tokenizer": tokenizer.to_config(), "data": asdict(options)}
     trainer = Trainer(model, train_config, out, train, valid, run_config=run_config)
