@@ -347,3 +347,57 @@ def test_step_on_bidirectional_layer_is_refused():
 def test_step_with_wrong_input_shape_is_refused():
     with pytest.raises(RnnkitError, match=r"x_t must have shape \(batch, 3\)"):
         GRU(3, 4).step(torch.randn(2, 5))
+
+
+def test_an_lstm_state_given_as_a_list_returns_h_and_c_as_torch_does():
+    torch.manual_seed(0)
+    lstm = rnnkit.LSTM(4, 64, num_layers=2).eval()  # no_grad, 32 rows: the path that hands torch its own loop
+    reference = nn.LSTM(4, 64, num_layers=2).eval()
+    reference.load_state_dict(lstm.state_dict())
+    x, h, c = torch.randn(5, 32, 4), torch.randn(2, 32, 64), torch.randn(2, 32, 64)
+    with torch.no_grad():
+        _, state = lstm(x, [h, c])
+        _, expected = reference(x, [h, c])
+    assert isinstance(state, tuple) and len(state) == 2
+    torch.testing.assert_close(state, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_an_input_of_another_dtype_than_the_weights_is_one_clear_error():
+    with pytest.raises(RnnkitError, match=r"input dtype torch.float64 does not match the layer's torch.float32"):
+        rnnkit.GRU(4, 6)(torch.randn(5, 3, 4, dtype=torch.float64))
+    with torch.autocast("cpu", dtype=torch.bfloat16):  # autocast casts for the products: allowed, as in torch.nn
+        assert rnnkit.LSTM(4, 6)(torch.randn(5, 3, 4).bfloat16())[0].shape == (5, 3, 6)
+
+
+def test_a_trace_of_no_steps_has_every_name_and_no_rows():
+    output, _, trace = rnnkit.LSTM(4, 6, bidirectional=True)(torch.randn(0, 2, 4), return_trace=True)
+    assert output.shape == (0, 2, 12) and set(trace) == {"l0", "l0_reverse"}
+    assert {name: tuple(value.shape) for name, value in trace["l0"].items()} == dict.fromkeys("hcifgo", (0, 2, 6))
+
+
+def test_second_derivatives_are_refused_by_the_fused_kernels_and_exact_with_the_trace():
+    """A gradient penalty: the fused backward records no graph, so create_graph=True must not pass silently."""
+    torch.manual_seed(0)
+    reference = nn.LSTM(4, 6)
+    lstm = rnnkit.LSTM.from_torch(reference)
+    x = torch.randn(5, 2, 4, requires_grad=True)
+
+    def penalty(module, **extra):
+        (gradient,) = torch.autograd.grad(module(x, **extra)[0].sum(), x, create_graph=True)
+        module.zero_grad()
+        (gradient**2).sum().backward()
+        return [p.grad for p in module.parameters()]
+
+    with pytest.raises(RnnkitError, match="differentiable once; for second derivatives"):
+        penalty(lstm)
+    torch.testing.assert_close(penalty(lstm, return_trace=True), penalty(reference), rtol=1e-5, atol=1e-6)
+
+
+def test_layers_carry_torch_nns_mode_and_proj_size():
+    pairs = [
+        (rnnkit.RNN(3, 4, nonlinearity="relu"), nn.RNN(3, 4, nonlinearity="relu")),
+        (rnnkit.GRU(3, 4), nn.GRU(3, 4)),
+        (rnnkit.LSTM(3, 4, proj_size=2), nn.LSTM(3, 4, proj_size=2)),
+    ]
+    for layer, reference in pairs:
+        assert (layer.mode, layer.proj_size) == (reference.mode, reference.proj_size)

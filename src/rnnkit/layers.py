@@ -207,11 +207,19 @@ class RecurrentLayer(nn.Module):
                 f"input has {x.shape[-1]} features but the layer expects input_size={self.input_size}; "
                 "reshape the input or rebuild the layer."
             )
+        weight = next(self.parameters())
+        if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):
+            # torch.nn refuses this too; the products below would fail with a message about mat1 and mat2
+            raise RnnkitError(
+                f"input dtype {x.dtype} does not match the layer's {weight.dtype}; convert the input with "
+                f".to({weight.dtype}) or the layer with .to({x.dtype})."
+            )
         num_steps, batch_size = x.shape[0], x.shape[1]
         if hx is not None:
             if unbatched:
                 hx = map_state(lambda s: s.unsqueeze(1) if s.dim() == 2 else s, hx)
             self._check_state(hx, batch_size)
+            hx = hx if isinstance(hx, Tensor) else tuple(hx)  # torch.nn takes a list [h, c] too; kernels test tuple
         if lengths is not None:
             lengths = check_lengths(lengths, num_steps, batch_size, x.device)
 
@@ -386,6 +394,7 @@ class RNN(RecurrentLayer):
         if nonlinearity not in ("tanh", "relu"):
             raise RnnkitError(f"Unknown nonlinearity {nonlinearity!r}. Select from 'tanh' or 'relu'.")
         self.nonlinearity = nonlinearity
+        self.proj_size, self.mode = 0, f"RNN_{nonlinearity.upper()}"  # torch.nn's attributes, read by its users
         if cell is None:
 
             def cell(i, h):
@@ -433,6 +442,7 @@ class LSTM(RecurrentLayer):
         check_proj_size(proj_size, hidden_size)
         self.proj_size = proj_size
         self.layer_norm = layer_norm
+        self.mode = "LSTM"  # torch.nn's attribute, read by its users
         if cell is None:
             cell_class = LayerNormLSTMCell if layer_norm else LSTMCell
 
@@ -478,6 +488,7 @@ class GRU(RecurrentLayer):
         cell: CellFactory | None = None,
     ) -> None:
         self.layer_norm = layer_norm
+        self.proj_size, self.mode = 0, "GRU"  # torch.nn's attributes, read by its users
         if cell is None:
             cell_class = LayerNormGRUCell if layer_norm else GRUCell
 

@@ -147,7 +147,13 @@ def unroll(
             records.append((state, gates))
 
     output = torch.stack(outputs) if outputs else xp.new_zeros(0, batch_size, cell.output_size)
-    result_trace = _stack_trace(cell, records, valid) if trace else None
+    if trace and not records:  # no step: the names and widths from one step that is not kept, no rows
+        _, probe_state, probe_gates = cell.equations(xp.new_zeros(batch_size, xp.shape[-1]), state, mask)
+        result_trace = {
+            name: value[:0] for name, value in _stack_trace(cell, [(probe_state, probe_gates)], None).items()
+        }
+    else:
+        result_trace = _stack_trace(cell, records, valid) if trace else None
     if reverse:
         flip = (lambda t: reverse_within_lengths(t, lengths)) if lengths is not None else (lambda t: t.flip(0))
         output = flip(output)

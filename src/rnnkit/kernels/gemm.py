@@ -27,9 +27,9 @@ import os
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torch.autograd.function import once_differentiable
 
 from rnnkit.kernels import native
+from rnnkit.kernels.differentiable_once import differentiable_once
 
 
 def intel_cpu() -> bool:
@@ -132,7 +132,7 @@ class _Linear(torch.autograd.Function):
         return _linear(rows, weight, bias).view(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
-    @once_differentiable
+    @differentiable_once
     def backward(ctx, grad: Tensor):
         x, weight = ctx.saved_tensors
         rows, grad_rows = x.reshape(-1, x.shape[-1]), grad.reshape(-1, grad.shape[-1])

@@ -20,10 +20,10 @@ read, and :math:`m` is the recurrent-dropout mask.
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from rnnkit.cells import GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
 from rnnkit.kernels import gemm
+from rnnkit.kernels.differentiable_once import differentiable_once
 
 
 def kind_of(cell) -> str | None:
@@ -147,7 +147,7 @@ class Recurrence(torch.autograd.Function):
         return outputs
 
     @staticmethod
-    @once_differentiable
+    @differentiable_once
     def backward(ctx, grad_out, grad_hn, grad_cn=None):
         h0, _, _, out, _, _, rmask, _, _ = ctx.saved_tensors
         dxp, dgh, dh0, dc0 = _loop_backward(ctx, grad_out, grad_hn, grad_cn)
@@ -186,7 +186,7 @@ class ProjectedRecurrence(torch.autograd.Function):
         return outputs
 
     @staticmethod
-    @once_differentiable
+    @differentiable_once
     def backward(ctx, grad_out, grad_hn, grad_cn=None):
         h0, _, _, out, _, _, rmask, _, _, x, w_ih = ctx.saved_tensors
         in_steps = ctx.in_steps and ctx.needs_input_grad[3]
@@ -350,7 +350,7 @@ class LayerNormRecurrence(torch.autograd.Function):
         return out, h_n, c_n
 
     @staticmethod
-    @once_differentiable
+    @differentiable_once
     def backward(ctx, grad_out, grad_hn, grad_cn):
         h0, c0, w_hh, gamma_hh, gamma_c, out, cs, act, a_hat, c_hat, rstd, rmask, zmask_h, zmask_c = ctx.saved_tensors
         grad_out = torch.zeros_like(out) if grad_out is None else grad_out
