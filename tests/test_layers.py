@@ -401,3 +401,18 @@ def test_layers_carry_torch_nns_mode_and_proj_size():
     ]
     for layer, reference in pairs:
         assert (layer.mode, layer.proj_size) == (reference.mode, reference.proj_size)
+
+
+@pytest.mark.parametrize("kind", [RNN, GRU, LSTM])
+def test_saturated_gates_reach_one_and_pass_no_gradient_as_in_torch(kind):
+    """Inputs of scale 1e6 saturate every gate: torch's reach exactly 1 and pass no gradient back (a gate that
+    stopped at 1 - 2^-24 passed gradients of 2-6 to the weights here)."""
+    torch.manual_seed(0)
+    reference = getattr(nn, kind.__name__)(16, 32)
+    layer = kind.from_torch(reference)
+    x = 1e6 * torch.randn(6, 4, 16)
+    for module in (reference, layer):
+        output, _ = module(x)
+        output.sum().backward()
+    assert reference.weight_ih_l0.grad.abs().max() == 0
+    assert layer.weight_ih_l0.grad.abs().max() < 1e-6

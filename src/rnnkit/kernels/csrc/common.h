@@ -9,6 +9,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -74,10 +75,15 @@ inline T exp_of(T x) {
 
 // the argument is clamped where sigmoid is 1 or 0 to working precision anyway: exp_inline's range, and -ffast-math
 // assumes finite values (libmvec's exp then returns NaN, not inf, past its range)
+// -ffast-math lets gcc divide by a reciprocal estimate refined by one Newton step, which takes 1 / 1 to 1 - 2^-24:
+// a saturated gate would never reach 1 and would still pass gradient (torch's reaches 1 and passes none), so where
+// 1 + e rounds to 1 the result is set to exactly 1 (tested on e itself: fast-math may fold a test of 1 + e == 1)
 template <typename T>
 inline T sigmoid(T x) {
   constexpr T bound = std::is_same_v<T, float> ? T(80) : T(700);
-  return T(1) / (T(1) + exp_of(std::min(std::max(-x, -bound), bound)));
+  constexpr T negligible = std::numeric_limits<T>::epsilon() / 2;  // 1 + e == 1 below this
+  const T e = exp_of(std::min(std::max(-x, -bound), bound));
+  return e < negligible ? T(1) : T(1) / (T(1) + e);
 }
 
 // tanh(x) = 2 sigmoid(2x) - 1: the gate loops vectorise it through the same exp as the sigmoid, the scalar tail of a
