@@ -75,13 +75,19 @@ def _reduce(values: list[float], op: dist.ReduceOp, device: torch.device) -> lis
     return tensor.tolist()
 
 
-def mean_loss(loss: Tensor, weight: float, context: Context) -> float:
-    """The global batch's mean loss from each rank's ``weight * loss`` (see :func:`shard_batch`); NaN on
-    every rank as soon as one rank's loss is NaN, so all of them stop together."""
+def weighted_mean(loss: Tensor, share: float, context: Context) -> tuple[float, float]:
+    """The global batch's mean loss, and this rank's weight ``W share / (sum of shares)`` for its backward.
+
+    ``share`` is what the rank's mean loss averages over (its tokens, examples, or summed class weights;
+    0 for a rank without rows): weighted so, DDP's gradient average is the gradient of the global batch's
+    mean even where ranks average over different amounts (a translator's tokens per rank differ). NaN on every
+    rank as soon as one rank's loss is NaN, so all of them stop together."""
     if not context.enabled:
-        return loss.item()
-    (total,) = _reduce([loss.item() * weight], dist.ReduceOp.SUM, loss.device)
-    return total / context.world_size
+        return loss.item(), 1.0
+    total, shares = _reduce([loss.item() * share, share], dist.ReduceOp.SUM, loss.device)
+    if shares == 0:  # no rank had rows: nothing to learn from, and nothing to divide by
+        return total, 0.0
+    return total / shares, context.world_size * share / shares
 
 
 def agree(stop: bool, elapsed: float, context: Context, device: torch.device) -> tuple[bool, float]:
@@ -196,7 +202,7 @@ class _LossCall(nn.Module):
 
     def forward(self, batch: Any, state: Any = None) -> tuple:
         output = self.model.loss(batch, state) if self.stateful else self.model.loss(batch)
-        return output.loss, output.units, output.state
+        return output.loss, output.units, output.state, output.averaged_over
 
 
 def data_parallel(model: nn.Module, context: Context, device: torch.device) -> nn.Module | None:

@@ -77,6 +77,9 @@ class LossOutput:
     loss: Tensor  # mean over ``units``: what backward() sees
     units: int  # tokens, examples or frames averaged over (throughput, weighted means)
     state: Any = None  # carried to the next batch of a stream
+    # what ``loss`` divides by, where that is not ``units`` (a class-weighted mean: the summed class weights);
+    # data-parallel ranks are weighted by it
+    averaged_over: float | None = None
 
 
 class TrainData(Protocol):
@@ -375,8 +378,10 @@ class Trainer:
                         # forward backward (detach so BPTT stops at the batch edge; the values carry on)
                         with precision.autocast(config.precision, self.device):
                             output = self._loss(batch, detach_state(self.carried) if stateful else None)
-                        # the step's one host sync: checked, summed and shown (all ranks see the global mean)
-                        loss_value = distributed.mean_loss(output.loss, weight, self.dist)
+                        # the step's one host sync: checked, summed and shown (all ranks see the global mean);
+                        # each rank's loss is weighted by what it averages over, as the global mean weighs it
+                        share = output.units if output.averaged_over is None else output.averaged_over
+                        loss_value, weight = distributed.weighted_mean(output.loss, share if weight else 0.0, self.dist)
                         if not math.isfinite(loss_value):
                             raise TrainingDiverged(
                                 f"the loss became {loss_value} at step {position.step + 1} (epoch "
@@ -483,7 +488,7 @@ class Trainer:
             if self._stop_requested:
                 raise KeyboardInterrupt
             self._stop_requested = True
-            if not self.config.quiet:
+            if not self.config.quiet and self.is_main:  # every rank gets the signal; one says so
                 name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
                 # stderr, with the progress bars: under --json stdout carries one JSON object alone
                 tqdm.write(f"{name}: stopping after this step and saving (again to stop at once)", file=sys.stderr)

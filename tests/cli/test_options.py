@@ -74,3 +74,19 @@ def test_json_output_is_strict_json_with_null_for_what_is_not_a_number(capsys):
     out = capsys.readouterr().out
     assert "NaN" not in out and "Infinity" not in out
     assert json.loads(out) == {"mase": None, "p": None, "n": 3, "ok": [1.5, 2.0]}
+
+
+def test_under_torchrun_a_mistake_is_said_once_by_rank_0_and_every_rank_exits_2(tmp_path):
+    """Every rank runs the same command and meets the same mistake: one line in the job's log, not one per rank."""
+    import os
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "rnnkit", "lm", "train", "--data", "no/such/file.txt", "--out", str(tmp_path)]
+    said = []
+    for rank in (0, 1):
+        env = {**os.environ, "RANK": str(rank), "LOCAL_RANK": str(rank), "WORLD_SIZE": "2"}
+        result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert result.returncode == 2, result.stderr
+        said.append(result.stderr)
+    assert said[0].startswith("error: ") and said[0].count("\n") == 1 and said[1] == ""

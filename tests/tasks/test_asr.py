@@ -180,7 +180,8 @@ def test_batches_repeat_per_epoch_and_augment_only_when_training():
     with pytest.raises(RnnkitError, match="frequency warp"):
         SpeechBatches(data.features, [t.tolist() for t in data.targets], data.texts, 4, shuffle=True, warp=0.5)
     _, lengths, targets, target_lengths = next(evaluation.batches())
-    assert lengths.tolist() == sorted(lengths.tolist(), reverse=True) and int(target_lengths.sum()) == len(targets)
+    assert lengths.tolist() == sorted(lengths.tolist(), reverse=True)
+    assert targets.shape == (len(target_lengths), int(target_lengths.max()))  # one padded row per utterance
     with pytest.raises(RnnkitError, match="outside the alphabet"):
         model.encode_text("hello!")
 
@@ -270,3 +271,19 @@ def test_a_streamed_transcript_is_single_spaced_and_keeps_its_word_times(tmp_pat
     assert result["text"] == "one two" and shown == ["one", "one two"]
     assert [w["word"] for w in result["words"]] == ["one", "two"]
     assert 0 < result["words"][0]["end"] <= result["words"][1]["start"]
+
+
+def test_a_batch_cut_between_data_parallel_ranks_keeps_each_utterances_transcript():
+    """Under torchrun each rank takes whole rows of the batch: its loss, weighted by its rows, adds up to the
+    whole batch's (targets joined into one row were cut by characters, not utterances)."""
+    from rnnkit.distributed import Context, shard_batch
+
+    torch.manual_seed(0)
+    config = SpeechRecognizerConfig(num_mels=16, conv_channels=2, hidden_size=4, num_layers=1)
+    model = SpeechRecognizer(config).eval()  # no dropout: the parts must see what the whole saw
+    batch = next(iter(_toy_data(model, n=7).batches(0)))
+    whole = model.loss(batch).loss
+    parts = [shard_batch(batch, Context(rank, 2)) for rank in range(2)]
+    for (_, _, targets, target_lengths), _ in parts:
+        assert targets.shape[0] == target_lengths.shape[0] and targets.shape[1] >= target_lengths.max()
+    torch.testing.assert_close(sum(model.loss(part).loss * weight for part, weight in parts) / 2, whole)

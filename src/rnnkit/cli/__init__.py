@@ -29,18 +29,25 @@ class RnnkitGroup(TyperGroup):
         try:
             result = super().invoke(ctx)
         except RnnkitError as error:
-            typer.echo(f"error: {error}", err=True)
+            _say(f"error: {error}")
             raise typer.Exit(2) from None
         except OSError as error:
             if error.filename is None:
                 raise  # not about a path the user gave: a bug, shown with its traceback
             # a path that cannot be read or written (missing, a file where a folder goes, no permission, full disk)
-            typer.echo(f"error: {error.strerror or error}: {error.filename}; check the path and try again.", err=True)
+            _say(f"error: {error.strerror or error}: {error.filename}; check the path and try again.")
             raise typer.Exit(2) from None
         number = stopped_by_signal(clear=True)
         if number is not None:
             raise typer.Exit(128 + number)
         return result
+
+
+def _say(line: str) -> None:
+    """A user mistake's line on stderr. Under torchrun every rank runs the same command on the same input and
+    meets the same mistake: rank 0 alone says it (each rank still exits with code 2)."""
+    if context_from_env().is_main:
+        typer.echo(line, err=True)
 
 
 app = typer.Typer(

@@ -136,7 +136,8 @@ class ConvSubsampling(nn.Module):
         return y, lengths, (first, second)
 
 
-Batch = tuple[Tensor, Tensor, Tensor, Tensor]  # features (N, L, F), lengths (N,), targets (sum U,), target lengths (N,)
+# features (N, L, F), lengths (N,), targets (N, max U) padded, target lengths (N,)
+Batch = tuple[Tensor, Tensor, Tensor, Tensor]
 
 
 class SpeechRecognizer(nn.Module):
@@ -341,7 +342,8 @@ class SpeechBatches:
         lengths = torch.tensor([len(clip) for clip in clips], dtype=torch.long)
         if generator is not None:
             features = spec_augment(features, lengths, generator)
-        targets = torch.cat([self.targets[i] for i in index])
+        # (N, S) padded, not one concatenated row: under torchrun each rank takes whole rows of the batch
+        targets = pad_sequence([self.targets[i] for i in index], batch_first=True)
         target_lengths = torch.tensor([len(self.targets[i]) for i in index], dtype=torch.long)
         return features, lengths, targets, target_lengths
 

@@ -185,9 +185,10 @@ def train_asr(options: AsrData, model_options: dict, train_config: TrainConfig, 
     valid = make_batches(model, valid_features, 2 * options.batch_size, shuffle=False) if valid_features.raw else None
     trainer = Trainer(model, replace(train_config, monitor="cer"), out, train, valid, run_config=run_config)
     # the LM needs only text: written first, so even an interrupted run can use it
-    fit_ngram_lms(out, train_features.texts + lm_text, config.alphabet)
+    if trainer.is_main:  # one writer under torchrun
+        fit_ngram_lms(out, train_features.texts + lm_text, config.alphabet)
     summary = trainer.fit(resume=resume)
-    if summary["stopped_by"] == "interrupted":
+    if summary["stopped_by"] == "interrupted" or not trainer.is_main:  # under torchrun, rank 0 reports
         return summary
     summary["data"] = {
         "train": len(train_features.raw), "valid": len(valid_features.raw),

@@ -295,7 +295,9 @@ class TextClassifier(nn.Module):
         trained on its own prediction, not on the ensemble's)."""
         ids, lengths, labels = batch
         losses = [F.cross_entropy(member(ids, lengths), labels, weight=self.class_weights) for member in self.members]
-        return LossOutput(torch.stack(losses).mean(), labels.numel())
+        # a class-weighted mean divides by the batch's summed class weights, not by its examples
+        averaged_over = float(self.class_weights[labels].sum()) if self.config.class_weights else None
+        return LossOutput(torch.stack(losses).mean(), labels.numel(), averaged_over=averaged_over)
 
     @torch.no_grad()
     def predict_logits(self, data: TextBatches, *, quiet: bool = True) -> tuple[Tensor, Tensor]:

@@ -256,7 +256,7 @@ def train_forecaster(
             # resumed, and still the model the last run chose: its highway is refitted on validation's steps
             # by now, so the figure measured before that refit stands
             summary["valid"] = before["valid"]
-        elif summary["stopped_by"] != "interrupted":  # before the refit below, so out of sample
+        else:  # before the refit below, so out of sample (an interrupted run is refitted too, and resumed later)
             summary["valid"] = chosen.to(trainer.device).evaluate(valid)
         if ridge:
             # then the chosen model's highway is refitted on every training step, its head kept: a trending

@@ -134,7 +134,7 @@ def train_translator(
     trainer = Trainer(model, replace(train_config, monitor=monitor), out, train, valid if len(splits.valid) else None,
                       run_config=run_config)  # fmt: skip
     summary = trainer.fit(resume=resume)
-    if summary["stopped_by"] == "interrupted":
+    if summary["stopped_by"] == "interrupted" or not trainer.is_main:  # under torchrun, rank 0 reports
         return summary
     best = load_translator(out).to(trainer.device)
     summary["test"] = {
