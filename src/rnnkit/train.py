@@ -217,6 +217,9 @@ class Position:
     stale: int = 0  # evaluations since the best
     elapsed: float = 0.0  # seconds trained, over all sessions
     history: list = field(default_factory=list)
+    # training loss since the last validation (log.csv's train_loss): kept here, so a resumed run logs the same
+    loss_sum: float = 0.0
+    loss_count: int = 0
 
 
 class Trainer:
@@ -357,7 +360,6 @@ class Trainer:
             self.save_resume_state()  # an interrupted run always has a checkpoint to go back to
         reason = "epochs"
         units, units_start = 0, time.perf_counter()
-        loss_sum, loss_count = 0.0, 0  # training loss since the last validation, for log.csv
         restore_handler = self._catch_stop_signals()
         try:
             while position.epoch < config.epochs and reason == "epochs":
@@ -394,7 +396,7 @@ class Trainer:
                     self.carried = output.state
                     position.batch += 1
                     units += output.units * self.dist.world_size
-                    loss_sum, loss_count = loss_sum + loss_value, loss_count + 1
+                    position.loss_sum, position.loss_count = position.loss_sum + loss_value, position.loss_count + 1
                     bar.update(1)
                     at_end = position.batch == len(self.train_data)
                     if position.batch % config.accumulate and not at_end:
@@ -423,8 +425,8 @@ class Trainer:
                         rate = units / max(1e-9, time.perf_counter() - units_start)
                         bar.set_postfix(loss=f"{loss_value:.3f}", units_s=f"{rate:,.0f}")
                     if at_end or (config.eval_every and position.step % config.eval_every == 0):
-                        reason = self._validate(loss_sum / loss_count)
-                        loss_sum, loss_count = 0.0, 0
+                        reason = self._validate(position.loss_sum / position.loss_count)
+                        position.loss_sum, position.loss_count = 0.0, 0
                         self.save_resume_state()
                     elif config.checkpoint_every and position.step % config.checkpoint_every == 0:
                         self.save_resume_state()
@@ -438,7 +440,7 @@ class Trainer:
                 bar.close()
             if reason == "time budget" and (not position.history or position.history[-1]["step"] != position.step):
                 # the budget ran out between validations: score and keep the newest weights too
-                self._validate(loss_sum / max(1, loss_count))
+                self._validate(position.loss_sum / max(1, position.loss_count))
                 self.save_resume_state()
         except KeyboardInterrupt:
             # raised inside a step (a second Ctrl-C or SIGTERM, or code that raises it): the step's state is half
