@@ -159,8 +159,8 @@ def test_ctrl_c_or_sigterm_finishes_the_step_saves_there_and_resume_matches(tmp_
     for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
         assert torch.equal(a, b)
     # the resumed run's log too: epoch 2's training loss spans the steps before the stop and after it
-    logged = [{row["step"]: row["train_loss"] for row in checkpoint.read_json(path / "metrics.json")["history"]} for path in
-              (tmp_path / "a", tmp_path / "b")]  # fmt: skip
+    histories = [checkpoint.read_json(tmp_path / run / "metrics.json")["history"] for run in ("a", "b")]
+    logged = [{row["step"]: row["train_loss"] for row in history} for history in histories]
     assert logged[1] and all(logged[1][step] == pytest.approx(logged[0][step], rel=1e-12) for step in logged[1])
 
 
