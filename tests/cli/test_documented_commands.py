@@ -10,7 +10,7 @@ import typer
 from rnnkit.cli import app
 
 ROOT = Path(__file__).parents[2]
-PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]  # the task pages too
 
 
 def _command_lines() -> list[tuple[str, str]]:

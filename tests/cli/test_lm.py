@@ -47,6 +47,8 @@ def test_eval_scores_a_file(trained, corpus):
     assert set(report) == {"task", "metrics", "n"} and report["metrics"]["perplexity"] > 1
     quiet = runner.invoke(app, ["lm", "eval", str(out), "--data", str(corpus), "--quiet", "--json"])
     assert quiet.exit_code == 0 and json.loads(quiet.stdout)["metrics"] == report["metrics"]
+    plain = runner.invoke(app, ["lm", "eval", str(out), "--data", str(corpus), "--quiet"])
+    assert plain.exit_code == 0 and " bits/char, perplexity " in plain.stdout  # a character model's unit
 
 
 def test_dynamic_evaluation_adapts_to_a_repetitive_file(trained, corpus):

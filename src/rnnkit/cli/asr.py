@@ -63,7 +63,7 @@ def make_data(
     noise_share: Annotated[float, typer.Option(help="Share of utterances that get noise (with --snr).")] = 0.5,
     noise_file: Annotated[Path | None, typer.Option(help="A noise recording (else white/pink/brown noise).")] = None,
     jobs: Annotated[int, typer.Option(help="Synthesis processes.")] = 2,
-    seed: o.Seed = 0,
+    seed: Annotated[int, typer.Option(help="Random seed for each utterance's text, voice and noise.")] = 0,
     quiet: o.Quiet = False,
     json_output: o.Json = False,
 ) -> None:

@@ -76,7 +76,12 @@ def train(
     temperature), then score the held-out test split; metrics.json and confusion.png go to --out.
 
     Example: rnnkit classify train --csv reviews.csv --text-col review --label-col stars --out runs/reviews
-    [--init-from runs/word-lm | --init-from runs/snippets --init-classes fresh=positive,rotten=negative]
+
+    Example: rnnkit classify train --csv reviews.csv --text-col review --label-col stars --out runs/reviews-lm
+    --init-from runs/word-lm
+
+    Example: rnnkit classify train --csv reviews.csv --text-col review --label-col stars --out runs/reviews-rt
+    --init-from runs/snippets --init-classes fresh=positive,rotten=negative
     """
     options = ClassifyData(
         data=data, csv=str(csv_file or ""), text_col=text_col, label_col=label_col, vectors=vectors,

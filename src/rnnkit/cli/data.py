@@ -49,7 +49,10 @@ def fetch(
         o.print_json({"task": "data", "metrics": sizes, "n": len(sizes), "cache": str(cache_dir())})
         return
     for name, size in sizes.items():
-        unit = "chars" if name in CORPORA else "texts" if name in SENTIMENT_SETS else "test words found"
+        if name == "glove":  # a check that the vectors load: how many of three test words they hold
+            typer.echo(f"glove: {size['words']} of 3 test words found")
+            continue
+        unit = "chars" if name in CORPORA else "texts"
         typer.echo(f"{name}: " + ", ".join(f"{split} {count:,} {unit}" for split, count in size.items()))
 
 

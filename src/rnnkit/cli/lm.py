@@ -124,7 +124,7 @@ def evaluate(
     else:
         mode = " (dynamic evaluation)" if metrics.get("dynamic") else ""
         typer.echo(
-            f"{metrics['bits_per_token']:.3f} bits/token, perplexity {metrics['perplexity']:.2f} "
+            f"{metrics['bits_per_token']:.3f} bits/{metrics['unit']}, perplexity {metrics['perplexity']:.2f} "
             f"over {metrics['tokens']:,} tokens{mode}"
         )
 
@@ -137,7 +137,7 @@ def generate(
     temperature: Annotated[float, typer.Option(help="Below 1: safer text; above 1: wilder.")] = 0.8,
     top_k: Annotated[int, typer.Option(help="Sample among the k likeliest tokens (0: all).")] = 0,
     top_p: Annotated[float, typer.Option(help="Nucleus sampling mass (1: off).")] = 1.0,
-    seed: o.Seed = 0,
+    seed: Annotated[int, typer.Option(help="Random seed for the sampling.")] = 0,
     json_output: o.Json = False,
 ) -> None:
     """Generate text from a trained model, printed as it is sampled.

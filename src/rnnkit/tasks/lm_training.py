@@ -197,9 +197,10 @@ def evaluate_language_model(
         tokenizer = tokenizer_from_config(run_config["tokenizer"])
         windows = TokenStream(tokenizer.encode(evaluation_text(data, split)), batch_size, window)
     stream = WithProgress(windows, quiet, "scoring")
+    unit = {"unit": run_config["tokenizer"]["kind"]}  # char, word or subword: what a token is, as train reports
     if dynamic_lr is None:
-        return model.evaluate(stream)
-    return {**dynamic_evaluate(model, stream, learning_rate=dynamic_lr, decay=dynamic_decay), "dynamic": True}
+        return {**model.evaluate(stream), **unit}
+    return {**dynamic_evaluate(model, stream, learning_rate=dynamic_lr, decay=dynamic_decay), "dynamic": True, **unit}
 
 
 def evaluation_text(data: str, split: str) -> str:
