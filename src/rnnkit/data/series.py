@@ -39,9 +39,9 @@ from rnnkit.errors import RnnkitError
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DAY = pd.Timedelta(days=1)
+WEEK = pd.Timedelta(days=7)
 # a gap's remedy, true at training and at predict time alike (a trained model keeps its fill setting)
 FILL_HINT = "fill them in the file, or train with --fill to interpolate them (its model then fills its inputs too)."
-WEEK = pd.Timedelta(days=7)
 
 
 @dataclass(frozen=True)
