@@ -7,3 +7,8 @@ Library code raises :class:`RnnkitError` when the caller passed something wrong;
 
 class RnnkitError(ValueError):
     """A user mistake, described in one sentence: what was wrong, the value given, and what to do."""
+
+
+def first_line(error: BaseException) -> str:
+    """A library's exception in one line, to quote inside an :class:`RnnkitError` (its class name if it is silent)."""
+    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__

@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import RnnkitError, first_line
 from rnnkit.tasks import load
 
 FORMATS = ("onnx",)
@@ -196,9 +196,8 @@ def export_onnx(directory: Path | str, out: Path | str | None = None, *, opset: 
                 opset_version=opset,
             )
         except torch.onnx.errors.OnnxExporterError as error:  # an operator that this opset lacks
-            first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
             raise RnnkitError(
-                f"this model cannot be exported at opset {opset} ({first}); try --opset {OPSET}."
+                f"this model cannot be exported at opset {opset} ({first_line(error)}); try --opset {OPSET}."
             ) from None
 
     def shape(name: str, example: Tensor | None) -> list:

@@ -35,7 +35,7 @@ import pandas as pd
 from pandas.tseries.frequencies import to_offset
 
 from rnnkit.data.series_sources import resolve
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import RnnkitError, first_line
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DAY = pd.Timedelta(days=1)
@@ -126,7 +126,7 @@ def read_table(path: Path | str) -> pd.DataFrame:
         except ImportError:
             raise RnnkitError(f"reading {path} needs pyarrow; `pip install pyarrow`, or give a CSV.") from None
         except Exception as error:  # pyarrow's errors have no common base class worth naming
-            raise RnnkitError(f"{path} is not a readable Parquet file ({_first_line(error)}).") from None
+            raise RnnkitError(f"{path} is not a readable Parquet file ({first_line(error)}).") from None
     else:
         if path.stat().st_size == 0:
             raise RnnkitError(f"{path} is empty; give a CSV with a header line and one row per time step.")
@@ -136,7 +136,7 @@ def read_table(path: Path | str) -> pd.DataFrame:
         except pd.errors.EmptyDataError:
             raise RnnkitError(f"{path} is empty; give a CSV with a header line and one row per time step.") from None
         except (pd.errors.ParserError, UnicodeDecodeError) as error:
-            raise RnnkitError(f"{path} is not a readable CSV ({_first_line(error)}).") from None
+            raise RnnkitError(f"{path} is not a readable CSV ({first_line(error)}).") from None
     if frame.empty:
         raise RnnkitError(f"{path} has a header ({', '.join(map(str, frame.columns))}) but no rows.")
     return frame
@@ -155,10 +155,6 @@ def _check_ragged(path: Path) -> None:
                     f"{path} line {rows.line_num} has {len(row)} fields but the header has {len(header)}; "
                     "fix that row (a stray comma or a missing value)."
                 )
-
-
-def _first_line(error: BaseException) -> str:
-    return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
 def load_series(path: Path | str, spec: SeriesSpec, *, freq: str | None = None) -> SeriesSet:
@@ -232,7 +228,7 @@ def parse_times(column: pd.Series, name: str, source: str) -> pd.Series:
                     times = pd.to_datetime(column, format="mixed")
     except (ValueError, TypeError, OverflowError) as error:
         raise RnnkitError(
-            f"time column {name!r} of {source} does not parse as dates ({_first_line(error)}); "
+            f"time column {name!r} of {source} does not parse as dates ({first_line(error)}); "
             "write times like 2012-01-31 or 2012-01-31 13:00."
         ) from None
     if times.isna().any():
