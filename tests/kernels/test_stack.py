@@ -110,9 +110,10 @@ def test_fused_matches_unroll_with_one_joint_weight_gradient(kind, config, in_st
 
 def test_input_product_runs_in_the_steps_for_an_lstm_with_a_small_input_weight():
     small = torch.zeros(4 * 128, 64)
-    assert recurrence.input_product_in_steps("lstm", small)
-    assert not recurrence.input_product_in_steps("rnn_tanh", small)  # the RNN loop has no such form
-    assert not recurrence.input_product_in_steps("lstm", torch.zeros(4 * 650, 650))  # 6.8 MB: read at every step
+    assert recurrence.input_product_in_steps("lstm", small, 2)
+    assert not recurrence.input_product_in_steps("rnn_tanh", small, 2)  # the RNN loop has no such form
+    assert not recurrence.input_product_in_steps("lstm", torch.zeros(4 * 650, 650), 2)  # 6.8 MB: read at every step
+    assert not recurrence.input_product_in_steps("lstm", small, 1)  # one row would read all of W_ih at every step
 
 
 @pytest.mark.skipif(NATIVE is None, reason="no native build")

@@ -104,12 +104,15 @@ def apply(loops, kind: str, packing, x, state: tuple, cell, rmask, zmask_h, zmas
 
 
 # From this many multiply-adds in the joint product (rows x (H_in + H) x 4H) an LSTM's two weight gradients are one
-# product. 2-core Zen 4, the LSTM loops' forward+backward, in-process A/B (14-20 interleaved repeats): 1.03-1.08x at
-# (64, 50, 64, 128) and (32, 100, 64, 128) (3.1e8), 1.01-1.10x at (32, 100, 128, 256), 1.03-1.04x at (16, 200, 256,
-# 512), 1.04x at (16, 100, 128, 256), 1.05x with lengths; below, oneDNN's matmul costs more per call than it
-# saves: 0.99x at (16, 100, 32, 128) (1.3e8), 0.96x at (64, 35, 64, 64) and (32, 50, 32, 64), 0.89-0.95x at 1.6e7
-# and under.
-JOINT_PRODUCT = 1 << 28
+# product, which also lets the loop form a small W_ih's input product in its steps (INPUT_WEIGHT_IN_STEPS). 2-core
+# Zen 4, the LSTM loops' forward+backward, in-process A/B/C against the products apart and oneDNN's LSTM, 21
+# interleaved repeats, 2 threads: 1.09-1.31x at (batch, steps, input, hidden) (32, 24, 8, 32) (3.9e6), (4, 100, 8,
+# 64), (16, 50, 4, 64), (8, 50, 8, 128), (16, 100, 32, 128), (64, 35, 64, 64), (16, 100, 64, 128), (24, 100, 64,
+# 128), which turned 0.84-0.97x oneDNN's LSTM into 1.04-1.27x; on one thread 1.26-1.69x (0.60-0.78x oneDNN's into
+# 0.98-1.10x). Below 2^21 nothing stands out of the noise: 0.93-1.04x at (8, 24, 1, 25), (32, 24, 1, 25) (2.0e6)
+# and (64, 24, 1, 25). An earlier survey, before the input product moved into the steps, had put the bar at 2^28
+# (0.96x at (32, 50, 32, 64), which now gains 1.08x).
+JOINT_PRODUCT = 1 << 21
 
 
 def joint_weight_gradient(loops, kind: str, x, cell) -> bool:
@@ -173,7 +176,7 @@ class ProjectedRecurrence(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, loops, kind, packing, x, w_ih, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, zero_start):
-        ctx.in_steps = input_product_in_steps(kind, w_ih)
+        ctx.in_steps = input_product_in_steps(kind, w_ih, packing.batch_size)
         if ctx.in_steps:
             outputs, saved = _loop_forward(
                 ctx, loops, kind, packing, x.new_empty(0), h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, x, w_ih
@@ -215,14 +218,17 @@ class ProjectedRecurrence(torch.autograd.Function):
 # 128); with larger W_ih 1.00-1.02x at (16, 200, 256, 512), (128, 35, 650, 650), (32, 50, 650, 256), (8, 100, 256,
 # 512), but 0.96x at (20, 35, 650, 650) and 0.81x at (4, 100, 512, 1024), where few rows share each reading of
 # W_ih. The backward's, on top: 1.007-1.056x at the five small-W_ih shapes, 0.97-1.03x at (128, 50, 64, 128) over
-# three runs.
+# three runs. A batch of one reads all of W_ih for a single row at every step: at (1, 1000, 32, 64) the joint
+# product with the input product in the steps ran at 0.91-0.95x the products apart, with it apart at 1.02-1.04x
+# (and 1.13x at (1, 500, 64, 256)); so one row keeps the input product apart (IN_STEPS_MIN_BATCH).
 INPUT_WEIGHT_IN_STEPS = 1 << 18
+IN_STEPS_MIN_BATCH = 2
 
 
-def input_product_in_steps(kind: str, w_ih) -> bool:
+def input_product_in_steps(kind: str, w_ih, batch_size: int) -> bool:
     """Whether :class:`ProjectedRecurrence`'s loop forms the input product step by step (an LSTM's, with a
-    small ``W_ih``: :data:`INPUT_WEIGHT_IN_STEPS`)."""
-    return kind == "lstm" and w_ih.numel() <= INPUT_WEIGHT_IN_STEPS
+    small ``W_ih``: :data:`INPUT_WEIGHT_IN_STEPS`, and a batch of :data:`IN_STEPS_MIN_BATCH` or more)."""
+    return kind == "lstm" and w_ih.numel() <= INPUT_WEIGHT_IN_STEPS and batch_size >= IN_STEPS_MIN_BATCH
 
 
 def _loop_forward(ctx, loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, x=None, w_ih=None):
