@@ -122,6 +122,17 @@ def test_classification_report_matches_sklearn():
     assert report["confusion"] == confusion_matrix(labels, predicted).tolist()
 
 
+def test_macro_f1_leaves_out_a_class_absent_from_labels_and_predictions():
+    labels, predicted = np.array([0, 0, 1, 1, 1]), np.array([0, 1, 1, 1, 0])
+    report = classification_report(predicted, labels, ["a", "b", "c"])  # "c" neither occurs nor is predicted
+    assert report["macro_f1"] == pytest.approx(f1_score(labels, predicted, average="macro", zero_division=0))
+    assert report["per_class"]["c"]["support"] == 0
+    only_predicted = classification_report(np.array([0, 2]), np.array([0, 0]), ["a", "b", "c"])
+    assert only_predicted["macro_f1"] == pytest.approx(
+        f1_score([0, 0], [0, 2], average="macro", zero_division=0)
+    )
+
+
 def test_temperature_undoes_overconfidence():
     generator = torch.Generator().manual_seed(0)
     true_logits = torch.randn(4000, 3, generator=generator)

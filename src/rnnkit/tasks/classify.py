@@ -410,7 +410,9 @@ def expected_calibration_error(probabilities: Tensor | np.ndarray, labels: Tenso
 
 def classification_report(predicted: np.ndarray, labels: np.ndarray, classes: list[str]) -> dict:
     """Accuracy, macro-F1, per-class precision / recall / F1 / support and the confusion matrix (rows true,
-    columns predicted); a class never predicted has precision 0 (as scikit-learn's ``zero_division=0``)."""
+    columns predicted); a class never predicted has precision 0 (as scikit-learn's ``zero_division=0``). The
+    macro-F1 averages over the classes that occur among the labels or the predictions, as scikit-learn's does: a
+    class absent from both (a small test file's) says nothing about the model and would pull the mean to 0."""
     predicted, labels = np.asarray(predicted), np.asarray(labels)
     size = len(classes)
     confusion = np.zeros((size, size), dtype=np.int64)
@@ -428,7 +430,7 @@ def classification_report(predicted: np.ndarray, labels: np.ndarray, classes: li
     }  # fmt: skip
     return {
         "accuracy": float(true_positive.sum() / max(1, len(labels))),
-        "macro_f1": float(f1.mean()),
+        "macro_f1": float(f1[(support + predicted_count) > 0].mean()) if len(labels) else 0.0,
         "per_class": per_class,
         "confusion": confusion.tolist(),
     }
