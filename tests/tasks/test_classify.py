@@ -128,9 +128,7 @@ def test_macro_f1_leaves_out_a_class_absent_from_labels_and_predictions():
     assert report["macro_f1"] == pytest.approx(f1_score(labels, predicted, average="macro", zero_division=0))
     assert report["per_class"]["c"]["support"] == 0
     only_predicted = classification_report(np.array([0, 2]), np.array([0, 0]), ["a", "b", "c"])
-    assert only_predicted["macro_f1"] == pytest.approx(
-        f1_score([0, 0], [0, 2], average="macro", zero_division=0)
-    )
+    assert only_predicted["macro_f1"] == pytest.approx(f1_score([0, 0], [0, 2], average="macro", zero_division=0))
 
 
 def test_temperature_undoes_overconfidence():
