@@ -105,7 +105,7 @@ def apply(loops, kind: str, packing, x, state: tuple, cell, rmask, zmask_h, zmas
 
 # From this many multiply-adds in the joint product (rows x (H_in + H) x 4H) an LSTM's two weight gradients are one
 # product, which also lets the loop form a small W_ih's input product in its steps (INPUT_WEIGHT_IN_STEPS). 2-core
-# Zen 4, the LSTM loops' forward+backward, in-process A/B/C against the products apart and oneDNN's LSTM, 21
+# Zen 5 (AVX-512), the LSTM loops' forward+backward, in-process A/B/C against the products apart and oneDNN's LSTM, 21
 # interleaved repeats, 2 threads: 1.09-1.31x at (batch, steps, input, hidden) (32, 24, 8, 32) (3.9e6), (4, 100, 8,
 # 64), (16, 50, 4, 64), (8, 50, 8, 128), (16, 100, 32, 128), (64, 35, 64, 64), (16, 100, 64, 128), (24, 100, 64,
 # 128), which turned 0.84-0.97x oneDNN's LSTM into 1.04-1.27x; on one thread 1.26-1.69x (0.60-0.78x oneDNN's into
@@ -218,7 +218,7 @@ class ProjectedRecurrence(torch.autograd.Function):
 # 128); with larger W_ih 1.00-1.02x at (16, 200, 256, 512), (128, 35, 650, 650), (32, 50, 650, 256), (8, 100, 256,
 # 512), but 0.96x at (20, 35, 650, 650) and 0.81x at (4, 100, 512, 1024), where few rows share each reading of
 # W_ih. The backward's, on top: 1.007-1.056x at the five small-W_ih shapes, 0.97-1.03x at (128, 50, 64, 128) over
-# three runs. A batch of one reads all of W_ih for a single row at every step: at (1, 1000, 32, 64) the joint
+# three runs. A batch of one reads all of W_ih for a single row at every step: on Zen 5 at (1, 1000, 32, 64) the joint
 # product with the input product in the steps ran at 0.91-0.95x the products apart, with it apart at 1.02-1.04x
 # (and 1.13x at (1, 500, 64, 256)); so one row keeps the input product apart (IN_STEPS_MIN_BATCH).
 INPUT_WEIGHT_IN_STEPS = 1 << 18
