@@ -155,3 +155,18 @@ def test_cells_follow_dtype(dtype):
     cell = GRUCell(IN, HIDDEN, dtype=dtype)
     h = cell(torch.randn(BATCH, IN, dtype=dtype))
     assert h.dtype == dtype
+
+
+@pytest.mark.parametrize(("make_ours", "make_torch"), TORCH_TWINS)
+def test_unbatched_step_matches_torch_cell(make_ours, make_torch):
+    ours, ref = make_ours(), make_torch()
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(IN)
+    assert_close(ours(x), ref(x))  # zero state: one (H,) state, not IN broadcast copies
+    state = ref(torch.randn(IN))
+    assert_close(ours(x, state), ref(x, state))
+
+
+def test_a_sequence_given_to_a_cell_is_refused():
+    with pytest.raises(RnnkitError, match=r"rnnkit\.unroll"):
+        GRUCell(IN, HIDDEN)(torch.randn(4, BATCH, IN))

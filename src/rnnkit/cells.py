@@ -134,11 +134,27 @@ class RecurrentCell(nn.Module):
         return h, state, {}
 
     def forward(self, x: Tensor, state: State | None = None) -> State:
-        """One full step from raw input ``x`` ``(N, H_in)``, returning the new state like ``torch.nn``'s cells."""
+        """One full step from raw input ``x`` ``(N, H_in)``, or ``(H_in,)`` unbatched with a state to match,
+        returning the new state like ``torch.nn``'s cells."""
+        if x.dim() not in (1, 2):
+            raise RnnkitError(
+                f"{type(self).__name__} takes one step: x must be (batch, {self.input_size}) or unbatched "
+                f"({self.input_size},), got shape {tuple(x.shape)}; run a sequence with rnnkit.unroll."
+            )
+        unbatched = x.dim() == 1
+        if unbatched:
+            # a batch of one: init_state(x.shape[0]) would otherwise broadcast H_in zero states against x
+            x = x.unsqueeze(0)
+            state = None if state is None else _map(lambda s: s.unsqueeze(0), state)
         if state is None:
             state = self.init_state(x.shape[0], device=x.device, dtype=x.dtype)
         _, state = self.step(self.project(x), state)
-        return state
+        return _map(lambda s: s.squeeze(0), state) if unbatched else state
+
+
+def _map(fn, state: State) -> State:
+    """``fn`` on each tensor of a state (a tensor or a tuple of tensors)."""
+    return fn(state) if isinstance(state, Tensor) else tuple(fn(s) for s in state)
 
 
 class RNNCell(RecurrentCell):
