@@ -1,5 +1,7 @@
 """Truncated BPTT helpers: carried state gives the full-sequence values; detach cuts the gradient."""
 
+from collections import namedtuple
+
 import pytest
 import torch
 from torch.testing import assert_close
@@ -43,3 +45,11 @@ def test_bad_window_and_misaligned_streams_are_refused():
         list(tbptt_windows(torch.zeros(5), window=0))
     with pytest.raises(RnnkitError, match="same length"):
         list(tbptt_windows(torch.zeros(5), torch.zeros(6), window=2))
+
+
+def test_detach_state_keeps_named_tuples():
+    State = namedtuple("State", "h c")
+    state = State(torch.ones(2, requires_grad=True) * 2, torch.ones(2, requires_grad=True) * 3)
+    detached = detach_state([state, None])
+    assert type(detached[0]) is State and detached[1] is None
+    assert not detached[0].h.requires_grad and torch.equal(detached[0].c, state.c)

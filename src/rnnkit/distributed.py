@@ -25,6 +25,7 @@ from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 
 from rnnkit.errors import RnnkitError
+from rnnkit.tbptt import rebuild_like
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def gather_state(state: Any, context: Context) -> Any:
         parts = [torch.empty_like(state) for _ in range(context.world_size)]
         dist.all_gather(parts, state.contiguous())
         return torch.cat(parts, dim=-2)
-    return type(state)(gather_state(s, context) for s in state)
+    return rebuild_like(state, (gather_state(s, context) for s in state))
 
 
 def scatter_state(state: Any, context: Context) -> Any:
@@ -172,7 +173,7 @@ def scatter_state(state: Any, context: Context) -> Any:
                 "evenly; resume with a number of processes that divides the batch size."
             )
         return state.tensor_split(context.world_size, dim=-2)[context.rank]
-    return type(state)(scatter_state(s, context) for s in state)
+    return rebuild_like(state, (scatter_state(s, context) for s in state))
 
 
 class Shard:

@@ -24,13 +24,21 @@ from rnnkit.errors import RnnkitError
 def detach_state(state: State | None) -> State | None:
     """The same state values, cut from the graph that produced them.
 
-    Works on any nesting of tuples and lists of tensors (one state per layer, say); ``None`` stays ``None``.
+    Works on any nesting of tuples (named ones too) and lists of tensors (one state per layer, say); ``None``
+    stays ``None``.
     """
     if state is None:
         return None
     if isinstance(state, Tensor):
         return state.detach()
-    return type(state)(detach_state(s) for s in state)
+    return rebuild_like(state, (detach_state(s) for s in state))
+
+
+def rebuild_like(sequence: tuple | list, items) -> tuple | list:
+    """A tuple, named tuple or list of the same type as ``sequence`` holding ``items``."""
+    if hasattr(sequence, "_fields"):  # a named tuple takes its fields as arguments, not one iterable
+        return type(sequence)(*items)
+    return type(sequence)(items)
 
 
 def tbptt_windows(*streams: Tensor, window: int, time_dim: int = 0) -> Iterator[tuple[Tensor, ...]]:
