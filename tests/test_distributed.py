@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+from collections import namedtuple
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,9 @@ def test_a_stream_split_over_processes_must_divide_evenly():
     assert stream.shard(1, 2).batched.tolist() == stream.batched[2:].tolist()
     with pytest.raises(RnnkitError, match="multiple of 3"):
         stream.shard(0, 3)
+
+
+def test_a_named_tuple_batch_is_cut_into_named_tuples():
+    Pair = namedtuple("Pair", "x y")
+    (part, _) = distributed.shard_batch(Pair(torch.arange(4), torch.arange(4) * 10), Context(1, 2))
+    assert type(part) is Pair and part.y.tolist() == [20, 30]

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import namedtuple
 from pathlib import Path
 
 import pytest
@@ -352,3 +353,20 @@ class ForgetfulRegression(Regression):
 def test_parameter_groups_must_list_every_tensor(tmp_path):
     with pytest.raises(RnnkitError, match="lists 1 tensors, the model has 2"):
         Trainer(ForgetfulRegression(), TrainConfig(quiet=True), tmp_path, regression_data(), regression_data())
+
+
+def test_named_tuple_batches_reach_the_model_as_named_tuples(tmp_path):
+    Pair = namedtuple("Pair", "x y")
+
+    class Named(Regression):
+        def loss(self, batch):
+            return super().loss((batch.x, batch.y))
+
+    class NamedBatches(Batches):
+        def batches(self, epoch):
+            yield from (Pair(*b) for b in super().batches(epoch))
+
+    data = regression_data()
+    named = NamedBatches(data.x, data.y, data.batch_size)
+    summary = Trainer(Named(), TrainConfig(epochs=1, quiet=True), tmp_path, named, named).fit()
+    assert summary["steps"] == len(named)

@@ -140,7 +140,7 @@ def _slice(batch: Any, start: int, stop: int) -> Any:
     if isinstance(batch, Tensor):
         return batch[start:stop]
     if isinstance(batch, tuple | list):
-        return type(batch)(_slice(b, start, stop) for b in batch)
+        return rebuild_like(batch, (_slice(b, start, stop) for b in batch))
     if isinstance(batch, dict):
         return {k: _slice(v, start, stop) for k, v in batch.items()}
     return batch

@@ -51,7 +51,7 @@ from tqdm.auto import tqdm
 
 from rnnkit import checkpoint, distributed, precision
 from rnnkit.errors import RnnkitError
-from rnnkit.tbptt import detach_state
+from rnnkit.tbptt import detach_state, rebuild_like
 
 OPTIMIZERS = {"adamw": torch.optim.AdamW, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
 SCHEDULES = ("constant", "cosine", "plateau")
@@ -153,11 +153,11 @@ def resolve_device(name: str) -> torch.device:
 
 
 def to_device(batch: Any, device: torch.device) -> Any:
-    """Move every tensor inside ``batch`` (tensors, tuples, lists, dicts) to ``device``."""
+    """Move every tensor inside ``batch`` (tensors, tuples, named tuples, lists, dicts) to ``device``."""
     if isinstance(batch, Tensor):
         return batch.to(device, non_blocking=True)
     if isinstance(batch, tuple | list):
-        return type(batch)(to_device(b, device) for b in batch)
+        return rebuild_like(batch, (to_device(b, device) for b in batch))
     if isinstance(batch, dict):
         return {k: to_device(v, device) for k, v in batch.items()}
     return batch
