@@ -226,6 +226,36 @@ def test_user_cell_becomes_a_stacked_bidirectional_layer():
     assert layer.weight_ih_l0.grad is not None
 
 
+class ContractOnlyCell(nn.Module):
+    """A user cell that is no RecurrentCell: only the documented project / step / init_state."""
+
+    def __init__(self, input_size, hidden_size):
+        super().__init__()
+        self.linear, self.hidden_size = nn.Linear(input_size, 2 * hidden_size), hidden_size
+
+    def project(self, x):
+        return self.linear(x)
+
+    def step(self, xp, state, *, recurrent_mask=None):
+        z, n = xp.chunk(2, -1)
+        h = torch.lerp(state, torch.tanh(n), torch.sigmoid(z))
+        return h, h
+
+    def init_state(self, batch_size, *, device=None, dtype=None):
+        return torch.zeros(batch_size, self.hidden_size, device=device, dtype=dtype)
+
+
+def test_a_cell_with_only_project_step_and_init_state_becomes_a_layer_and_traces():
+    layer = RNN(3, 4, num_layers=2, bidirectional=True, cell=ContractOnlyCell)
+    x, lengths = torch.randn(5, 2, 3), [5, 2]
+    output, h_n, trace = layer(x, lengths=lengths, return_trace=True)
+    assert output.shape == (5, 2, 8) and h_n.shape == (4, 2, 4) and layer.output_size == 4
+    assert_close(trace["l1"]["h"], output[..., :4])
+    assert_close(layer(x, lengths=lengths)[0], output)
+    empty, _, empty_trace = unroll(layer.cells[0], x[:0], trace=True)
+    assert empty.shape == (0, 2, 4) and empty_trace["h"].shape == (0, 2, 4)
+
+
 def test_trace_covers_every_layer_and_direction():
     layer = LSTM(3, 4, num_layers=2, bidirectional=True, batch_first=True)
     x = torch.randn(2, 5, 3)

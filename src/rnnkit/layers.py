@@ -91,10 +91,10 @@ class RecurrentLayer(nn.Module):
 
         cells = []
         for layer in range(num_layers):
-            layer_input = input_size if layer == 0 else self.num_directions * cells[-1].output_size
+            layer_input = input_size if layer == 0 else self.num_directions * _emitted_size(cells[-1])
             cells.extend(make_cell(layer_input, hidden_size) for _ in range(self.num_directions))
         self.cells = nn.ModuleList(cells)
-        self.output_size = cells[0].output_size
+        self.output_size = _emitted_size(cells[0])
 
         # torch.nn's flat names ("weight_hh_l1_reverse") <-> ours ("cells.3.weight_hh")
         self._torch_names: dict[str, str] = {}
@@ -343,6 +343,13 @@ class RecurrentLayer(nn.Module):
         layer = expected(module.input_size, module.hidden_size, **kwargs, device=weight.device, dtype=weight.dtype)
         layer.load_state_dict(module.state_dict())
         return layer.train(module.training)
+
+
+def _emitted_size(cell: RecurrentCell) -> int:
+    """The width of the ``h`` a cell emits, read off its zero state: a cell written to the documented
+    contract (``project`` / ``step`` / ``init_state``) need not have ``output_size``."""
+    state = cell.init_state(1, device="meta")
+    return (state if isinstance(state, Tensor) else state[0]).shape[-1]
 
 
 def _to_torch_keys(module: RecurrentLayer, state_dict: dict, prefix: str, local_metadata) -> None:

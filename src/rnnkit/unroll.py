@@ -131,7 +131,7 @@ def unroll(
     outputs, records = [], []
     for t in range(num_steps):
         if trace:
-            h, new_state, gates = cell.equations(xp[t], state, mask)
+            h, new_state, gates = _equations(cell, xp[t], state, mask)
         else:
             h, new_state = cell.step(xp[t], state, recurrent_mask=mask)
         if training and zoneout > 0:
@@ -146,9 +146,9 @@ def unroll(
         if trace:
             records.append((state, gates))
 
-    output = torch.stack(outputs) if outputs else xp.new_zeros(0, batch_size, cell.output_size)
+    output = torch.stack(outputs) if outputs else xp.new_zeros(0, batch_size, h0.shape[-1])
     if trace and not records:  # no step: the names and widths from one step that is not kept, no rows
-        _, probe_state, probe_gates = cell.equations(xp.new_zeros(batch_size, xp.shape[-1]), state, mask)
+        _, probe_state, probe_gates = _equations(cell, xp.new_zeros(batch_size, xp.shape[-1]), state, mask)
         result_trace = {
             name: value[:0] for name, value in _stack_trace(cell, [(probe_state, probe_gates)], None).items()
         }
@@ -160,6 +160,14 @@ def unroll(
         if result_trace is not None:
             result_trace = {name: flip(value) for name, value in result_trace.items()}
     return (output, state, result_trace) if trace else (output, state)
+
+
+def _equations(cell: RecurrentCell, xp: Tensor, state: State, mask: Tensor | None) -> tuple[Tensor, State, dict]:
+    """One step with its gates; a cell that has only ``step`` (not a :class:`RecurrentCell`) traces no gates."""
+    if hasattr(cell, "equations"):
+        return cell.equations(xp, state, mask)
+    h, state = cell.step(xp, state, recurrent_mask=mask)
+    return h, state, {}
 
 
 def _stack_trace(cell: RecurrentCell, records: list, valid: Tensor | None) -> Trace:
