@@ -330,6 +330,19 @@ def test_constant_schedule_warms_up_then_holds(tmp_path):
     assert rates == pytest.approx([0.05, 0.075, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1])
 
 
+def test_plateau_schedule_warms_up_then_halves_on_a_stall(tmp_path):
+    class Stalled(Regression):
+        def evaluate(self, data):
+            return {"loss": 1.0}
+
+    config = TrainConfig(epochs=1, schedule="plateau", warmup_steps=4, learning_rate=0.1, eval_every=1, quiet=True)
+    trainer = Trainer(Stalled(), config, tmp_path, regression_data(), regression_data())
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(0.025)  # warm-up 1/4 for the first step
+    summary = trainer.fit()
+    rates = [row["lr"] for row in summary["history"]]  # the rate after each step, before the plateau's verdict
+    assert rates == pytest.approx([0.05, 0.075, 0.1, 0.1, 0.1, 0.05, 0.025, 0.0125])
+
+
 class GroupedRegression(Regression):
     """The bias learns at a tenth of the rate: a task model's ``parameter_groups``."""
 

@@ -264,6 +264,9 @@ class Trainer:
     def _make_scheduler(self):
         config = self.config
         if config.schedule == "plateau":
+            for group in self.optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])  # the optimizer's state keeps it for a resume
+            self._warm_up_plateau(0)
             return torch.optim.lr_scheduler.ReduceLROnPlateau(self.optimizer, factor=config.plateau_factor, patience=0)
         total = max(1, config.epochs * math.ceil(len(self.train_data) / config.accumulate))
         warmup = config.warmup_steps
@@ -282,6 +285,14 @@ class Trainer:
             return 1.0
 
         return torch.optim.lr_scheduler.LambdaLR(self.optimizer, factor)
+
+    def _warm_up_plateau(self, step: int) -> None:
+        """The plateau schedule's warm-up: the rate for optimizer step ``step`` (0-based), rising as the other
+        schedules' does. ReduceLROnPlateau has no warm-up of its own; it starts watching after this one."""
+        warmup = self.config.warmup_steps
+        if warmup and step <= warmup:
+            for group in self.optimizer.param_groups:
+                group["lr"] = group["initial_lr"] * min(1.0, (step + 1) / warmup)
 
     # --- checkpoints ---------------------------------------------------------------------------------------
 
@@ -418,6 +429,8 @@ class Trainer:
                         config.schedule == "constant" and position.step < config.warmup_steps
                     ):
                         self.scheduler.step()  # a constant rate (after warm-up) has nothing to step
+                    elif config.schedule == "plateau":
+                        self._warm_up_plateau(position.step + 1)
                     position.step += 1
                     if at_end:
                         position.epoch, position.batch, self.carried = position.epoch + 1, 0, None
@@ -529,8 +542,8 @@ class Trainer:
         score = self._score(row)
         if self.is_main:
             self._append_log(row)
-        if config.schedule == "plateau":
-            self.scheduler.step(score)
+        if config.schedule == "plateau" and position.step >= config.warmup_steps:
+            self.scheduler.step(score)  # not during the warm-up, which would overwrite a reduction
         if score < position.best:
             position.best, position.stale = score, 0
             self.save_best()
