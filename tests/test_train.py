@@ -383,3 +383,11 @@ def test_named_tuple_batches_reach_the_model_as_named_tuples(tmp_path):
     named = NamedBatches(data.x, data.y, data.batch_size)
     summary = Trainer(Named(), TrainConfig(epochs=1, quiet=True), tmp_path, named, named).fit()
     assert summary["steps"] == len(named)
+
+
+def test_a_monitor_that_evaluate_does_not_return_is_refused(tmp_path):
+    # Keras warns here; silently the best model and early stopping would follow the training loss
+    config = TrainConfig(epochs=2, monitor="acc", quiet=True)
+    trainer = Trainer(Regression(), config, tmp_path, regression_data(), regression_data())
+    with pytest.raises(RnnkitError, match="monitor is 'acc', but the model's evaluate\\(\\) returned only loss"):
+        trainer.fit()

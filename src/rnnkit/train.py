@@ -529,6 +529,12 @@ class Trainer:
             with precision.autocast(config.precision, self.device):
                 metrics = self.model.evaluate(self.valid_data)
         metrics = distributed.from_main(metrics, self.dist)  # the others wait, then decide alike
+        if metrics and config.monitor not in metrics:
+            # else the best model and early stopping would silently follow the training loss
+            raise RnnkitError(
+                f"TrainConfig.monitor is {config.monitor!r}, but the model's evaluate() returned only "
+                f"{', '.join(sorted(metrics))}; monitor one of those."
+            )
         self.model.train()
         row = {
             "step": position.step,
