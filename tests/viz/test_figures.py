@@ -50,6 +50,17 @@ def test_unfolded_graph_cuts_long_inputs_with_an_ellipsis(tmp_path):
     assert (tmp_path / "long.svg").read_text().lstrip().startswith("<?xml")
 
 
+def test_a_label_at_the_end_of_a_long_input_stays_in_the_picture(tmp_path):
+    layer = GRU(5, 4)
+    _, _, trace = layer(torch.randn(40, 1, 5), return_trace=True)
+    rows = {"layer 0": {q: v[:, 0].detach().numpy() for q, v in trace["l0"].items()}}
+    labels = [str(i % 10) for i in range(40)]
+    figure = unfolded_graph(rows, labels, tmp_path / "long.png", output_labels=["positive"], max_steps=10)
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert "positive" in texts  # a classifier's one label, though its step is past the drawn ones
+    assert texts.count("…") == 2  # input and layer rows; the output row holds the label instead
+
+
 def test_state_heatmaps_one_panel_per_state_and_gate(tmp_path, png_size):
     rows = tiny_rows(LSTM(5, 6))
     figure = state_heatmaps(rows["layer 0"], list(TEXT), tmp_path / "states.png", title="LSTM layer 0")

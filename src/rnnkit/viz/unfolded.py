@@ -92,7 +92,12 @@ def unfolded_graph(
         axis.text(-0.65, row, name.replace(" reverse", "\n(reverse)"), ha="right", va="center", fontsize=8)
     top = len(names) + 1
     labels = _output_labels(output_labels, num_steps)
-    for t in range(shown):
+    # a model that emits only at the end (a classifier's label, a forecast) past the last drawn step: its output
+    # goes over the ellipsis that stands for the steps left out, rather than off the picture
+    end_only = shown < num_steps and all(label is None for label in labels[:shown])
+    if end_only:
+        labels = [*labels[:shown], labels[-1]]
+    for t in range(len(labels) if end_only else shown):
         if labels[t] is None:
             continue
         _arrow(axis, (t, top - 1 + BOX_HEIGHT / 2), (t, top - 0.25))
@@ -107,7 +112,7 @@ def unfolded_graph(
             bbox={"boxstyle": "round,pad=0.25", "facecolor": "#e8f0fb", "edgecolor": "tab:blue"},
         )
     if shown < num_steps:
-        for row in range(0, top + 1):
+        for row in range(0, top if end_only else top + 1):
             axis.text(shown, row, "…", ha="center", va="center", fontsize=14)
     axis.text(-0.65, 0, "input", ha="right", va="center", fontsize=8)
     axis.text(-0.65, top, "output", ha="right", va="center", fontsize=8)
