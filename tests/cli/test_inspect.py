@@ -99,3 +99,22 @@ def test_the_report_remembers_a_series_it_can_find_again(tmp_path, monkeypatch):
     (tmp_path / "run" / "inspect" / "unfolded.png").unlink()
     assert runner.invoke(app, ["report", "."]).exit_code == 0
     assert (tmp_path / "run" / "inspect" / "unfolded.png").is_file()  # redrawn from the remembered series
+
+
+def test_an_autoregressive_forecasters_steps_are_labelled_with_the_values_they_read(tmp_path):
+    """Its context pass reads y_0 .. y_{L-2} (y_{L-1} feeds the first horizon step): the labels are those values."""
+    n = 90
+    frame = pd.DataFrame({"date": pd.date_range("2021-01-01", periods=n, freq="D").strftime("%Y-%m-%d"),
+                          "temp": np.arange(n, dtype=float)})  # fmt: skip
+    csv = tmp_path / "ramp.csv"
+    frame.to_csv(csv, index=False)
+    out = tmp_path / "run"
+    train = ["forecast", "train", "--csv", str(csv), "--time-col", "date", "--target", "temp", "--horizon", "3",
+             "--hidden-size", "4", "--epochs", "1", "--decoder", "autoregressive", "--quiet", "--device", "cpu",
+             "--out", str(out)]  # fmt: skip
+    assert runner.invoke(app, train).exit_code == 0
+    result = runner.invoke(app, ["inspect", str(out), "--csv", str(csv), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    context = json.loads((out / "config.json").read_text())["model"]["context_length"]
+    assert report["input"] == [f"{v:.3g}" for v in range(n - context, n - 1)]

@@ -182,8 +182,9 @@ def _forecaster(model, *, csv: Path | str | None = None, **_) -> Inspection:
     rows = _rows(captured)
     steps = next(iter(rows.values()))["h"].shape[0]
     context = series.target[origin - config.context_length : origin, 0]
-    labels = [f"{v:.3g}" for v in context][-steps:]
-    labels = [""] * (steps - len(labels)) + labels  # an autoregressive context pass reads one step less
+    # a direct member reads the last `steps` values (its lookback); the autoregressive context pass reads every
+    # value but the last, which is the first horizon step's input
+    labels = [f"{v:.3g}" for v in (context[:steps] if config.decoder == "autoregressive" else context[-steps:])]
     mean, std = scaler.moments(series, series_set)
     median = quantiles[0, :, 0, config.quantiles.index(0.5)].cpu().numpy() * std[0] + mean[0]
     return Inspection(
