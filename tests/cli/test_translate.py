@@ -95,6 +95,24 @@ def test_run_a_file_keeps_empty_lines_and_warns_on_long_ones(trained):
     assert "line 3 is over 100 subwords; cut there" in result.stderr
 
 
+def test_plot_of_an_empty_first_line_is_refused_before_any_line_is_translated(trained, monkeypatch):
+    folder, out, _ = trained
+    lines = folder / "blank-first.txt"
+    lines.write_text("\nDer Baum ist groß.\n", encoding="utf-8")
+
+    def translate_texts(*args, **kwargs):
+        raise AssertionError("translated before the refusal: the work is lost")
+
+    monkeypatch.setattr("rnnkit.cli.translate.translate_texts", translate_texts)
+    result = runner.invoke(app, ["translate", "run", str(out), "--input", str(lines), "--plot",
+                                 str(folder / "attention.png"), "--json"])  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert (
+        result.stderr
+        == "error: --plot draws the first sentence's attention, but the first line is empty; give a sentence.\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

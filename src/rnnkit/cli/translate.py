@@ -163,6 +163,9 @@ def run(
         raise RnnkitError(
             f"--plot draws the first sentence's attention, but {input_file} has no lines; give a sentence."
         )
+    if plot is not None and not lines[0].strip():
+        # found here, not when drawing: that comes after every line is translated, and --json would print none
+        raise RnnkitError("--plot draws the first sentence's attention, but the first line is empty; give a sentence.")
     model = load_translator(run_dir)
     results = []
     bar = tqdm(total=len(lines), desc="translating", unit="line", disable=True if quiet or text else None)
