@@ -69,6 +69,17 @@ def test_subwords_round_trip_any_text_and_reserve_special_ids():
     assert again.encode(text) == ids and again.vocab_size == vocabulary.vocab_size
 
 
+def test_subword_pieces_read_as_the_text_they_hold():
+    """Attention plots label their axes with these: umlauts as umlauts, not as the bytes' stand-in characters."""
+    vocabulary = SubwordVocabulary.fit(["Der Hund ist groß und müde.", "Grüße aus Köln."] * 20, vocab_size=300)
+    ids = vocabulary.encode("Grüße, groß und müde!")
+    pieces = vocabulary.pieces([BOS, *ids, EOS])
+    assert pieces[0] == "<bos>" and pieces[-1] == "<eos>"
+    assert "".join(pieces[1:-1]).replace("Ġ", " ") == "Grüße, groß und müde!"  # Ġ: a leading space
+    assert "Ġgroß" in pieces and not any("Ã" in piece for piece in pieces)
+    assert vocabulary.pieces(vocabulary.encode("😀"))[0] == "�"  # a piece of a character's bytes
+
+
 def test_a_file_too_small_to_fill_every_split_says_so(tmp_path):
     path = tmp_path / "two.tsv"
     path.write_text("a b\tc d\ne f\tg h\n", encoding="utf-8")

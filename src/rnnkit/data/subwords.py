@@ -63,9 +63,15 @@ class SubwordVocabulary:
         return _CONTROL.sub(" ", self.tokenizer.decode(pieces)).strip()
 
     def pieces(self, ids: Iterable[int]) -> list[str]:
-        """Readable token strings (for attention plots): ``Ġ`` marks a leading space."""
+        """Readable token strings (for attention plots): each piece's own characters, ``Ġ`` marking a leading
+        space; a piece that holds only some of a character's bytes shows as ``�``."""
         names = {PAD: "<pad>", BOS: "<bos>", EOS: "<eos>"}
-        pieces = [names.get(int(i)) or self.tokenizer.tokenizer.id_to_token(int(i) - NUM_SPECIAL) for i in ids]
+        # decoded one by one: the raw tokens spell each byte as a character, so "groß" would read "groÃŁ"
+        decode = self.tokenizer.tokenizer.decode
+        pieces = []
+        for i in map(int, ids):
+            piece = names.get(i) or decode([i - NUM_SPECIAL])
+            pieces.append("Ġ" + piece[1:] if piece.startswith(" ") else piece)
         return [_CONTROL.sub("?", piece) for piece in pieces]
 
     def to_config(self) -> dict[str, Any]:
