@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 
 from rnnkit.errors import RnnkitError
-from rnnkit.viz.figure import new_figure, save
+from rnnkit.viz.figure import literal, new_figure, save
 
 
 def training_curves(log_csv: Path | str, out: Path | str, *, title: str = "") -> Path:
@@ -26,7 +26,7 @@ def training_curves(log_csv: Path | str, out: Path | str, *, title: str = "") ->
         axis.plot(log["step"], log[column], marker="o", label="validation")
     axis.set_xlabel("optimizer step")
     axis.set_ylabel("loss (nats per unit)")
-    axis.set_title(title or "training curves")
+    axis.set_title(literal(title) or "training curves")
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
@@ -61,7 +61,7 @@ def forecast_plot(
     axis.plot(forecast_times, quantiles[:, levels.index(0.5)], color="tab:blue", marker=".", label="median forecast")
     if actual is not None:
         axis.plot(forecast_times, actual, color="tab:orange", marker=".", linewidth=1, label="actual")
-    axis.set_title(title or "forecast")
+    axis.set_title(literal(title) or "forecast")
     axis.grid(alpha=0.3)
     axis.legend(loc="best")
     figure.autofmt_xdate()
@@ -78,11 +78,11 @@ def attention_heatmap(
     weights = np.asarray(weights)
     figure, axis = new_figure(1.0 + 0.45 * len(source_tokens), 1.0 + 0.4 * len(target_tokens))
     axis.imshow(weights, cmap="Greys", vmin=0.0, vmax=1.0, aspect="auto")
-    axis.set_xticks(range(len(source_tokens)), source_tokens, rotation=90)
-    axis.set_yticks(range(len(target_tokens)), target_tokens)
+    axis.set_xticks(range(len(source_tokens)), [literal(token) for token in source_tokens], rotation=90)
+    axis.set_yticks(range(len(target_tokens)), [literal(token) for token in target_tokens])
     axis.set_xlabel("source")
     axis.set_ylabel("translation")
-    axis.set_title(title or "attention")
+    axis.set_title(literal(title) or "attention")
     figure.tight_layout()
     save(figure, out, dpi=120)
     return out

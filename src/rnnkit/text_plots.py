@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from rnnkit.viz.figure import new_figure, pyplot, save
+from rnnkit.viz.figure import literal, new_figure, pyplot, save
 
 
 def confusion_plot(confusion: np.ndarray, classes: list[str], out: Path | str) -> Path:
@@ -15,6 +15,7 @@ def confusion_plot(confusion: np.ndarray, classes: list[str], out: Path | str) -
     size = len(classes)
     figure, axis = new_figure(1.2 * size + 2.5, 1.2 * size + 2)
     axis.imshow(confusion, cmap="Blues")
+    classes = [literal(name) for name in classes]
     axis.set_xticks(range(size), classes, rotation=45, ha="right")
     axis.set_yticks(range(size), classes)
     axis.set_xlabel("predicted")
@@ -45,9 +46,9 @@ def attribution_plot(tokens: list[str], scores: np.ndarray, out: Path | str, *, 
     for index, (token, score) in enumerate(zip(tokens, scores, strict=True)):
         row, column = divmod(index, per_line)
         face = colours(0.5 + 0.5 * float(score) / scale)
-        axis.text(column + 0.05, row + 0.2, token, fontsize=9, va="center",
+        axis.text(column + 0.05, row + 0.2, literal(token), fontsize=9, va="center",
                   bbox={"facecolor": face, "edgecolor": "none", "pad": 1.5})  # fmt: skip
-    axis.set_title(title or "token attributions")
+    axis.set_title(literal(title) or "token attributions")
     figure.tight_layout()
     save(figure, out, dpi=120)
     return out

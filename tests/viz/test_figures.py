@@ -1,6 +1,7 @@
 """Every picture drawn from a tiny real model: non-empty files of the expected pixel size, labelled axes."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -104,3 +105,23 @@ def test_labels_must_match_the_steps(tmp_path):
     rows = tiny_rows(GRU(5, 3))
     with pytest.raises(RnnkitError, match="got 3 labels for 9 time steps"):
         state_heatmaps(rows["layer 0"], ["a", "b", "c"], tmp_path / "x.png")
+
+
+def test_dollar_signs_in_the_data_are_drawn_as_they_are(tmp_path):
+    """Class names like "$" and "$$" (price levels), tokens and titles from the data: a pair of $ is not TeX."""
+    from rnnkit.plots import attention_heatmap, forecast_plot
+    from rnnkit.text_plots import attribution_plot, confusion_plot
+
+    classes = ["$", "$$", "$$$"]
+    figure_file = confusion_plot(np.eye(3, dtype=int), classes, tmp_path / "confusion.png")
+    assert figure_file.stat().st_size > 1000
+    attribution_plot(["costs", "$5", "to", "$$"], np.array([0.1, -0.2, 0.0, 0.3]), tmp_path / "why.png", title="$$")
+    attention_heatmap(np.eye(2), ["$x_{", "$"], ["{", "$"], tmp_path / "attention.png", title="cost $5 {or $6")
+    times = pd.date_range("2021-01-01", periods=5, freq="D")
+    forecast_plot(times[:3], np.zeros(3), times[3:], np.zeros((2, 3)), (0.1, 0.5, 0.9), tmp_path / "fc.png",
+                  title="price_$ ($$)")  # fmt: skip
+    rows = tiny_rows(GRU(5, 3))
+    figure = unfolded_graph(rows, ["$", "$", *TEXT[2:]], tmp_path / "unfolded.png", output_labels=["$$"])
+    texts = [t.get_text() for t in figure.axes[0].texts]
+    assert r"\$\$" in texts  # escaped for matplotlib, which draws it as $$
+    state_heatmaps(rows["layer 0"], ["$$", "$_$", *TEXT[2:]], tmp_path / "states.png")

@@ -28,6 +28,13 @@ def check_path(out: Path | str) -> Path:
     return out
 
 
+def literal(text: str) -> str:
+    """``text`` as matplotlib should draw it, character for character: labels and titles come from the user's data
+    (class names like ``$$``, tokens, translations), where a pair of ``$`` would start TeX math, drawn wrongly or
+    failing the whole figure."""
+    return str(text).replace("$", r"\$")
+
+
 def pyplot():
     """``matplotlib.pyplot``: on the headless Agg backend (figures go straight to files), unless the process
     already drew with pyplot (a notebook), whose backend and open figures are left alone."""

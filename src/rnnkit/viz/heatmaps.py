@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from rnnkit.errors import RnnkitError
-from rnnkit.viz.figure import new_figure, save
+from rnnkit.viz.figure import literal, new_figure, save
 
 if TYPE_CHECKING:  # matplotlib loads with the first figure (rnnkit.viz.figure)
     from matplotlib.figure import Figure
@@ -67,5 +67,5 @@ def state_heatmaps(
 
 
 def _visible(label: str) -> str:
-    """Whitespace and control characters as something a reader can see on an axis."""
-    return {"\n": "\\n", " ": "␣", "\t": "\\t", "": "∅"}.get(label, label)
+    """Whitespace and control characters as something a reader can see on an axis, the rest as it is."""
+    return {"\n": "\\n", " ": "␣", "\t": "\\t", "": "∅"}.get(label, literal(label))
