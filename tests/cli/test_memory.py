@@ -38,3 +38,15 @@ def test_unknown_cell_is_one_line_and_exit_code_2(tmp_path):
 def test_lengths_must_be_numbers(tmp_path):
     result = runner.invoke(app, ["memory", "--lengths", "50,long", "--out", str(tmp_path), "--quiet"])
     assert result.exit_code == 2 and "--lengths must be comma-separated whole numbers" in result.stderr
+
+
+def test_an_out_that_cannot_hold_the_results_is_refused_before_any_run(tmp_path, monkeypatch):
+    def run_benchmark(*args, **kwargs):
+        raise AssertionError("the runs went ahead: their results would be lost at the end")
+
+    monkeypatch.setattr("rnnkit.cli.memory.run_benchmark", run_benchmark)
+    (tmp_path / "taken").write_text("a file, not a folder")
+    result = runner.invoke(app, ["memory", "--quick", "--out", str(tmp_path / "taken" / "memory"), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith("error: --out ") and "is a file" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

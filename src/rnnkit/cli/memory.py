@@ -79,6 +79,7 @@ def memory(
     if quick:
         settings.update(QUICK)
     config = MemoryConfig(**settings)
+    o.check_out(out, replace=True)  # before the runs: a file in its place would lose them all at the end
 
     def show(result: dict) -> None:
         if not json_output and not quiet:
