@@ -23,10 +23,10 @@ def save_language_model(directory, cell="lstm"):
     return model
 
 
-def save_classifier(directory):
+def save_classifier(directory, ensemble=1):
     tokenizer = WordTokenizer(["good", "bad", "film", "a"])
     config = ClassifierConfig(vocab_size=tokenizer.vocab_size, num_classes=2, embedding_size=4, hidden_size=3,
-                              num_layers=2, cell="gru")  # fmt: skip
+                              num_layers=2, cell="gru", ensemble=ensemble)  # fmt: skip
     torch.manual_seed(0)
     model = TextClassifier(config)
     run_config = {"task": "classify", "model": asdict(config), "tokenizer": tokenizer.to_config(),
@@ -57,6 +57,17 @@ def test_classifier_trace_has_both_directions_of_both_layers(tmp_path):
     assert inspection.input_labels == ["a", "good", "film"] and inspection.cell == "GRU"
     assert inspection.output_labels[0] in ("negative", "positive") and "predicted" in inspection.summary
     assert set(inspection.rows["layer 1 reverse"]) == {"h", "r", "z", "n"}
+
+
+def test_an_ensemble_classifier_shows_one_members_layers_not_a_stack_of_all(tmp_path):
+    model = save_classifier(tmp_path, ensemble=3)
+    inspection = inspect_run(tmp_path, text="A good film")
+    assert list(inspection.rows) == ["layer 0", "layer 0 reverse", "layer 1", "layer 1 reverse"]
+    ids = torch.tensor([WordTokenizer(["good", "bad", "film", "a"]).encode("a good film")])
+    first = model.eval().members[0]  # the rows are its layers, the top one read back from its output
+    with torch.no_grad():
+        output, _ = first.rnn(first.embedding(ids), lengths=torch.tensor([3]))
+    np.testing.assert_allclose(inspection.rows["layer 1"]["h"], output[0, :, :3].numpy(), atol=1e-6)
 
 
 def test_draws_every_picture_and_dumps_numbers(tmp_path):

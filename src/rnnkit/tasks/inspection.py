@@ -143,7 +143,8 @@ def _classifier(model, *, text: str | None = None, **_) -> Inspection:
         raise RnnkitError("the text has no words to classify; give some text with --text.")
     device = next(model.parameters()).device
     call = lambda: model(torch.tensor([ids], device=device), torch.tensor([len(ids)]))  # noqa: E731
-    logits, captured = trace_layers(model, call)
+    # one member's layers: an ensemble's members are side by side, not stacked
+    logits, captured = trace_layers(model.members[0], call)
     probabilities = torch.softmax(logits[0].float() / model.temperature.cpu(), dim=-1)
     classes = model.run_config["classes"]
     label = classes[int(probabilities.argmax())]
