@@ -4,6 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from matplotlib.patches import FancyArrowPatch
 
 from rnnkit.errors import RnnkitError
 from rnnkit.layers import GRU, LSTM
@@ -39,6 +40,19 @@ def test_unfolded_graph_of_a_stacked_bidirectional_lstm(tmp_path, png_size):
     size, coloured = png_size(tmp_path / "unfolded.png")
     width, height = figure.get_size_inches() * 100
     assert size == (round(width), round(height)) and coloured
+
+
+def test_both_directions_of_a_bidirectional_layer_read_the_whole_layer_below(tmp_path):
+    rows = tiny_rows(LSTM(5, 6, num_layers=2, bidirectional=True))  # rows 1-4: l0, l0 reverse, l1, l1 reverse
+    figure = unfolded_graph(rows, list(TEXT), tmp_path / "unfolded.png", output_labels=["positive"], cell="LSTM")
+    arrows = [p._posA_posB for p in figure.axes[0].patches if isinstance(p, FancyArrowPatch)]
+    # each upward arrow as (step, row it leaves, row it enters): it leaves a box's top (row + 0.31) or the input's
+    # (0.25) and enters a box's bottom (row - 0.31) or the output's (row 5 - 0.25)
+    upward = {(round(start[0]), round(start[1] - 0.31) if start[1] > 0.3 else 0, round(end[1] + 0.31))
+              for start, end in arrows if start[0] == end[0]}  # fmt: skip
+    # the reverse direction reads the layer below, not the forward direction beside it
+    assert {(a, b) for t, a, b in upward if t == 0} == {(0, 1), (0, 2), (1, 3), (1, 4), (2, 3), (2, 4)}
+    assert {(t, a, b) for t, a, b in upward if b == 5} == {(8, 3, 5), (8, 4, 5)}  # both directions reach the label
 
 
 def test_unfolded_graph_cuts_long_inputs_with_an_ellipsis(tmp_path):

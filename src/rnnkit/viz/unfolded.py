@@ -9,6 +9,7 @@ directions of a bidirectional layer sit one above the other and both read the la
 
 from __future__ import annotations
 
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -72,14 +73,17 @@ def unfolded_graph(
             family="monospace",
             bbox={"boxstyle": "round,pad=0.25", "facecolor": "#f2f2f2", "edgecolor": "#999999"},
         )
-        _arrow(axis, (t, 0.25), (t, 1 - BOX_HEIGHT / 2))
+    top = len(names) + 1
+    feeds = _feeds(names)
+    for t in range(shown):
+        for below, above in feeds:
+            if above < top:
+                _feed_arrow(axis, t, below, above, top)
     for row, name in enumerate(names, start=1):
         values = np.asarray(rows[name]["h"])
         reverse = "reverse" in name
         for t in range(shown):
             _box(axis, t, row, values[t], norms[name][t], top_norm)
-            if row < len(names):
-                _arrow(axis, (t, row + BOX_HEIGHT / 2), (t, row + 1 - BOX_HEIGHT / 2))
             # the recurrent connection: h_{t-1} -> step t (a reverse direction runs right to left)
             if t + 1 < shown:
                 start, end = (t + 1, t) if reverse else (t, t + 1)
@@ -90,7 +94,6 @@ def unfolded_graph(
                     colour="tab:red",
                 )
         axis.text(-0.65, row, name.replace(" reverse", "\n(reverse)"), ha="right", va="center", fontsize=8)
-    top = len(names) + 1
     labels = _output_labels(output_labels, num_steps)
     # a model that emits only at the end (a classifier's label, a forecast) past the last drawn step: its output
     # goes over the ellipsis that stands for the steps left out, rather than off the picture
@@ -100,7 +103,9 @@ def unfolded_graph(
     for t in range(len(labels) if end_only else shown):
         if labels[t] is None:
             continue
-        _arrow(axis, (t, top - 1 + BOX_HEIGHT / 2), (t, top - 0.25))
+        for below, above in feeds:
+            if above == top:
+                _feed_arrow(axis, t, below, above, top)
         axis.text(
             t,
             top,
@@ -128,6 +133,40 @@ def unfolded_graph(
     _folded(folded, names, cell)
     figure.tight_layout()
     return save(figure, out)
+
+
+def _feeds(names: list[str]) -> list[tuple[int, int]]:
+    """The rows each row reads, as ``(below, above)`` pairs: row 0 is the input, rows 1.. the layers and
+    directions in ``names`` (bottom to top), ``len(names) + 1`` the output. Both directions of a bidirectional
+    layer read the whole layer below (its two directions' states side by side), and both feed what is above."""
+    levels: list[list[int]] = [[0]]
+    for row, name in enumerate(names, start=1):
+        layer = name.replace(" reverse", "")
+        if len(levels) > 1 and names[levels[-1][0] - 1].replace(" reverse", "") == layer:
+            levels[-1].append(row)
+        else:
+            levels.append([row])
+    levels.append([len(names) + 1])
+    return [(a, b) for lower, upper in pairwise(levels) for a in lower for b in upper]
+
+
+def _feed_arrow(axis, t: int, below: int, above: int, top: int) -> None:
+    """The arrow from row ``below`` up to row ``above`` at step ``t``: straight between neighbours, else an arc
+    through the gap left of the boxes it passes (the forward direction's state reaching past the reverse one)."""
+    start = below + (BOX_HEIGHT / 2 if below > 0 else 0.25)
+    end = above - (BOX_HEIGHT / 2 if above < top else 0.25)
+    if above - below == 1:
+        _arrow(axis, (t, start), (t, end))
+        return
+    x = t - BOX_WIDTH / 2 + 0.1
+    # arc3 bends the midpoint by rad x length / 2 in display units, to the left for a negative rad on an upward
+    # path; with a step 0.62 inch wide and a row 0.85 inch high, about 0.28 step: into the gap between the boxes
+    axis.add_patch(
+        FancyArrowPatch(
+            (x, start), (x, end), connectionstyle=f"arc3,rad={-0.41 / (end - start):.3f}", arrowstyle="-|>",
+            mutation_scale=8, color="#555555", linewidth=0.9,
+        )
+    )  # fmt: skip
 
 
 def _output_labels(labels: list[str] | None, num_steps: int) -> list[str | None]:
@@ -180,6 +219,7 @@ def _folded(axis, names: list[str], cell: str) -> None:
     axis.set_axis_off()
     axis.set_title("folded")
     axis.text(0, 0, "$x_t$", ha="center", va="center", fontsize=10)
+    below = [0.0]  # where the level below sits: x_t, then each layer's boxes
     for level, layer in enumerate(layers, start=1):
         directions = [name for name in names if name.replace(" reverse", "") == layer]
         offsets = [0.0] if len(directions) == 1 else [-0.75, 0.75]
@@ -208,7 +248,10 @@ def _folded(axis, names: list[str], cell: str) -> None:
                     color="tab:red",
                 )
             )
-            _arrow(axis, (offset, level - 0.7), (offset, level - 0.32))
+            for source in below:  # each direction reads the whole level below
+                _arrow(axis, (source, level - 0.7), (offset, level - 0.32))
             axis.text(offset + width / 2 + 0.3, level + 0.32, "$h_{t-1}$", ha="center", fontsize=7, color="tab:red")
-    _arrow(axis, (0, len(layers) + 0.32), (0, len(layers) + 0.7))
+        below = offsets
+    for source in below:
+        _arrow(axis, (source, len(layers) + 0.32), (0, len(layers) + 0.7))
     axis.text(0, len(layers) + 1, "$y_t$", ha="center", va="center", fontsize=10)
