@@ -260,6 +260,23 @@ def test_metrics_log_and_checkpoint_are_written(tmp_path):
     assert checkpoint.read_config(tmp_path)["task"] == "test"
 
 
+def test_a_fresh_run_interrupted_before_its_first_checkpoint_resumes_without_the_replaced_runs_files(tmp_path):
+    # an earlier run of another task (or shape) in the directory, replaced (--overwrite) by a fresh run that is
+    # stopped before its first validation: the old config.json must not pair with the new run's resume state
+    config = TrainConfig(epochs=2, quiet=True)
+    Trainer(Regression(), config, tmp_path, regression_data(), regression_data(), run_config={"task": "old"}).fit()
+    interrupted = Regression(fail_at=3, fail_with=KeyboardInterrupt)
+    run_config = {"task": "new"}
+    summary = Trainer(interrupted, config, tmp_path, regression_data(), regression_data(), run_config=run_config).fit()
+    assert summary["stopped_by"] == "interrupted" and not summary["history"]
+    for name in (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE):
+        assert not (tmp_path / name).exists(), name  # the replaced run's, which a resume would read
+    Trainer(Regression(), config, tmp_path, regression_data(), regression_data(), run_config=run_config).fit(
+        resume=True
+    )
+    assert checkpoint.read_config(tmp_path)["task"] == "new"
+
+
 def test_a_start_worth_keeping_is_validated_and_kept_unless_training_beats_it(tmp_path):
     class Fitted(Regression):
         validate_start = True  # starts at the exact solution, as a forecaster starts at its ridge fit

@@ -361,6 +361,10 @@ class Trainer:
             seed_everything(self._rank_seed())
             if self.is_main:
                 (self.out / "log.csv").unlink(missing_ok=True)  # a fresh run's curve starts fresh
+                # and so does its model: a replaced run's (--overwrite) config.json and weights, left until this
+                # run's first validation, would be what --resume rebuilds (another task's, another vocabulary)
+                for name in (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE):
+                    (self.out / name).unlink(missing_ok=True)
         position = self.position
         stateful = getattr(self.model, "carries_state", False)
         budget = None if config.max_minutes is None else config.max_minutes * 60
