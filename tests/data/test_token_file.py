@@ -57,6 +57,12 @@ def test_a_truncated_or_foreign_file_is_refused(tmp_path):
         TokenFile(tmp_path / "cut.tokens")
     with pytest.raises(RnnkitError, match="not a token file"):
         TokenFile(tmp_path / "nothing.txt")
+    # cut inside the size field or the JSON header, or a header that is no longer JSON: refused, not a traceback
+    spoilt = data[:16] + b"[" + data[17:]  # the header's opening brace
+    for name, content in (("size.tokens", data[:12]), ("header.tokens", data[:100]), ("json.tokens", spoilt)):
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(RnnkitError, match="truncated or corrupt"):
+            TokenFile(tmp_path / name)
 
 
 def test_jsonl_and_text_inputs_stream_as_newline_ended_documents(tmp_path):

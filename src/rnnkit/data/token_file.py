@@ -151,11 +151,16 @@ class TokenFile:
         path = Path(path)
         if not is_token_file(path):
             raise RnnkitError(f"{str(path)!r} is not a token file; write one with `rnnkit data tokenize`.")
-        with path.open("rb") as file:
-            file.seek(len(MAGIC))
-            (size,) = struct.unpack("<Q", file.read(8))
-            header = json.loads(file.read(size))
-        expected = len(MAGIC) + 8 + size + header["count"] * np.dtype(header["dtype"]).itemsize
+        try:
+            with path.open("rb") as file:
+                file.seek(len(MAGIC))
+                (size,) = struct.unpack("<Q", file.read(8))
+                header = json.loads(file.read(size))
+            expected = len(MAGIC) + 8 + size + header["count"] * np.dtype(header["dtype"]).itemsize
+        except (struct.error, ValueError, KeyError, TypeError) as error:  # cut or spoilt before the tokens
+            raise RnnkitError(
+                f"{str(path)!r} is truncated or corrupt in its header ({error}); tokenize the corpus again."
+            ) from None
         if header["count"] == _PLACEHOLDER or path.stat().st_size != expected:
             raise RnnkitError(f"{str(path)!r} is truncated or was never finished; tokenize the corpus again.")
         self.path, self.header, self.offset = path, header, len(MAGIC) + 8 + size
