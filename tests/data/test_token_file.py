@@ -76,6 +76,12 @@ def test_jsonl_and_text_inputs_stream_as_newline_ended_documents(tmp_path):
         list(documents(tmp_path / "c.csv"))
 
 
+def test_json_lines_that_are_not_utf8_are_refused_in_one_line(tmp_path):
+    (tmp_path / "latin.jsonl").write_bytes('{"text": "café"}\n'.encode("latin-1"))
+    with pytest.raises(RnnkitError, match="not UTF-8"):
+        list(documents(tmp_path / "latin.jsonl"))
+
+
 def test_parquet_and_a_save_to_disk_directory_are_read(tmp_path):
     pa = pytest.importorskip("pyarrow", reason="pyarrow reads Parquet and Arrow (datasets' own reader)")
     import pyarrow.parquet as pq

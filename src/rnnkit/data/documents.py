@@ -90,8 +90,15 @@ def _as_document(text, path: Path, text_field: str) -> str:
 
 
 def _json_lines(path: Path, text_field: str) -> Iterator[str]:
-    with path.open(encoding="utf-8") as file:
-        for number, line in enumerate(file, 1):
+    # bytes, decoded line by line: a line that is not UTF-8 is then named by its number
+    with path.open("rb") as file:
+        for number, raw in enumerate(file, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise RnnkitError(
+                    f"{path.name}, line {number}: not UTF-8 ({error.reason}); convert it to UTF-8."
+                ) from None
             if not line.strip():
                 continue
             try:
