@@ -105,6 +105,23 @@ def test_parquet_and_a_save_to_disk_directory_are_read(tmp_path):
     assert corpus.tokenizer.decode(corpus.tokens.tolist()) == "first doc\nsecond doc\n"
 
 
+def test_a_cut_or_foreign_parquet_or_arrow_file_is_refused_in_one_line(tmp_path):
+    pa = pytest.importorskip("pyarrow", reason="pyarrow reads Parquet and Arrow (datasets' own reader)")
+    import pyarrow.parquet as pq
+
+    table = pa.table({"text": [f"document number {i} " * 20 for i in range(200)]})
+    pq.write_table(table, tmp_path / "whole.parquet")
+    with pa.OSFile(str(tmp_path / "whole.arrow"), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    for suffix, kind in ((".parquet", "Parquet"), (".arrow", "Arrow")):
+        data = (tmp_path / f"whole{suffix}").read_bytes()
+        (tmp_path / f"cut{suffix}").write_bytes(data[: len(data) // 2])
+        (tmp_path / f"foreign{suffix}").write_bytes(b"not a table at all")
+        for name in ("cut", "foreign"):
+            with pytest.raises(RnnkitError, match=f"cannot read {name}{suffix} as {kind}"):
+                list(documents(tmp_path / f"{name}{suffix}"))
+
+
 def test_a_tokenizer_fitted_on_the_start_maps_later_unseen_characters_to_unknown(tmp_path):
     chunks = iter(["abab\n", "abc\n", "never read\n"])
     tokenizer, read = fit_tokenizer_on_prefix("char", chunks, fit_chars=5)

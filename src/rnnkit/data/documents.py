@@ -19,7 +19,7 @@ import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import RnnkitError, first_line
 
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".raw")
 RECORD_SUFFIXES = (".jsonl", ".json", ".parquet", ".arrow")
@@ -115,9 +115,21 @@ def _json_lines(path: Path, text_field: str) -> Iterator[str]:
 def _arrow_records(path: Path, text_field: str) -> Iterator[str]:
     try:
         import pyarrow as pa
-        import pyarrow.parquet as pq
     except ImportError:
         raise RnnkitError(f"reading {path.name} needs pyarrow: pip install pyarrow (or give JSON lines).") from None
+    try:
+        yield from _arrow_texts(path, text_field)
+    except (pa.ArrowException, OSError) as error:  # pyarrow's word for a cut or foreign file, as one line
+        kind = "Parquet" if path.suffix.lower() == ".parquet" else "Arrow"
+        raise RnnkitError(
+            f"cannot read {path.name} as {kind} ({first_line(error)}); the file is truncated or corrupt."
+        ) from None
+
+
+def _arrow_texts(path: Path, text_field: str) -> Iterator[str]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     if path.suffix.lower() == ".parquet":
         source = pq.ParquetFile(path)
         names = source.schema_arrow.names
