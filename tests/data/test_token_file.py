@@ -105,6 +105,13 @@ def test_parquet_and_a_save_to_disk_directory_are_read(tmp_path):
     assert corpus.tokenizer.decode(corpus.tokens.tolist()) == "first doc\nsecond doc\n"
 
 
+@pytest.mark.parametrize("state", ["{cut", '{"splits": []}', '{"_data_files": ["data.arrow"]}'])
+def test_a_save_to_disk_directory_with_an_unreadable_state_json_is_refused(tmp_path, state):
+    (tmp_path / "state.json").write_text(state)
+    with pytest.raises(RnnkitError, match="does not list the Arrow shards"):
+        list(documents(tmp_path))
+
+
 def test_a_cut_or_foreign_parquet_or_arrow_file_is_refused_in_one_line(tmp_path):
     pa = pytest.importorskip("pyarrow", reason="pyarrow reads Parquet and Arrow (datasets' own reader)")
     import pyarrow.parquet as pq

@@ -63,7 +63,13 @@ def text_chunks(texts: Iterable[str], chunk_chars: int = CHUNK_CHARS) -> Iterato
 def _directory_files(directory: Path) -> list[Path]:
     state = directory / "state.json"
     if state.is_file():  # datasets' save_to_disk: the Arrow shards in their order
-        return [directory / entry["filename"] for entry in json.loads(state.read_text())["_data_files"]]
+        try:
+            return [directory / entry["filename"] for entry in json.loads(state.read_text())["_data_files"]]
+        except (ValueError, KeyError, TypeError) as error:  # not JSON, or not the list save_to_disk writes
+            raise RnnkitError(
+                f"{state} does not list the Arrow shards as save_to_disk writes them ({first_line(error)}); "
+                "save the dataset again, or give its .arrow files."
+            ) from None
     readable = TEXT_SUFFIXES + RECORD_SUFFIXES
     files = sorted(p for p in directory.iterdir() if p.is_file() and p.suffix.lower() in readable)
     if not files:
