@@ -140,6 +140,13 @@ def test_a_tokenizer_fitted_on_the_start_maps_later_unseen_characters_to_unknown
     assert np.asarray(reused.tokens[:4]).tolist() == [0, 2, 3, 1]  # c is unknown: id 0
 
 
+def test_out_naming_an_input_file_is_refused_and_the_corpus_kept(tmp_path):
+    (tmp_path / "a.txt").write_text(TEXT)
+    with pytest.raises(RnnkitError, match="is one of the files to tokenize"):
+        tokenize_corpus([tmp_path / "a.txt"], tmp_path / "." / "a.txt", holdout=0.1)
+    assert (tmp_path / "a.txt").read_text() == TEXT
+
+
 @pytest.mark.parametrize("task", ["asr", "forecast"])
 def test_a_run_without_a_tokenizer_is_refused_by_name_of_its_task(tmp_path, task):
     from rnnkit import checkpoint

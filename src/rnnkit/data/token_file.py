@@ -264,6 +264,9 @@ def tokenize_corpus(
         raise RnnkitError(
             f"--out {out} is a directory; give the token file's name, e.g. {Path(out) / 'corpus.tokens'}."
         )
+    if Path(out).exists() and any(Path(source).is_file() and Path(source).samefile(out) for source in inputs):
+        # the token file is renamed over --out once the corpus is read: the corpus itself would be gone
+        raise RnnkitError(f"--out {out} is one of the files to tokenize; give the token file another name.")
 
     def texts():
         for source in inputs:
