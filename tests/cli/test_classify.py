@@ -2,6 +2,7 @@
 
 import json
 import random
+import shutil
 
 import pandas as pd
 import pytest
@@ -135,6 +136,24 @@ def test_bad_files_exit_2_in_one_line(files, tmp_path, trained):
     assert "not trained on: 'meh'" in _error(evaluate)
     assert "either --data" in _error(["classify", "train", "--out", str(tmp_path / "r"), *TINY])
     assert "either one TEXT" in _error(["classify", "predict", str(out)])
+
+
+def test_resume_with_other_classes_is_refused_and_the_run_kept(files, trained, tmp_path):
+    # the resumed model's outputs are the run's classes: a third class crashed in the loss, renamed ones were
+    # silently taken for the run's in sorted order
+    out, _ = trained
+    run = tmp_path / "run"
+    shutil.copytree(out, run)
+    before = (run / "model.safetensors").read_bytes()
+    frame = pd.read_csv(files / "train.csv")
+    renamed, third = frame.replace({"stars": {"pos": "yes", "neg": "no"}}), frame.copy()
+    third.loc[::5, "stars"] = "meh"
+    for name, data in (("renamed", renamed), ("third", third)):
+        data.to_csv(tmp_path / f"{name}.csv", index=False)
+        args = ["classify", "train", "--csv", str(tmp_path / f"{name}.csv"), "--text-col", "review", "--label-col",
+                "stars", "--out", str(run), *TINY, "--epochs", "8", "--resume"]  # fmt: skip
+        assert "resume with the labels it was trained on" in _error(args)
+    assert (run / "model.safetensors").read_bytes() == before
 
 
 def test_predict_png_without_explain_is_refused(trained, tmp_path):

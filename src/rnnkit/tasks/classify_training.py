@@ -188,6 +188,13 @@ def train_classifier(
                 f"of task {source.run_config.get('task')!r}."
             )
     resumed = checkpoint.resumed_config(out, "classify") if resume else {}
+    if resumed and resumed.get("classes") != classes:
+        # the resumed model's outputs are the run's classes, in its order: other labels would be scored against
+        # them (a new class beyond its outputs, renamed ones in the place their sorted name falls)
+        raise RnnkitError(
+            f"the run in {out} was trained on the classes {', '.join(map(repr, resumed.get('classes', [])))}, "
+            f"these data have {', '.join(map(repr, classes))}; resume with the labels it was trained on."
+        )
     if resumed:
         tokenizer = tokenizer_from_config(resumed["tokenizer"])
     elif source is not None:
