@@ -142,6 +142,14 @@ def test_temperature_undoes_overconfidence():
     assert tau == pytest.approx(float(grid[losses.argmin()]), abs=0.02)
 
 
+def test_temperature_stays_finite_on_a_small_split_the_model_separates():
+    generator = torch.Generator().manual_seed(0)
+    labels = torch.randint(0, 2, (30,), generator=generator)
+    separated = 4.0 * F.one_hot(labels, 2).double() + 0.5 * torch.randn(30, 2, generator=generator, dtype=torch.float64)
+    assert (separated.argmax(1) == labels).all()  # every example right: the plain NLL falls as tau -> 0
+    assert 0.3 < fit_temperature(separated, labels) < 1.0  # sharper than the model, not 1e-4
+
+
 @pytest.mark.parametrize(("pooling", "ensemble"), [("max", 1), ("last", 1), ("max", 3)])
 def test_integrated_gradients_are_complete(pooling, ensemble):
     # the attributions sum to z(e) - z(0) (the Riemann sum's error shrinks with the steps); for an ensemble

@@ -377,14 +377,22 @@ class TextBatches:
 
 def fit_temperature(logits: Tensor, labels: Tensor, *, max_iter: int = 100) -> float:
     r"""The temperature :math:`\tau` minimising :math:`\mathrm{NLL}(\mathrm{softmax}(z/\tau), y)` on held-out
-    logits, by L-BFGS on :math:`\log \tau` (so :math:`\tau` stays positive)."""
+    logits, by L-BFGS on :math:`\log \tau` (so :math:`\tau` stays positive), under a standard normal prior on
+    :math:`\log \tau` (MAP over the ``n`` examples):
+
+    .. math:: \frac{1}{n}\sum_i \mathrm{NLL}_i(\tau) + \frac{(\log \tau)^2}{2n}
+
+    Without it a small validation split that the model separates perfectly drives :math:`\tau` towards 0 (the
+    NLL only falls as the logits sharpen; a review measured :math:`\tau = 10^{-4}` and a test NLL of 7 nats at
+    95% accuracy). With thousands of examples the prior moves :math:`\tau` by well under 1%."""
     logits, labels = logits.detach().double(), labels.detach()
+    count = max(1, len(labels))
     log_tau = torch.zeros((), dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS([log_tau], lr=0.1, max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure():
         optimizer.zero_grad()
-        loss = F.cross_entropy(logits / log_tau.exp(), labels)
+        loss = F.cross_entropy(logits / log_tau.exp(), labels) + log_tau**2 / (2 * count)
         loss.backward()
         return loss
 
