@@ -76,6 +76,26 @@ def test_jsonl_and_text_inputs_stream_as_newline_ended_documents(tmp_path):
         list(documents(tmp_path / "c.csv"))
 
 
+def test_a_json_array_of_records_is_read_as_its_records(tmp_path, monkeypatch):
+    # what Dataset.to_json(lines=False) and pandas' to_json(orient="records") write, also pretty-printed
+    records = [{"text": t, "id": i} for i, t in enumerate(["x y", "z\n", "long " * 50])]
+    (tmp_path / "flat.json").write_text(json.dumps(records))
+    (tmp_path / "pretty.json").write_text(json.dumps(records, indent=2))
+    monkeypatch.setattr("rnnkit.data.documents.CHUNK_CHARS", 7)  # records cut across reads
+    for name in ("flat.json", "pretty.json"):
+        assert list(documents(tmp_path / name)) == ["x y\n", "z\n", "long " * 50 + "\n"]
+    (tmp_path / "empty.json").write_text(" [ ]\n")
+    assert list(documents(tmp_path / "empty.json")) == []
+    with pytest.raises(RnnkitError, match="record 1: no field 'body'"):
+        list(documents(tmp_path / "flat.json", "body"))
+    (tmp_path / "cut.json").write_text(json.dumps(records)[:-30])
+    with pytest.raises(RnnkitError, match="record 3: not a JSON record"):
+        list(documents(tmp_path / "cut.json"))
+    (tmp_path / "unclosed.json").write_text(json.dumps(records)[:-1])
+    with pytest.raises(RnnkitError, match="record 3: expected ',' or ']' after the record, found the end of the file"):
+        list(documents(tmp_path / "unclosed.json"))
+
+
 def test_json_lines_that_are_not_utf8_are_refused_in_one_line(tmp_path):
     (tmp_path / "latin.jsonl").write_bytes('{"text": "café"}\n'.encode("latin-1"))
     with pytest.raises(RnnkitError, match="not UTF-8"):

@@ -60,14 +60,14 @@ def fetch(
 def tokenize(
     inputs: Annotated[
         list[Path],
-        typer.Argument(help="Text, JSON lines, Parquet or Arrow files, or directories (datasets' save_to_disk)."),
+        typer.Argument(help="Text, JSON, Parquet or Arrow files, or directories (datasets' save_to_disk)."),
     ],
     out: Annotated[Path, typer.Option(help="The token file to write.")],
     tokenizer: Annotated[str, typer.Option(help="char, word or subword, fitted on the corpus' start.")] = "char",
     tokenizer_from: Annotated[
         Path | None, typer.Option(help="Use the tokenizer of this run directory or token file instead.")
     ] = None,
-    text_field: Annotated[str, typer.Option(help="The text column of JSON lines, Parquet and Arrow records.")] = "text",
+    text_field: Annotated[str, typer.Option(help="The text column of JSON, Parquet and Arrow records.")] = "text",
     fit_chars: Annotated[int, typer.Option(help="Characters the tokenizer is fitted on.")] = 20_000_000,
     holdout: Annotated[float, typer.Option(help="Fraction of tokens at the end for each of valid, test.")] = 0.005,
     subword_vocab_size: Annotated[int, typer.Option(help="Vocabulary size of a subword tokenizer.")] = 4096,

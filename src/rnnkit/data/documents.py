@@ -3,7 +3,9 @@
 Reads what people keep corpora in, including the files Hugging Face ``datasets`` writes:
 
 - plain text (``.txt``, ``.text``, ``.md``, ``.raw``): read in blocks of whole lines;
-- JSON lines (``.jsonl``, ``.json``; ``Dataset.to_json``'s default): one record per line, text in ``text_field``;
+- JSON (``.jsonl``, ``.json``), text in ``text_field``: JSON lines (``Dataset.to_json``'s default), one record
+  per line, or one JSON array of records (``to_json(lines=False)``, pandas' ``to_json(orient="records")``), read
+  record by record as ``datasets`` reads a ``.json`` file;
 - Parquet (``.parquet``; ``Dataset.to_parquet``) and Arrow (``.arrow``; the shards of ``save_to_disk``), read
   batch by batch with ``pyarrow`` (the reader ``datasets`` itself uses);
 - a directory: a ``save_to_disk`` directory (its ``state.json`` lists the shards, in order), or else every
@@ -16,6 +18,7 @@ it has none), so documents never run into each other and :func:`text_chunks` can
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -24,6 +27,7 @@ from rnnkit.errors import RnnkitError, first_line
 TEXT_SUFFIXES = (".txt", ".text", ".md", ".raw")
 RECORD_SUFFIXES = (".jsonl", ".json", ".parquet", ".arrow")
 CHUNK_CHARS = 1 << 20  # ~1 M characters per chunk: big enough for fast encoding, small next to memory
+JSON_SPACE = re.compile(r"[ \t\n\r]*")  # white space as JSON has it (the json module's own pattern)
 
 
 def documents(path: Path | str, text_field: str = "text") -> Iterator[str]:
@@ -38,6 +42,8 @@ def documents(path: Path | str, text_field: str = "text") -> Iterator[str]:
     suffix = path.suffix.lower()
     if suffix in TEXT_SUFFIXES:
         yield from _text_blocks(path)
+    elif suffix in (".jsonl", ".json") and _starts_with(path, "["):
+        yield from _json_array(path, text_field)
     elif suffix in (".jsonl", ".json"):
         yield from _json_lines(path, text_field)
     elif suffix in (".parquet", ".arrow"):
@@ -111,11 +117,72 @@ def _json_lines(path: Path, text_field: str) -> Iterator[str]:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise RnnkitError(f"{path.name}, line {number}: not a JSON record ({error.msg}).") from None
-            if not isinstance(record, dict) or text_field not in record:
-                found = ", ".join(record) if isinstance(record, dict) else type(record).__name__
-                message = f"{path.name}, line {number}: no field {text_field!r} (found {found}); pick --text-field."
-                raise RnnkitError(message)
-            yield _as_document(record[text_field], path, text_field)
+            yield _record_text(record, f"{path.name}, line {number}", path, text_field)
+
+
+def _record_text(record, where: str, path: Path, text_field: str) -> str:
+    if not isinstance(record, dict) or text_field not in record:
+        found = ", ".join(record) if isinstance(record, dict) else type(record).__name__
+        raise RnnkitError(f"{where}: no field {text_field!r} (found {found}); pick --text-field.")
+    return _as_document(record[text_field], path, text_field)
+
+
+def _starts_with(path: Path, char: str) -> bool:
+    with path.open("rb") as file:
+        while block := file.read(1 << 16):
+            if stripped := block.lstrip():
+                return stripped[:1] == char.encode()
+    return False
+
+
+def _json_array(path: Path, text_field: str) -> Iterator[str]:
+    # one array for the whole file: its records are decoded one at a time from a buffer that holds the text
+    # from the current record on, so a large file is never in memory at once
+    decoder = json.JSONDecoder()
+    buffer, position, ended, number = "", 0, False, 0
+
+    with path.open(encoding="utf-8") as file:
+
+        def read_more() -> None:
+            nonlocal buffer, position, ended
+            try:  # doubling the read keeps a record larger than a chunk linear to decode
+                more = file.read(max(CHUNK_CHARS, len(buffer) - position))
+            except UnicodeDecodeError as error:
+                raise RnnkitError(f"{str(path)!r} is not UTF-8 text ({error.reason}); convert it to UTF-8.") from None
+            buffer, position, ended = buffer[position:] + more, 0, not more
+
+        def next_char() -> str:  # the next character that is not white space, "" at the end of the file
+            nonlocal position
+            while True:
+                position = JSON_SPACE.match(buffer, position).end()
+                if position < len(buffer) or ended:
+                    return buffer[position : position + 1]
+                read_more()
+
+        next_char()
+        position += 1  # the opening "["
+        if next_char() == "]":
+            return
+        while True:
+            next_char()  # raw_decode starts at a value, not at white space
+            number += 1
+            where = f"{path.name}, record {number}"
+            while True:
+                try:
+                    record, position = decoder.raw_decode(buffer, position)
+                    break
+                except json.JSONDecodeError as error:
+                    if ended:
+                        raise RnnkitError(f"{where}: not a JSON record ({error.msg}).") from None
+                    read_more()  # the record may go on past the buffer
+            yield _record_text(record, where, path, text_field)
+            char = next_char()
+            if char == "]":
+                return
+            if char != ",":
+                found = repr(char) if char else "the end of the file, so the file is cut"
+                raise RnnkitError(f"{where}: expected ',' or ']' after the record, found {found}.")
+            position += 1
 
 
 def _arrow_records(path: Path, text_field: str) -> Iterator[str]:
