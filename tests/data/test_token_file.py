@@ -96,6 +96,23 @@ def test_a_json_array_of_records_is_read_as_its_records(tmp_path, monkeypatch):
         list(documents(tmp_path / "unclosed.json"))
 
 
+def test_a_null_text_is_refused_by_its_record_not_blamed_on_the_field(tmp_path):
+    (tmp_path / "a.jsonl").write_text('{"text": "x"}\n{"text": null}\n')
+    (tmp_path / "b.json").write_text('[{"text": "x"}, {"text": ""}, {"text": null}]')
+    for name, where in (("a.jsonl", "line 2"), ("b.json", "record 3")):
+        with pytest.raises(RnnkitError, match=f"{name}, {where}: field 'text' is null; drop or fill in") as error:
+            list(documents(tmp_path / name))
+        assert "--text-field" not in str(error.value)
+    (tmp_path / "c.json").write_text('[{"text": "x"}, {"text": ""}]')
+    assert list(documents(tmp_path / "c.json")) == ["x\n", "\n"]  # an empty text is kept, as an empty line
+    pa = pytest.importorskip("pyarrow", reason="pyarrow reads Parquet and Arrow (datasets' own reader)")
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"text": ["x", "y", None]}), tmp_path / "d.parquet", row_group_size=2)
+    with pytest.raises(RnnkitError, match="parquet, row 3: field 'text' is null"):
+        list(documents(tmp_path / "d.parquet"))
+
+
 def test_json_lines_that_are_not_utf8_are_refused_in_one_line(tmp_path):
     (tmp_path / "latin.jsonl").write_bytes('{"text": "café"}\n'.encode("latin-1"))
     with pytest.raises(RnnkitError, match="not UTF-8"):

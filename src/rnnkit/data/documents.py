@@ -94,10 +94,17 @@ def _text_blocks(path: Path) -> Iterator[str]:
             raise RnnkitError(f"{str(path)!r} is not UTF-8 text ({error.reason}); convert it to UTF-8.") from None
 
 
-def _as_document(text, path: Path, text_field: str) -> str:
+def _as_document(text, where: str, text_field: str) -> str:
+    # a null is one record's gap, not a wrong field: it is named by its place rather than skipped, as an empty
+    # text is kept (as an empty line) rather than dropped, so every record of the input gives one document
+    if text is None:
+        raise RnnkitError(
+            f"{where}: field {text_field!r} is null; drop or fill in the records without text "
+            f"(datasets: .filter(lambda r: r[{text_field!r}] is not None))."
+        )
     if not isinstance(text, str):
         kind = type(text).__name__
-        raise RnnkitError(f"{path.name}: field {text_field!r} holds {kind}, not text; pick another --text-field.")
+        raise RnnkitError(f"{where}: field {text_field!r} holds {kind}, not text; pick another --text-field.")
     return text if text.endswith("\n") else text + "\n"
 
 
@@ -117,14 +124,14 @@ def _json_lines(path: Path, text_field: str) -> Iterator[str]:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
                 raise RnnkitError(f"{path.name}, line {number}: not a JSON record ({error.msg}).") from None
-            yield _record_text(record, f"{path.name}, line {number}", path, text_field)
+            yield _record_text(record, f"{path.name}, line {number}", text_field)
 
 
-def _record_text(record, where: str, path: Path, text_field: str) -> str:
+def _record_text(record, where: str, text_field: str) -> str:
     if not isinstance(record, dict) or text_field not in record:
         found = ", ".join(record) if isinstance(record, dict) else type(record).__name__
         raise RnnkitError(f"{where}: no field {text_field!r} (found {found}); pick --text-field.")
-    return _as_document(record[text_field], path, text_field)
+    return _as_document(record[text_field], where, text_field)
 
 
 def _starts_with(path: Path, char: str) -> bool:
@@ -175,7 +182,7 @@ def _json_array(path: Path, text_field: str) -> Iterator[str]:
                     if ended:
                         raise RnnkitError(f"{where}: not a JSON record ({error.msg}).") from None
                     read_more()  # the record may go on past the buffer
-            yield _record_text(record, where, path, text_field)
+            yield _record_text(record, where, text_field)
             char = next_char()
             if char == "]":
                 return
@@ -218,6 +225,8 @@ def _arrow_texts(path: Path, text_field: str) -> Iterator[str]:
         names = source.schema.names
     if text_field not in names:
         raise RnnkitError(f"{path.name} has no column {text_field!r} (found {', '.join(names)}); pick --text-field.")
+    row = 0
     for batch in batches:
         for text in batch.column(batch.schema.get_field_index(text_field)).to_pylist():
-            yield _as_document(text, path, text_field)
+            row += 1
+            yield _as_document(text, f"{path.name}, row {row}", text_field)
