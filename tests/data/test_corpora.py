@@ -33,6 +33,22 @@ def test_text_file_without_newlines_cuts_mid_text(tmp_path):
     assert (len(splits.train), len(splits.valid), len(splits.test)) == (90, 5, 5)
 
 
+def test_text_file_of_one_long_line_is_cut_between_words(tmp_path):
+    # one newline, at the very end: snapping to it would leave valid and test empty
+    path = tmp_path / "one-line.txt"
+    path.write_text("to be or not to be that is the question " * 400 + "\n", encoding="utf-8")
+    splits = text_file(path)
+    assert splits.train + splits.valid + splits.test == path.read_text(encoding="utf-8")
+    assert 0.89 < len(splits.train) / 16001 < 0.91 and 0.04 < len(splits.test) / 16001 < 0.06
+    for part in (splits.valid, splits.test):
+        assert part[0] != " " and part.strip() and splits.train.endswith(" ")  # whole words on both sides
+    # a file of a few long lines is still cut after newlines where they leave each part some text
+    lines = ["word " * 897 + "word\n", "word " * 49 + "word\n", "word " * 49 + "word\n", "word word\n"]
+    path.write_text("".join(lines), encoding="utf-8")
+    splits = text_file(path)
+    assert (splits.train, splits.valid, splits.test) == (lines[0] + lines[1], lines[2], lines[3])
+
+
 @pytest.mark.parametrize(
     ("valid_fraction", "test_fraction", "message"),
     [(0.0, 0.1, "valid_fraction must be between 0 and 1"), (0.6, 0.5, "must leave some training text")],

@@ -8,10 +8,13 @@ Every loader returns a :class:`TextSplits` (``train``, ``valid``, ``test``); tok
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from rnnkit.data.sources import read_text_file
 from rnnkit.errors import RnnkitError
+
+NEWLINE, WHITE_SPACE, VISIBLE = re.compile("\n"), re.compile(r"\s"), re.compile(r"\S")
 
 
 @dataclass(frozen=True)
@@ -27,11 +30,12 @@ def text_file(path: str | os.PathLike[str], *, valid_fraction: float = 0.05, tes
     """A UTF-8 text file split into contiguous blocks: train first, then valid, then the last part test.
 
     The cut points sit at ``1 - valid_fraction - test_fraction`` and ``1 - test_fraction`` of the
-    characters, each moved forward to just after the next newline so no line is cut in two (a file without
-    newlines is cut mid-text). Contiguous blocks rather than a random sample, because a language model
-    must be judged on text it has not seen any part of, not on lines interleaved with its training text.
-    Deterministic. Raises :class:`RnnkitError` for a missing, empty or non-UTF-8 file, bad fractions, or a
-    file too short to give every part some text.
+    characters, each moved forward to just after the next newline so no line is cut in two; where no newline
+    comes before the end of the part that follows (a file of a few long lines), to just after the next white
+    space, so no word is cut; failing that, the text is cut mid-word. Contiguous blocks rather than a random
+    sample, because a language model must be judged on text it has not seen any part of, not on lines
+    interleaved with its training text. Deterministic. Raises :class:`RnnkitError` for a missing, empty or
+    non-UTF-8 file, bad fractions, or a file too short to give every part some text.
     """
     for name, fraction in (("valid_fraction", valid_fraction), ("test_fraction", test_fraction)):
         if not 0 < fraction < 1:
@@ -42,8 +46,9 @@ def text_file(path: str | os.PathLike[str], *, valid_fraction: float = 0.05, tes
             f"{valid_fraction} + {test_fraction} >= 1; lower them."
         )
     text = read_text_file(path)
-    valid_start = _line_boundary(text, round(len(text) * (1 - valid_fraction - test_fraction)))
-    test_start = _line_boundary(text, max(round(len(text) * (1 - test_fraction)), valid_start + 1))
+    test_cut = round(len(text) * (1 - test_fraction))
+    valid_start = _boundary(text, round(len(text) * (1 - valid_fraction - test_fraction)), test_cut)
+    test_start = _boundary(text, max(test_cut, valid_start + 1), len(text))
     splits = TextSplits(text[:valid_start], text[valid_start:test_start], text[test_start:])
     if not (splits.train.strip() and splits.valid.strip() and splits.test.strip()):
         raise RnnkitError(
@@ -53,7 +58,15 @@ def text_file(path: str | os.PathLike[str], *, valid_fraction: float = 0.05, tes
     return splits
 
 
-def _line_boundary(text: str, position: int) -> int:
-    """``position`` if a line starts there, else the index just after the next newline (or ``position``)."""
-    newline = text.find("\n", max(position - 1, 0))
-    return newline + 1 if newline != -1 else position
+def _boundary(text: str, position: int, stop: int) -> int:
+    """Where to cut at or after ``position``: just after a newline, else after white space, else ``position``.
+
+    Only a cut that leaves some text (not just white space) before ``stop`` counts, the end of the part it starts.
+    """
+    # a newline that comes only at the end of the file (one long line) would leave the part after it empty:
+    # then the cut falls back to a space, so such a file splits rather than being refused as too short
+    for separator in (NEWLINE, WHITE_SPACE):
+        found = separator.search(text, max(position - 1, 0), stop)
+        if found and VISIBLE.search(text, found.end(), stop):
+            return found.end()
+    return position
