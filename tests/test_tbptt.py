@@ -45,6 +45,8 @@ def test_bad_window_and_misaligned_streams_are_refused():
         list(tbptt_windows(torch.zeros(5), window=0))
     with pytest.raises(RnnkitError, match="same length"):
         list(tbptt_windows(torch.zeros(5), torch.zeros(6), window=2))
+    with pytest.raises(RnnkitError, match="no streams to cut"):
+        list(tbptt_windows(window=4))
 
 
 def test_detach_state_keeps_named_tuples():

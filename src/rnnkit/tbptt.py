@@ -45,6 +45,8 @@ def tbptt_windows(*streams: Tensor, window: int, time_dim: int = 0) -> Iterator[
     """Yield aligned consecutive windows of ``window`` steps from each stream (the last may be shorter)."""
     if window < 1:
         raise RnnkitError(f"window must be at least 1 step, got {window}.")
+    if not streams:
+        raise RnnkitError("no streams to cut into windows; pass one or more tensors: tbptt_windows(x, y, window=35).")
     length = streams[0].shape[time_dim]
     if any(s.shape[time_dim] != length for s in streams):
         raise RnnkitError(
