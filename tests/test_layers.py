@@ -433,6 +433,18 @@ def test_layers_carry_torch_nns_mode_and_proj_size():
         assert (layer.mode, layer.proj_size) == (reference.mode, reference.proj_size)
 
 
+def test_repr_shows_the_settings_that_are_not_defaults():
+    # torch.nn's line where torch has one, then rnnkit's extras; defaults are left out, as torch does
+    assert LSTM(3, 4, proj_size=2).extra_repr() == nn.LSTM(3, 4, proj_size=2).extra_repr() == "3, 4, proj_size=2"
+    assert GRU(3, 4, 2, batch_first=True).extra_repr() == nn.GRU(3, 4, 2, batch_first=True).extra_repr()
+    layer = LSTM(3, 4, proj_size=2, layer_norm=True, zoneout=0.1)
+    assert layer.extra_repr() == "3, 4, proj_size=2, layer_norm=True, zoneout=0.1"
+    assert "LayerNormLSTMCell(\n      3, 4, bias=True, proj_size=2" in repr(layer)
+    assert GRU(3, 4, layer_norm=True).extra_repr() == "3, 4, layer_norm=True"
+    assert RNN(3, 4, nonlinearity="relu").extra_repr() == "3, 4, nonlinearity='relu'"
+    assert RNN(3, 4).extra_repr() == "3, 4"
+
+
 @pytest.mark.parametrize("kind", [RNN, GRU, LSTM])
 def test_saturated_gates_reach_one_and_pass_no_gradient_as_in_torch(kind):
     """Inputs of scale 1e6 saturate every gate: torch's reach exactly 1 and pass no gradient back (a gate that

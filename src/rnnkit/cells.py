@@ -369,6 +369,9 @@ class LayerNormLSTMCell(_LayerNormCell):
         """:math:`\tanh(\\mathrm{LN}_c(c))`: the normalised cell state (Ba et al. 2016)."""
         return torch.tanh(self.ln_c(c))
 
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", proj_size={self.proj_size}" if self.proj_size else "")
+
 
 class LayerNormGRUCell(_LayerNormCell):
     r"""GRU step with layer normalisation of the input and recurrent products.

@@ -148,16 +148,19 @@ class RecurrentLayer(nn.Module):
     def extra_repr(self) -> str:
         text = f"{self.input_size}, {self.hidden_size}"
         for name, default in (
+            ("proj_size", 0),  # where torch.nn.LSTM shows it
             ("num_layers", 1),
             ("bias", True),
             ("batch_first", False),
             ("dropout", 0.0),
             ("bidirectional", False),
+            ("nonlinearity", "tanh"),  # RNN only
+            ("layer_norm", False),  # LSTM and GRU only
             ("recurrent_dropout", 0.0),
             ("zoneout", 0.0),
         ):
-            if getattr(self, name) != default:
-                text += f", {name}={getattr(self, name)}"
+            if getattr(self, name, default) != default:
+                text += f", {name}={getattr(self, name)!r}"
         return text
 
     # --- forward -------------------------------------------------------------------------------------------
