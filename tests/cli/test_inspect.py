@@ -44,6 +44,17 @@ def test_inspect_svg_and_plain_output(lm_run, tmp_path):
     assert "GRU, 2 layer rows, 3 steps" in result.stdout and (tmp_path / "unfolded.svg").is_file()
 
 
+def test_one_step_and_one_layer_are_counted_in_the_singular(tmp_path):
+    tokenizer = CharTokenizer.fit("to be")
+    config = LanguageModelConfig(vocab_size=tokenizer.vocab_size, cell="lstm", embedding_size=4, hidden_size=3,
+                                 num_layers=1)  # fmt: skip
+    checkpoint.save_model(tmp_path / "run", LanguageModel(config), {"task": "lm", "model": asdict(config),
+                                                                    "tokenizer": tokenizer.to_config()})  # fmt: skip
+    result = runner.invoke(app, ["inspect", str(tmp_path / "run"), "--text", "t", "--out", str(tmp_path / "pictures")])
+    assert result.exit_code == 0, result.output
+    assert "LSTM, 1 layer row, 1 step\n" in result.stdout
+
+
 def test_a_wav_for_a_language_model_is_refused(lm_run, tmp_path):
     result = runner.invoke(app, ["inspect", str(lm_run), "--wav", str(tmp_path / "a.wav")])
     assert result.exit_code == 2 and result.stderr.startswith("error: a lm run reads --text")

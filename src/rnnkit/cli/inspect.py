@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from rnnkit.cli import options as o
-from rnnkit.tasks.inspection import draw_inspection, gradient_flow, inspect_run, to_json
+from rnnkit.tasks.inspection import counted, draw_inspection, gradient_flow, inspect_run, to_json
 
 
 def inspect(
@@ -33,7 +33,8 @@ def inspect(
     if json_output:
         o.print_json({**to_json(inspection, gradient_flow(inspection)), "files": {k: str(v) for k, v in files.items()}})
         return
-    typer.echo(f"{inspection.cell}, {len(inspection.rows)} layer rows, {len(inspection.input_labels)} steps")
+    rows, steps = counted(len(inspection.rows), "layer row"), counted(len(inspection.input_labels), "step")
+    typer.echo(f"{inspection.cell}, {rows}, {steps}")
     if inspection.summary:
         typer.echo(inspection.summary)
     for name, path in files.items():

@@ -287,9 +287,14 @@ def draw_inspection(inspection: Inspection, out: Path | str, *, suffix: str = ".
     gradient_flow_plot(
         gradient_flow(inspection),
         files["gradient-flow"],
-        title=f"gradient flow on this input ({len(inspection.input_labels)} steps)",
+        title=f"gradient flow on this input ({counted(len(inspection.input_labels), 'step')})",
     )
     return files
+
+
+def counted(count: int, noun: str) -> str:
+    """``count`` and ``noun``, plural unless the count is one: ``1 step``, ``3 steps``."""
+    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def to_json(inspection: Inspection, gradients: dict[str, np.ndarray] | None = None) -> dict:
