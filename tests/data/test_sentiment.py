@@ -69,6 +69,17 @@ def test_missing_column_names_the_columns(tmp_path):
         read_csv(path, "review", "label")
 
 
+@pytest.mark.parametrize(("separator", "kind"), [("\t", "tab"), (";", "semicolon")])
+def test_a_file_with_another_separator_is_named_as_such(tmp_path, separator, kind):
+    path = tmp_path / "reviews.tsv"
+    path.write_text(f"review{separator}stars\ngood, really{separator}pos\n", encoding="utf-8")
+    with pytest.raises(RnnkitError, match=f"no column 'review'; .* looks {kind}-separated, but a comma-separated"):
+        read_csv(path, "review", "stars")
+    path.write_text("review\ngood; fine\n", encoding="utf-8")  # a one-column file whose header is plain: no hint
+    with pytest.raises(RnnkitError, match=r"its columns are 'review'\.$"):
+        read_csv(path, "text", None)
+
+
 def test_empty_text_names_the_line(tmp_path):
     path = _write(tmp_path, {"text": ["good", "  ", "bad"], "label": ["p", "n", "n"]})
     with pytest.raises(RnnkitError, match=r"1 empty text.*first on line 3"):

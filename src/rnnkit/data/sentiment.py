@@ -171,6 +171,7 @@ def read_csv(path: str | Path, text_col: str, label_col: str | None) -> Labelled
     if missing:
         raise RnnkitError(
             f"{str(path)!r} has no column {missing[0]!r}; its columns are {', '.join(map(repr, frame.columns))}."
+            + _separator_hint(frame)
         )
     if frame.empty:
         raise RnnkitError(f"{str(path)!r} has a header but no rows; give some labelled texts.")
@@ -186,6 +187,19 @@ def read_csv(path: str | Path, text_col: str, label_col: str | None) -> Labelled
     texts = frame[text_col].tolist()
     labels = frame[label_col].str.strip().tolist() if label_col is not None else [""] * len(texts)
     return LabelledTexts(texts, labels)
+
+
+def _separator_hint(frame: pd.DataFrame) -> str:
+    """What to do when a lone column's name holds tabs or semicolons: the file is split on another separator."""
+    # every task's --csv reads comma-separated files; another separator leaves the whole header as one name
+    name = str(frame.columns[0]) if len(frame.columns) == 1 else ""
+    for separator, kind in (("\t", "tab"), (";", "semicolon")):
+        if separator in name:
+            return (
+                f" The file looks {kind}-separated, but a comma-separated file is expected; convert it, e.g. "
+                f"pandas.read_csv(path, sep={separator!r}).to_csv('data.csv', index=False)."
+            )
+    return ""
 
 
 def csv_splits(path: str | Path, text_col: str, label_col: str, *, test_fraction: float = 0.1) -> SentimentSplits:
