@@ -141,3 +141,19 @@ def test_a_broken_parquet_file_is_one_clear_error(tmp_path):
     path = write(tmp_path, "not parquet", name="data.parquet")
     with pytest.raises(RnnkitError, match=r"pyarrow|not a readable Parquet"):
         load_series(path, SPEC)
+
+
+def test_zoned_times_across_daylight_saving(tmp_path):
+    # New York's midnights: -05:00 before 14 March 2021, -04:00 after; in UTC they would be 23 or 25 hours apart
+    days = pd.date_range("2021-03-10", periods=8, freq="D", tz="America/New_York")
+    text = "date,y\n" + "".join(f"{t},{i}\n" for i, t in enumerate(days))
+    data = load_series(write(tmp_path, text), SeriesSpec("date", ("y",)))
+    assert data.freq == "D" and str(data.series[0].times[-1]) == "2021-03-17 00:00:00"
+    frame = pd.DataFrame({"date": days, "y": np.arange(8.0)})
+    frame.to_parquet(tmp_path / "days.parquet")
+    assert load_series(tmp_path / "days.parquet", SeriesSpec("date", ("y",))).freq == "D"
+    # hourly steps go by UTC, where the clock neither skips nor repeats an hour
+    hours = pd.date_range("2021-03-28", periods=6, freq="h", tz="Europe/Berlin")
+    text = "date,y\n" + "".join(f"{t},{i}\n" for i, t in enumerate(hours))
+    data = load_series(write(tmp_path, text), SeriesSpec("date", ("y",)))
+    assert data.freq == "h" and str(data.series[0].times[0]) == "2021-03-27 23:00:00"

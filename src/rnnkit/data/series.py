@@ -13,6 +13,10 @@ The rows after a series' last target are its known future, and each must give ev
 :func:`rnnkit.tasks.forecast_training.predict` reads the horizon's covariates from them; training ignores them.
 A model keeps its training file's grid: at predict time a file at another frequency is refused.
 
+Times with a zone (``2021-03-15 00:00-04:00``, or a zoned Parquet column) lose it: steps of a day or longer keep
+their local clock (a daylight-saving change would otherwise move midnight by an hour), shorter steps go by UTC
+(the local clock skips or repeats an hour there); forecasts are timed on that clock.
+
 Every problem with the file is an :class:`RnnkitError` in one line: a missing file, an empty file, a header
 without rows, ragged rows, unknown columns, unparsable times, text in a numeric column, duplicated or
 unsorted timestamps, gaps in the grid and empty values (``fill=True`` interpolates the last two).
@@ -224,8 +228,11 @@ def parse_times(column: pd.Series, name: str, source: str) -> pd.Series:
                 warnings.simplefilter("ignore", UserWarning)  # "could not infer format": we retry below
                 try:
                     times = pd.to_datetime(column)
-                except ValueError:  # formats differ from row to row (a date, then a date with a time)
-                    times = pd.to_datetime(column, format="mixed")
+                except ValueError as error:
+                    if "utc=True" not in str(error):  # formats differ from row to row (a date, a time)
+                        times = pd.to_datetime(column, format="mixed")
+                    else:  # offsets differ from row to row (daylight saving time): read each on its own clock
+                        times = _without_zone(pd.to_datetime(column, utc=True), column.map(_wall_clock))
     except (ValueError, TypeError, OverflowError) as error:
         raise RnnkitError(
             f"time column {name!r} of {source} does not parse as dates ({first_line(error)}); "
@@ -235,8 +242,24 @@ def parse_times(column: pd.Series, name: str, source: str) -> pd.Series:
         row = int(np.flatnonzero(times.isna().to_numpy())[0])
         raise RnnkitError(f"time column {name!r} of {source} is empty at row {row + 1}; give every row a time.")
     if getattr(times.dt, "tz", None) is not None:
-        times = times.dt.tz_convert(None)  # one clock for everything: UTC without a zone
+        times = _without_zone(times, times.dt.tz_localize(None))
     return times
+
+
+def _wall_clock(value) -> pd.Timestamp:
+    """One timestamp as its own clock reads it, the zone dropped (NaT stays NaT)."""
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize(None) if stamp is not pd.NaT and stamp.tz is not None else stamp
+
+
+def _without_zone(times: pd.Series, wall: pd.Series) -> pd.Series:
+    """Zone-aware ``times`` on one clock without a zone: the local clock (``wall``) where every step falls at one
+    time of day (daily and longer steps: in UTC a daylight-saving change would move local midnight by an hour
+    and break the grid), else UTC (hourly steps: the local clock skips or repeats an hour there)."""
+    wall = pd.to_datetime(wall)
+    if wall.notna().all() and (wall - wall.dt.normalize()).nunique() <= 1:
+        return wall
+    return times.dt.tz_convert(None)
 
 
 def _numeric(column: pd.Series, name: str, times: pd.Series, source: str) -> pd.Series:
