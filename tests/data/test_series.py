@@ -74,6 +74,14 @@ def test_long_format_gives_one_series_per_id(tmp_path):
     np.testing.assert_allclose(data.series[1].target[:, 0], [10, 20, 30, 40, 50])
 
 
+def test_a_row_without_an_id_is_refused(tmp_path):
+    # grouped by id, the row would vanish and series 'b' would end a day early
+    rows = ["2020-01-01,a,1", "2020-01-01,b,2", "2020-01-02,a,3", "2020-01-02,b,4", "2020-01-03,a,5", "2020-01-03,,6"]
+    text = "date,shop,y\n" + "".join(row + "\n" for row in rows)
+    with pytest.raises(RnnkitError, match=r"id column 'shop' of .* is empty at row 6 \(2020-01-03 00:00:00\)"):
+        load_series(write(tmp_path, text), SeriesSpec("date", ("y",), id_col="shop"))
+
+
 def test_known_future_rows_are_kept_apart(tmp_path):
     text = "date,y,holiday\n2020-01-01,1,0\n2020-01-02,2,1\n2020-01-03,3,0\n2020-01-04,,1\n2020-01-05,,0\n"
     data = load_series(write(tmp_path, text), SeriesSpec("date", ("y",), future_covariates=("holiday",)))

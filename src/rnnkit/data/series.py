@@ -199,6 +199,13 @@ def series_from_frame(
     for name in spec.value_columns:
         frame[name] = _numeric(frame[name], name, frame[spec.time_col], source)
     if spec.id_col:
+        empty = frame[spec.id_col].isna().to_numpy()
+        if empty.any():  # groupby would drop those rows without a word, and the series would end early
+            row = int(np.flatnonzero(empty)[0])
+            raise RnnkitError(
+                f"id column {spec.id_col!r} of {source} is empty at row {row + 1} ({frame[spec.time_col].iloc[row]}); "
+                "give every row the id of its series."
+            )
         groups = [(str(key), group) for key, group in frame.groupby(spec.id_col, sort=False)]
     else:
         groups = [("0", frame)]
