@@ -177,6 +177,12 @@ def test_training_again_into_a_run_is_refused_and_keeps_it(trained, weather):
     result = runner.invoke(app, args)
     assert result.exit_code == 2 and result.stderr.count("\n") == 1 and "already holds a run" in result.stderr
     assert (out / "model.safetensors").read_bytes() == weights
+    # a backtest has no --resume to offer
+    backtest = runner.invoke(app, ["forecast", "backtest", *args[2:]])
+    assert backtest.exit_code == 2 and backtest.stderr.strip() == (
+        f"error: {out} already holds a run; pass --overwrite to replace it, or give another --out."
+    )
+    assert (out / "model.safetensors").read_bytes() == weights
 
 
 def test_paths_that_cannot_be_written_give_one_line(trained, weather):

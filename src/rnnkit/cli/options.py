@@ -128,7 +128,10 @@ def training_options(*, without: tuple[str, ...] = (), **defaults):
             if values["resume"] and values["overwrite"]:
                 raise RnnkitError("--resume continues the run in --out and --overwrite replaces it; pass one of them.")
             if "out" in kwargs:
-                check_out(kwargs["out"], replace=values["resume"] or values["overwrite"], resume=values["resume"])
+                check_out(
+                    kwargs["out"], replace=values["resume"] or values["overwrite"], resume=values["resume"],
+                    can_resume="resume" not in without,
+                )  # fmt: skip
             return command(**kwargs, training=Training(**values))
 
         keyword = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own]
@@ -138,13 +141,14 @@ def training_options(*, without: tuple[str, ...] = (), **defaults):
     return decorate
 
 
-def check_out(out: Path, *, replace: bool, resume: bool = False) -> None:
+def check_out(out: Path, *, replace: bool, resume: bool = False, can_resume: bool = True) -> None:
     """A one-line error, before any work, if the run directory ``out`` cannot be made or written, or if it already
     holds a run (its weights, config or resume state) and ``replace`` (``--resume`` or ``--overwrite``) is off: a
     new run there would replace that work; and with ``resume``, if it holds nothing to resume.
 
     Under torchrun only rank 0 looks: the other ranks start at the same moment and could find the files rank 0
-    has just begun to write; when rank 0 stops here, torchrun stops the others."""
+    has just begun to write; when rank 0 stops here, torchrun stops the others. ``can_resume``: the command has a
+    ``--resume`` flag to offer (a backtest has not)."""
     if not distributed.context_from_env().is_main:
         return
     out = Path(out)
@@ -159,10 +163,8 @@ def check_out(out: Path, *, replace: bool, resume: bool = False) -> None:
         return
     marks = (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, checkpoint.RESUME_FILE)
     if any((out / mark).exists() for mark in marks):
-        raise RnnkitError(
-            f"{out} already holds a run; pass --resume to continue it, --overwrite to replace it, "
-            "or give another --out."
-        )
+        continue_it = "pass --resume to continue it, " if can_resume else "pass "
+        raise RnnkitError(f"{out} already holds a run; {continue_it}--overwrite to replace it, or give another --out.")
 
 
 # why a training ended (the summary's "stopped_by"), as the end of a sentence
