@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -126,3 +127,13 @@ def test_atomic_writes_get_the_permissions_the_umask_gives_any_new_file(tmp_path
     finally:
         os.umask(old)
     assert (tmp_path / "config.json").stat().st_mode & 0o777 == (tmp_path / "plain.txt").stat().st_mode & 0o777 == 0o644
+
+
+def test_json_files_are_strict_json_with_nan_as_null(tmp_path):
+    # a Diebold-Mariano p-value of one origin is NaN; Python's json would write a bare NaN token into backtest.json
+    checkpoint.write_json(tmp_path / "m.json", {"p": float("nan"), "inf": [np.float32("inf")], "n": np.int64(3)})
+
+    def refuse(token):
+        raise ValueError(f"not JSON: {token}")
+
+    assert json.loads((tmp_path / "m.json").read_text(), parse_constant=refuse) == {"p": None, "inf": [None], "n": 3}

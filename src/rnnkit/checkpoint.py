@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as load_safetensors_bytes
@@ -74,7 +76,26 @@ def _umask() -> int:
 
 
 def write_json(path: Path | str, obj: Any) -> None:
-    write_atomic(path, (json.dumps(obj, indent=2) + "\n").encode())
+    """``obj`` as strict JSON (NaN and infinities, e.g. a test statistic of too few origins, as null), atomically."""
+    write_atomic(path, (strict_json(obj, indent=2) + "\n").encode())
+
+
+def strict_json(obj: Any, **options) -> str:
+    """``json.dumps`` that every parser reads: NaN and infinities become null (Python's default writes bare ``NaN``
+    tokens, which JSON does not have); numpy scalars become numbers."""
+    return json.dumps(_finite(obj), default=lambda value: _finite(float(value)), allow_nan=False, **options)
+
+
+def _finite(obj: Any) -> Any:
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, float | np.floating):
+        return float(obj) if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_finite(value) for value in obj]
+    return obj
 
 
 def read_json(path: Path | str) -> Any:

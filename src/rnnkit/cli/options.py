@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import functools
 import inspect
-import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from rnnkit import checkpoint, distributed
@@ -184,16 +181,4 @@ def stop_line(summary: dict) -> str:
 
 def print_json(obj: dict) -> None:
     """One JSON object on stdout; NaN and infinities (a metric of too few origins) as null, which every parser reads."""
-    typer.echo(json.dumps(_finite(obj), default=lambda value: _finite(float(value)), allow_nan=False))
-
-
-def _finite(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, float | np.floating):
-        return float(obj) if math.isfinite(obj) else None
-    if isinstance(obj, dict):
-        return {key: _finite(value) for key, value in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_finite(value) for value in obj]
-    return obj
+    typer.echo(checkpoint.strict_json(obj))
