@@ -16,6 +16,7 @@ import os
 import platform
 import shutil
 import sys
+import sysconfig
 from pathlib import Path
 
 logger = logging.getLogger(__name__)
@@ -58,11 +59,20 @@ def _build():
 
 
 def _name() -> str:
-    """Module name with a digest of every source, header and flag: torch only watches the listed sources."""
-    digest = hashlib.sha256(" ".join(FLAGS).encode())
+    """Module name with a digest of every source, header and flag: torch only watches the listed sources. The
+    torch and Python include folders are in it too: torch writes them into the build command, so each checkout's
+    own ``.venv`` (``make install``) sharing one build folder rebuilt it whenever another venv had built last."""
+    digest = hashlib.sha256(" ".join([*FLAGS, *_build_paths()]).encode())
     for path in sorted(CSRC.iterdir()):
         digest.update(path.name.encode() + path.read_bytes())
     return f"rnnkit_loops_{digest.hexdigest()[:12]}"
+
+
+def _build_paths() -> list[str]:
+    """The folders torch's build command names besides the sources: torch's headers and libraries, Python's."""
+    from torch.utils.cpp_extension import include_paths, library_paths
+
+    return [*include_paths(), *library_paths(), sysconfig.get_paths()["include"]]
 
 
 def _stable_sources(name: str) -> list[str]:
