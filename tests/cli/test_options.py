@@ -64,6 +64,13 @@ def test_a_run_already_in_out_is_replaced_only_when_asked(tmp_path):
     assert runner.invoke(app, ["--out", str(tmp_path), "--overwrite"]).exit_code == 0 and trained[-1].overwrite
 
 
+def test_the_stop_line_counts_one_step_in_the_singular():
+    # a budget that ends after the first step (the fused loops compiling on first use take most of a short one)
+    one = o.stop_line({"steps": 1, "train_seconds": 58.2, "stopped_by": "time budget"})
+    assert one == "1 step in 58 s; stopped at its time budget (--max-minutes)"
+    assert o.stop_line({"steps": 4066, "train_seconds": 240, "stopped_by": "epochs"}).startswith("4,066 steps in 240 s")
+
+
 def test_json_output_is_strict_json_with_null_for_what_is_not_a_number(capsys):
     """A metric of too few origins is NaN; bare NaN is no JSON (JavaScript's JSON.parse refuses it)."""
     import json

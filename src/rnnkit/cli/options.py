@@ -176,7 +176,8 @@ _STOPS = {
 def stop_line(summary: dict) -> str:
     """The line a ``train`` command prints when the trainer returns: how far it got, and why it stopped there."""
     why = _STOPS.get(summary["stopped_by"], f"by {summary['stopped_by']}")
-    return f"{summary['steps']:,} steps in {summary['train_seconds']:.0f} s; stopped {why}"
+    steps = f"{summary['steps']:,} step{'' if summary['steps'] == 1 else 's'}"
+    return f"{steps} in {summary['train_seconds']:.0f} s; stopped {why}"
 
 
 def print_json(obj: dict) -> None:
