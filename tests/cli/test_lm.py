@@ -88,6 +88,20 @@ def test_generate_prints_the_continuation_after_the_prime_with_the_tokenizers_se
         assert result.stdout == "But" + continuation + "\n"
 
 
+def test_generate_prints_a_character_split_over_byte_level_subwords_once_it_is_whole(corpus, tmp_path):
+    # a barely trained byte-level model samples single bytes, halves of UTF-8 characters: the first half decodes
+    # as U+FFFD, and printing it at once left the U+FFFD in place of the character the second half completes
+    out = tmp_path / "subword"
+    train = ["lm", "train", "--data", str(corpus), "--tokenizer", "subword", "--out", str(out), *TINY, "--epochs", "1"]
+    assert runner.invoke(app, train).exit_code == 0
+    for seed in range(4):
+        args = ["lm", "generate", str(out), "--prime", "But", "--length", "30", "--temperature", "3"]
+        continuation = json.loads(runner.invoke(app, [*args, "--seed", str(seed), "--json"]).stdout)["text"]
+        result = runner.invoke(app, [*args, "--seed", str(seed)])
+        assert result.exit_code == 0, result.output
+        assert result.stdout == "But" + continuation + "\n", seed
+
+
 def test_resume_continues_a_finished_run_to_more_epochs(trained, corpus):
     out, _ = trained
     result = runner.invoke(

@@ -159,11 +159,13 @@ def generate(
     for token in tokens:
         ids.append(token)
         if not json_output:
-            # decode the whole tail each time: a subword may only become text with its neighbours
-            text = tokenizer.decode(prime_ids + ids)[len(decoded_prime) :]
+            # decode the whole tail each time: a subword may only become text with its neighbours; a byte-level
+            # token may be part of a character, decoded as U+FFFD until the rest arrives, and what is printed
+            # cannot be taken back, so trailing U+FFFDs wait for the next token (or the end)
+            text = tokenizer.decode(prime_ids + ids)[len(decoded_prime) :].rstrip("\ufffd")
             typer.echo(text[len(printed) :], nl=False)
             printed = text
     if json_output:
         o.print_json({"task": "lm", "prime": prime, "text": tokenizer.decode(ids), "n": len(ids)})
     else:
-        typer.echo()
+        typer.echo(tokenizer.decode(prime_ids + ids)[len(decoded_prime) + len(printed) :])
