@@ -49,6 +49,12 @@ def test_normalise_text_keeps_only_the_alphabet_and_writes_numbers_as_words():
     assert set(text) <= set(ALPHABET)
 
 
+def test_normalise_text_keeps_accented_letters_and_typographic_apostrophes_as_their_ascii_base():
+    # filtering alone dropped them: "Café" became "caf" and "Don’t" "dont", which espeak-ng then spoke that way
+    assert normalise_text("Café au lait, Über naïve résumé") == "cafe au lait uber naive resume"
+    assert normalise_text("Don\u2019t say \u2018hi\u2019 ") == "don't say hi"
+
+
 def test_grammars_are_seeded_and_mix_when_joined():
     texts = make_texts("digits+cards+commands", 60, seed=3)
     assert texts == make_texts("digits+cards+commands", 60, seed=3) != make_texts("digits+cards+commands", 60, seed=4)

@@ -15,12 +15,15 @@ from __future__ import annotations
 
 import random
 import re
+import unicodedata
 from pathlib import Path
 
 from rnnkit.errors import RnnkitError
 
 ALPHABET = " 'abcdefghijklmnopqrstuvwxyz"  # what transcripts may hold (CTC's blank comes on top)
 FORTUNES_DIR = Path("/usr/share/games/fortunes")
+# right and left single quotation marks and the modifier letter apostrophe: "don’t" is "don't"
+APOSTROPHES = str.maketrans("\u2019\u2018\u02bc", "'''")
 
 ONES = "zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen " \
        "seventeen eighteen nineteen".split()  # fmt: skip
@@ -41,8 +44,12 @@ def number_words(n: int) -> str:
 
 
 def normalise_text(text: str) -> str:
-    """Lowercase, numbers as words, '&' as "and", anything outside the alphabet dropped, spaces squeezed."""
-    text = text.lower().replace("&", " and ").replace("%", " percent ")
+    """Lowercase, numbers as words, '&' as "and", accented letters as their base letter ("café" -> "cafe"),
+    typographic apostrophes as "'", anything else outside the alphabet dropped, spaces squeezed."""
+    # split each accented letter into its base and combining marks and drop the marks: filtering alone would
+    # drop the whole letter ("résumé" -> "rsum"), a word the synthesiser then speaks and the LM learns
+    text = "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+    text = text.translate(APOSTROPHES).lower().replace("&", " and ").replace("%", " percent ")
     text = re.sub(r"\d{1,9}", lambda m: f" {number_words(int(m.group()))} ", text)
     text = re.sub(r"[-_/]", " ", text)
     text = "".join(c for c in text if c in ALPHABET or c.isspace())
