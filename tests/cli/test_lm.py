@@ -207,6 +207,18 @@ def test_train_refuses_a_tokenizer_other_than_the_token_files(corpus, tmp_path):
     assert token_streams(same)[0].kind == "char"  # the file's own kind is fine
 
 
+def test_a_file_whose_valid_part_is_one_token_is_refused_by_naming_that_part(tmp_path):
+    # the cut gives the valid part the single character "y": batchify's message spoke of batch_size=1 and asked
+    # for a smaller batch size, which no --batch-size can give
+    (tmp_path / "s.txt").write_text("the cat sat on the mat and the dog sat on the log\nyes\n", encoding="utf-8")
+    args = ["lm", "train", "--data", str(tmp_path / "s.txt"), "--out", str(tmp_path / "run"), *TINY, "--epochs", "1"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stderr == f"error: the valid part of {tmp_path / 's.txt'} is 1 char token(s) long ('y'); scoring " \
+        "needs at least 2: give a longer file.\n"  # fmt: skip
+    assert not (tmp_path / "run").exists()
+
+
 WORD_GLOVE = ["lm", "train", "--data", "{corpus}", "--tokenizer", "word", "--vectors", "glove"]
 
 

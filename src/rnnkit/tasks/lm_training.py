@@ -93,6 +93,14 @@ def token_streams(options: LanguageModelData, saved_tokenizer: dict | None = Non
     else:
         tokenizer = fit_tokenizer(options.tokenizer_kind, splits.train, options)
     valid, test = tokenizer.encode(splits.valid), tokenizer.encode(splits.test)
+    for name, ids in (("valid", valid), ("test", test)):
+        # checked here: batchify's own message names the evaluation rows (1), not --batch-size, and asks for
+        # a smaller batch size, which cannot help
+        if len(ids) < 2:
+            raise RnnkitError(
+                f"the {name} part of {options.data} is {len(ids)} {tokenizer.kind} token(s) long "
+                f"({getattr(splits, name)!r}); scoring needs at least 2: give a longer file."
+            )
     return (
         tokenizer,
         TokenStream(tokenizer.encode(splits.train), options.batch_size, options.window),
