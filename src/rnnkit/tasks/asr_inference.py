@@ -156,8 +156,8 @@ def stream_file(model: SpeechRecognizer, path: Path | str, decoder: Decoder, *, 
     called whenever the transcript grows.
 
     A stream cannot see its whole loudness in advance: each chunk is scaled by the gain that brings the
-    audio so far to -20 dBFS RMS (the offline path normalises the whole file at once, so the first chunk
-    may be heard a little differently)."""
+    audio so far to -20 dBFS RMS (the offline path normalises the whole file at once, so every chunk may be
+    heard a little differently, the first most, and the text may differ from offline decoding)."""
     read_audio(path)  # refuse corrupt, empty or silent files with the same messages as offline
     info = sf.info(path)
     recognizer = StreamingRecognizer(model, beam=decoder.beam, **decoder.options)
