@@ -237,6 +237,7 @@ WORD_GLOVE = ["lm", "train", "--data", "{corpus}", "--tokenizer", "word", "--vec
         ([*WORD_GLOVE, "--embedding-size", "50", "--adaptive-cutoffs", "4,8", "--out", "x"], "--no-tie"),
         (["lm", "eval", "no/such/run"], "is not a directory"),
         (["lm", "eval", "{run}", "--data", "{corpus}", "--dynamic-lr", "-1"], "learning_rate > 0"),
+        (["lm", "eval", "{run}", "--data", "{corpus}", "--dynamic-decay", "0.5"], "add --dynamic-lr"),
         (["lm", "eval", "{run}", "--data", "shakespeare", "--split", "dev"], "Unknown split 'dev'"),
         (["lm", "eval", "{run}", "--data", "{corpus}", "--split", "bogus"], "Unknown split 'bogus'"),
         (["data", "fetch", "gutenberg"], "Unknown corpus 'gutenberg'"),

@@ -109,6 +109,8 @@ def evaluate(
 
     Example: rnnkit lm eval runs/char-lstm --data shakespeare --dynamic-lr 0.01
     """
+    if dynamic_decay and not dynamic_lr:  # static scoring reads no decay: refuse it rather than ignore it
+        raise RnnkitError("--dynamic-decay acts in dynamic evaluation only; add --dynamic-lr R (e.g. 0.01).")
     metrics = evaluate_language_model(
         run,
         data,
