@@ -77,6 +77,15 @@ def test_transcribe_with_no_readable_file_exits_2(trained, tmp_path):
     assert stream.exit_code == 2 and "bidirectional" in stream.stderr
 
 
+def test_a_chunk_size_without_stream_is_refused(trained, corpus):
+    # the whole file is read at once without --stream: the chunk size was silently ignored
+    out, _ = trained
+    wav = str(sorted((corpus / "wavs").glob("*.wav"))[0])
+    result = runner.invoke(app, ["asr", "transcribe", str(out), wav, "--chunk-ms", "200"])
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == "error: --chunk-ms sets the chunks of --stream; add --stream, or drop --chunk-ms.\n"
+
+
 def test_eval_reports_greedy_and_beam_rates(trained, corpus):
     out, _ = trained
     args = ["asr", "eval", str(out), "--manifest", str(corpus), "--split", "all", "--beam", "4", "--lm-weight", "0.5"]

@@ -12,6 +12,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.tasks.asr import SpeechRecognizerConfig
 
 DEFAULT = SpeechRecognizerConfig()  # the model flags' defaults are the config's
+CHUNK_MS = 500  # transcribe --stream's chunk
 
 app = typer.Typer(help="Speech recognition: synthesise a corpus, train a CTC recogniser, evaluate, transcribe.")
 
@@ -220,7 +221,9 @@ def transcribe(
     stream: Annotated[
         bool, typer.Option(help="Read each file chunk by chunk through the streaming (unidirectional) model.")
     ] = False,
-    chunk_ms: Annotated[int, typer.Option(help="With --stream: audio per chunk, in milliseconds.")] = 500,
+    chunk_ms: Annotated[
+        int | None, typer.Option(help=f"With --stream: audio per chunk, in milliseconds (default {CHUNK_MS}).")
+    ] = None,
     threads: Annotated[int, typer.Option(help="CPU threads for the network.")] = 2,
     quiet: o.Quiet = False,
     json_output: o.Json = False,
@@ -235,6 +238,9 @@ def transcribe(
     from rnnkit.tasks import load
     from rnnkit.tasks.asr_inference import Decoder, load_fusion_lm, load_word_lm, stream_file, transcribe_files
 
+    if chunk_ms is not None and not stream:  # a whole file is read at once: refuse a chunk size it would ignore
+        raise RnnkitError("--chunk-ms sets the chunks of --stream; add --stream, or drop --chunk-ms.")
+    chunk_ms = CHUNK_MS if chunk_ms is None else chunk_ms
     if chunk_ms < 10:
         raise RnnkitError(f"--chunk-ms must be at least 10, got {chunk_ms}.")
     refuse_lm_without_beam(beam, lm, lm_weight, lm_bonus, word_weight)
