@@ -90,6 +90,16 @@ def test_a_full_cache_starts_again(monkeypatch):
     assert MAX_CACHED > 1000  # the real bound holds every prefix of a long utterance's beam
 
 
+def test_an_uncached_prefix_longer_than_the_recursion_limit_is_built_from_the_root():
+    # after the cache starts again (MAX_CACHED), a long recording's prefixes (thousands of characters) are rebuilt
+    # from the root: one recursive call per character raised RecursionError past about 1,000
+    model, tokenizer = make_lm()
+    lm = RecurrentCharLM(model, tokenizer, ALPHABET)
+    history = "the dog sat on the mat " * 100  # 2,300 characters
+    np.testing.assert_allclose(lm.distribution(history), reference(model, tokenizer, history), atol=1e-4)
+    assert len(lm._cache) == len(history) + 1  # every prefix, each computed once
+
+
 def test_refuses_a_word_model_and_one_that_never_saw_a_line_break():
     model, _ = make_lm()
     with pytest.raises(RnnkitError, match="character language model"):

@@ -84,7 +84,6 @@ class RecurrentCharLM:
             self.prepare([history])
         return self._cache[history][1]
 
-    @torch.no_grad()
     def prepare(self, histories: list[str]) -> None:
         """Compute every history not yet cached, one batched LM step per character position still missing."""
         todo = [h for h in dict.fromkeys(histories) if h not in self._cache]
@@ -92,8 +91,28 @@ class RecurrentCharLM:
             return
         if len(self._cache) + len(todo) > MAX_CACHED:
             self._cache.clear()
-        parents = [h[:-1] for h in todo if h]
-        self.prepare(parents)  # normally all cached: a frame extends the previous frame's prefixes
+        # each history and its uncached ancestors (normally none: a frame extends the previous frame's prefixes;
+        # after a clear, all of them), gathered by a loop: a recursion per character overflowed Python's stack
+        # on transcripts longer than about 1,000 characters
+        wave: dict[str, int] = {}  # history -> the step that computes it, once its parent is there
+        for history in todo:
+            while history not in self._cache and history not in wave:
+                wave[history] = 0
+                if not history:
+                    break
+                history = history[:-1]
+        for history in sorted(wave, key=len):  # parents first
+            if history and history[:-1] in wave:
+                wave[history] = wave[history[:-1]] + 1
+        steps: dict[int, list[str]] = {}
+        for history, number in wave.items():
+            steps.setdefault(number, []).append(history)
+        for number in sorted(steps):
+            self._step(steps[number])
+
+    @torch.no_grad()
+    def _step(self, todo: list[str]) -> None:
+        """Cache the given histories, whose parents are cached, in one batched LM step."""
         states, last = [], []
         for history in todo:
             if history:
