@@ -88,6 +88,18 @@ def test_generate_prints_the_continuation_after_the_prime_with_the_tokenizers_se
         assert result.stdout == "But" + continuation + "\n"
 
 
+def test_a_word_model_after_a_prime_ending_in_a_space_prints_one_space(corpus, tmp_path):
+    out = tmp_path / "word"
+    train = ["lm", "train", "--data", str(corpus), "--tokenizer", "word", "--out", str(out), *TINY, "--epochs", "1"]
+    assert runner.invoke(app, train).exit_code == 0
+    for seed in range(3):
+        args = ["lm", "generate", str(out), "--prime", "But ", "--length", "8", "--seed", str(seed)]
+        continuation = json.loads(runner.invoke(app, [*args, "--json"]).stdout)["text"]
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+        assert result.stdout == "But " + continuation + "\n" and "  " not in result.stdout
+
+
 def test_generate_prints_a_character_split_over_byte_level_subwords_once_it_is_whole(corpus, tmp_path):
     # a barely trained byte-level model samples single bytes, halves of UTF-8 characters: the first half decodes
     # as U+FFFD, and printing it at once left the U+FFFD in place of the character the second half completes

@@ -165,6 +165,9 @@ def generate(
             # token may be part of a character, decoded as U+FFFD until the rest arrives, and what is printed
             # cannot be taken back, so trailing U+FFFDs wait for the next token (or the end)
             text = tokenizer.decode(prime_ids + ids)[len(decoded_prime) :].rstrip("\ufffd")
+            if not printed and text.startswith(" ") and prime[-1:].isspace():
+                # a word tokenizer's joining space, after a prime that already ends in one: print it once
+                printed = " "
             typer.echo(text[len(printed) :], nl=False)
             printed = text
     if json_output:
