@@ -70,6 +70,14 @@ def test_generate_prints_text_from_the_prime_vocabulary(trained):
     assert len(text) == 40 and set(text) <= set("ROMEO:\nBut soft, what light through yonder window breaks?\ufffd")
 
 
+def test_a_character_model_never_generates_its_unknown_character(trained):
+    # no training target is the unknown character, but at a high temperature a small model would draw it often
+    out, _ = trained
+    args = ["lm", "generate", str(out), "--length", "300", "--temperature", "5", "--json"]
+    texts = [json.loads(runner.invoke(app, [*args, "--seed", str(seed)]).stdout)["text"] for seed in range(3)]
+    assert all(len(text) == 300 and "\ufffd" not in text for text in texts)
+
+
 @pytest.mark.parametrize("kind", ["char", "word", "subword"])
 def test_generate_prints_the_continuation_after_the_prime_with_the_tokenizers_separator(
     corpus, trained, tmp_path, kind

@@ -16,6 +16,7 @@ import typer
 from rnnkit.cli import options as o
 from rnnkit.data.text import tokenizer_from_config
 from rnnkit.tasks import load
+from rnnkit.tasks.lm import never_sampled
 from rnnkit.tasks.lm_training import LanguageModelData, train_language_model
 from rnnkit.train import TrainConfig
 
@@ -53,7 +54,8 @@ def demo(
     model = load(out)
     tokenizer = tokenizer_from_config(model.run_config["tokenizer"])
     generator = torch.Generator().manual_seed(seed)
-    ids = list(model.generate(tokenizer.encode(PRIME), length, temperature=0.7, generator=generator))
+    never = never_sampled(tokenizer)
+    ids = list(model.generate(tokenizer.encode(PRIME), length, temperature=0.7, generator=generator, never=never))
     text = PRIME + tokenizer.decode(ids)
     test = summary["test"]
     if json_output:

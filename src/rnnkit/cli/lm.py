@@ -11,6 +11,7 @@ from rnnkit.cli import options as o
 from rnnkit.data.text import tokenizer_from_config
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks import load
+from rnnkit.tasks.lm import never_sampled
 from rnnkit.tasks.lm_training import LanguageModelData, evaluate_language_model, train_language_model
 
 app = typer.Typer(help="Language models: train, evaluate, generate text.", no_args_is_help=True)
@@ -150,7 +151,10 @@ def generate(
     tokenizer = tokenizer_from_config(model.run_config["tokenizer"])
     generator = torch.Generator().manual_seed(seed)
     prime_ids = tokenizer.encode(prime)
-    tokens = model.generate(prime_ids, length, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator)
+    never = never_sampled(tokenizer)
+    tokens = model.generate(
+        prime_ids, length, temperature=temperature, top_k=top_k, top_p=top_p, generator=generator, never=never
+    )
     ids: list[int] = []
     printed = ""
     # decoded after the prime, then cut from it: a word tokenizer puts its space between tokens, so the

@@ -209,12 +209,14 @@ class LanguageModel(nn.Module):
         top_k: int = 0,
         top_p: float = 1.0,
         generator: torch.Generator | None = None,
+        never: tuple[int, ...] = (),
     ) -> Iterator[int]:
         """Sample ``length`` tokens after ``prime``, one at a time through the layers' step API.
 
         ``temperature`` divides the logits; ``top_k`` keeps the k likeliest tokens; ``top_p`` keeps the
-        smallest set whose probability reaches p (nucleus sampling, Holtzman et al. 2020). The arguments are
-        checked here, before the first token is asked for, so a caller can refuse them before printing.
+        smallest set whose probability reaches p (nucleus sampling, Holtzman et al. 2020); ``never`` lists ids
+        that are not drawn (a character model's unknown character, which no training target is). The arguments
+        are checked here, before the first token is asked for, so a caller can refuse them before printing.
         """
         if not prime:
             raise RnnkitError("generation needs a prime of at least one token.")
@@ -223,10 +225,10 @@ class LanguageModel(nn.Module):
                 f"need temperature > 0, 0 < top_p <= 1, top_k >= 0 and length >= 0; got {temperature}, "
                 f"{top_p}, {top_k}, {length}."
             )
-        return self._sample(prime, length, temperature, top_k, top_p, generator)
+        return self._sample(prime, length, temperature, top_k, top_p, generator, list(never))
 
     @torch.no_grad()
-    def _sample(self, prime, length, temperature, top_k, top_p, generator) -> Iterator[int]:
+    def _sample(self, prime, length, temperature, top_k, top_p, generator, never) -> Iterator[int]:
         self.eval()
         device = self.device
         # the prime in one pass; then step by step
@@ -234,6 +236,7 @@ class LanguageModel(nn.Module):
         hidden = hidden[:, -1]  # (1, H_top)
         for _ in range(length):
             log_probs = self.log_probs(hidden)[0] / temperature
+            log_probs[never] = -math.inf
             token = int(sample(log_probs, top_k, top_p, generator))
             yield token
             hidden, state = self.step(torch.tensor([token], device=device), state)
@@ -248,6 +251,13 @@ class LanguageModel(nn.Module):
             x, layer_state = layer.step(x, layer_state)
             new_states.append(layer_state)
         return x, tuple(new_states)
+
+
+def never_sampled(tokenizer) -> tuple[int, ...]:
+    """Ids that generation should not draw: a character tokenizer's unknown character, which no training target is
+    (a word tokenizer's ``<unk>`` is one, in corpora that mark rare words with it), but which a barely trained model
+    still gives some probability."""
+    return (tokenizer.unknown_id,) if hasattr(tokenizer, "unknown_char") else ()
 
 
 def stream_metrics(total: float, count: int) -> dict[str, float]:
