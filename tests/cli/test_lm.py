@@ -33,7 +33,7 @@ def trained(corpus, tmp_path_factory):
 def test_train_reports_held_out_metrics_as_one_json_object(trained):
     out, report = trained
     assert report["task"] == "lm" and report["n"] > 0
-    assert 0 < report["metrics"]["bits_per_token"] < 8
+    assert 0 < report["metrics"]["bits_per_token"] < 8 and report["metrics"]["unit"] == "char"  # as lm eval
     for name in ("config.json", "model.safetensors", "metrics.json", "log.csv", "loss.png", "report.html"):
         assert (out / name).is_file(), name
     assert json.loads((out / "metrics.json").read_text())["test"] == report["metrics"]
