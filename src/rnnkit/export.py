@@ -36,6 +36,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from rnnkit import checkpoint
 from rnnkit.errors import RnnkitError, first_line
 from rnnkit.tasks import load
 
@@ -206,6 +207,7 @@ def export_onnx(directory: Path | str, out: Path | str | None = None, *, opset: 
 
     outputs = graph.module(*graph.inputs)
     outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    _number_static_sizes(path, dict(zip(graph.output_names, outputs, strict=True)), graph.dynamic_axes)
     written = _input_names(path, graph.input_names)
     return {
         "path": str(path),
@@ -241,6 +243,29 @@ def opset_range() -> tuple[int, int]:
     return getattr(_constants, "ONNX_MIN_OPSET", OPSET), getattr(
         _constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", OPSET
     )
+
+
+def _number_static_sizes(path: Path, examples: dict[str, Tensor], dynamic_axes: dict[str, dict[int, str]]) -> None:
+    """Write the outputs' fixed sizes into the file as numbers. The exporter's shape inference leaves some as
+    made-up names (a forecaster's ``quantiles`` after its mean over the ensemble or its decoder's loop came out
+    ``['batch', 'ReduceMeanquantiles_dim_1', ...]``), which a server reading the file's shapes takes for
+    dynamic; the sizes are those of the traced call, as for the inputs."""
+    try:
+        import onnx
+    except ImportError:  # the exporter itself ran without it; the file runs as it is
+        return
+    model = onnx.load(str(path), load_external_data=False)
+    changed = False
+    for output in model.graph.output:
+        example, axes = examples.get(output.name), dynamic_axes.get(output.name, {})
+        if example is None:
+            continue
+        for index, dim in enumerate(output.type.tensor_type.shape.dim):
+            if index not in axes and index < example.dim() and dim.HasField("dim_param"):
+                dim.dim_value = int(example.shape[index])  # clears the name: the two are one field
+                changed = True
+    if changed:
+        checkpoint.write_atomic(path, model.SerializeToString())
 
 
 def _input_names(path: Path, names: tuple[str, ...]) -> set[str]:
