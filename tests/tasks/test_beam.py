@@ -34,7 +34,10 @@ class PrefixState(NamedTuple):
 
 
 class TableModel:
-    """A language model of the table above, shaped like a Translator for the decoders."""
+    """A language model of a table like the one above, shaped like a Translator for the decoders."""
+
+    def __init__(self, table=TABLE):
+        self.table = table
 
     def encode(self, source, lengths):
         mask = torch.arange(source.shape[1])[None] < lengths[:, None]
@@ -46,7 +49,7 @@ class TableModel:
 
     def step(self, token, state, memory):
         attention = memory.mask.float() / memory.mask.sum(1, keepdim=True)
-        return TABLE[token].clone(), PrefixState(token, state.coverage + attention), attention
+        return self.table[token].clone(), PrefixState(token, state.coverage + attention), attention
 
 
 def test_beam_finds_the_best_sequence_greedy_misses():
@@ -65,6 +68,24 @@ def test_penalty_weights_must_be_numbers_that_rank(alpha, beta):
     source, lengths = torch.tensor([[5, 6]]), torch.tensor([2])
     with pytest.raises(RnnkitError, match="finite length penalty"):
         beam_search(TableModel(), source, lengths, beam_size=2, alpha=alpha, beta=beta)
+
+
+def test_n_best_waits_for_hypotheses_that_beat_the_last_of_them():
+    C = 5
+    table = torch.tensor(
+        [
+            [0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.5, 0.3, 0.2, 0.0],  # after <bos>: <eos> ends the best at once, A and B go on
+            [0.0, 0.0, 1.0, 0.0, 0.0, 0.0],
+            [0.0, 0.0, 0.1, 0.0, 0.0, 0.9],  # A <eos> (0.03) ends second at step 2 ...
+            [0.0, 0.0, 0.05, 0.0, 0.0, 0.95],
+            [0.0, 0.0, 1.0, 0.0, 0.0, 0.0],  # ... but A C <eos> (0.27) and B C <eos> (0.19) end at step 3
+        ]
+    ).log()
+    source, lengths = torch.tensor([[5, 6]]), torch.tensor([2])
+    [hypotheses] = beam_search(TableModel(table), source, lengths, beam_size=3, n_best=2, alpha=0.0)
+    assert [h.tokens for h in hypotheses] == [[], [A, C]]
+    assert hypotheses[1].log_prob == pytest.approx(math.log(0.3 * 0.9), abs=1e-5)
 
 
 def test_length_limit_ends_every_hypothesis():

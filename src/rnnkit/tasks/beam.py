@@ -16,7 +16,7 @@ have ``select(index)`` to follow hypotheses as the beam reorders them (:class:`r
 :math:`\alpha = 0` ranks by raw log-probability (which favours short output), :math:`\alpha = 1` by about the
 mean per token (length normalisation); :math:`\beta > 0` penalises source tokens that got little attention
 (untranslated words). A sentence is done once it has ``n_best`` finished hypotheses and none still in the beam
-could beat the best of them (its log-probability can only fall; ``lp`` is at most ``lp(max_length)``), or at
+could beat the last of them (its log-probability can only fall; ``lp`` is at most ``lp(max_length)``), or at
 ``max_length`` tokens.
 
 **Greedy** decoding takes the most likely token at every step; beam search with ``K = 1``, :math:`\alpha = 0`,
@@ -159,10 +159,12 @@ def beam_search(
                 finished[n].append(Hypothesis(words, score, log_prob, attention_history[row, :, :S].cpu()))
             scores[n] = scores[n].masked_fill(ends[n], -math.inf)
             alive_best = float(scores[n].max())
-            best_finished = max((h.score for h in finished[n]), default=-math.inf)
+            # the n_best-th best, not the best: a hypothesis still in the beam may yet outrank the later places
+            ranked = sorted((h.score for h in finished[n]), reverse=True)
+            last_kept = ranked[n_best - 1] if len(ranked) >= n_best else -math.inf
             # an unfinished hypothesis can only lose log-probability; its lp is at most lp(max_length)
             bound = alive_best / length_penalty(max_lengths[n], alpha) if alive_best < 0 else alive_best
-            if last_step or alive_best == -math.inf or (len(finished[n]) >= n_best and best_finished >= bound):
+            if last_step or alive_best == -math.inf or last_kept >= bound:
                 done[n] = True
                 scores[n] = -math.inf
         if all(done):
