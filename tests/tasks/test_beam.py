@@ -88,6 +88,23 @@ def test_n_best_waits_for_hypotheses_that_beat_the_last_of_them():
     assert hypotheses[1].log_prob == pytest.approx(math.log(0.3 * 0.9), abs=1e-5)
 
 
+def test_a_negative_length_penalty_does_not_stop_before_a_better_hypothesis_ends():
+    # alpha < 0: lp shrinks with length, so the bound on what the beam can still reach is lp at the next length
+    table = torch.tensor(
+        [
+            [0.0, 0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 0.45, 0.55, 0.0],  # after <bos>: <eos> ends at once (score log 0.45) ...
+            [0.0, 0.0, 1.0, 0.0, 0.0],
+            [0.0, 0.0, 1.0, 0.0, 0.0],  # ... A <eos> ends a step later: log 0.55 / lp(2) is higher
+            [0.0, 0.0, 1.0, 0.0, 0.0],
+        ]
+    ).log()
+    source, lengths = torch.tensor([[5, 6]]), torch.tensor([2])
+    [[best]] = beam_search(TableModel(table), source, lengths, beam_size=2, alpha=-0.5)
+    assert best.tokens == [A]
+    assert best.score == pytest.approx(math.log(0.55) / length_penalty(2, -0.5), abs=1e-5)
+
+
 def test_length_limit_ends_every_hypothesis():
     source, lengths = torch.tensor([[5]]), torch.tensor([1])
     [[result]] = beam_search(TableModel(), source, lengths, beam_size=2, alpha=0.0, max_lengths=torch.tensor([1]))

@@ -16,8 +16,8 @@ have ``select(index)`` to follow hypotheses as the beam reorders them (:class:`r
 :math:`\alpha = 0` ranks by raw log-probability (which favours short output), :math:`\alpha = 1` by about the
 mean per token (length normalisation); :math:`\beta > 0` penalises source tokens that got little attention
 (untranslated words). A sentence is done once it has ``n_best`` finished hypotheses and none still in the beam
-could beat the last of them (its log-probability can only fall; ``lp`` is at most ``lp(max_length)``), or at
-``max_length`` tokens.
+could beat the last of them (its log-probability can only fall; ``lp`` is at most ``lp(max_length)``, or for
+:math:`\alpha < 0` ``lp`` of the next length), or at ``max_length`` tokens.
 
 **Greedy** decoding takes the most likely token at every step; beam search with ``K = 1``, :math:`\alpha = 0`,
 :math:`\beta = 0` gives the same output (tested).
@@ -162,8 +162,10 @@ def beam_search(
             # the n_best-th best, not the best: a hypothesis still in the beam may yet outrank the later places
             ranked = sorted((h.score for h in finished[n]), reverse=True)
             last_kept = ranked[n_best - 1] if len(ranked) >= n_best else -math.inf
-            # an unfinished hypothesis can only lose log-probability; its lp is at most lp(max_length)
-            bound = alive_best / length_penalty(max_lengths[n], alpha) if alive_best < 0 else alive_best
+            # an unfinished hypothesis can only lose log-probability; its lp is at most lp(max_length), or, with
+            # alpha < 0 (lp falling with length), lp of the next step's length
+            longest = max(length_penalty(t + 2, alpha), length_penalty(max_lengths[n], alpha))
+            bound = alive_best / longest if alive_best < 0 else alive_best
             if last_step or alive_best == -math.inf or last_kept >= bound:
                 done[n] = True
                 scores[n] = -math.inf
