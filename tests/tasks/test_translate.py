@@ -1,15 +1,20 @@
 """The translator: teacher forcing equals step-by-step decoding, padding changes nothing, a tiny model learns
 to copy, label smoothing, configs, and the metrics are sacrebleu's."""
 
+from dataclasses import asdict
+
 import pytest
 import torch
 from sacrebleu.metrics import BLEU, CHRF
 
-from rnnkit.data.subwords import BOS, EOS, PAD
+import rnnkit
+from rnnkit import checkpoint
+from rnnkit.data.subwords import BOS, EOS, PAD, SubwordVocabulary
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks.beam import translate_ids
 from rnnkit.tasks.translate import PairBatches, Translator, TranslatorConfig
 from rnnkit.tasks.translate_metrics import corpus_scores
+from rnnkit.tasks.translate_training import load_translator, translate_texts
 
 
 def tiny(**options):
@@ -84,3 +89,15 @@ def test_metrics_are_sacrebleus():
     assert scores["bleu_signature"].startswith("nrefs:1|case:mixed|eff:no|tok:13a")
     with pytest.raises(RnnkitError, match="2 translations but 3 references"):
         corpus_scores(hypotheses[:2], references)
+
+
+def test_translate_texts_takes_a_model_from_rnnkit_load(tmp_path):
+    vocabulary = SubwordVocabulary.fit(["der hund", "the dog"], 260)
+    model = Translator(TranslatorConfig(vocabulary.vocab_size, vocabulary.vocab_size, embedding_size=8, hidden_size=8))
+    run_config = {"task": "translate", "model": asdict(model.config), "vocabularies": [vocabulary.to_config()] * 2}
+    checkpoint.save_model(tmp_path, model, run_config)
+    loaded = rnnkit.load(tmp_path)  # no vocabularies attached: translate_texts reads them from config.json
+    [result] = translate_texts(loaded, ["der hund"], beam_size=2)
+    assert result == translate_texts(load_translator(tmp_path), ["der hund"], beam_size=2)[0]
+    with pytest.raises(RnnkitError, match="load_translator"):
+        translate_texts(tiny(), ["der hund"])

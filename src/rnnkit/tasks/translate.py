@@ -108,7 +108,8 @@ Batch = tuple[Tensor, Tensor, Tensor, Tensor]  # source (N, S), lengths (N,), ta
 
 class Translator(nn.Module):
     """The encoder-decoder of the module docstring. ``vocabularies`` (source, target) are attached by the
-    training code or :func:`rnnkit.load` (from ``config.json``) and used by :meth:`evaluate`'s BLEU."""
+    training code or :func:`rnnkit.tasks.translate_training.load_translator` (from ``config.json``; not by
+    :func:`rnnkit.load`) and used by :meth:`evaluate`'s BLEU."""
 
     def __init__(self, config: TranslatorConfig) -> None:
         super().__init__()

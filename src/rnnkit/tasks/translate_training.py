@@ -76,8 +76,14 @@ def encode_pairs(
 
 def load_translator(directory: Path | str) -> Translator:
     """:func:`rnnkit.load` plus the vocabularies from ``config.json``."""
-    model = load(directory, task="translate")
-    configs = model.run_config["vocabularies"]
+    return attach_vocabularies(load(directory, task="translate"))
+
+
+def attach_vocabularies(model: Translator) -> Translator:
+    """Attach the (source, target) vocabularies that ``model.run_config`` (its ``config.json``) holds."""
+    configs = getattr(model, "run_config", {}).get("vocabularies")
+    if configs is None:
+        raise RnnkitError("this translator has no vocabularies: load its run with load_translator(DIR).")
     model.vocabularies = (SubwordVocabulary.from_config(configs[0]), SubwordVocabulary.from_config(configs[1]))
     return model
 
@@ -164,7 +170,10 @@ def translate_texts(
 ) -> list[dict]:
     """Per text: ``{"source", "translations": [{"text", "score", "log_prob"}], "truncated"}``, best first.
     An empty text has no translations; one over ``max_length`` subwords is cut there (and says so).
-    ``with_attention`` adds each translation's ``attention`` (T, S) and subword ``source_pieces``/``pieces``."""
+    ``with_attention`` adds each translation's ``attention`` (T, S) and subword ``source_pieces``/``pieces``.
+    A model from :func:`rnnkit.load` gets its vocabularies from its ``config.json`` here."""
+    if model.vocabularies is None:
+        attach_vocabularies(model)
     source_vocabulary, target_vocabulary = model.vocabularies
     source_ids = source_vocabulary.encode_batch([t.strip() for t in texts])
     limit = model.config.max_length
