@@ -9,12 +9,13 @@ from sacrebleu.metrics import BLEU, CHRF
 
 import rnnkit
 from rnnkit import checkpoint
+from rnnkit.data.pairs import Pairs
 from rnnkit.data.subwords import BOS, EOS, PAD, SubwordVocabulary
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks.beam import translate_ids
 from rnnkit.tasks.translate import PairBatches, Translator, TranslatorConfig
 from rnnkit.tasks.translate_metrics import corpus_scores
-from rnnkit.tasks.translate_training import load_translator, translate_texts
+from rnnkit.tasks.translate_training import evaluate_translator, load_translator, translate_texts
 
 
 def tiny(**options):
@@ -91,13 +92,25 @@ def test_metrics_are_sacrebleus():
         corpus_scores(hypotheses[:2], references)
 
 
-def test_translate_texts_takes_a_model_from_rnnkit_load(tmp_path):
+def save_tiny_run(directory):
     vocabulary = SubwordVocabulary.fit(["der hund", "the dog"], 260)
     model = Translator(TranslatorConfig(vocabulary.vocab_size, vocabulary.vocab_size, embedding_size=8, hidden_size=8))
     run_config = {"task": "translate", "model": asdict(model.config), "vocabularies": [vocabulary.to_config()] * 2}
-    checkpoint.save_model(tmp_path, model, run_config)
+    checkpoint.save_model(directory, model, run_config)
+
+
+def test_translate_texts_takes_a_model_from_rnnkit_load(tmp_path):
+    save_tiny_run(tmp_path)
     loaded = rnnkit.load(tmp_path)  # no vocabularies attached: translate_texts reads them from config.json
     [result] = translate_texts(loaded, ["der hund"], beam_size=2)
     assert result == translate_texts(load_translator(tmp_path), ["der hund"], beam_size=2)[0]
     with pytest.raises(RnnkitError, match="load_translator"):
         translate_texts(tiny(), ["der hund"])
+
+
+def test_evaluate_translator_leaves_the_callers_grad_mode_as_it_was(tmp_path):
+    save_tiny_run(tmp_path)
+    with torch.no_grad():
+        scores = evaluate_translator(tmp_path, Pairs(["der hund"], ["the dog"]), beam_size=1)
+        assert not torch.is_grad_enabled()
+    assert torch.is_grad_enabled() and scores["n"] == 1

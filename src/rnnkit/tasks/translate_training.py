@@ -215,9 +215,5 @@ def evaluate_translator(directory: Path | str, pairs: Pairs | None = None, *, be
         if data["pairs"] not in BUILT_IN and not Path(data["pairs"]).is_file():
             raise RnnkitError(f"the run's training pairs {data['pairs']} are gone; give --pairs FILE.")
         pairs = load_pairs(data["pairs"], data["direction"]).test
-    torch.set_grad_enabled(False)
-    try:
-        scores = score_pairs(model, pairs, beam_size=beam_size, alpha=alpha, quiet=quiet)
-    finally:
-        torch.set_grad_enabled(True)
-    return scores
+    with torch.no_grad():  # and the caller's setting back after, whatever it was
+        return score_pairs(model, pairs, beam_size=beam_size, alpha=alpha, quiet=quiet)
