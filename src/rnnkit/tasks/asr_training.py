@@ -11,7 +11,8 @@ kept in memory as float16. The best checkpoint is the one with the lowest valida
 A character 6-gram and a word trigram are fitted on the training transcripts, plus any text-only sentences
 given as ``lm_text`` (text is cheaper than transcribed audio; keep the test sentences out of it), into
 ``char_lm.json`` and ``word_lm.json``. After
-training the test split is scored greedy and by beam search, overall and per synthesiser (``engine``).
+training the test split is scored greedy, overall and per synthesiser (``engine``); :func:`evaluate_asr` (``rnnkit
+asr eval``) adds beam search.
 """
 
 from __future__ import annotations
