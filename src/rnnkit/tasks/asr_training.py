@@ -217,8 +217,8 @@ def evaluate_asr(run: Path | str, manifest: Path | str | pd.DataFrame, *, split:
                  decoders: dict[str, dict] | None = None, quiet: bool = False,
                  lm: Path | str | None = None) -> dict:  # fmt: skip
     """WER and CER (jiwer) of a run on a manifest's split, for each named decoder (``{"beam": 16,
-    "lm_weight": 0.5, "lm_bonus": 1.0, "word_weight": 0.5}``), overall and per ``engine``/``voice`` group when
-    the manifest has those columns; unreadable files are skipped and counted. ``lm``: an rnnkit character LM
+    "lm_weight": 0.5, "lm_bonus": 1.0, "word_weight": 0.5}``), overall and per ``engine`` (``by_engine``) when
+    the manifest has that column; unreadable files are skipped and counted. ``lm``: an rnnkit character LM
     run to fuse instead of the run's n-gram (the run's word trigram joins either)."""
     model = load(run, task="asr")
     lm = load_fusion_lm(run, model.config.alphabet, lm)  # a wrong --lm stops here, before minutes of features
