@@ -239,6 +239,17 @@ def test_decoded_transcripts_are_single_spaced(beam):
     assert Decoder(alphabet, beam=beam)(_one_hot_log_probs(" one  two ", alphabet)) == "one two"
 
 
+def test_audio_shorter_than_a_frame_is_refused_in_one_line():
+    from rnnkit.tasks.asr_inference import Decoder, transcribe_audio
+
+    model = SpeechRecognizer(SpeechRecognizerConfig(**TINY)).eval()
+    decoder = Decoder(model.config.alphabet)
+    for samples in (0, 10):
+        with pytest.raises(RnnkitError, match="at least 25 ms"):
+            transcribe_audio(model, np.zeros(samples, dtype=np.float32), decoder)
+    assert isinstance(transcribe_audio(model, np.full(400, 0.1, dtype=np.float32), decoder)["text"], str)
+
+
 def test_a_streamed_transcript_is_single_spaced_and_keeps_its_word_times(tmp_path, monkeypatch):
     import soundfile as sf
 

@@ -20,7 +20,7 @@ import soundfile as sf
 import torch
 
 from rnnkit import checkpoint
-from rnnkit.data.audio import SAMPLE_RATE, TARGET_DBFS, StreamResampler, read_audio
+from rnnkit.data.audio import FRAME_LENGTH, SAMPLE_RATE, TARGET_DBFS, StreamResampler, read_audio
 from rnnkit.errors import RnnkitError
 from rnnkit.tasks.asr import SpeechRecognizer
 from rnnkit.tasks.asr_streaming import StreamingRecognizer
@@ -117,6 +117,8 @@ def words_of(model: SpeechRecognizer, text: str, log_probs: np.ndarray) -> list[
 @torch.no_grad()
 def transcribe_audio(model: SpeechRecognizer, audio: np.ndarray, decoder: Decoder) -> dict:
     """One 16 kHz waveform -> text, per-word times and the seconds each stage took."""
+    if len(audio) < FRAME_LENGTH:  # as read_audio refuses a file: no frame of features, nothing to transcribe
+        raise RnnkitError(f"the audio is {len(audio) / SAMPLE_RATE * 1000:.1f} ms long; it needs at least 25 ms.")
     start = time.perf_counter()
     features = model.features(audio)
     log_probs, _ = model(features[None], torch.tensor([len(features)]))
