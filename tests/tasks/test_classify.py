@@ -398,3 +398,22 @@ def test_predicting_many_texts_can_count_its_batches_on_a_bar(monkeypatch):
         monkeypatch.setattr(sys, "stderr", terminal)
         logits, _ = model.predict_logits(data, quiet=quiet)
         assert ("classifying:" in terminal.getvalue()) == shown and logits.shape == (300, 2)
+
+
+def test_no_texts_give_no_predictions_and_a_one_line_refusal_to_score(tmp_path):
+    from dataclasses import asdict
+
+    from rnnkit import checkpoint
+    from rnnkit.data.sentiment import LabelledTexts
+    from rnnkit.data.text import WordTokenizer
+    from rnnkit.tasks import load
+    from rnnkit.tasks.classify_training import evaluate_classifier, predict_texts
+
+    model = TextClassifier(ClassifierConfig(vocab_size=3, num_classes=2, embedding_size=4, hidden_size=4))
+    run_config = {"task": "classify", "model": asdict(model.config), "classes": ["n", "p"],
+                  "tokenizer": WordTokenizer(["good", "bad"]).to_config()}  # fmt: skip
+    checkpoint.save_model(tmp_path, model, run_config)
+    assert predict_texts(load(tmp_path), []) == []
+    assert len(predict_texts(load(tmp_path), ["good"])) == 1
+    with pytest.raises(RnnkitError, match="no texts"):
+        evaluate_classifier(tmp_path, LabelledTexts([], []))

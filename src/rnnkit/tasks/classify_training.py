@@ -283,6 +283,8 @@ def evaluate_classifier(
 ) -> dict:
     """Score a trained classifier on labelled texts (labels must be classes it was trained on); ``quiet=False``:
     a progress bar on a terminal."""
+    if not len(data):  # no accuracy, NLL or ECE of nothing
+        raise RnnkitError("the evaluation data holds no texts; give some labelled texts.")
     if confusion_png is not None:
         check_path(confusion_png)
     model = load(directory, task="classify")
@@ -296,7 +298,9 @@ def evaluate_classifier(
 
 def predict_texts(model: TextClassifier, texts: list[str], *, quiet: bool = True) -> list[dict]:
     """Per text: the predicted label and the calibrated probability of every class (``quiet=False``: a progress
-    bar on a terminal)."""
+    bar on a terminal); no texts, no rows."""
+    if not texts:
+        return []
     classes = model.run_config["classes"]
     tokenizer = tokenizer_from_config(model.run_config["tokenizer"])
     data = TextBatches(encode_texts(tokenizer, texts), [0] * len(texts), 128, shuffle=False)
