@@ -75,6 +75,13 @@ def test_missing_directory_and_unknown_task_are_refused(tmp_path):
         rnnkit.load(tmp_path)
 
 
+def test_an_unknown_task_asked_for_is_refused_in_one_line(tmp_path):
+    saved_lm(tmp_path)
+    assert isinstance(rnnkit.load(tmp_path, task="lm"), LanguageModel)
+    with pytest.raises(RnnkitError, match="Unknown task 'classifier'"):
+        rnnkit.load(tmp_path, task="classifier")
+
+
 def test_nested_state_round_trips_without_pickle(tmp_path):
     model = nn.Linear(3, 2)
     optimizer = torch.optim.AdamW(model.parameters())

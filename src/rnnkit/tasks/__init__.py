@@ -44,6 +44,8 @@ def load(path: Path | str, task: str | None = None) -> nn.Module:
     data settings) for the task's inference. ``task`` (``"lm"``, ``"forecast"``, ...): the run must be of that
     task, else a one-line :class:`RnnkitError` names the command that takes it.
     """
+    if task is not None and task not in TASK_MODELS:
+        raise RnnkitError(f"Unknown task {task!r}. Select from {', '.join(TASK_MODELS)}.")
     config = checkpoint.read_config(path)
     classes = _task_classes()
     found = config.get("task")
