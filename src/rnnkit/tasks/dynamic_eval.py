@@ -44,7 +44,8 @@ def dynamic_evaluate(model, data, *, learning_rate: float, decay: float = 0.0) -
             grads = torch.autograd.grad(output.loss, params)
             with torch.no_grad():
                 for param, grad, start in zip(params, grads, trained, strict=True):
-                    param.add_(grad, alpha=-learning_rate).lerp_(start, decay)
+                    # θ + λ(θ_0 - θ), then - η∇: the decay pulls θ_t back, not the step just taken
+                    param.lerp_(start, decay).add_(grad, alpha=-learning_rate)
     finally:
         with torch.no_grad():
             for param, start in zip(params, trained, strict=True):
