@@ -129,6 +129,13 @@ def test_beam_of_one_is_greedy():
         assert g[0].log_prob == pytest.approx(b.log_prob, abs=1e-4)
 
 
+def test_more_best_than_the_beam_holds_is_refused_greedy_too():
+    # as translate run --beam 1 --n-best 3 is: greedy finds one translation, not the three asked for
+    for beam_size in (1, 2):
+        with pytest.raises(RnnkitError, match="n_best <= beam_size"):
+            translate_ids(tiny_translator(), [[4, 5]], beam_size=beam_size, n_best=3)
+
+
 def test_n_best_is_sorted_and_beam_is_at_least_as_likely_as_greedy():
     model = tiny_translator(2)
     source, lengths = torch.tensor([[4, 5, 6, 7]]), torch.tensor([4])

@@ -187,6 +187,8 @@ def translate_ids(
 ) -> list[list[Hypothesis]]:
     """Decode every source (lists of ids, cut to the model's ``max_length``) in length-sorted batches;
     results in input order, ``n_best`` hypotheses each. ``beam_size=1`` is greedy."""
+    if beam_size < 1 or not 1 <= n_best <= beam_size:  # greedy too: it would give one where n_best asked for more
+        raise RnnkitError(f"need beam_size >= 1 and 1 <= n_best <= beam_size, got {beam_size} and {n_best}.")
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
