@@ -186,8 +186,8 @@ class SpeechRecognizer(nn.Module):
         return (raw - self.feature_mean.cpu()) / self.feature_std.cpu()
 
     def features(self, audio: np.ndarray) -> Tensor:
-        """Normalised log-mel ``(L, F)``: what :meth:`forward` reads."""
-        return self.normalise(self.raw_features(audio))
+        """Normalised log-mel ``(L, F)``, on the model's device: what :meth:`forward` reads."""
+        return self.normalise(self.raw_features(audio).to(self.feature_mean.device))
 
     def fit_normalisation(self, raw_features: list[Tensor]) -> None:
         """Set the global mean and deviation per band from training features (Chan's pooled variance)."""

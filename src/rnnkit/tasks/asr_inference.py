@@ -122,7 +122,7 @@ def transcribe_audio(model: SpeechRecognizer, audio: np.ndarray, decoder: Decode
     start = time.perf_counter()
     features = model.features(audio)
     log_probs, _ = model(features[None], torch.tensor([len(features)]))
-    log_probs = log_probs[0].numpy()
+    log_probs = log_probs[0].cpu().numpy()  # the decoder reads numpy, from a model on any device
     network = time.perf_counter()
     text = decoder(log_probs)
     decoded = time.perf_counter()
