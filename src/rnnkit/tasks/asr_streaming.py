@@ -34,7 +34,8 @@ class StreamingRecognizer:
             )
         self.model = model.eval()
         self.samples = np.zeros(0, dtype=np.float32)  # audio not yet framed
-        self.frames = torch.zeros(0, model.config.num_mels)  # normalised frames not yet a multiple of 4
+        # normalised frames not yet a multiple of 4, on the model's device (that of its normalisation buffers)
+        self.frames = torch.zeros(0, model.config.num_mels, device=model.feature_mean.device)
         self.conv_cache = None
         self.state = None  # the recurrent layers' (h, c) or h
         self.beam = PrefixBeamSearch(model.config.alphabet, beam, **beam_options) if beam else None
@@ -48,7 +49,7 @@ class StreamingRecognizer:
         lengths = torch.tensor([len(frames)])
         x, _, self.conv_cache = self.model.frontend(frames[None], lengths, self.conv_cache)
         output, self.state = self.model.rnn(x, self.state)  # carry the state into the next chunk
-        log_probs = self.model.classify(output)[0].numpy()  # -> (K L', V)
+        log_probs = self.model.classify(output)[0].cpu().numpy()  # -> (K L', V), for the decoders
         self.log_probs.append(log_probs)
         for k in log_probs.argmax(axis=1):
             if k != 0 and k != self.previous:
@@ -64,7 +65,7 @@ class StreamingRecognizer:
         if num_frames:
             raw = self.model.raw_features(self.samples[: (num_frames - 1) * FRAME_SHIFT + FRAME_LENGTH])
             self.samples = self.samples[num_frames * FRAME_SHIFT :]
-            self.frames = torch.cat([self.frames, self.model.normalise(raw)])
+            self.frames = torch.cat([self.frames, self.model.normalise(raw.to(self.frames.device))])
         ready = len(self.frames) // SUBSAMPLING * SUBSAMPLING  # whole groups of 4 only, so strides line up
         self._run(self.frames[:ready])
         self.frames = self.frames[ready:]
