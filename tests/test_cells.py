@@ -110,6 +110,23 @@ def test_layer_norm_gru_follows_its_equations():
     assert_close(cell(x, h), (1 - z) * n + z * h)
 
 
+def test_gru_reset_gate_scales_the_hidden_product_as_its_docstring_says():
+    # torch.nn's form, r * (W_hn h + b_hn), not Cho et al.'s W_hn (r * h): the docstring once said "inside"
+    cell = GRUCell(IN, HIDDEN).double()
+    x, h = torch.randn(BATCH, IN, dtype=torch.float64), torch.randn(BATCH, HIDDEN, dtype=torch.float64)
+    w_r, w_z, w_n = cell.weight_hh.chunk(3)
+    b_r, b_z, b_n = cell.bias_hh.chunk(3)
+    x_r, x_z, x_n = cell.project(x).chunk(3, dim=-1)
+    r, z = torch.sigmoid(x_r + h @ w_r.T + b_r), torch.sigmoid(x_z + h @ w_z.T + b_z)
+    after = (1 - z) * torch.tanh(x_n + r * (h @ w_n.T + b_n)) + z * h
+    inside = (1 - z) * torch.tanh(x_n + (r * h) @ w_n.T + b_n) + z * h
+    assert_close(cell(x, h), after, rtol=0, atol=1e-12)
+    assert (cell(x, h) - inside).abs().max() > 1e-3
+    doc = " ".join(GRUCell.__doc__.split())
+    assert "inside the product)" not in doc
+    assert r"r \odot (W_{hn} h + b_{hn})" in doc and "after the product" in doc
+
+
 def test_initialisation_is_uniform_within_torch_bound():
     cell = LSTMCell(IN, 100)
     bound = 1 / math.sqrt(100)

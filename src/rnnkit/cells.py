@@ -253,7 +253,10 @@ class LSTMCell(RecurrentCell):
 
 
 class GRUCell(RecurrentCell):
-    r"""Gated recurrent unit step (Cho et al. 2014), in torch.nn's form (reset gate inside the product).
+    r"""Gated recurrent unit step (Cho et al. 2014), in torch.nn's form: the reset gate scales the hidden product.
+
+    The reset gate multiplies :math:`W_{hn} h + b_{hn}` after the product is taken, as ``torch.nn.GRU`` does;
+    Cho et al. put it inside the product, :math:`W_{hn} (r \odot h)`, which gives other numbers.
 
     .. math::
         r = \sigma(W_{ir} x + b_{ir} + W_{hr} h + b_{hr}),\qquad z = \sigma(W_{iz} x + b_{iz} + W_{hz} h + b_{hz})\\
