@@ -127,6 +127,19 @@ def test_gru_reset_gate_scales_the_hidden_product_as_its_docstring_says():
     assert r"r \odot (W_{hn} h + b_{hn})" in doc and "after the product" in doc
 
 
+@pytest.mark.parametrize("cls", [LayerNormLSTMCell, LayerNormGRUCell])
+def test_layer_norm_cells_document_their_bias_handling_on_the_cells_page(cls):
+    # docs/cells.md renders these classes' own docstrings (not _LayerNormCell's), so each must say that
+    # bias_ih/bias_hh are absent and the LayerNorm offsets are the biases, as they are
+    with_bias, without = cls(IN, HIDDEN), cls(IN, HIDDEN, bias=False)
+    assert with_bias.bias_ih is None and with_bias.bias_hh is None
+    offsets = [n for n, _ in with_bias.named_parameters() if n.endswith(".bias")]
+    assert offsets and not any(n.endswith(".bias") for n, _ in without.named_parameters())
+    doc = " ".join(cls.__doc__.split())
+    assert "no ``bias_ih``/``bias_hh``" in doc and "``bias=False`` drops them" in doc
+    assert all(f"``{n}``" in doc for n in offsets)
+
+
 def test_initialisation_is_uniform_within_torch_bound():
     cell = LSTMCell(IN, 100)
     bound = 1 / math.sqrt(100)

@@ -10,7 +10,8 @@ input products can be done for every step at once:
 
 Parameter names, shapes, gate order and initialisation follow ``torch.nn`` (``weight_ih``, ``weight_hh``,
 ``bias_ih``, ``bias_hh``; every parameter uniform in :math:`(-1/\sqrt{H}, 1/\sqrt{H})`), so weights move
-between rnnkit and torch unchanged. ``forward(x, state)`` makes one full step, like ``torch.nn.LSTMCell``.
+between rnnkit and torch unchanged. The layer-norm cells, which torch lacks, put their biases in their
+LayerNorms instead. ``forward(x, state)`` makes one full step, like ``torch.nn.LSTMCell``.
 
 Shape legend: N batch, L time, H_in input features, H hidden units, P projection size, G gates.
 """
@@ -332,8 +333,10 @@ class LayerNormLSTMCell(_LayerNormCell):
         c' = \sigma(f) \odot c + \sigma(i) \odot \tanh(g),\qquad
         h' = W_{hr}\,(\sigma(o) \odot \tanh(\mathrm{LN}_c(c')))
 
-    Shapes and gate order as :class:`LSTMCell`. Extra attributes: ``ln_ih``, ``ln_hh`` (LayerNorm over 4H),
-    ``ln_c`` (LayerNorm over H).
+    Shapes and gate order as :class:`LSTMCell`; :math:`W_{hr}` only if ``proj_size``. Attributes: weight_ih,
+    weight_hh (and weight_hr) as :class:`LSTMCell`, ``ln_ih``, ``ln_hh`` (LayerNorm over 4H), ``ln_c`` (LayerNorm
+    over H). There is no ``bias_ih``/``bias_hh``: the LayerNorm offsets (``ln_ih.bias``, ``ln_hh.bias``,
+    ``ln_c.bias``) are the biases, and ``bias=False`` drops them. Gains start at 1, offsets at 0.
     """
 
     num_gates = 4
@@ -385,7 +388,10 @@ class LayerNormGRUCell(_LayerNormCell):
         h' = (1 - z) \odot n + z \odot h
 
     A GRU has no separate cell state, so there is no third normalisation; ``h`` stays a convex mix of
-    its past and ``n``, which keeps it bounded. Shapes and gate order as :class:`GRUCell`.
+    its past and ``n``, which keeps it bounded. Shapes and gate order as :class:`GRUCell`. Attributes:
+    weight_ih, weight_hh as :class:`GRUCell`, ``ln_ih``, ``ln_hh`` (LayerNorm over 3H). There is no
+    ``bias_ih``/``bias_hh``: the LayerNorm offsets (``ln_ih.bias``, ``ln_hh.bias``) are the biases, and
+    ``bias=False`` drops them. Gains start at 1, offsets at 0.
     """
 
     num_gates = 3
