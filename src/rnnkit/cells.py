@@ -195,7 +195,7 @@ class RNNCell(RecurrentCell):
 
 
 class LSTMCell(RecurrentCell):
-    r"""Long short-term memory step (Hochreiter & Schmidhuber 1997, with forget gate), optional projection.
+    r"""Long short-term memory step (Hochreiter & Schmidhuber 1997; forget gate: Gers et al. 2000), optional projection.
 
     .. math::
         i = \sigma(W_{ii} x + b_{ii} + W_{hi} h + b_{hi}) \quad (f, o \text{ alike})\\
@@ -326,7 +326,7 @@ class _LayerNormCell(RecurrentCell):
 
 
 class LayerNormLSTMCell(_LayerNormCell):
-    r"""LSTM step with layer normalisation (Ba et al. 2016, section 3.1 / their eq. 20-22).
+    r"""LSTM step with layer normalisation (Ba et al. 2016, "Layer Normalization": its layer-normalised LSTM).
 
     .. math::
         (i, f, g, o) = \mathrm{LN}_{ih}(W_{ih} x) + \mathrm{LN}_{hh}(W_{hh} h)\\
