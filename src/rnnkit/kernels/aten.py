@@ -1,7 +1,10 @@
 """PyTorch's fused recurrent loops (the ones behind ``torch.nn.LSTM``), fed with rnnkit's parameters.
 
 They apply to the built-in cells without per-step extras (trace, recurrent dropout or zoneout in training);
-variable lengths go through a packed batch, exactly as ``torch.nn`` does.
+variable lengths go through a packed batch, exactly as ``torch.nn`` does. With variable lengths and dropout
+between layers in training, the layers run one call each and the dropout is drawn between them over the padded
+``(L, N, D*H)`` output, as the reference path draws it: the packed loop would draw its own masks over the
+packed rows (the same distribution, but not the reference's numbers under a seed).
 """
 
 from __future__ import annotations
@@ -71,6 +74,30 @@ def _run(layer, x: Tensor, hx, lengths: Tensor | None, fp32_weights: bool = Fals
         result = function(x, hx, weights, *options, False)
         return (result[0], tuple(result[1:])) if is_lstm else (result[0], result[1])
 
+    if layer.training and layer.dropout > 0 and layer.num_layers > 1:
+        return _layer_by_layer(layer, function, weights, x, hx, lengths, is_lstm)
+    return _run_packed(function, weights, x, hx, lengths, is_lstm, options)
+
+
+def _layer_by_layer(layer, function, weights, x: Tensor, hx, lengths: Tensor, is_lstm: bool):
+    """Variable lengths with dropout between layers in training: one packed call per layer, and the dropout of
+    the reference path (:meth:`rnnkit.layers.RecurrentLayer._unroll_layers`) on the padded output between."""
+    per_layer = len(weights) // layer.num_layers
+    directions = layer.num_directions
+    finals = []
+    for index in range(layer.num_layers):
+        layer_weights = weights[index * per_layer : (index + 1) * per_layer]
+        layer_hx = map_state(lambda s, i=index: s[i * directions : (i + 1) * directions], hx)
+        options = (layer.bias, 1, 0.0, layer.training, layer.bidirectional)
+        x, h_n = _run_packed(function, layer_weights, x, layer_hx, lengths, is_lstm, options)
+        finals.append(h_n)
+        if index < layer.num_layers - 1:
+            x = torch.nn.functional.dropout(x, layer.dropout, training=True)
+    return x, map_state(lambda *parts: torch.cat(parts), *finals)
+
+
+def _run_packed(function, weights, x: Tensor, hx, lengths: Tensor, is_lstm: bool, options):
+    """Torch's packed loop on the padded ``x`` ``(L, N, H_in)``: ``(output (L, N, ·) zero-padded, h_n)``."""
     packed = pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False)
     # the packed loop wants states in its sorted order; hand them back in the caller's order
     hx = map_state(lambda s: s.index_select(1, packed.sorted_indices), hx)
