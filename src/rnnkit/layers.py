@@ -305,7 +305,9 @@ class RecurrentLayer(nn.Module):
         """Advance one time step: ``x_t`` ``(N, H_in)`` -> ``(y_t (N, H_out), state)``.
 
         The state has torch's layout, so ``step`` continues from a ``forward`` and vice versa; running it
-        over a sequence gives ``forward``'s outputs. For generation and live streams (unidirectional only).
+        over a sequence gives ``forward``'s outputs (in eval mode: in training, dropout and zoneout draw their
+        noise step by step, from the same distribution as ``forward``'s but not the same numbers under a seed).
+        For generation and live streams (unidirectional only).
         """
         if self.bidirectional:
             raise RnnkitError("step() needs a unidirectional layer: the reverse direction reads the future.")

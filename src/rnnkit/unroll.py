@@ -101,7 +101,8 @@ def unroll(
         recurrent_dropout: in training, drop units of ``h`` before the recurrent product with one mask per
             sequence, reused at every step (Gal & Ghahramani 2016).
         zoneout: in training, keep each unit's previous value with this probability at every step
-            (Krueger et al. 2017): :math:`h_t = d \odot h_{t-1} + (1 - d) \odot \tilde h_t`. Identity at eval.
+            (Krueger et al. 2017): :math:`h_t = d \odot h_{t-1} + (1 - d) \odot \tilde h_t`. Identity at eval (no
+            zoneout); the paper uses the expectation :math:`p h_{t-1} + (1 - p) \tilde h_t` there.
 
     Returns:
         ``(outputs (L, N, H_out), final_state)``, plus with ``trace=True`` a dict of ``(L, N, ·)`` tensors:
