@@ -12,6 +12,8 @@ install: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@# rnnkit's native loops compile on first use (a minute or two): here, once, not inside a first run's time budget
+	$(PY) -c "from rnnkit.kernels import native; native.load()"
 	touch $(STAMP)
 
 # Debian packages the tasks use: German-English pairs (translation), speech synthesis: espeak-ng, flite and
