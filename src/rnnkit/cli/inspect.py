@@ -9,7 +9,8 @@ from typing import Annotated
 import typer
 
 from rnnkit.cli import options as o
-from rnnkit.tasks.inspection import counted, draw_inspection, gradient_flow, inspect_run, to_json
+from rnnkit.errors import counted
+from rnnkit.tasks.inspection import draw_inspection, gradient_flow, inspect_run, to_json
 
 
 def inspect(

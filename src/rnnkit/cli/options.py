@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from rnnkit import checkpoint, distributed
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import RnnkitError, counted
 from rnnkit.train import TrainConfig
 
 Out = Annotated[Path, typer.Option(help="Run directory: checkpoints, metrics.json, log.csv and plots go here.")]
@@ -176,8 +176,7 @@ _STOPS = {
 def stop_line(summary: dict) -> str:
     """The line a ``train`` command prints when the trainer returns: how far it got, and why it stopped there."""
     why = _STOPS.get(summary["stopped_by"], f"by {summary['stopped_by']}")
-    steps = f"{summary['steps']:,} step{'' if summary['steps'] == 1 else 's'}"
-    return f"{steps} in {summary['train_seconds']:.0f} s; stopped {why}"
+    return f"{counted(summary['steps'], 'step')} in {summary['train_seconds']:.0f} s; stopped {why}"
 
 
 def print_json(obj: dict) -> None:

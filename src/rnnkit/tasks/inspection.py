@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from rnnkit import checkpoint
 from rnnkit.cells import RecurrentCell
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import RnnkitError, counted
 from rnnkit.layers import GRU, LSTM, RNN, RecurrentLayer
 from rnnkit.tasks import load
 
@@ -290,11 +290,6 @@ def draw_inspection(inspection: Inspection, out: Path | str, *, suffix: str = ".
         title=f"gradient flow on this input ({counted(len(inspection.input_labels), 'step')})",
     )
     return files
-
-
-def counted(count: int, noun: str) -> str:
-    """``count`` and ``noun``, plural unless the count is one: ``1 step``, ``3 steps``."""
-    return f"{count} {noun}{'' if count == 1 else 's'}"
 
 
 def to_json(inspection: Inspection, gradients: dict[str, np.ndarray] | None = None) -> dict:
