@@ -27,6 +27,15 @@ from torch import Tensor, nn
 from rnnkit.errors import RnnkitError
 
 State = Tensor | tuple[Tensor, ...]
+
+
+def map_state(fn, *states: State) -> State:
+    """Apply ``fn`` to each tensor of a state (a tensor or a tuple of tensors), componentwise across ``states``."""
+    if isinstance(states[0], Tensor):
+        return fn(*states)
+    return tuple(fn(*parts) for parts in zip(*states, strict=True))
+
+
 Gates = dict[str, Tensor]
 
 NONLINEARITIES = {"tanh": torch.tanh, "relu": torch.relu}
@@ -146,16 +155,11 @@ class RecurrentCell(nn.Module):
         if unbatched:
             # a batch of one: init_state(x.shape[0]) would otherwise broadcast H_in zero states against x
             x = x.unsqueeze(0)
-            state = None if state is None else _map(lambda s: s.unsqueeze(0), state)
+            state = None if state is None else map_state(lambda s: s.unsqueeze(0), state)
         if state is None:
             state = self.init_state(x.shape[0], device=x.device, dtype=x.dtype)
         _, state = self.step(self.project(x), state)
-        return _map(lambda s: s.squeeze(0), state) if unbatched else state
-
-
-def _map(fn, state: State) -> State:
-    """``fn`` on each tensor of a state (a tensor or a tuple of tensors)."""
-    return fn(state) if isinstance(state, Tensor) else tuple(fn(s) for s in state)
+        return map_state(lambda s: s.squeeze(0), state) if unbatched else state
 
 
 class RNNCell(RecurrentCell):

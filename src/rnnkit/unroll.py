@@ -20,17 +20,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnkit.cells import RecurrentCell, State
+from rnnkit.cells import RecurrentCell, State, map_state
 from rnnkit.errors import RnnkitError
 
 Trace = dict[str, Tensor]
-
-
-def map_state(fn, *states: State) -> State:
-    """Apply ``fn`` to each tensor of a state (a tensor or a tuple of tensors), componentwise across ``states``."""
-    if isinstance(states[0], Tensor):
-        return fn(*states)
-    return tuple(fn(*parts) for parts in zip(*states, strict=True))
 
 
 def reverse_within_lengths(x: Tensor, lengths: Tensor) -> Tensor:
