@@ -152,6 +152,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def warmup_factor(step: int, warmup: int) -> float:
+    """The share of the learning rate at optimizer step ``step`` (0-based) of a linear ``warmup``, every schedule's."""
+    return min(1.0, (step + 1) / warmup)
+
+
 def to_device(batch: Any, device: torch.device) -> Any:
     """Move every tensor inside ``batch`` (tensors, tuples, named tuples, lists, dicts) to ``device``."""
     if isinstance(batch, Tensor):
@@ -274,7 +279,7 @@ class Trainer:
 
         def factor(step: int) -> float:
             if step < warmup:
-                return (step + 1) / warmup
+                return warmup_factor(step, warmup)
             if config.schedule == "cosine":
                 progress = (step - warmup) / max(1, total - warmup)
                 if budget is not None:
@@ -292,7 +297,7 @@ class Trainer:
         warmup = self.config.warmup_steps
         if warmup and step <= warmup:
             for group in self.optimizer.param_groups:
-                group["lr"] = group["initial_lr"] * min(1.0, (step + 1) / warmup)
+                group["lr"] = group["initial_lr"] * warmup_factor(step, warmup)
 
     # --- checkpoints ---------------------------------------------------------------------------------------
 
