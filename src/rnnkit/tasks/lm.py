@@ -236,7 +236,8 @@ class LanguageModel(nn.Module):
         hidden = hidden[:, -1]  # (1, H_top)
         for _ in range(length):
             log_probs = self.log_probs(hidden)[0] / temperature
-            log_probs[never] = -math.inf
+            if never:  # no indexing op per token where nothing is barred
+                log_probs[never] = -math.inf
             token = int(sample(log_probs, top_k, top_p, generator))
             yield token
             hidden, state = self.step(torch.tensor([token], device=device), state)
