@@ -32,20 +32,33 @@ def confusion_plot(confusion: np.ndarray, classes: list[str], out: Path | str) -
     return out
 
 
-def attribution_plot(tokens: list[str], scores: np.ndarray, out: Path | str, *, title: str = "") -> Path:
-    """Tokens laid out as text, each on a background coloured by its attribution (red against, green for)."""
+def attribution_colours(scores: np.ndarray, *, signed: bool = True) -> list[tuple[float, float, float, float]]:
+    """One RGBA background per score. ``signed`` scores (integrated gradients) go from red (against the class)
+    through yellow to green (for it); unsigned ones (attention weights, never negative: where the model looked,
+    not which way it pushed) from white to blue."""
+    scale = float(np.abs(scores).max()) if len(scores) else 0.0
+    scale = scale or 1.0
+    if signed:
+        colours, offset, span = pyplot().get_cmap("RdYlGn"), 0.5, 0.5
+    else:
+        colours, offset, span = pyplot().get_cmap("Blues"), 0.0, 0.8  # past 0.8 the blue hides black text
+    return [colours(offset + span * float(score) / scale) for score in scores]
+
+
+def attribution_plot(
+    tokens: list[str], scores: np.ndarray, out: Path | str, *, title: str = "", signed: bool = True
+) -> Path:
+    """Tokens laid out as text, each on a background coloured by its attribution (:func:`attribution_colours`)."""
     out = Path(out)
-    scale = float(np.abs(scores).max()) or 1.0
-    colours = pyplot().get_cmap("RdYlGn")
+    faces = attribution_colours(scores, signed=signed)
     per_line, width = 12, 10.0
     lines = max(1, -(-len(tokens) // per_line))
     figure, axis = new_figure(width, 0.45 * lines + 0.8)
     axis.set_axis_off()
     axis.set_xlim(0, per_line)
     axis.set_ylim(lines, -0.5)
-    for index, (token, score) in enumerate(zip(tokens, scores, strict=True)):
+    for index, (token, face) in enumerate(zip(tokens, faces, strict=True)):
         row, column = divmod(index, per_line)
-        face = colours(0.5 + 0.5 * float(score) / scale)
         axis.text(column + 0.05, row + 0.2, literal(token), fontsize=9, va="center",
                   bbox={"facecolor": face, "edgecolor": "none", "pad": 1.5})  # fmt: skip
     axis.set_title(literal(title) or "token attributions")

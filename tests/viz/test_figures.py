@@ -139,3 +139,25 @@ def test_dollar_signs_in_the_data_are_drawn_as_they_are(tmp_path):
     texts = [t.get_text() for t in figure.axes[0].texts]
     assert r"\$\$" in texts  # escaped for matplotlib, which draws it as $$
     state_heatmaps(rows["layer 0"], ["$$", "$_$", *TEXT[2:]], tmp_path / "states.png")
+
+
+def test_attention_weights_are_drawn_on_one_hue_and_signed_scores_on_two(tmp_path):
+    """Attention weights are never negative: drawn on the red-green scale, every token came out green (for the
+    class). They are where the model looked, so they go from white to blue; signed scores keep red and green."""
+    from rnnkit.text_plots import attribution_colours, attribution_plot
+
+    blues = attribution_colours(np.array([0.0, 0.5, 1.0]), signed=False)
+    assert all(b >= r and b >= g for r, g, b, _ in blues)  # no red or green cast
+    assert blues[0][0] > blues[2][0]  # a zero weight pale, the largest dark
+    red, _, green = attribution_colours(np.array([-1.0, 0.0, 1.0]), signed=True)
+    assert red[0] > red[1] and green[1] > green[0]
+    assert attribution_plot(["a", "b"], np.array([0.2, 0.8]), tmp_path / "why.png", signed=False).stat().st_size
+
+
+def test_terminal_colours_follow_the_sign_only_for_signed_scores():
+    from rnnkit.cli.classify import colour_tokens
+
+    signed = colour_tokens(["good", "bad"], [1.0, -1.0])
+    assert "\x1b[32m" in signed and "\x1b[31m" in signed  # green, red
+    weights = colour_tokens(["good", "bad"], [1.0, 0.6], signed=False)
+    assert "\x1b[34m" in weights and "\x1b[32m" not in weights  # blue only

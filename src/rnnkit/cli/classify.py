@@ -184,7 +184,10 @@ def predict(
                 o.print_json({"task": "classify", "n": 1, "predictions": [result]})
                 return
             typer.echo(_probabilities_line(result))
-            typer.echo(f"why ({result['method']}): " + colour_tokens(result["tokens"], result["attributions"]))
+            typer.echo(
+                f"why ({result['method']}): "
+                + colour_tokens(result["tokens"], result["attributions"], signed=result["method"] != "attention")
+            )
             if png is not None:
                 typer.echo(f"attributions: {png}")
             return
@@ -214,9 +217,10 @@ def _probabilities_line(prediction: dict) -> str:
     return f"{prediction['label']} ({probabilities})"
 
 
-def colour_tokens(tokens: list[str], scores: list[float]) -> str:
-    """Tokens coloured by attribution: green for the predicted class, red against, bold when strong;
-    click drops the colours when stdout is not a terminal."""
+def colour_tokens(tokens: list[str], scores: list[float], *, signed: bool = True) -> str:
+    """Tokens coloured by attribution, bold when strong: green for the predicted class and red against it, or,
+    for unsigned scores (attention weights), blue where the model looked; click drops the colours when stdout
+    is not a terminal."""
     scale = max((abs(s) for s in scores), default=0.0) or 1.0
     pieces = []
     for token, score in zip(tokens, scores, strict=True):
@@ -224,5 +228,6 @@ def colour_tokens(tokens: list[str], scores: list[float]) -> str:
         if strength < 0.1:
             pieces.append(token)
         else:
-            pieces.append(typer.style(token, fg="green" if score > 0 else "red", bold=strength > 0.5))
+            colour = "blue" if not signed else "green" if score > 0 else "red"
+            pieces.append(typer.style(token, fg=colour, bold=strength > 0.5))
     return " ".join(pieces)

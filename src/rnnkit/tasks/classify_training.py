@@ -396,5 +396,7 @@ def explain(model: TextClassifier, text: str, *, png: Path | None = None, steps:
         scores, method = integrated_gradients(model, ids, target, steps=steps), "integrated-gradients"
     result = {**prediction, "method": method, "tokens": tokens, "attributions": [float(s) for s in scores]}
     if png is not None:
-        attribution_plot(tokens, scores.numpy(), png, title=f"{prediction['label']} ({method})")
+        attribution_plot(
+            tokens, scores.numpy(), png, title=f"{prediction['label']} ({method})", signed=method != "attention"
+        )
     return result
