@@ -161,3 +161,19 @@ def test_terminal_colours_follow_the_sign_only_for_signed_scores():
     assert "\x1b[32m" in signed and "\x1b[31m" in signed  # green, red
     weights = colour_tokens(["good", "bad"], [1.0, 0.6], signed=False)
     assert "\x1b[34m" in weights and "\x1b[32m" not in weights  # blue only
+
+
+def test_state_heatmaps_of_a_long_input_label_every_kth_step_so_labels_do_not_overlap(tmp_path):
+    """Hundreds of characters on a 16-inch axis printed over each other; past what fits, every k-th is shown."""
+    steps = 400
+    trace = {"h": np.random.default_rng(0).standard_normal((steps, 4))}
+    labels = [chr(ord("a") + step % 26) for step in range(steps)]
+    figure = state_heatmaps(trace, labels, tmp_path / "long.png")
+    axis = figure.axes[0]
+    ticks = axis.get_xticks()
+    assert 1 < len(ticks) < steps and ticks[0] == 0
+    assert figure.get_figwidth() * 72 / len(ticks) >= 11  # room for each upright 8-point label
+    shown = [t.get_text() for t in axis.get_xticklabels()]
+    assert shown[1] == labels[int(ticks[1])]
+    short = state_heatmaps({"h": trace["h"][:20]}, labels[:20], tmp_path / "short.png")
+    assert len(short.axes[0].get_xticks()) == 20  # a short input keeps a label per step

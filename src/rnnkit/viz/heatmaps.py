@@ -26,6 +26,7 @@ QUANTITIES = {
     "z": "update gate z",
     "n": "candidate n",
 }
+TICK_POINTS = 11  # the width an upright 8-point tick label takes on the time axis
 GATES = {"i", "f", "o", "r", "z"}  # sigmoids: drawn on [0, 1]; the rest on a symmetric scale around 0
 
 
@@ -59,7 +60,11 @@ def state_heatmaps(
             image = axis.imshow(values, aspect="auto", cmap="RdBu_r", vmin=-scale, vmax=scale, interpolation="nearest")
         axis.set_ylabel(f"{QUANTITIES.get(name, name)}\nunit", fontsize=8)
         figure.colorbar(image, ax=axis, fraction=0.025, pad=0.01)
-    axes[-1].set_xticks(range(num_steps), [_visible(label) for label in labels], fontsize=8, rotation=90)
+    # one tick label per step while they fit side by side (8-point text, about 11 points of width each when
+    # turned upright); past that, every k-th step's, so hundreds of characters don't print over each other
+    every = max(1, -(-num_steps * TICK_POINTS // int((width - 2.0) * 72)))
+    shown = range(0, num_steps, every)
+    axes[-1].set_xticks(shown, [_visible(labels[step]) for step in shown], fontsize=8, rotation=90)
     axes[-1].set_xlabel("time step (input)")
     axes[0].set_title(title or "states and gates over time")
     figure.tight_layout()
