@@ -6,7 +6,7 @@
 * ``co2``: Mauna Loa weekly CO2, 1958-2001, 2,284 weeks with 59 empty values (``--fill``). It ships inside
   the statsmodels wheel, which would pull scipy and more; so the one wheel is fetched with
   ``pip download --no-deps`` (pinned, sha256-checked, :mod:`rnnkit.data.sources`) and the CSV copied into
-  the cache once. Its dates are YYYYMMDD integers, which :func:`rnnkit.data.series.parse_times` reads.
+  the cache once. Its dates are YYYYMMDD integers, which :func:`rnnkit.data.series_times.parse_times` reads.
 
 :func:`builtin_csv` maps a name to its path; a name that is an existing file is left to the caller.
 """

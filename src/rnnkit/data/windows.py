@@ -24,7 +24,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnkit.data.series import Series, SeriesSet, calendar_features, future_times
+from rnnkit.data.series import Series, SeriesSet, future_times
+from rnnkit.data.series_times import calendar_features
 from rnnkit.errors import RnnkitError
 
 

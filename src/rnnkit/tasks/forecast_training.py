@@ -26,7 +26,6 @@ from pandas.tseries.frequencies import to_offset
 
 from rnnkit import checkpoint
 from rnnkit.data.series import (
-    DAY,
     Series,
     SeriesSet,
     SeriesSpec,
@@ -34,8 +33,8 @@ from rnnkit.data.series import (
     future_times,
     load_series,
     load_series_as_trained,
-    nominal_step,
 )
+from rnnkit.data.series_times import DAY, nominal_step
 from rnnkit.data.windows import Scaler, Windows, make_windows, origins_between
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import forecast_plot, training_curves
