@@ -1,4 +1,4 @@
-"""Reading time series: roles, frequency, calendar features, and one clear error per kind of bad file."""
+"""Reading time series: roles, frequency or integer step, calendar features, one clear error per kind of bad file."""
 
 import math
 
@@ -165,3 +165,77 @@ def test_zoned_times_across_daylight_saving(tmp_path):
     text = "date,y\n" + "".join(f"{t},{i}\n" for i, t in enumerate(hours))
     data = load_series(write(tmp_path, text), SeriesSpec("date", ("y",)))
     assert data.freq == "h" and str(data.series[0].times[0]) == "2021-03-27 23:00:00"
+
+
+# --- an integer step index ----------------------------------------------------------------------------------------
+
+
+def steps(values):
+    return "t,y\n" + "".join(f"{t},{i}\n" for i, t in enumerate(values))
+
+
+@pytest.mark.parametrize(("values", "step"), [(range(10), 1), (range(0, 50, 5), 5), (range(1990, 2000), 1)])
+def test_integer_times_are_steps_on_their_common_step(tmp_path, values, step):
+    data = load_series(write(tmp_path, steps(values)), SeriesSpec("t", ("y",)))
+    series = data.series[0]
+    assert data.freq == step and data.time_index == "steps"
+    assert series.times.tolist() == list(values) and series.times.dtype == "int64"
+    # no calendar on steps, though calendar features are on by default
+    assert data.calendar == () and series.future.shape == (10, 0)
+    assert future_times(series, data.freq, 2).tolist() == [values[-1] + step, values[-1] + 2 * step]
+
+
+def test_long_format_on_integer_steps_gives_one_series_per_id(tmp_path):
+    rows = "".join(f"{s},{t},{t * (1 if s == 'a' else 10)}\n" for s in "ab" for t in range(5, 30, 5))
+    data = load_series(write(tmp_path, "id,t,y\n" + rows), SeriesSpec("t", ("y",), id_col="id"))
+    assert data.freq == 5 and [s.id for s in data.series] == ["a", "b"]
+    assert data.series[1].times.tolist() == [5, 10, 15, 20, 25]
+    np.testing.assert_allclose(data.series[1].target[:, 0], [50, 100, 150, 200, 250])
+
+
+def test_a_gap_in_integer_steps_is_found_and_filled(tmp_path):
+    text = "t,y\n0,0\n5,1\n10,2\n20,6\n25,7\n"
+    with pytest.raises(RnnkitError, match=r"misses 1 time step\(s\) of its 5-step grid \(first at 15\).*--fill"):
+        load_series(write(tmp_path, text), SeriesSpec("t", ("y",)))
+    data = load_series(write(tmp_path, text), SeriesSpec("t", ("y",), fill=True))
+    series = data.series[0]
+    assert data.freq == 5 and series.filled == 1 and series.times.tolist() == [0, 5, 10, 15, 20, 25]
+    np.testing.assert_allclose(series.target[:, 0], [0, 1, 2, 4, 6, 7])  # linear between steps 10 and 20
+
+
+def test_yyyymmdd_integers_stay_dates_unless_read_as_steps(tmp_path):
+    path = write(tmp_path, steps([20150101, 20150102, 20150103, 20150104]))
+    assert load_series(path, SeriesSpec("t", ("y",))).freq == "D"
+    counted = load_series(path, SeriesSpec("t", ("y",), time_index="steps"))
+    assert counted.freq == 1 and counted.series[0].times[0] == 20150101
+    # integers all in YYYYMMDD's range with one impossible date: a date file with a typo, which says what to do
+    with pytest.raises(RnnkitError, match=r"does not parse as dates.*--time-index steps"):
+        load_series(write(tmp_path, steps([20150227, 20150228, 20150229])), SeriesSpec("t", ("y",)))
+    with pytest.raises(RnnkitError, match=r"does not parse as dates"):
+        load_series(write(tmp_path, steps(range(4))), SeriesSpec("t", ("y",), time_index="dates"))
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("t,y\n0,1\n1,2\n1,3\n2,4\n", r"time 1 appears more than once in the series"),
+        ("t,y\n0,1\n2,2\n1,3\n3,4\n", r"not sorted \(1 comes after 2\)"),
+        ("t,y\n0,1\n,2\n2,3\n", r"time column 't' .* is empty at row 2"),
+        ("t,y\n0,1\n1.5,2\n2,3\n", r"holds 1.5 at row 2, not a whole number"),
+        ("t,y\n0,1\n2,2\n3,3\n5,4\n", r"not on a regular grid \(the most common step is 2\)"),
+        ("t,y\n0,1\n1,2\n2,3\n999999,4\n", r"has 4 rows but spans 1000000 steps .* stray time"),
+    ],
+    ids=["duplicate", "unsorted", "empty", "fraction", "irregular", "stray"],
+)
+def test_bad_integer_steps_raise_one_line(tmp_path, text, message):
+    with pytest.raises(RnnkitError, match=message) as caught:
+        load_series(write(tmp_path, text), SeriesSpec("t", ("y",)))
+    assert "\n" not in str(caught.value)
+
+
+def test_text_read_as_steps_and_an_unknown_time_index_are_refused(tmp_path):
+    path = write(tmp_path, daily())
+    with pytest.raises(RnnkitError, match=r"holds '2020-01-01' at row 1, not an integer step"):
+        load_series(path, SeriesSpec("date", ("y",), time_index="steps"))
+    with pytest.raises(RnnkitError, match=r"unknown time index 'ints'; select from 'auto', 'dates' or 'steps'"):
+        SeriesSpec("date", ("y",), time_index="ints")

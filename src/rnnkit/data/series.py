@@ -9,15 +9,18 @@ Columns play one of three roles:
   timestamps and are always known: :math:`\sin, \cos(2\pi\,\text{day of year}/365.25)`, day of week
   (steps shorter than a week), hour of day (steps shorter than a day).
 
+The time column holds dates, or integer steps (``0, 1, 2, ...``, ``1990, 1991, ...``; a series on a step index
+has no calendar features): :mod:`rnnkit.data.series_times` says how the two are told apart and how the grid's
+frequency, or step, is found.
+
 The rows after a series' last target are its known future, and each must give every future covariate:
 :func:`rnnkit.tasks.forecast_training.predict` reads the horizon's covariates from them; training ignores them.
-A model keeps its training file's grid: at predict time a file at another frequency is refused.
+A model keeps its training file's grid: at predict time a file at another frequency or step, or with dates where
+it was trained on steps (or the other way round), is refused.
 
 Times with a zone (``2021-03-15 00:00-04:00``, or a zoned Parquet column) lose it: steps of a day or longer keep
 their local clock (a daylight-saving change would otherwise move midnight by an hour), shorter steps go by UTC
 (the local clock skips or repeats an hour there); forecasts are timed on that clock.
-
-The time column, its grid and the calendar features are :mod:`rnnkit.data.series_times`.
 
 Every problem with the file is an :class:`RnnkitError` in one line: a missing file, an empty file, a header
 without rows, ragged rows, unknown columns, unparsable times, text in a numeric column, duplicated or
@@ -37,18 +40,22 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from pandas.tseries.frequencies import to_offset
 
 from rnnkit.data.series_sources import resolve
 from rnnkit.data.series_times import (
+    TIME_INDEXES,
+    Freq,
     calendar_features,
     calendar_names,
     check_order,
     check_spacing,
+    check_trained_kind,
+    freq_kind,
     grid,
+    grid_name,
     infer_frequency,
-    nominal_step,
     parse_times,
+    steps_after,
 )
 from rnnkit.errors import RnnkitError, first_line
 
@@ -67,9 +74,12 @@ class SeriesSpec:
     future_covariates: tuple[str, ...] = ()  # known ahead; calendar features come on top
     id_col: str | None = None  # long format: one series per distinct id
     fill: bool = False  # interpolate gaps and empty values instead of refusing them
-    calendar: bool = True  # add calendar features made from the timestamps
+    calendar: bool = True  # add calendar features made from the timestamps (none on integer steps)
+    time_index: str = "auto"  # "dates", "steps" (integers), or "auto": see rnnkit.data.series_times
 
     def __post_init__(self) -> None:
+        if self.time_index not in TIME_INDEXES:
+            raise RnnkitError(f"unknown time index {self.time_index!r}; select from 'auto', 'dates' or 'steps'.")
         object.__setattr__(self, "targets", tuple(self.targets))
         object.__setattr__(self, "covariates", tuple(self.covariates))
         object.__setattr__(self, "future_covariates", tuple(self.future_covariates))
@@ -95,7 +105,7 @@ class Series:
     """
 
     id: str
-    times: pd.DatetimeIndex  # (T,) the observed steps
+    times: pd.Index  # (T,) the observed steps: a DatetimeIndex, or int64 steps
     target: np.ndarray
     past: np.ndarray
     future: np.ndarray
@@ -110,9 +120,14 @@ class SeriesSet:
     """The series of one file, their shared frequency and the names of the calendar features."""
 
     spec: SeriesSpec
-    freq: str  # a pandas offset alias, e.g. "D", "W-SAT", "h", "MS"
+    freq: Freq  # a pandas offset alias, e.g. "D", "W-SAT", "h", "MS"; or the int step of an integer index
     series: list[Series]
     calendar: tuple[str, ...] = field(default=())
+
+    @property
+    def time_index(self) -> str:
+        """``"dates"`` or ``"steps"``: how the file's time column was read."""
+        return freq_kind(self.freq)
 
     @property
     def future_names(self) -> tuple[str, ...]:
@@ -170,7 +185,7 @@ def _check_ragged(path: Path) -> None:
                 )
 
 
-def load_series(path: Path | str, spec: SeriesSpec, *, freq: str | None = None) -> SeriesSet:
+def load_series(path: Path | str, spec: SeriesSpec, *, freq: Freq | None = None) -> SeriesSet:
     """Read ``path`` (or a built-in series by name, :mod:`rnnkit.data.series_sources`) and check it against
     ``spec`` (see :func:`series_from_frame`)."""
     path = resolve(path)
@@ -179,7 +194,7 @@ def load_series(path: Path | str, spec: SeriesSpec, *, freq: str | None = None) 
 
 def load_series_as_trained(path: Path | str, saved: dict) -> SeriesSet:
     """Read ``path`` as a trained model's training file was read: ``saved`` is its run config's ``series``
-    (the spec's fields, the grid's frequency and the calendar features' names)."""
+    (the spec's fields, the grid's frequency or int step and the calendar features' names)."""
     fields = {k: v for k, v in saved.items() if k not in ("freq", "calendar")}
     # the run config keeps the calendar features' names where the spec has its on/off switch
     spec = SeriesSpec(**fields, calendar=bool(saved["calendar"]))
@@ -192,19 +207,24 @@ def load_series_as_trained(path: Path | str, saved: dict) -> SeriesSet:
 
 
 def series_from_frame(
-    frame: pd.DataFrame, spec: SeriesSpec, *, source: str = "the data", freq: str | None = None
+    frame: pd.DataFrame, spec: SeriesSpec, *, source: str = "the data", freq: Freq | None = None
 ) -> SeriesSet:
     """Check a data frame and cut it into series on a regular grid.
 
-    ``freq`` forces the grid (a trained model's, at predict time); otherwise it is inferred from the spacing
-    of the timestamps.
+    ``freq`` forces the grid (a trained model's, at predict time), and with it the kind of index (a str: dates,
+    an int: steps); otherwise both come from the time column (``spec.time_index``) and its spacing.
     """
     columns = [str(c) for c in frame.columns]
     frame = frame.set_axis(columns, axis=1)
     for name in (spec.time_col, *spec.value_columns, *([spec.id_col] if spec.id_col else [])):
         if name not in columns:
             raise RnnkitError(f"column {name!r} is not in {source}; its columns are {', '.join(columns)}.")
-    frame = frame.assign(**{spec.time_col: parse_times(frame[spec.time_col], spec.time_col, source)})
+    time_index = spec.time_index
+    if freq is not None:
+        check_trained_kind(frame[spec.time_col], freq, spec.time_col, source)
+        time_index = freq_kind(freq)
+    times = parse_times(frame[spec.time_col], spec.time_col, source, time_index=time_index)
+    frame = frame.assign(**{spec.time_col: times})
     for name in spec.value_columns:
         frame[name] = _numeric(frame[name], name, frame[spec.time_col], source)
     if spec.id_col:
@@ -220,16 +240,16 @@ def series_from_frame(
         groups = [("0", frame)]
     for key, group in groups:
         check_order(group[spec.time_col], _label(key, spec), source)
-    if freq:
-        offset = to_offset(freq)
+    if freq is not None:
         for key, group in groups:
-            check_spacing(group[spec.time_col], offset, _label(key, spec), source)
+            check_spacing(group[spec.time_col], freq, _label(key, spec), source)
     else:
-        offset = infer_frequency([g[spec.time_col] for _, g in groups], source)
-    step = nominal_step(offset)
-    calendar = calendar_names(step) if spec.calendar else ()
-    series = [_one_series(key, group, spec, offset, calendar, source) for key, group in groups]
-    return SeriesSet(spec=spec, freq=offset.freqstr, series=series, calendar=calendar)
+        freq = infer_frequency([g[spec.time_col] for _, g in groups], source)
+    # calendar on is the default: on integer steps there is no calendar, so none apply (as hour features do not
+    # on daily steps)
+    calendar = calendar_names(freq) if spec.calendar else ()
+    series = [_one_series(key, group, spec, freq, calendar, source) for key, group in groups]
+    return SeriesSet(spec=spec, freq=freq, series=series, calendar=calendar)
 
 
 def _numeric(column: pd.Series, name: str, times: pd.Series, source: str) -> pd.Series:
@@ -257,20 +277,24 @@ def _label(key: str, spec: SeriesSpec) -> str:
 
 
 def _one_series(
-    key: str, group: pd.DataFrame, spec: SeriesSpec, offset: pd.DateOffset, calendar: tuple[str, ...], source: str
+    key: str, group: pd.DataFrame, spec: SeriesSpec, freq: Freq, calendar: tuple[str, ...], source: str
 ) -> Series:
     label = _label(key, spec)
     frame = group.set_index(spec.time_col)[list(spec.value_columns)]
-    frame.index = pd.DatetimeIndex(frame.index)
     known_future = _known_future_rows(frame, spec, label, source)
     observed, ahead = frame.iloc[: len(frame) - known_future], frame.iloc[len(frame) - known_future :]
     if len(observed) == 0:
         raise RnnkitError(f"{label} of {source} has no target values; give it some history.")
-    full = grid(observed.index[0], observed.index[-1], offset)
+    full = grid(observed.index[0], observed.index[-1], freq)
+    if len(full) > 100 * len(observed):  # a stray time far off (a typo, 100000 for 1000) would not be a gap
+        raise RnnkitError(
+            f"{label} of {source} has {len(observed)} rows but spans {len(full)} steps of its {grid_name(freq)} grid "
+            f"(from {observed.index[0]} to {observed.index[-1]}); check its time column for a stray time."
+        )
     off_grid = observed.index.difference(full)
     if len(off_grid):
         raise RnnkitError(
-            f"time {off_grid[0]} of {label} in {source} is off the {offset.freqstr} grid; "
+            f"time {off_grid[0]} of {label} in {source} is off the {grid_name(freq)} grid; "
             "resample the data to a regular frequency."
         )
     missing = full.difference(observed.index)
@@ -278,7 +302,7 @@ def _one_series(
     filled = int(len(missing) * observed.shape[1] + empty.to_numpy().sum())
     if len(missing) and not spec.fill:
         raise RnnkitError(
-            f"{label} of {source} misses {len(missing)} time step(s) of its {offset.freqstr} grid (first at "
+            f"{label} of {source} misses {len(missing)} time step(s) of its {grid_name(freq)} grid (first at "
             f"{missing[0]}); {FILL_HINT}"
         )
     if empty.to_numpy().any() and not spec.fill:
@@ -289,20 +313,21 @@ def _one_series(
             f"column {column!r} of {label} in {source} has {count} empty value(s) (first at {when}); " + FILL_HINT
         )
     if filled:
-        # linear in time between neighbours; the ends take their nearest value (no look-ahead beyond the file)
-        observed = observed.reindex(full).interpolate(method="time", limit_direction="both")
+        # linear in time between neighbours (the index's values: dates or steps); the ends take their nearest
+        # value (no look-ahead beyond the file)
+        observed = observed.reindex(full).interpolate(method="index", limit_direction="both")
         if observed.isna().to_numpy().any():
             column = observed.isna().any().idxmax()
             raise RnnkitError(f"column {column!r} of {label} in {source} is entirely empty; drop it or give values.")
     if len(ahead):
-        expected = pd.date_range(observed.index[-1], periods=len(ahead) + 1, freq=offset)[1:]
+        expected = steps_after(observed.index[-1], len(ahead), freq)
         if not ahead.index.equals(expected):
             raise RnnkitError(
                 f"the known-future rows of {label} in {source} are not the steps right after its last target; "
                 "give one row per step without gaps."
             )
-    times = pd.DatetimeIndex(observed.index)
-    all_times = times.append(pd.DatetimeIndex(ahead.index))
+    times = _index(observed.index)
+    all_times = times.append(_index(ahead.index))
     future_file = pd.concat([observed, ahead])[list(spec.future_covariates)].to_numpy(np.float32)
     future = np.concatenate([future_file, calendar_features(all_times, calendar)], axis=1)
     return Series(
@@ -331,9 +356,16 @@ def _known_future_rows(frame: pd.DataFrame, spec: SeriesSpec, label: str, source
     return count
 
 
-def future_times(series: Series, freq: str, horizon: int) -> pd.DatetimeIndex:
-    """The ``horizon`` timestamps right after the series' last observed step."""
-    return pd.date_range(series.times[-1], periods=horizon + 1, freq=to_offset(freq))[1:]
+def _index(index: pd.Index) -> pd.Index:
+    """A series' times as one kind of index: a DatetimeIndex, or int64 steps (not a RangeIndex after a fill)."""
+    if pd.api.types.is_integer_dtype(index):
+        return pd.Index(np.asarray(index, dtype=np.int64))
+    return pd.DatetimeIndex(index)
+
+
+def future_times(series: Series, freq: Freq, horizon: int) -> pd.Index:
+    """The ``horizon`` times right after the series' last observed step: timestamps, or the next int steps."""
+    return steps_after(series.times[-1], horizon, freq)
 
 
 def check_length(series_set: SeriesSet, needed: int, why: str) -> None:
