@@ -35,9 +35,9 @@ def training_curves(log_csv: Path | str, out: Path | str, *, title: str = "") ->
 
 
 def forecast_plot(
-    history_times: pd.DatetimeIndex,
+    history_times: pd.Index,
     history: np.ndarray,
-    forecast_times: pd.DatetimeIndex,
+    forecast_times: pd.Index,
     quantiles: np.ndarray,
     levels: tuple[float, ...],
     out: Path | str,
@@ -48,7 +48,8 @@ def forecast_plot(
     """History, the median forecast and the band between the outermost quantiles.
 
     ``history`` (T,) at ``history_times``; ``quantiles`` (H, Q) at ``forecast_times``, sorted like ``levels``
-    (which hold 0.5); ``actual`` (H,), if given, is drawn over the forecast to judge it.
+    (which hold 0.5); ``actual`` (H,), if given, is drawn over the forecast to judge it. The times are dates, or
+    integer steps (then the x-axis is labelled with whole steps).
     """
     out = Path(out)
     levels = list(levels)
@@ -64,7 +65,13 @@ def forecast_plot(
     axis.set_title(literal(title) or "forecast")
     axis.grid(alpha=0.3)
     axis.legend(loc="best")
-    figure.autofmt_xdate()
+    if pd.api.types.is_integer_dtype(pd.Index(history_times)):
+        from matplotlib.ticker import MaxNLocator  # here: new_figure loaded matplotlib, not the import of this file
+
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))  # no tick at step 2.5
+        axis.set_xlabel("step")
+    else:
+        figure.autofmt_xdate()
     figure.tight_layout()
     save(figure, out, dpi=120)
     return out

@@ -292,3 +292,116 @@ def test_resume_keeps_the_runs_model_and_refuses_data_that_would_not_fit_it(weat
     result = runner.invoke(app, [*base, *bigger, "--context", "9"])
     assert result.exit_code == 2 and result.stderr.count("\n") == 1
     assert "was trained with context_length 7, these data and options give 9" in result.stderr, result.stderr
+
+
+# --- integer time steps --------------------------------------------------------------------------------------------
+
+STEP_COLUMNS = ["--time-col", "step", "--target", "sales", "--id-col", "shop"]
+
+
+@pytest.fixture(scope="module")
+def counted(tmp_path_factory):
+    """Two shops' sales in long format on integer steps 100, 105, ..., 695 (a darts RangeIndex with a step of 5)."""
+    n = 120
+    rng = np.random.default_rng(0)
+    frames = [
+        pd.DataFrame(
+            {
+                "shop": shop,
+                "step": 100 + 5 * np.arange(n),
+                "sales": level + np.sin(np.arange(n) * 2 * np.pi / 6) + 0.1 * rng.normal(size=n),
+            }
+        )
+        for shop, level in (("north", 10.0), ("south", 3.0))
+    ]
+    path = tmp_path_factory.mktemp("steps") / "sales.csv"
+    pd.concat(frames).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def counted_run(counted, tmp_path_factory):
+    out = tmp_path_factory.mktemp("steps-run")
+    args = ["forecast", "train", "--csv", str(counted), *STEP_COLUMNS, "--horizon", "4", "--out", str(out), *TINY]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_a_model_on_integer_steps_trains_predicts_and_backtests(counted, counted_run, tmp_path):
+    series = json.loads((counted_run / "config.json").read_text())["series"]
+    # the grid is saved as an integer index and its step; no calendar features without dates
+    assert series["time_index"] == "steps" and series["freq"] == 5 and series["calendar"] == []
+    csv, plot = tmp_path / "forecast.csv", tmp_path / "forecast.png"
+    args = ["forecast", "predict", str(counted_run), "--csv", str(counted), "--out-csv", str(csv), "--plot", str(plot)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(csv)
+    assert list(table.columns) == ["shop", "step", "target", "q0.1", "q0.5", "q0.9"]
+    assert table["step"].dtype == "int64"
+    assert table.groupby("shop")["step"].apply(list).to_dict() == {
+        "north": [700, 705, 710, 715],
+        "south": [700, 705, 710, 715],
+    }
+    assert plot.stat().st_size > 1000
+    result = runner.invoke(app, ["forecast", "predict", str(counted_run), "--csv", str(counted), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["forecasts"][0]["step"] == 700  # a number, not a string
+    args = ["forecast", "backtest", "--csv", str(counted), *STEP_COLUMNS, "--horizon", "4", "--out", str(tmp_path)]
+    result = runner.invoke(app, [*args, *TINY, "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["season"] == 1 and report["origins"] == 12 and set(report["methods"]) >= {"rnnkit", "ridge"}
+
+
+STEPS_GOOD = "step,temp,rain\n" + "".join(f"{t},{t % 7},0\n" for t in range(28))
+BAD_STEPS = {
+    "duplicate-step": (STEPS_GOOD + "27,3,0\n", "time 27 appears more than once"),
+    "unsorted-steps": (STEPS_GOOD.replace("\n5,5,0\n6,6,0\n", "\n6,6,0\n5,5,0\n"), "not sorted (5 comes after 6)"),
+    "gap": (STEPS_GOOD.replace("\n5,5,0\n", "\n"), "misses 1 time step(s) of its 1-step grid (first at 5)"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD_STEPS))
+def test_bad_integer_steps_give_one_line_and_exit_2(case, tmp_path):
+    text, message = BAD_STEPS[case]
+    path = tmp_path / "bad.csv"
+    path.write_text(text)
+    args = ["forecast", "train", "--csv", str(path), "--time-col", "step", "--target", "temp", "--horizon", "3"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "r"), *TINY])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0]
+
+
+def test_a_model_refuses_a_file_on_the_other_kind_of_time_index(trained, weather, counted_run, tmp_path):
+    """A steps model refuses dates and a dates model refuses steps, in one line (not a grid or parse error)."""
+    dated = pd.read_csv(weather).rename(columns={"date": "step", "temp": "sales"}).assign(shop="north")
+    dated.to_csv(tmp_path / "dated.csv", index=False)
+    result = runner.invoke(app, ["forecast", "predict", str(counted_run), "--csv", str(tmp_path / "dated.csv")])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert "the model was trained on integer steps 5 apart but time column 'step'" in result.stderr
+    assert "holds dates ('2021-01-01')" in result.stderr
+    out, _ = trained
+    numbered = pd.read_csv(weather).assign(date=np.arange(150))
+    numbered.to_csv(tmp_path / "numbered.csv", index=False)
+    result = runner.invoke(app, ["forecast", "predict", str(out), "--csv", str(tmp_path / "numbered.csv")])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert "the model was trained on dates (D) but time column 'date'" in result.stderr
+    assert "holds integer steps (0); give the file with dates." in result.stderr
+
+
+def test_a_step_model_refuses_another_step(counted, counted_run, tmp_path):
+    every_other = pd.read_csv(counted).iloc[::2]
+    every_other.to_csv(tmp_path / "every-other.csv", index=False)
+    result = runner.invoke(app, ["forecast", "predict", str(counted_run), "--csv", str(tmp_path / "every-other.csv")])
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1
+    assert "are not 5 apart, the step the model was trained on" in result.stderr
+
+
+def test_an_unknown_time_index_gives_one_line_and_exit_2(counted, tmp_path):
+    args = ["forecast", "train", "--csv", str(counted), *STEP_COLUMNS, "--horizon", "4", "--out", str(tmp_path), *TINY]
+    result = runner.invoke(app, [*args, "--time-index", "ints"])
+    assert result.exit_code == 2 and result.stderr.strip() == (
+        "error: unknown time index 'ints'; select from 'auto', 'dates' or 'steps'."
+    )

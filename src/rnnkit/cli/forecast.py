@@ -25,7 +25,14 @@ Csv = Annotated[
         "--csv", help="CSV or Parquet file (a time column, numeric columns), or seattle-weather, seattle-temps, co2."
     ),
 ]
-TimeCol = Annotated[str, typer.Option(help="Column holding the timestamps.")]
+TimeCol = Annotated[str, typer.Option(help="Column holding the timestamps, or integer steps (0, 1, 2 or 1990, 1991).")]
+TimeIndex = Annotated[
+    str,
+    typer.Option(
+        help="How to read the time column: auto (integers are steps unless all could be YYYYMMDD dates), dates "
+        "or steps."
+    ),
+]
 Target = Annotated[list[str], typer.Option(help="Column(s) to forecast; repeat the flag or separate by commas.")]
 Covariates = Annotated[
     list[str] | None, typer.Option(help="Past-observed covariates (e.g. precipitation); repeat or comma-separate.")
@@ -36,9 +43,14 @@ FutureCovariates = Annotated[
 IdCol = Annotated[str | None, typer.Option(help="Long format: the column naming each series.")]
 Horizon = Annotated[int, typer.Option(help="Steps to forecast.")]
 Context = Annotated[int, typer.Option("--context", help="Steps the model reads (0: 8 seasons, or fewer if short).")]
-Season = Annotated[int, typer.Option(help="Seasonal period in steps (0: from the frequency: 7 daily, 24 hourly).")]
+Season = Annotated[
+    int, typer.Option(help="Seasonal period in steps (0: from the frequency: 7 daily, 24 hourly; 1 on integer steps).")
+]
 Fill = Annotated[bool, typer.Option("--fill", help="Interpolate missing time steps and empty values.")]
-Calendar = Annotated[bool, typer.Option(help="Add day-of-year, day-of-week and hour features from the timestamps.")]
+Calendar = Annotated[
+    bool,
+    typer.Option(help="Add day-of-year, day-of-week and hour features from the timestamps (none on integer steps)."),
+]
 Cell = Annotated[str, typer.Option(help="lstm or gru.")]
 Layers = Annotated[int, typer.Option(help="Recurrent layers.")]
 HiddenSize = Annotated[int, typer.Option(help="Units per recurrent layer and in the head.")]
@@ -79,7 +91,7 @@ def _numbers(text: str, flag: str) -> tuple[float, ...]:
         raise RnnkitError(f"{flag} must be numbers separated by commas, got {text!r}.") from None
 
 
-def _spec(*, time_col, target, covariates, future_covariates, id_col, fill, calendar) -> SeriesSpec:
+def _spec(*, time_col, target, covariates, future_covariates, id_col, fill, calendar, time_index) -> SeriesSpec:
     return SeriesSpec(
         time_col=time_col,
         targets=_columns(target),
@@ -88,6 +100,7 @@ def _spec(*, time_col, target, covariates, future_covariates, id_col, fill, cale
         id_col=id_col,
         fill=fill,
         calendar=calendar,
+        time_index=time_index,
     )
 
 
@@ -117,6 +130,7 @@ def train(
     id_col: IdCol = None,
     fill: Fill = False,
     calendar: Calendar = True,
+    time_index: TimeIndex = "auto",
     context: Context = 0,
     season: Season = 0,
     cell: Cell = DEFAULT.cell,
@@ -141,7 +155,7 @@ def train(
     """
     spec = _spec(
         time_col=time_col, target=target, covariates=covariates, future_covariates=future_covariates,
-        id_col=id_col, fill=fill, calendar=calendar,
+        id_col=id_col, fill=fill, calendar=calendar, time_index=time_index,
     )  # fmt: skip
     options = ForecastOptions(
         horizon=horizon, context_length=context, season=season, batch_size=batch_size, valid_fraction=valid_fraction,
@@ -207,6 +221,7 @@ def backtest(
     id_col: IdCol = None,
     fill: Fill = False,
     calendar: Calendar = True,
+    time_index: TimeIndex = "auto",
     context: Context = 0,
     season: Season = 0,
     test_fraction: Annotated[float, typer.Option(help="Last part of each series where the origins lie.")] = 0.2,
@@ -238,7 +253,7 @@ def backtest(
     """
     spec = _spec(
         time_col=time_col, target=target, covariates=covariates, future_covariates=future_covariates,
-        id_col=id_col, fill=fill, calendar=calendar,
+        id_col=id_col, fill=fill, calendar=calendar, time_index=time_index,
     )  # fmt: skip
     options = ForecastOptions(
         horizon=horizon, context_length=context, season=season, batch_size=batch_size, valid_fraction=valid_fraction,

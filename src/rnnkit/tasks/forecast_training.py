@@ -34,7 +34,7 @@ from rnnkit.data.series import (
     load_series,
     load_series_as_trained,
 )
-from rnnkit.data.series_times import DAY, nominal_step
+from rnnkit.data.series_times import DAY, Freq, nominal_step
 from rnnkit.data.windows import Scaler, Windows, make_windows, origins_between
 from rnnkit.errors import RnnkitError
 from rnnkit.plots import forecast_plot, training_curves
@@ -50,7 +50,7 @@ from rnnkit.viz.figure import check_path
 class ForecastOptions:
     horizon: int
     context_length: int = 0  # 0: chosen from the season, see default_context
-    season: int = 0  # 0: from the frequency (7 for daily steps, 24 for hourly, 52 weekly, 12 monthly)
+    season: int = 0  # 0: from the frequency (7 for daily steps, 24 for hourly, 52 weekly, 12 monthly; 1 int steps)
     batch_size: int = 64
     valid_fraction: float = 0.1  # of the training steps, at their end, for validation (0: none)
     # validation as that many stretches spread over the training steps, the last at their end (1: one stretch at
@@ -74,8 +74,11 @@ class ForecastOptions:
             raise RnnkitError(f"valid_stretches must be at least 1, got {self.valid_stretches}.")
 
 
-def season_length(freq: str) -> int:
-    """The usual seasonal period in steps: a day of sub-daily steps, a week of days, a year of longer steps."""
+def season_length(freq: Freq) -> int:
+    """The usual seasonal period in steps: a day of sub-daily steps, a week of days, a year of longer steps;
+    none (1) on integer steps, whose calendar is unknown (give the season, e.g. 12 for monthly steps)."""
+    if isinstance(freq, int):
+        return 1
     step = nominal_step(to_offset(freq))
     if step < DAY:
         return max(1, round(DAY / step))
@@ -228,7 +231,13 @@ def train_forecaster(
     run_config = {
         "task": "forecast",
         "model": asdict(config),
-        "series": {**asdict(spec), "freq": series_set.freq, "calendar": list(series_set.calendar)},
+        # the grid as read, so predict reads a file on the same one: dates at a frequency or int steps
+        "series": {
+            **asdict(spec),
+            "time_index": series_set.time_index,
+            "freq": series_set.freq,
+            "calendar": list(series_set.calendar),
+        },
         "data": {**asdict(options), "season": season, "context_length": context},
         "scaler": scaler.to_config(),
         "train_ends": ends,
