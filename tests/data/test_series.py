@@ -213,6 +213,9 @@ def test_yyyymmdd_integers_stay_dates_unless_read_as_steps(tmp_path):
         load_series(write(tmp_path, steps([20150227, 20150228, 20150229])), SeriesSpec("t", ("y",)))
     with pytest.raises(RnnkitError, match=r"does not parse as dates"):
         load_series(write(tmp_path, steps(range(4))), SeriesSpec("t", ("y",), time_index="dates"))
+    # an empty cell among YYYYMMDD dates (pandas reads the column as floats) is named as such
+    with pytest.raises(RnnkitError, match=r"time column 't' .* is empty at row 2; give every row a time"):
+        load_series(write(tmp_path, "t,y\n20150101,1\n,2\n20150103,3\n"), SeriesSpec("t", ("y",)))
 
 
 @pytest.mark.parametrize(

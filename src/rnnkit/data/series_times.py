@@ -99,9 +99,10 @@ def _dates(column: pd.Series, name: str, source: str) -> pd.Series:
     numbers = is_numeric_dtype(column)
     try:
         if numbers:
-            if not column.between(*YYYYMMDD).all():
+            given = column.dropna()  # an empty cell stays empty (NaT): parse_times names its row
+            if not given.between(*YYYYMMDD).all():
                 raise ValueError("numbers that are not dates")
-            return pd.to_datetime(column.astype("int64").astype(str), format="%Y%m%d")
+            return pd.to_datetime(given.astype("int64").astype(str), format="%Y%m%d").reindex(column.index)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # "could not infer format": we retry below
             try:
