@@ -65,3 +65,16 @@ def test_file_future_covariates_must_cover_the_horizon():
     data = series_from_frame(frame(np.arange(10.0)), spec)
     with pytest.raises(Exception, match="known-future rows"):
         make_windows(data, Scaler.fit(data), 4, 3, lambda s: np.asarray([10]))
+
+
+def test_a_window_keeps_its_key_in_a_cut_or_shifted_file():
+    """The key is the series and the time of the last context step, not a position in the file or the batch."""
+    data = series_from_frame(frame(np.arange(20.0)), SPEC)
+    whole = make_windows(data, Scaler.fit(data), 4, 3, lambda s: np.asarray([6, 12, 22]))
+    cut = series_from_frame(frame(np.arange(20.0))[5:12], SPEC)  # steps 5 .. 11: the window at 12 is at 7
+    alone = make_windows(cut, Scaler.fit(cut), 4, 3, lambda s: np.asarray([7]))
+    keys = next(whole.batches(0))["key"]
+    assert keys.shape == (3, 2) and keys[:, 0].unique().numel() == 1 and keys[:, 1].unique().numel() == 3
+    assert next(alone.batches(0))["key"].tolist() == [keys[1].tolist()]
+    # past the observed end (a forecast window) the time comes from the grid
+    assert keys[2, 1] - keys[1, 1] == 10 * 86_400 * 10**9

@@ -57,7 +57,7 @@ KINDS = [(d, lik) for d in ("direct", "autoregressive") for lik in ("quantile", 
 @pytest.mark.parametrize(("decoder", "likelihood"), KINDS)
 def test_forecast_shapes_and_sorted_quantiles(decoder, likelihood):
     net = model(decoder, likelihood).eval()
-    quantiles = net.forecast(batch(), generator=torch.Generator().manual_seed(0))
+    quantiles = net.forecast(batch(), seed=0)
     assert quantiles.shape == (3, 4, 2, 3)
     assert torch.all(quantiles.diff(dim=-1) >= 0)
     output = net.train().loss(batch())
@@ -73,8 +73,8 @@ def test_forecast_never_reads_the_horizon_targets_or_past(decoder, likelihood):
     changed = {k: v.clone() for k, v in b.items()}
     changed["target"][:, 5:] += 100.0
     changed["past"][:, 5:] -= 100.0
-    first = net.forecast(b, generator=torch.Generator().manual_seed(1))
-    second = net.forecast(changed, generator=torch.Generator().manual_seed(1))
+    first = net.forecast(b, seed=1)
+    second = net.forecast(changed, seed=1)
     torch.testing.assert_close(first, second)
 
 
@@ -487,6 +487,25 @@ def test_autoregressive_gaussian_model_trains_and_predicts(tmp_path):
     table = predict(tmp_path, csv)
     assert len(table) == 3 and (table["q0.1"] <= table["q0.9"]).all()
     pd.testing.assert_frame_equal(predict(tmp_path, csv), table)  # sampled paths, yet the same forecast
+
+
+def test_gaussian_sample_paths_of_a_window_do_not_depend_on_its_batch(tmp_path):
+    """Predicting from a file cut at an origin gives the backtest's quantiles at that origin: each window's sample
+    paths come from the seed and the window (its series and the time of its last context step), not from the
+    windows beside it in a batch."""
+    data, frame = sine_set(n=120)
+    options = ForecastOptions(horizon=3, context_length=10)
+    model_options = {**TINY, "decoder": "autoregressive", "likelihood": "gaussian", "num_samples": 20}
+    backtest_options = BacktestOptions(test_fraction=0.25)
+    run_backtest(data, data.spec, options, model_options, FAST, tmp_path, backtest_options)
+    backtest = score(load(tmp_path), data, backtest_options, with_forecasts=True)["forecasts"]["quantiles"]
+    for row, origin in enumerate(range(90, 118, 3)):
+        csv = tmp_path / f"cut{origin}.csv"
+        frame[:origin].to_csv(csv, index=False)
+        table = predict(tmp_path, csv)
+        np.testing.assert_allclose(table[["q0.1", "q0.5", "q0.9"]].to_numpy(), backtest[row, :, 0], rtol=1e-5)
+    again = score(load(tmp_path), data, backtest_options, with_forecasts=True)["forecasts"]["quantiles"]
+    np.testing.assert_array_equal(again, backtest)  # and the same seed, the same forecast
 
 
 def test_real_daily_weather_backtest_beats_the_naive_forecasts(tmp_path):

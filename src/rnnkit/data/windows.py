@@ -8,7 +8,9 @@ of a later step reaches the model. Calendar features are already in [-1, 1] and 
 model sees and the horizon [t, t + H) it forecasts. A batch is a dict
 
 * ``target`` (N, L + H, C_y), ``past`` (N, L + H, C_p), ``future`` (N, L + H, C_f) — scaled;
-* ``series`` (N,) — the index of each window's series; ``origin`` (N,) — its t.
+* ``series`` (N,) — the index of each window's series; ``origin`` (N,) — its t;
+* ``key`` (N, 2) — what makes a window the same window in any file and batch: a hash of its series' id and
+  the time (ns) of its last context step (it seeds the window's sample paths, :meth:`ForecastModel.forecast`).
 
 The model reads ``past`` and ``target`` over the context only (their horizon part is what it must forecast,
 or does not know), and ``future`` over both.
@@ -16,6 +18,7 @@ or does not know), and ``future`` over both.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -107,14 +110,19 @@ class Windows:
         context: int,
         horizon: int,
         *,
+        keys: list[np.ndarray] | None = None,
         batch_size: int = 64,
         shuffle: bool = False,
         seed: int = 0,
     ) -> None:
+        """``keys``: each series' ``(n, 2)`` window keys (default: the series' index and the origin)."""
         offsets = np.cumsum([0] + [len(t) for t in tables[:-1]])
         self.table = torch.from_numpy(np.concatenate(tables)) if tables else torch.zeros(0, sum(sizes))
         self.series = torch.from_numpy(np.concatenate([np.full(len(o), i) for i, o in enumerate(origins)]))
         self.origin = torch.from_numpy(np.concatenate(origins).astype(np.int64))
+        if keys is None:
+            keys = [np.stack([np.full(len(o), i), o], axis=1) for i, o in enumerate(origins)]
+        self.key = torch.from_numpy(np.concatenate(keys).astype(np.int64).reshape(-1, 2))
         # row of the table where each window starts: its series' offset + t - L
         starts = [offset + o - context for offset, o in zip(offsets, origins, strict=True)]
         self.start = torch.from_numpy(np.concatenate(starts))
@@ -145,6 +153,7 @@ class Windows:
                 "future": rows[..., num_y + num_p :],
                 "series": self.series.index_select(0, chunk),
                 "origin": self.origin.index_select(0, chunk),
+                "key": self.key.index_select(0, chunk),
             }
 
 
@@ -164,7 +173,7 @@ def make_windows(
     Where t + H runs past the observed steps the horizon's targets are zeros: such windows are for
     forecasting, never for a loss.
     """
-    tables, kept = [], []
+    tables, kept, keys = [], [], []
     for series in series_set.series:
         chosen = np.asarray(origins(series), dtype=np.int64)
         if len(chosen) and chosen.min() < context:
@@ -172,9 +181,22 @@ def make_windows(
         steps = max(len(series), int(chosen.max()) + horizon if len(chosen) else 0)
         tables.append(scaled_table(series, series_set, scaler, steps))
         kept.append(chosen)
+        keys.append(window_keys(series, series_set.freq, chosen))
     first = series_set.series[0]
     sizes = (first.target.shape[1], first.past.shape[1], first.future.shape[1])
-    return Windows(tables, kept, sizes, context, horizon, batch_size=batch_size, shuffle=shuffle, seed=seed)
+    return Windows(tables, kept, sizes, context, horizon, keys=keys, batch_size=batch_size, shuffle=shuffle, seed=seed)
+
+
+def window_keys(series: Series, freq: str, origins: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` int64 keys of the windows at ``origins``: a hash of the series' id, and the time (ns) of each
+    window's last context step, t - 1. A file cut at an origin and the whole file give that window one key."""
+    digest = hashlib.blake2b(series.id.encode(), digest_size=8).digest()
+    times = series.times.as_unit("ns").asi8
+    beyond = int(origins.max()) - len(times) if len(origins) else 0  # last context steps past the observed ones
+    if beyond > 0:
+        times = np.concatenate([times, future_times(series, freq, beyond).as_unit("ns").asi8])
+    last = times[origins - 1]
+    return np.stack([np.full(len(origins), int.from_bytes(digest, "little", signed=True)), last], axis=1)
 
 
 def origins_between(first: int, last: int, *, stride: int = 1) -> np.ndarray:

@@ -62,6 +62,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -349,11 +350,14 @@ class ForecastModel(nn.Module):
         return {"loss": total_loss / count, "mae": total_error / count, "windows": count // c.horizon // c.num_targets}
 
     @torch.no_grad()
-    def forecast(self, batch: dict[str, Tensor], *, generator: torch.Generator | None = None) -> Tensor:
+    def forecast(self, batch: dict[str, Tensor], *, seed: int = 0) -> Tensor:
         """Quantiles of the horizon in scaled units, ``(N, H, C_y, Q)``, sorted along Q: the mean of the
         members' quantiles (a mean of sorted vectors stays sorted).
 
-        Only the context of ``target`` and ``past`` is read; ``future`` is read over context and horizon.
+        Only the context of ``target`` and ``past`` is read; ``future`` is read over context and horizon. The
+        autoregressive Gaussian decoder's sample paths of a window are drawn from ``seed`` and the window's
+        ``key`` (its series and time, :mod:`rnnkit.data.windows`) alone: the same window gets the same forecast
+        in any batch, from a file cut at its origin as in a backtest. A batch without keys numbers its windows.
         """
         c = self.config
         if c.decoder == "direct":
@@ -363,9 +367,18 @@ class ForecastModel(nn.Module):
             mean, std = self._split_gaussian(params)
             normal = torch.distributions.Normal(mean.unsqueeze(-1), std.unsqueeze(-1))
             return normal.icdf(self.levels.to(mean.dtype)).mean(dim=0)
-        return torch.stack([self._rollout(member, batch, generator) for member in self.members]).mean(dim=0)
+        streams = self._window_streams(batch, seed) if c.likelihood == "gaussian" else []
+        return torch.stack([self._rollout(member, batch, streams) for member in self.members]).mean(dim=0)
 
-    def _rollout(self, member: ForecastNetwork, batch: dict[str, Tensor], generator: torch.Generator | None) -> Tensor:
+    @staticmethod
+    def _window_streams(batch: dict[str, Tensor], seed: int) -> list[np.random.Generator]:
+        """One random stream per window, seeded by ``seed`` and the window's key; members draw from it in turn."""
+        keys = batch["key"].tolist() if "key" in batch else [[-1, n] for n in range(len(batch["target"]))]
+        # SeedSequence hashes the whole key (torch's generators keep 32 bits of a seed); it takes no negative
+        # entropy, so the int64 keys are read as unsigned
+        return [np.random.default_rng([seed, *(part % 2**64 for part in key)]) for key in keys]
+
+    def _rollout(self, member: ForecastNetwork, batch: dict[str, Tensor], streams: list[np.random.Generator]) -> Tensor:
         c = self.config
         L = c.context_length
         level = self._level(batch["target"])
@@ -377,6 +390,10 @@ class ForecastModel(nn.Module):
         last = y[:, -1:]  # -> (N, 1, C_y)
         last_past = past[:, L - 1 : L]
         samples = c.num_samples if c.likelihood == "gaussian" else 1
+        if c.likelihood == "gaussian":
+            # each window's standard normal draws from its own stream: (N, S, H, C_y) -> (S * N, H, C_y)
+            draws = [stream.standard_normal((samples, c.horizon, c.num_targets), np.float32) for stream in streams]
+            noise = torch.from_numpy(np.stack(draws)).transpose(0, 1).flatten(0, 1).to(y.device, y.dtype)
         if samples > 1:
             # S paths per window, as one big batch: (N, ...) -> (S * N, ...)
             last, last_past = last.repeat(samples, 1, 1), last_past.repeat(samples, 1, 1)
@@ -398,7 +415,7 @@ class ForecastModel(nn.Module):
                 last = quantiles[..., c.quantiles.index(0.5)].unsqueeze(1)
             else:
                 mean, std = self._split_gaussian(params)
-                draw = mean + std * torch.randn(mean.shape, generator=generator, device=mean.device)
+                draw = mean + std * noise[:, h]
                 steps.append(draw)
                 last = draw.unsqueeze(1)
         if c.likelihood == "quantile":

@@ -287,15 +287,15 @@ def train_forecaster(
 
 
 def forecast_windows(
-    model: ForecastModel, windows: Windows, scalers: list[tuple[np.ndarray, np.ndarray]]
+    model: ForecastModel, windows: Windows, scalers: list[tuple[np.ndarray, np.ndarray]], *, seed: int = 0
 ) -> np.ndarray:
-    """Quantiles ``(W, H, C_y, Q)`` in the data's units, for every window in order."""
+    """Quantiles ``(W, H, C_y, Q)`` in the data's units, for every window in order; sample paths (the
+    autoregressive Gaussian's) come from ``seed`` and each window's key: the same forecast every time."""
     device = model.levels.device
-    generator = torch.Generator(device=device).manual_seed(0)  # sample paths: the same forecast every time
     parts = []
     for batch in windows.batches(0):
         batch = {k: v.to(device) for k, v in batch.items()}
-        quantiles = model.forecast(batch, generator=generator).cpu().double().numpy()
+        quantiles = model.forecast(batch, seed=seed).cpu().double().numpy()
         num_y = quantiles.shape[2]
         mean = np.stack([scalers[i][0][:num_y] for i in batch["series"].tolist()])  # -> (N, C_y)
         std = np.stack([scalers[i][1][:num_y] for i in batch["series"].tolist()])
