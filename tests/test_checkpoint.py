@@ -1,6 +1,7 @@
 """Checkpoints: atomic writes, no pickles, and clear refusals of truncated, corrupt or mismatched files."""
 
 import json
+from collections import namedtuple
 
 import numpy as np
 import pytest
@@ -95,6 +96,19 @@ def test_nested_state_round_trips_without_pickle(tmp_path):
     fresh = torch.optim.AdamW(model.parameters())
     fresh.load_state_dict(loaded["optimizer"])
     assert torch.equal(fresh.state_dict()["state"][0]["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+
+
+def test_named_tuples_are_stored_by_their_fields_and_rebuilt_like_a_live_value(tmp_path):
+    Carry, Other = namedtuple("Carry", "h c"), namedtuple("Other", "h x")
+    layers = [Carry(torch.ones(2), torch.zeros(2)), Carry(torch.ones(3), torch.zeros(3))]  # one state per layer
+    checkpoint.save_state(tmp_path / "s.safetensors", {"carried": layers})
+    loaded = checkpoint.load_state(tmp_path / "s.safetensors")["carried"]
+    assert all(type(layer) is checkpoint.NamedFields and layer.fields == ("h", "c") for layer in loaded)
+    live = [Carry(torch.full((2,), 5.0), None), Carry(None, None)]  # only the structure is read
+    restored = checkpoint.restore_named(loaded, live, "s.safetensors")
+    assert all(type(layer) is Carry for layer in restored) and torch.equal(restored[1].h, torch.ones(3))
+    with pytest.raises(RnnkitError, match=r"fields \('h', 'c'\) where the model now gives Other"):
+        checkpoint.restore_named(loaded, [Other(None, None)] * 2, "s.safetensors")
 
 
 def test_truncated_resume_state_is_refused(tmp_path):

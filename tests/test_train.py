@@ -9,10 +9,11 @@ import sys
 import time
 from collections import namedtuple
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.testing import assert_close
 
 import rnnkit
@@ -400,6 +401,65 @@ def test_named_tuple_batches_reach_the_model_as_named_tuples(tmp_path):
     named = NamedBatches(data.x, data.y, data.batch_size)
     summary = Trainer(Named(), TrainConfig(epochs=1, quiet=True), tmp_path, named, named).fit()
     assert summary["steps"] == len(named)
+
+
+class Carry(NamedTuple):
+    h: Tensor
+    c: Tensor
+
+
+class CarryingStream(nn.Module):
+    """A stream model whose carried state is a named tuple, read by name; can raise Ctrl-C at a loss call."""
+
+    carries_state = True
+
+    def __init__(self, stop_at: int | None = None):
+        super().__init__()
+        self.cell, self.head = nn.LSTMCell(3, 4), nn.Linear(4, 1)
+        self.calls, self.stop_at, self.states = 0, stop_at, []
+
+    def loss(self, batch, state=None):
+        self.calls += 1
+        if self.calls == self.stop_at:
+            raise KeyboardInterrupt
+        self.states.append(type(state))
+        x, y = batch  # (N, T, 3), (N, T)
+        state = state or Carry(x.new_zeros(len(x), 4), x.new_zeros(len(x), 4))
+        h, c = state.h, state.c
+        outputs = []
+        for t in range(x.shape[1]):
+            h, c = self.cell(x[:, t], (h, c))
+            outputs.append(self.head(h)[:, 0])
+        return LossOutput(nn.functional.mse_loss(torch.stack(outputs, 1), y), y.numel(), Carry(h, c))
+
+
+class Stream:
+    def __len__(self):
+        return 6
+
+    def batches(self, epoch):
+        generator = torch.Generator().manual_seed(epoch)
+        for _ in range(6):
+            x = torch.randn(2, 3, 3, generator=generator)
+            yield x, x.sum(-1)
+
+
+def test_a_named_tuple_state_comes_back_from_a_resume_as_that_named_tuple(tmp_path):
+    config = TrainConfig(epochs=2, schedule="constant", learning_rate=0.05, checkpoint_every=1, quiet=True)
+    torch.manual_seed(0)
+    straight = CarryingStream()
+    Trainer(straight, config, tmp_path / "a", Stream()).fit()
+    torch.manual_seed(0)
+    summary = Trainer(CarryingStream(stop_at=4), config, tmp_path / "b", Stream()).fit()
+    assert summary["stopped_by"] == "interrupted"
+    saved = checkpoint.load_state(tmp_path / "b" / checkpoint.RESUME_FILE)["carried"]
+    assert saved.fields == ("h", "c")  # the names are stored (as JSON), the class is not
+    torch.manual_seed(123)
+    resumed = CarryingStream()
+    Trainer(resumed, config, tmp_path / "b", Stream()).fit(resume=True)
+    assert resumed.states[:2] == [type(None), Carry]  # the probe for the live structure, then the restored state
+    for a, b in zip(straight.parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_a_monitor_that_evaluate_does_not_return_is_refused(tmp_path):

@@ -153,7 +153,10 @@ def flatten_state(obj: Any, tensors: dict[str, torch.Tensor], prefix: str = "t")
         # JSON keys are strings: remember int keys (optimizer state is keyed by parameter index)
         return {"__dict__": [[k, flatten_state(v, tensors, prefix)] for k, v in obj.items()]}
     if isinstance(obj, tuple):
-        return {"__tuple__": [flatten_state(v, tensors, prefix) for v in obj]}
+        items = [flatten_state(v, tensors, prefix) for v in obj]
+        if hasattr(obj, "_fields"):  # a named tuple: its field names, not its class (see NamedFields)
+            return {"__tuple__": items, "__fields__": list(obj._fields)}
+        return {"__tuple__": items}
     if isinstance(obj, list):
         return [flatten_state(v, tensors, prefix) for v in obj]
     if obj is None or isinstance(obj, bool | int | float | str):
@@ -167,11 +170,58 @@ def unflatten_state(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
         if "__tensor__" in obj:
             return tensors[obj["__tensor__"]]
         if "__tuple__" in obj:
-            return tuple(unflatten_state(v, tensors) for v in obj["__tuple__"])
+            items = (unflatten_state(v, tensors) for v in obj["__tuple__"])
+            return NamedFields(items, obj["__fields__"]) if "__fields__" in obj else tuple(items)
         return {k: unflatten_state(v, tensors) for k, v in obj["__dict__"]}
     if isinstance(obj, list):
         return [unflatten_state(v, tensors) for v in obj]
     return obj
+
+
+class NamedFields(tuple):
+    """A named tuple as a checkpoint gives it back: its items, and its field names in ``fields``.
+
+    The class is not stored: named in a file it would have to be imported, which runs code. The reader that
+    needs it back takes it from a live value of the same structure (:func:`restore_named`).
+    """
+
+    fields: tuple[str, ...]
+
+    def __new__(cls, items, fields) -> NamedFields:
+        named = super().__new__(cls, items)
+        named.fields = tuple(fields)
+        return named
+
+
+def holds_named(obj: Any) -> bool:
+    """Whether a loaded state holds any :class:`NamedFields`."""
+    if isinstance(obj, NamedFields):
+        return True
+    if isinstance(obj, dict):
+        return any(holds_named(v) for v in obj.values())
+    return isinstance(obj, tuple | list) and any(holds_named(v) for v in obj)
+
+
+def restore_named(saved: Any, live: Any, source: Path | str) -> Any:
+    """``saved`` with each :class:`NamedFields` made the named tuple at the same place in ``live`` (a value of
+    that structure made now, such as the state a model returns), which must have the same fields."""
+    if isinstance(saved, NamedFields):
+        if getattr(live, "_fields", None) != saved.fields or len(live) != len(saved):
+            raise RnnkitError(
+                f"{source} holds a named tuple with fields {saved.fields} where the model now gives "
+                f"{type(live).__name__}; resume with the model (and code) that wrote it."
+            )
+        return type(live)(*(restore_named(s, v, source) for s, v in zip(saved, live, strict=True)))
+    if isinstance(saved, dict) and isinstance(live, dict):
+        return {k: restore_named(v, live.get(k), source) for k, v in saved.items()}
+    if isinstance(saved, tuple | list) and isinstance(live, tuple | list) and len(saved) == len(live):
+        return type(saved)(restore_named(s, v, source) for s, v in zip(saved, live, strict=True))
+    if holds_named(saved):
+        raise RnnkitError(
+            f"{source} holds a carried state of another structure than the model now gives; resume with the "
+            "model (and code) that wrote it."
+        )
+    return saved
 
 
 def save_state(path: Path | str, state: dict[str, Any]) -> None:

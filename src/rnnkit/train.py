@@ -4,7 +4,9 @@ The trainer only uses the task-model contract (../shared/DESIGN.md):
 
 * ``model.loss(batch)`` -> :class:`LossOutput` (mean loss, the units it averages over, optional state);
   a model with ``carries_state = True`` is called as ``model.loss(batch, state)`` and its state is carried
-  from batch to batch, detached at each edge (truncated BPTT over a stream);
+  from batch to batch, detached at each edge (truncated BPTT over a stream). A checkpoint stores a named tuple
+  in that state by its field names, not its class; a resume takes the class from the state the model returns
+  for the next batch from a fresh start (one forward pass without gradients, the generators put back);
 * ``model.evaluate(data)`` -> dict of metrics, lower ``monitor`` is better;
 * optionally ``model.parameter_groups()`` -> the optimizer's groups, each ``{"params": [...]}`` with an
   optional ``"lr_scale"`` (e.g. a smaller rate for tensors copied from a pretrained model);
@@ -343,8 +345,19 @@ class Trainer:
             seed_everything(self._rank_seed() + state["position"]["step"])
         if self.scaler is not None and state.get("scaler"):
             self.scaler.load_state_dict(state["scaler"])
-        self.carried = distributed.scatter_state(to_device(state["carried"], self.device), self.dist)
         self.position = Position(**state["position"])
+        carried = state["carried"]
+        if checkpoint.holds_named(carried):  # stored as field names: the classes come from the model's own state
+            carried = checkpoint.restore_named(carried, self._live_state(), path)
+        self.carried = distributed.scatter_state(to_device(carried, self.device), self.dist)
+
+    def _live_state(self) -> Any:
+        """The state the model carries out of the next batch from a fresh start: a forward pass without gradients,
+        the generators put back after it, for the structure (named tuples) of a resumed carried state."""
+        batch, _ = next(islice(self.shard.batches(self.position.epoch), self.position.batch, None))
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.no_grad(), torch.random.fork_rng(devices), precision.autocast(self.config.precision, self.device):
+            return self.model.loss(to_device(batch, self.device), None).state
 
     def save_best(self) -> None:
         if self.is_main:
