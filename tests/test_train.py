@@ -278,6 +278,30 @@ def test_a_fresh_run_interrupted_before_its_first_checkpoint_resumes_without_the
     assert checkpoint.read_config(tmp_path)["task"] == "new"
 
 
+def test_a_replaced_run_takes_rnnkits_files_along_after_the_new_runs_first_checkpoint_and_no_other(tmp_path):
+    config = TrainConfig(epochs=1, quiet=True)
+    Trainer(Regression(), config, tmp_path, regression_data(), regression_data(), run_config={"task": "old"}).fit()
+    artefacts = ["report.html", "confusion.png", "backtest.json", "inspect/unfolded.png", "inspect/states-layer-0.svg"]
+    mine = ["notes.txt", "report.html.bak", "forecast.png", "inspect/sketch.txt"]  # not names rnnkit writes
+    for name in artefacts + mine:
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_text("the old run")
+
+    class FailsAtStart(Regression):
+        validate_start = True
+
+        def evaluate(self, data):
+            raise RuntimeError("no validation")
+
+    with pytest.raises(RuntimeError):  # a new run that fails before its first checkpoint changes nothing
+        Trainer(FailsAtStart(), config, tmp_path, regression_data(), regression_data()).fit()
+    assert all((tmp_path / name).is_file() for name in [*artefacts, "metrics.json"])
+    Trainer(Regression(), config, tmp_path, regression_data(), regression_data(), run_config={"task": "new"}).fit()
+    assert not any((tmp_path / name).exists() for name in artefacts), sorted(tmp_path.rglob("*"))
+    assert all((tmp_path / name).read_text() == "the old run" for name in mine)
+    assert checkpoint.read_json(tmp_path / "metrics.json")["steps"] == 8  # the new run's own
+
+
 def test_a_start_worth_keeping_is_validated_and_kept_unless_training_beats_it(tmp_path):
     class Fitted(Regression):
         validate_start = True  # starts at the exact solution, as a forecaster starts at its ridge fit

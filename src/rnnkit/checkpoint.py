@@ -9,6 +9,9 @@ A run directory holds::
                              tensors as tensors, the nesting as JSON in the file's metadata (one file, so
                              a crash can never pair new tensors with an old structure)
     metrics.json, log.csv    written by the trainer
+    loss.png, report.html, inspect/, confusion.png, backtest.json, ...
+                             written by the task and by other rnnkit commands (ARTEFACTS): a run replaced by a
+                             fresh one takes them along (:func:`remove_artefacts`), and nothing else
 
 Nothing here unpickles or executes anything from a file: a checkpoint is data. Truncated, corrupt or
 mismatched files are refused with a :class:`RnnkitError` that names the file.
@@ -16,6 +19,7 @@ mismatched files are refused with a :class:`RnnkitError` that names the file.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import json
 import math
@@ -38,6 +42,15 @@ CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TRAINER_DIR = "trainer_state"
 RESUME_FILE = "trainer_state/resume.safetensors"
+RUN_MARKS = (CONFIG_FILE, WEIGHTS_FILE, RESUME_FILE)  # a directory holding one of these holds a run
+# what rnnkit writes into a run directory at fixed names besides the checkpoint (the trainer, the tasks' training,
+# `report`, `classify eval`, `forecast backtest`, `export`, `inspect`): each describes the run it sits beside.
+# Only these go with a replaced run; the names are exact (patterns only inside inspect/, which rnnkit names)
+ARTEFACTS = ("metrics.json", "loss.png", "report.html", "backtest.json", "confusion.png", "confusion-eval.png",
+             "model.onnx")  # fmt: skip
+INSPECT_DIR = "inspect"
+INSPECT_ARTEFACTS = ("input.json", "unfolded.png", "unfolded.svg", "gradient-flow.png", "gradient-flow.svg",
+                     "states-*.png", "states-*.svg")  # fmt: skip
 
 
 # --- atomic files ------------------------------------------------------------------------------------------
@@ -110,6 +123,33 @@ def read_json(path: Path | str) -> Any:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+# --- run directories -------------------------------------------------------------------------------------
+
+
+def holds_run(directory: Path | str) -> bool:
+    """Whether ``directory`` holds a run: its config, weights or resume state."""
+    return any((Path(directory) / mark).exists() for mark in RUN_MARKS)
+
+
+def remove_artefacts(directory: Path | str) -> list[Path]:
+    """Remove the files other rnnkit commands wrote beside a run (:data:`ARTEFACTS`, rnnkit's pictures in
+    ``inspect/``, which goes too once empty) and return them; any other file stays where it is."""
+    directory = Path(directory)
+    removed = [directory / name for name in ARTEFACTS if (directory / name).is_file()]
+    inspect = directory / INSPECT_DIR
+    if inspect.is_dir():
+        removed += [
+            path
+            for path in sorted(inspect.iterdir())
+            if path.is_file() and any(fnmatch.fnmatchcase(path.name, pattern) for pattern in INSPECT_ARTEFACTS)
+        ]
+    for path in removed:
+        path.unlink(missing_ok=True)
+    if inspect.is_dir() and not any(inspect.iterdir()):
+        inspect.rmdir()
+    return removed
 
 
 # --- tensors -----------------------------------------------------------------------------------------------

@@ -373,11 +373,13 @@ class Trainer:
         """Train until the epochs, the time budget or early stopping end it; return the summary."""
         config = self.config
         self.out.mkdir(parents=True, exist_ok=True)
+        replacing = False  # a fresh run where another was (--overwrite)
         if resume:
             self.resume()
         else:
             seed_everything(self._rank_seed())
             if self.is_main:
+                replacing = checkpoint.holds_run(self.out)
                 (self.out / "log.csv").unlink(missing_ok=True)  # a fresh run's curve starts fresh
                 # and so does its model: a replaced run's (--overwrite) config.json and weights, left until this
                 # run's first validation, would be what --resume rebuilds (another task's, another vocabulary)
@@ -391,6 +393,10 @@ class Trainer:
             if getattr(self.model, "validate_start", False) and self.valid_data is not None:
                 self._validate(None)  # step 0: training has to beat the start to replace it
             self.save_resume_state()  # an interrupted run always has a checkpoint to go back to
+            if replacing:
+                # the old run's report, plots and scores would describe it beside this one; they go once this
+                # run has a checkpoint of its own (a run that fails before one leaves them as they were)
+                checkpoint.remove_artefacts(self.out)
         reason = "epochs"
         units, units_start = 0, time.perf_counter()
         restore_handler = self._catch_stop_signals()

@@ -185,6 +185,22 @@ def test_training_again_into_a_run_is_refused_and_keeps_it(trained, weather):
     assert (out / "model.safetensors").read_bytes() == weights
 
 
+def test_overwrite_takes_the_old_runs_files_along_and_leaves_the_users(weather, tmp_path):
+    run = tmp_path / "run"
+    args = ["--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(run), *TINY]
+    assert runner.invoke(app, ["forecast", "backtest", *args]).exit_code == 0
+    assert runner.invoke(app, ["inspect", str(run), "--csv", str(weather), "--svg"]).exit_code == 0
+    pictures = sorted((run / "inspect").glob("*.svg"))
+    assert (run / "backtest.json").is_file() and pictures
+    (run / "notes.txt").write_text("mine")
+    (run / "inspect" / "notes.txt").write_text("mine too")
+    result = runner.invoke(app, ["forecast", "train", *args, "--overwrite"])
+    assert result.exit_code == 0, result.output
+    # the old run's score and pictures, which no longer describe the run beside them
+    assert not (run / "backtest.json").exists() and not any(path.exists() for path in pictures)
+    assert (run / "notes.txt").read_text() == "mine" and (run / "inspect" / "notes.txt").read_text() == "mine too"
+
+
 def test_paths_that_cannot_be_written_give_one_line(trained, weather):
     out, _ = trained
     args = ["forecast", "train", "--csv", str(weather), *COLUMNS, "--horizon", "5", *TINY]

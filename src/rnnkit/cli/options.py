@@ -158,8 +158,7 @@ def check_out(out: Path, *, replace: bool, resume: bool = False, can_resume: boo
         raise RnnkitError(f"nothing to resume in {out}: it has no {checkpoint.RESUME_FILE}; train without --resume.")
     if replace:
         return
-    marks = (checkpoint.CONFIG_FILE, checkpoint.WEIGHTS_FILE, checkpoint.RESUME_FILE)
-    if any((out / mark).exists() for mark in marks):
+    if checkpoint.holds_run(out):
         continue_it = "pass --resume to continue it, " if can_resume else "pass "
         raise RnnkitError(f"{out} already holds a run; {continue_it}--overwrite to replace it, or give another --out.")
 
