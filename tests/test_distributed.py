@@ -29,8 +29,8 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def run_workers(out: Path, epochs: int, *flags: str, world_size: int = 2) -> None:
-    """``world_size`` worker processes with the variables torchrun gives them."""
+def run_workers(out: Path, epochs: int, *flags: str, world_size: int = 2) -> list[str]:
+    """``world_size`` worker processes with the variables torchrun gives them; returns what each wrote to stderr."""
     env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
     env.update(RNNKIT_NO_NATIVE="1", OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()))
     command = [sys.executable, str(SCRIPT), str(out), str(epochs), *flags]
@@ -39,9 +39,12 @@ def run_workers(out: Path, epochs: int, *flags: str, world_size: int = 2) -> Non
                          stderr=subprocess.PIPE, text=True)
         for r in range(world_size)
     ]  # fmt: skip
+    stderrs = []
     for worker in workers:
         _, stderr = worker.communicate(timeout=300)
         assert worker.returncode == 0, stderr
+        stderrs.append(stderr)
+    return stderrs
 
 
 def weights(out: Path) -> dict:
@@ -87,6 +90,36 @@ def test_ctrl_c_on_one_rank_stops_all_and_one_process_resumes_to_the_same_weight
         assert all(t.shape[-2] == 4 for layer in carried for t in layer)
     fixture.train(runs / "interrupted" / kind, kind, 2, resume=True)
     assert_same_weights(runs / "one-2" / kind, runs / "interrupted" / kind)
+
+
+def tail_reached(kind: str) -> list[bool]:
+    """Whether each rank's part of each batch of epoch 0 has a target in the adaptive softmax's tail cluster."""
+    _, train_data, _, _ = fixture.build(kind)
+    tail = fixture.ADAPTIVE_CUTOFFS[0]
+    return [bool((y >= tail).any()) for rank in range(2) for _, y in train_data.shard(rank, 2).batches(0)]
+
+
+def test_a_tied_adaptive_softmax_trains_on_two_processes_without_ddps_no_unused_parameters_warning(tmp_path):
+    """Tied to the input embedding, which runs every band (an empty one too), every tail weight has a gradient at
+    every step, even when a rank's batch has no target in the tail: DDP needs no search for unused parameters,
+    which would warn once per rank that it found none."""
+    reached = tail_reached("adaptive")
+    assert any(reached) and not all(reached)
+    stderrs = run_workers(tmp_path / "two", 1, "--kind", "adaptive")
+    assert not any("find_unused_parameters" in stderr for stderr in stderrs), stderrs
+    fixture.train(tmp_path / "one" / "adaptive", "adaptive", 1)
+    assert_same_weights(tmp_path / "one" / "adaptive", tmp_path / "two" / "adaptive")
+
+
+def test_an_untied_adaptive_softmax_skips_the_tail_at_some_steps_and_two_processes_still_agree_with_one(tmp_path):
+    """Untied, a step whose rank's batch has no target in the tail leaves the tail without a gradient there: DDP
+    looks for such parameters (and may say once that a step had none), and the ranks still reach one process's
+    weights (a tail no rank reached keeps no gradient, as alone)."""
+    reached = tail_reached("adaptive-untied")
+    assert any(reached) and not all(reached)
+    run_workers(tmp_path / "two", 1, "--kind", "adaptive-untied")
+    fixture.train(tmp_path / "one" / "adaptive-untied", "adaptive-untied", 1)
+    assert_same_weights(tmp_path / "one" / "adaptive-untied", tmp_path / "two" / "adaptive-untied")
 
 
 def test_a_batch_is_cut_into_uneven_rows_weighted_to_the_global_mean():

@@ -209,13 +209,17 @@ class _LossCall(nn.Module):
 def data_parallel(model: nn.Module, context: Context, device: torch.device) -> nn.Module | None:
     """``model.loss`` wrapped in :class:`DistributedDataParallel` (None when training alone).
 
-    A model whose loss may leave parameters without a gradient (an adaptive softmax skips the clusters a
-    batch has no targets in) says so with ``may_skip_parameters = True``: DDP then looks for them each step
-    (one walk over the autograd graph) instead of waiting for their gradients forever.
+    A model whose loss may leave parameters without a gradient in some steps (an untied adaptive softmax skips
+    the clusters a batch has no targets in) says so with ``may_skip_parameters = True``: DDP then looks for them
+    each step (one walk over the autograd graph) instead of waiting for their gradients forever. Only such a model:
+    DDP warns (once per rank, from C++, where no Python filter reaches) when a step where it looked found none.
     """
     if not context.enabled:
         return None
     stateful = getattr(model, "carries_state", False)
     device_ids = [device.index] if device.type == "cuda" else None
+    # the search is needed where parameters go unused in some steps and not in others; at a step where none did,
+    # DDP says once that it found none, which for such a model is the false positive its message allows for, and
+    # is left to say so (the flag cannot be switched per step, and a filter on the C++ log would hide the rest)
     skips = bool(getattr(model, "may_skip_parameters", False))
     return DistributedDataParallel(_LossCall(model, stateful), device_ids=device_ids, find_unused_parameters=skips)

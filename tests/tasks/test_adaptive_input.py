@@ -89,3 +89,14 @@ def test_the_tied_model_trains_and_generates():
     assert loss.item() < 0.35 * first  # (a 1-dimensional last cluster, E / 16, keeps it above zero)
     assert len(list(model.eval().generate([0, 1], 5, generator=torch.Generator().manual_seed(0)))) == 5
     assert not any(isinstance(m, nn.Embedding) for m in model.modules())
+
+
+def test_a_batch_without_tail_tokens_leaves_a_tail_gradient_only_when_tied():
+    """Tied, the embedding runs every band, so each weight has a gradient at every step and DDP need not look for
+    unused ones; untied, the softmax skips a cluster no target falls in (``may_skip_parameters``)."""
+    ids = torch.tensor([[0, 1, 2, 3, 4, 5]])  # the shortlist only
+    for tie_weights in (True, False):
+        model = tied_model(tie_weights=tie_weights)
+        model.loss((ids[:, :-1], ids[:, 1:])).loss.backward()
+        without = [name for name, p in model.named_parameters() if p.grad is None]
+        assert model.may_skip_parameters == (not tie_weights) == bool(without), without

@@ -44,7 +44,8 @@ class TiedAdaptiveEmbedding(nn.Module):
         flat = ids.reshape(-1)
         out = self.head.weight.new_zeros(flat.shape[0], self.embedding_dim)
         for index, (low, high) in enumerate(zip(self.edges[:-1], self.edges[1:], strict=True)):
-            # no shortcut for an empty band: a traced graph (ONNX export) must hold every band
+            # no shortcut for an empty band: a traced graph (ONNX export) must hold every band, and every tail weight
+            # then has a gradient at every step, so DDP need not look for unused ones (LanguageModel)
             rows = ((flat >= low) & (flat < high)).nonzero().squeeze(1)
             local = flat[rows] - low
             if index == 0:

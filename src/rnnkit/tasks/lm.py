@@ -100,8 +100,11 @@ class LanguageModel(nn.Module):
     def __init__(self, config: LanguageModelConfig) -> None:
         super().__init__()
         self.config = config
-        self.may_skip_parameters = bool(config.adaptive_cutoffs)  # a batch may not reach every cluster (DDP)
         tied_adaptive = bool(config.adaptive_cutoffs) and config.tie_weights
+        # (DDP) the adaptive softmax skips a tail cluster that no target of the batch falls in, so its weights may go
+        # without a gradient in a step; tied, they are the input embedding's too, which runs every band, an empty one
+        # as well (TiedAdaptiveEmbedding), so each has a gradient (zeros) at every step and none can be skipped
+        self.may_skip_parameters = bool(config.adaptive_cutoffs) and not tied_adaptive
         if not tied_adaptive:
             self.embedding = nn.Embedding(config.vocab_size, config.embedding_size)
         layers = []
