@@ -78,3 +78,11 @@ def test_a_window_keeps_its_key_in_a_cut_or_shifted_file():
     assert next(alone.batches(0))["key"].tolist() == [keys[1].tolist()]
     # past the observed end (a forecast window) the time comes from the grid
     assert keys[2, 1] - keys[1, 1] == 10 * 86_400 * 10**9
+
+
+def test_windows_on_integer_steps_are_keyed_by_the_step():
+    """On a step index (0, 5, 10, ...) the key's time is the step itself, past the observed end too."""
+    table = pd.DataFrame({"t": np.arange(0, 100, 5), "y": np.arange(20.0), "rain": np.zeros(20)})
+    data = series_from_frame(table, SeriesSpec("t", ("y",), covariates=("rain",)))
+    keys = next(make_windows(data, Scaler.fit(data), 4, 3, lambda s: np.asarray([6, 22])).batches(0))["key"]
+    assert keys[:, 1].tolist() == [25, 105]  # the last context steps: 5 * 5 and, two steps past 95, 105
