@@ -7,8 +7,9 @@ returns what its ``*_backward`` needs; :mod:`rnnkit.kernels.recurrence` wraps th
 Conventions (both implementations): packed rows as in ``torch``'s ``PackedSequence``: sequences sorted longest
 first, step ``t`` has ``batch_sizes[t]`` active sequences, stored in rows ``[o_t, o_t + batch_sizes[t])`` of the
 ``(T, ·)`` inputs and outputs (:math:`o_t` the sum of earlier batch sizes); ended sequences keep their state.
-``rmask`` ``(N, H)`` multiplies ``h`` before ``W_hh``; a zoneout mask ``(T, H)`` is 1 where a unit
-keeps its previous value, :math:`h_t = d \odot h_{t-1} + (1 - d) \odot \tilde h_t`, so
+``rmask`` ``(N, H)`` multiplies ``h`` before ``W_hh``; a zoneout mask holds the keep weight :math:`d` of
+:math:`h_t = d \odot h_{t-1} + (1 - d) \odot \tilde h_t`: ``(T, H)``, 1 where a unit keeps its previous value, in
+training, or a 0-dim :math:`p` at evaluation (the expectation; see :mod:`rnnkit.kernels.packed_steps`), so
 :math:`\partial h_{t-1} \mathrel{+}= d \odot \partial h_t` and :math:`\partial \tilde h_t = (1 - d) \odot \partial h_t`.
 
 Backward equations per step, with :math:`\delta` the gradient reaching :math:`\tilde h_t` (and :math:`\tilde c_t`):

@@ -2,8 +2,11 @@ r"""The step-by-step pieces both pure-PyTorch loops share (:mod:`rnnkit.kernels.
 :mod:`rnnkit.kernels.layer_norm_loops`): walking packed rows, the recurrent product and its gradient, masks.
 
 Packed rows as in ``torch``'s ``PackedSequence``: step ``t`` holds ``batch_sizes[t]`` active sequences in rows
-``[o_t, o_t + batch_sizes[t])``, :math:`o_t` the sum of earlier batch sizes. A zoneout mask is 1 where a unit keeps
-its previous value.
+``[o_t, o_t + batch_sizes[t])``, :math:`o_t` the sum of earlier batch sizes.
+
+A zoneout mask holds each unit's keep weight :math:`d` in :math:`h_t = d \odot h_{t-1} + (1 - d) \odot \tilde h_t`:
+``(T, H)``, 1 where a unit keeps its previous value and 0 where it takes the new one, in training; a 0-dim
+:math:`p` at evaluation, the noise's expectation, the same for every unit and step.
 """
 
 from __future__ import annotations
@@ -38,16 +41,21 @@ def back_into(d_prev: Tensor, d_gh: Tensor, rmask: Tensor | None, w_hh: Tensor) 
 
 
 def mask_rows(mask: Tensor | None, row: int, bs: int) -> Tensor | None:
-    return None if mask is None else mask[row : row + bs]
+    """The mask's rows for the step whose packed rows start at ``row``; a 0-dim mask is every step's."""
+    return mask if mask is None or mask.dim() == 0 else mask[row : row + bs]
 
 
 def zoneout(keep: Tensor | None, old: Tensor, new: Tensor) -> Tensor:
-    return new if keep is None else torch.where(keep != 0, old, new)
+    r""":math:`d \odot h_{t-1} + (1 - d) \odot \tilde h_t`, with :math:`d` = ``keep``."""
+    if keep is None:
+        return new
+    # lerp(new, old, d) is that blend, and it returns old or new exactly where d is 1 or 0 (a training mask)
+    return torch.lerp(new, old, keep)
 
 
 def split_grad(keep: Tensor | None, grad: Tensor) -> tuple[Tensor, Tensor | float]:
-    """``(gradient to the new value, gradient passed straight to the old one)`` under zoneout."""
+    r"""``(gradient to the new value, gradient passed straight to the old one)`` under zoneout:
+    :math:`((1 - d) \odot g,\ d \odot g)`."""
     if keep is None:
         return grad, 0.0
-    kept = keep != 0
-    return grad.masked_fill(kept, 0), grad.masked_fill(~kept, 0)
+    return grad * (1 - keep), grad * keep

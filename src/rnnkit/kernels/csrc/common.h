@@ -94,6 +94,77 @@ inline T tanh_by_exp(T x) {
   return T(2) * sigmoid(T(2) * x) - T(1);
 }
 
+// Zoneout, h_t = d h_{t-1} + (1 - d) h~_t (c alike), with d a unit's keep weight. In training d comes from a mask,
+// 0 or 1, and the loops select (SelectMask); at evaluation d is the zoneout probability p, where the paper uses the
+// noise's expectation, and they blend (Expectation). Each loop is compiled for both (with_zoneout_kind), so the
+// training code is the select alone: with the blend's arithmetic beside it, -ffast-math let gcc re-associate the
+// new value's and the gradients' arithmetic, and training results moved in their last bits.
+using SelectMask = std::false_type;
+using Expectation = std::true_type;
+
+template <typename Kind, typename T>
+inline T zoneout(Kind, T d, T old, T fresh) {
+  if constexpr (Kind::value) {
+    return d * old + (T(1) - d) * fresh;
+  } else {
+    return d != T(0) ? old : fresh;
+  }
+}
+
+// its gradient: (1 - d) g reaches the new value h~_t ...
+template <typename Kind, typename T>
+inline T zoneout_grad_new(Kind, T d, T g) {
+  if constexpr (Kind::value) {
+    return (T(1) - d) * g;
+  } else {
+    return d != T(0) ? T(0) : g;
+  }
+}
+
+// ... and d g the old one, h_{t-1}
+template <typename Kind, typename T>
+inline T zoneout_grad_old(Kind, T d, T g) {
+  if constexpr (Kind::value) {
+    return d * g;
+  } else {
+    return d != T(0) ? g : T(0);
+  }
+}
+
+// The keep weights d of each step, from a zoneout mask as the loops get it: a training mask (T, H) of 0 and 1, read
+// at the step's packed rows; at evaluation a 0-dim p, the same for every unit and step, spread once over (N, H)
+// (not a (T, H) copy); without zoneout zeros, the new value everywhere.
+class ZoneoutWeights {
+ public:
+  ZoneoutWeights(const Opt& mask, int64_t N, int64_t H, const at::TensorOptions& options)
+      : per_step_(mask && mask->dim() > 0),
+        expectation_(mask && mask->dim() == 0),
+        values_(per_step_ ? mask->contiguous()
+                          : (mask ? mask->to(options).expand({N, H}).contiguous() : at::zeros({N, H}, options))) {}
+
+  // the weights of the step whose rows start at packed row `row`, indexed by batch row n as n * H + j
+  template <typename T>
+  const T* step(int64_t row, int64_t H) const {
+    return values_.data_ptr<T>() + (per_step_ ? row * H : 0);
+  }
+
+  bool expectation() const { return expectation_; }
+
+ private:
+  bool per_step_, expectation_;
+  Tensor values_;
+};
+
+// f(SelectMask{}) or f(Expectation{}), as `keep` holds (an LSTM's h and c weights are of one kind)
+template <typename F>
+void with_zoneout_kind(const ZoneoutWeights& keep, const F& f) {
+  if (keep.expectation()) {
+    f(Expectation{});
+  } else {
+    f(SelectMask{});
+  }
+}
+
 inline Sizes offsets_of(const Sizes& batch_sizes) {
   Sizes offsets(batch_sizes.size() + 1, 0);
   for (size_t t = 0; t < batch_sizes.size(); ++t) offsets[t + 1] = offsets[t] + batch_sizes[t];
