@@ -157,6 +157,11 @@ def test_unbatched_input_as_torch(kind):
         lambda: GRU(3, 5, num_layers=2),
         lambda: LSTM(3, 5, num_layers=2, layer_norm=True),
         lambda: GRU(3, 5, layer_norm=True),
+        # zoneout's expectation at eval, step by step as over the sequence
+        lambda: RNN(3, 5, num_layers=2, zoneout=0.3),
+        lambda: LSTM(3, 5, num_layers=2, zoneout=0.3),
+        lambda: GRU(3, 5, num_layers=2, zoneout=0.3),
+        lambda: LSTM(3, 5, num_layers=2, layer_norm=True, zoneout=0.3),
     ],
 )
 def test_step_api_equals_full_sequence(make):
@@ -266,13 +271,106 @@ def test_trace_covers_every_layer_and_direction():
     assert_close(trace["l1_reverse"]["c"][0], c_n[3])
 
 
-def test_recurrent_dropout_and_zoneout_are_identity_at_eval():
+def test_recurrent_dropout_is_identity_at_eval():
     plain = LSTM(3, 4, num_layers=2)
-    extras = LSTM(3, 4, num_layers=2, recurrent_dropout=0.3, zoneout=0.2)
+    extras = LSTM(3, 4, num_layers=2, recurrent_dropout=0.3)
     extras.load_state_dict(plain.state_dict())
     x = torch.randn(6, 2, 3)
     assert_close(extras.eval()(x), plain.eval()(x))
     assert not torch.allclose(extras.train()(x)[0], plain(x)[0])
+
+
+# --- zoneout at eval: the expectation of its noise, on every path -------------------------------------------
+
+ZONEOUT = 0.3
+ZONEOUT_LAYERS = {
+    "rnn_tanh": lambda **kw: RNN(3, 4, **kw),
+    "rnn_relu": lambda **kw: RNN(3, 4, nonlinearity="relu", **kw),
+    "gru": lambda **kw: GRU(3, 4, **kw),
+    "lstm": lambda **kw: LSTM(3, 4, **kw),
+    "layer_norm_lstm": lambda **kw: LSTM(3, 4, layer_norm=True, **kw),
+    "layer_norm_gru": lambda **kw: GRU(3, 4, layer_norm=True, **kw),
+    "lstm_proj": lambda **kw: LSTM(3, 4, proj_size=2, **kw),
+}
+ZONEOUT_CONFIGS = {
+    "plain": ({}, None),
+    "stacked_bidirectional_lengths": ({"num_layers": 2, "bidirectional": True}, [5, 2, 4]),
+}
+
+
+def zoneout_expectation(layer, x, lengths, p):
+    r"""The layer at eval written from the paper's equation, one sequence at a time: per layer and direction,
+    :math:`h_t = p\, h_{t-1} + (1 - p)\, \tilde h_t` with :math:`\tilde h_t` the cell's step (``c`` alike); a
+    sequence runs its own length (backwards for the reverse direction), padded steps emit zeros, and ``h_n`` is
+    the state after its last step."""
+    num_steps, batch = x.shape[:2]
+    lengths = [num_steps] * batch if lengths is None else lengths
+    finals = []
+    for layer_index in range(layer.num_layers):
+        outputs = []
+        for direction in range(layer.num_directions):
+            cell = layer.cells[layer_index * layer.num_directions + direction]
+            rows, sequence_finals = [], []
+            for n, length in enumerate(lengths):
+                state = parts(cell.init_state(1, dtype=x.dtype))
+                h_steps = [None] * num_steps
+                for t in reversed(range(length)) if direction else range(length):
+                    new = parts(cell(x[t, n : n + 1], state if len(state) > 1 else state[0]))
+                    state = tuple(p * old + (1 - p) * fresh for old, fresh in zip(state, new, strict=True))
+                    h_steps[t] = state[0][0]
+                zeros = x.new_zeros(state[0].shape[-1])
+                rows.append(torch.stack([zeros if h is None else h for h in h_steps]))  # (L, H_out)
+                sequence_finals.append(state)
+            outputs.append(torch.stack(rows, dim=1))  # -> (L, N, H_out)
+            finals.append(tuple(torch.cat(part) for part in zip(*sequence_finals, strict=True)))
+        x = torch.cat(outputs, dim=-1)  # -> (L, N, D*H_out)
+    h_n = tuple(torch.stack(part) for part in zip(*finals, strict=True))
+    return x, h_n if len(h_n) > 1 else h_n[0]
+
+
+def run_path(layer, x, lengths, path, monkeypatch):
+    """The layer's forward on one path: its own choice, the pure-PyTorch loops instead of native ones, or the
+    reference unroll of its cells (a trace forces that)."""
+    if path == "python_loops":
+        monkeypatch.setenv("RNNKIT_NO_NATIVE", "1")
+    result = layer(x, lengths=lengths, return_trace=path == "unroll")
+    monkeypatch.delenv("RNNKIT_NO_NATIVE", raising=False)
+    return result[0], result[1]
+
+
+@pytest.mark.parametrize("path", ["auto", "python_loops", "unroll"])
+@pytest.mark.parametrize("config", ZONEOUT_CONFIGS)
+@pytest.mark.parametrize("kind", ZONEOUT_LAYERS)
+def test_zoneout_at_eval_is_the_expectation_in_values_and_gradients(kind, config, path, monkeypatch):
+    options, lengths = ZONEOUT_CONFIGS[config]
+    torch.manual_seed(0)
+    layer = ZONEOUT_LAYERS[kind](zoneout=ZONEOUT, dtype=torch.float64, **options).eval()
+    x = torch.randn(5, 3, 3, dtype=torch.float64, requires_grad=True)
+    output, h_n = run_path(layer, x, None if lengths is None else torch.tensor(lengths), path, monkeypatch)
+    expected_output, expected_h_n = zoneout_expectation(layer, x, lengths, ZONEOUT)
+    tight = {"atol": 1e-12, "rtol": 1e-12}
+    assert_close(output, expected_output, **tight)
+    assert_close(h_n, expected_h_n, **tight)
+    # gradients at eval: autograd through the equation, uneven weights so a wrong state gradient shows
+    weights = [torch.randn_like(t) for t in (output, *parts(h_n))]
+
+    def grads(out, h):
+        loss = sum((w * t).sum() for w, t in zip(weights, (out, *parts(h)), strict=True))
+        return torch.autograd.grad(loss, [x, *layer.parameters()])
+
+    assert_close(grads(output, h_n), grads(expected_output, expected_h_n), **tight)
+
+
+def test_zoneout_changes_eval_outputs_by_the_expectation_and_training_draws_a_mask():
+    plain = GRU(3, 4)
+    zoned = GRU(3, 4, zoneout=0.5)
+    zoned.load_state_dict(plain.state_dict())
+    x = torch.randn(6, 2, 3)
+    with torch.no_grad():
+        h_tilde = plain.eval()(x[:1])[0][0]  # the first step from a zero state: h~_1
+        assert_close(zoned.eval()(x[:1])[0][0], 0.5 * h_tilde)  # p * 0 + (1 - p) * h~_1
+        trained = zoned.train()(x[:1])[0][0]
+    assert torch.all((trained == 0) | (trained == h_tilde))  # each unit old (0) or new, as before
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.bfloat16])

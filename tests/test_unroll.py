@@ -135,11 +135,20 @@ def test_recurrent_dropout_is_off_at_eval():
     assert all(m is None for m in cell.masks)
 
 
-@pytest.mark.parametrize("kind", ["lstm", "gru"])
-def test_zoneout_is_the_identity_at_eval(kind):
-    cell = CELLS[kind]().eval()
-    x = torch.randn(STEPS, BATCH, IN)
-    assert_close(unroll(cell, x, zoneout=0.5), unroll(cell, x))
+@pytest.mark.parametrize("kind", CELLS)
+def test_zoneout_at_eval_is_its_expectation(kind):
+    """h_t = p h_{t-1} + (1 - p) h~_t (c alike), h~_t the cell's step from the blended state, as in the paper."""
+    p = 0.3
+    cell = CELLS[kind]().double().eval()
+    x = torch.randn(STEPS, BATCH, IN, dtype=torch.float64)
+    state, outputs = parts(cell.init_state(BATCH, dtype=torch.float64)), []
+    for x_t in x:
+        new = parts(cell(x_t, state if len(state) > 1 else state[0]))
+        state = tuple(p * old + (1 - p) * fresh for old, fresh in zip(state, new, strict=True))
+        outputs.append(state[0])
+    output, final = unroll(cell, x, zoneout=p)
+    assert_close(output, torch.stack(outputs), atol=1e-12, rtol=1e-12)
+    assert_close(parts(final), state, atol=1e-12, rtol=1e-12)
 
 
 def test_zoneout_in_training_keeps_each_unit_old_or_new():

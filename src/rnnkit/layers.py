@@ -47,7 +47,13 @@ def _check_probability(name: str, value: float) -> None:
 
 
 class RecurrentLayer(nn.Module):
-    """Stacked, optionally bidirectional recurrence over one cell kind (base of RNN, LSTM and GRU).
+    r"""Stacked, optionally bidirectional recurrence over one cell kind (base of RNN, LSTM and GRU).
+
+    Regularisers beyond torch's ``dropout`` (see :func:`rnnkit.unroll`): ``recurrent_dropout``, one mask per
+    sequence on ``h`` before :math:`W_{hh}`, in training only; and ``zoneout`` :math:`p`, where each unit of ``h``
+    (and of an LSTM's ``c``) keeps its previous value with probability :math:`p` at each step in training, and
+    evaluation uses that noise's expectation, :math:`h_t = p\, h_{t-1} + (1 - p)\, \tilde h_t` (Krueger et al.
+    2017), so zoneout shapes eval outputs too.
 
     Cells live in ``self.cells``, ordered like torch's states: index ``layer * D + direction``.
     """

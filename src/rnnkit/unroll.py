@@ -44,9 +44,16 @@ def dropout_mask(like: Tensor, p: float) -> Tensor:
     return torch.empty_like(like).bernoulli_(1 - p) / (1 - p)
 
 
-def apply_zoneout(old: State, new: State, p: float) -> State:
-    """Keep each unit's previous value with probability ``p`` (a fresh mask per call, i.e. per step)."""
-    return map_state(lambda o, n: torch.where(torch.rand_like(n) < p, o, n), old, new)
+def apply_zoneout(old: State, new: State, p: float, training: bool) -> State:
+    r"""Zoneout from the state before a step (``old``) and the step's own new state (``new``), each part alike.
+
+    In training each unit keeps its previous value with probability ``p``, a fresh mask per call (i.e. per
+    step): :math:`h_t = d \odot h_{t-1} + (1 - d) \odot \tilde h_t`, :math:`d \sim \mathrm{Bernoulli}(p)`. At
+    evaluation the mask's expectation, as the paper has it: :math:`h_t = p\, h_{t-1} + (1 - p)\, \tilde h_t`.
+    """
+    if training:
+        return map_state(lambda o, n: torch.where(torch.rand_like(n) < p, o, n), old, new)
+    return map_state(lambda o, n: p * o + (1 - p) * n, old, new)
 
 
 def check_lengths(lengths: Tensor | list[int], num_steps: int, batch_size: int, device: torch.device) -> Tensor:
@@ -93,9 +100,10 @@ def unroll(
         trace: also return every step's state and gate activations.
         recurrent_dropout: in training, drop units of ``h`` before the recurrent product with one mask per
             sequence, reused at every step (Gal & Ghahramani 2016).
-        zoneout: in training, keep each unit's previous value with this probability at every step
-            (Krueger et al. 2017): :math:`h_t = d \odot h_{t-1} + (1 - d) \odot \tilde h_t`. Identity at eval (no
-            zoneout); the paper uses the expectation :math:`p h_{t-1} + (1 - p) \tilde h_t` there.
+        zoneout: the probability :math:`p` that a unit keeps its previous value at a step (Krueger et al. 2017;
+            ``h`` and an LSTM's ``c`` alike): in training :math:`h_t = d \odot h_{t-1} + (1 - d) \odot \tilde h_t`
+            with a fresh mask :math:`d \sim \mathrm{Bernoulli}(p)` per step; at eval its expectation, as in the
+            paper, :math:`h_t = p\, h_{t-1} + (1 - p)\, \tilde h_t` (see :func:`apply_zoneout`).
 
     Returns:
         ``(outputs (L, N, H_out), final_state)``, plus with ``trace=True`` a dict of ``(L, N, ·)`` tensors:
@@ -128,8 +136,8 @@ def unroll(
             h, new_state, gates = _equations(cell, xp[t], state, mask)
         else:
             h, new_state = cell.step(xp[t], state, recurrent_mask=mask)
-        if training and zoneout > 0:
-            new_state = apply_zoneout(state, new_state, zoneout)
+        if zoneout > 0:
+            new_state = apply_zoneout(state, new_state, zoneout, training)
             h = new_state if isinstance(new_state, Tensor) else new_state[0]
         if valid is not None:
             # padded steps: the state stays, the output is zero

@@ -110,6 +110,29 @@ def test_without_native_loops_aten_serves_standard_cells_and_python_loops_the_re
     assert calls == [("aten", None), ("stack", "rnnkit.kernels.loops"), ("stack", "rnnkit.kernels.loops")]
 
 
+def test_zoneout_at_eval_keeps_a_layer_off_torchs_loops(calls, monkeypatch):
+    # its expectation blends every step with the state before it, which torch's fused loops cannot
+    monkeypatch.setenv("RNNKIT_NO_NATIVE", "1")
+    x = torch.randn(4, 2, 5)
+    with torch.no_grad():
+        rnnkit.LSTM(5, 6).eval()(x)
+        rnnkit.LSTM(5, 6, zoneout=0.1).eval()(x)
+        rnnkit.GRU(5, 6, zoneout=0.1).eval()(x)
+        rnnkit.RNN(5, 6, recurrent_dropout=0.1).eval()(x)  # off at eval: nothing per step
+    loops = ("stack", "rnnkit.kernels.loops")
+    assert calls == [("aten", None), loops, loops, ("aten", None)]
+
+
+@pytest.mark.skipif(not NATIVE, reason="native loops not built")
+def test_an_lstm_with_zoneout_infers_on_the_native_loops(calls, monkeypatch):
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    x = torch.randn(3, kernels.LSTM_ROWS_PER_THREAD * 2, 5)
+    with torch.no_grad():
+        rnnkit.LSTM(5, 64).eval()(x)  # inference: oneDNN's forward
+        rnnkit.LSTM(5, 64, zoneout=0.1).eval()(x)
+    assert [label for label, _ in calls] == ["aten", "stack"] and calls[1][1] != "rnnkit.kernels.loops"
+
+
 def test_bfloat16_runs_without_native_loops(calls):
     layer = rnnkit.GRU(5, 6, dtype=torch.bfloat16)
     output, h_n = layer(torch.randn(4, 2, 5, dtype=torch.bfloat16))

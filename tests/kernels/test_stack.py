@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 import rnnkit
-from rnnkit.kernels import gemm, loops, native, recurrence, stack
+from rnnkit.kernels import gemm, loops, native, packed_steps, recurrence, stack
 
 NATIVE = native.load()
 IMPLEMENTATIONS = [
@@ -74,6 +74,31 @@ def test_fused_matches_unroll_in_values_and_gradients(kind, config, implementati
     expected = _run_and_grad(lambda: layer._unroll_layers(x, hx, lengths, False)[:2], layer, x, hx)
     actual = _run_and_grad(lambda: stack.run(layer, x, hx, lengths, implementation), layer, x, hx)
     torch.testing.assert_close(actual, expected, **_tolerance(kind, dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["fp32", "fp64"])
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_fused_zoneout_at_eval_matches_unroll_in_values_and_gradients(kind, implementation, dtype):
+    # zoneout's expectation, h = p h_prev + (1 - p) h~: one 0-dim keep weight through the loops, whose backward
+    # gives p g to the old state and (1 - p) g to the new one
+    layer = KINDS[kind](num_layers=2, bidirectional=True, zoneout=0.3, dtype=dtype).eval()
+    x, hx, lengths = _inputs(layer, dtype, True, True)
+    expected = _run_and_grad(lambda: layer._unroll_layers(x, hx, lengths, False)[:2], layer, x, hx)
+    actual = _run_and_grad(lambda: stack.run(layer, x, hx, lengths, implementation), layer, x, hx)
+    torch.testing.assert_close(actual, expected, **_tolerance(kind, dtype))
+
+
+def test_binary_keep_weights_select_exactly_in_values_and_gradients():
+    # the PyTorch loops blend d old + (1 - d) new; a training mask's 0 and 1 must give the select's numbers
+    torch.manual_seed(0)
+    old, new = 1e3 * torch.randn(4, 33), 1e-3 * torch.randn(4, 33)
+    keep = (torch.rand(4, 33) < 0.5).to(old.dtype)
+    kept = keep != 0
+    assert torch.equal(packed_steps.zoneout(keep, old, new), torch.where(kept, old, new))
+    grad = torch.randn(4, 33)
+    to_new, to_old = packed_steps.split_grad(keep, grad)
+    assert torch.equal(to_new, grad.masked_fill(kept, 0)) and torch.equal(to_old, grad.masked_fill(~kept, 0))
 
 
 def _native_fp32_matches_unroll(kind: str, config: str) -> None:
@@ -193,6 +218,12 @@ def test_fused_backward_passes_gradcheck(kind, implementation):
     _gradcheck(kind, implementation)
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_fused_backward_at_eval_passes_gradcheck(kind, implementation):
+    _gradcheck(kind, implementation, training=False)  # zoneout's expectation, no noise
+
+
 @pytest.mark.skipif(NATIVE is None, reason="no native build")
 @pytest.mark.parametrize("in_steps", [True, False], ids=["input_product_in_steps", "input_product_apart"])
 def test_joint_weight_gradient_passes_gradcheck(in_steps, monkeypatch):
@@ -201,8 +232,9 @@ def test_joint_weight_gradient_passes_gradcheck(in_steps, monkeypatch):
     _gradcheck("lstm", NATIVE)
 
 
-def _gradcheck(kind, implementation):
+def _gradcheck(kind, implementation, training=True):
     layer = KINDS[kind](bidirectional=True, zoneout=0.3, recurrent_dropout=0.3, dtype=torch.float64)
+    layer.train(training)
     x, hx, lengths = _inputs(layer, torch.float64, True, True)
     x, lengths = x[:5, :2].detach().requires_grad_(), torch.tensor([3, 5])  # smaller: gradcheck is O(inputs)
     hx = tuple(s[:, :2].detach().requires_grad_() for s in ((hx,) if isinstance(hx, torch.Tensor) else hx))

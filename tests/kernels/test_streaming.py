@@ -43,9 +43,35 @@ def test_native_step_with_saturated_gates_matches_cells(kind):
     torch.testing.assert_close(actual, expected)
 
 
+@pytest.mark.skipif(native.load() is None, reason="native loops not built")
 @pytest.mark.parametrize("kind", LAYERS)
-def test_steps_continue_a_forward_and_reproduce_it(kind):
-    layer = LAYERS[kind](num_layers=2).eval()
+def test_native_step_with_zoneout_at_eval_is_the_expectation(kind):
+    p = 0.3
+    layer = LAYERS[kind](num_layers=2, zoneout=p).eval()
+    x_t = torch.randn(3, 5)
+    state = layer.initial_state(3)
+    state = tuple(torch.randn_like(s) for s in state) if isinstance(state, tuple) else torch.randn_like(state)
+    parts = (state,) if isinstance(state, torch.Tensor) else state
+    with torch.no_grad():
+        assert streaming._native_for(layer, x_t, state) is not None
+        y, new_state = layer.step(x_t, state)
+        # each layer: the cell's step h~ from the layer below's blended h, then h = p h_prev + (1 - p) h~ (c alike)
+        expected, below = [], x_t
+        for index, cell in enumerate(layer.cells):
+            old = tuple(s[index] for s in parts)
+            fresh = cell(below, old if len(old) > 1 else old[0])
+            fresh = (fresh,) if isinstance(fresh, torch.Tensor) else fresh
+            expected.append(tuple(p * o + (1 - p) * f for o, f in zip(old, fresh, strict=True)))
+            below = expected[-1][0]
+    expected_state = tuple(torch.stack(part) for part in zip(*expected, strict=True))
+    torch.testing.assert_close(y, below, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(new_state, expected_state if len(parts) > 1 else expected_state[0], atol=1e-6, rtol=1e-5)
+
+
+@pytest.mark.parametrize("zoneout", [0.0, 0.3])
+@pytest.mark.parametrize("kind", LAYERS)
+def test_steps_continue_a_forward_and_reproduce_it(kind, zoneout):
+    layer = LAYERS[kind](num_layers=2, zoneout=zoneout).eval()
     x = torch.randn(4, 2, 5)
     with torch.no_grad():
         output, _ = layer(x)

@@ -1,6 +1,7 @@
 """PyTorch's fused recurrent loops (the ones behind ``torch.nn.LSTM``), fed with rnnkit's parameters.
 
-They apply to the built-in cells without per-step extras (trace, recurrent dropout or zoneout in training);
+They apply to the built-in cells without per-step extras (trace, recurrent dropout in training, zoneout: its
+masks in training, its expectation at evaluation);
 variable lengths go through a packed batch, exactly as ``torch.nn`` does. With variable lengths and dropout
 between layers in training, the layers run one call each and the dropout is drawn between them over the padded
 ``(L, N, D*H)`` output, as the reference path draws it: the packed loop would draw its own masks over the
@@ -30,7 +31,8 @@ def _function(cell):
 
 
 def applies(layer) -> bool:
-    per_step_extras = layer.training and (layer.recurrent_dropout > 0 or layer.zoneout > 0)
+    # torch's loops have no place for zoneout's blend with the previous state, which evaluation keeps too
+    per_step_extras = layer.zoneout > 0 or (layer.training and layer.recurrent_dropout > 0)
     return not per_step_extras and _function(layer.cells[0]) is not None
 
 

@@ -11,7 +11,7 @@ The same meaning as :meth:`rnnkit.layers.RecurrentLayer._unroll_layers`, organis
 * training noise is drawn in exactly the order and layout :func:`rnnkit.unroll` draws it (per layer and
   direction: the recurrent-dropout mask, then every step's zoneout masks, ``h`` before ``c``; then dropout
   between layers over the whole ``(L, N, D*H)`` output), then packed, so a seeded run gives the numbers of the
-  reference path.
+  reference path. At evaluation zoneout is its expectation: one 0-dim keep weight ``p`` for every unit and step.
 """
 
 from __future__ import annotations
@@ -73,7 +73,8 @@ def run(layer, x: Tensor, hx, lengths: Tensor | None, loops):
 
 
 def _noise(layer, state: tuple[Tensor, ...], packing: Packing, training: bool):
-    """``(rmask (N, H), zoneout keep-masks (T, H) for h and c)``, drawn as :func:`rnnkit.unroll` draws them."""
+    """``(rmask (N, H), zoneout keep-masks (T, H) for h and c)``, drawn as :func:`rnnkit.unroll` draws them; at
+    evaluation the zoneout masks are their expectation, the 0-dim ``p`` (:mod:`rnnkit.kernels.packed_steps`)."""
     rmask = zmask_h = zmask_c = None
     h0 = state[0]
     if training and layer.recurrent_dropout > 0:
@@ -85,4 +86,7 @@ def _noise(layer, state: tuple[Tensor, ...], packing: Packing, training: bool):
         keep = (draws < layer.zoneout).to(h0.dtype)
         zmask_h = packing.pack(keep[:, 0])
         zmask_c = packing.pack(keep[:, 1]) if len(state) > 1 else None
+    elif layer.zoneout > 0:
+        zmask_h = h0.new_tensor(layer.zoneout)  # the same weight for every unit and step: no (T, H) tensor of p
+        zmask_c = zmask_h if len(state) > 1 else None
     return rmask, zmask_h, zmask_c

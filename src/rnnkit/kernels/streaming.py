@@ -2,8 +2,8 @@
 
 At batch 1 a step is a handful of tiny products, so dispatching one PyTorch op per equation costs more than
 the arithmetic. Without autograd and without per-step noise the native ``stack_step`` (``csrc/step.cpp``)
-runs every layer's two products and gate math in one call; otherwise the cells run one after the other
-exactly as :func:`rnnkit.unroll` does.
+runs every layer's two products and gate math in one call (and zoneout's expectation, a blend with the previous
+state); otherwise the cells run one after the other exactly as :func:`rnnkit.unroll` does.
 """
 
 from __future__ import annotations
@@ -30,10 +30,11 @@ def step(layer, x_t: Tensor, state) -> tuple[Tensor, object]:
     for weights in cells:
         # straight from the parameter dicts: Module.__getattr__ costs a microsecond each at this scale
         params += [weights["weight_ih"], weights["weight_hh"], _bias(weights["bias_ih"]), _bias(weights["bias_hh"])]
+    # no training noise gets here (_native_for): zoneout, if any, is its expectation
     if kind == "lstm":
-        h, c = compiled.stack_step(kind, x_t, state[0], state[1], params)
+        h, c = compiled.stack_step(kind, x_t, state[0], state[1], params, layer.zoneout)
         return h[-1], (h, c)
-    (h,) = compiled.stack_step(kind, x_t, state, None, params)
+    (h,) = compiled.stack_step(kind, x_t, state, None, params, layer.zoneout)
     return h[-1], h
 
 
@@ -69,13 +70,15 @@ def _native_for(layer, x_t: Tensor, state):
 
 
 def _step_cells(layer, x_t: Tensor, state):
-    """The reference: each cell's ``project`` and ``step``, with zoneout and dropout as in training."""
+    """The reference: each cell's ``project`` and ``step``, with zoneout and dropout as :func:`rnnkit.unroll` and the
+    layer have them (in training their noise; at evaluation zoneout's expectation)."""
     new_states = []
     for index, cell in enumerate(layer.cells):
         cell_state = map_state(lambda s, i=index: s[i], state)
         h, cell_state = cell.step(cell.project(x_t), cell_state)
-        if layer.training and layer.zoneout > 0:
-            cell_state = apply_zoneout(map_state(lambda s, i=index: s[i], state), cell_state, layer.zoneout)
+        if layer.zoneout > 0:
+            old_state = map_state(lambda s, i=index: s[i], state)
+            cell_state = apply_zoneout(old_state, cell_state, layer.zoneout, layer.training)
             h = cell_state if isinstance(cell_state, Tensor) else cell_state[0]
         new_states.append(cell_state)
         x_t = h

@@ -385,7 +385,8 @@ std::vector<Tensor> layer_norm_lstm_backward(Tensor grad_out, Tensor grad_hn, Te
                                              Opt zmask_h, Opt zmask_c);
 
 // step.cpp
-std::vector<Tensor> stack_step(const std::string& kind, Tensor x, Tensor h, Opt c, std::vector<Tensor> params);
+std::vector<Tensor> stack_step(const std::string& kind, Tensor x, Tensor h, Opt c, std::vector<Tensor> params,
+                               double zoneout_probability);
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("idle_buffer_bytes", [] { return BufferPool::instance().idle_bytes(); });

@@ -1,7 +1,8 @@
 // One time step of a whole unidirectional stack in one native call, for streaming inference (no autograd):
 // rnnkit.layers.RecurrentLayer.step at batch 1 is dominated by per-op dispatch, so the layers' products and
 // gate math run here back to back. Same equations as rnnkit.cells (and loops.cpp); state (C, N, H) with C
-// cells; params holds w_ih, w_hh, b_ih, b_hh per cell, an empty tensor for a missing bias.
+// cells; params holds w_ih, w_hh, b_ih, b_hh per cell, an empty tensor for a missing bias. With a zoneout
+// probability p, evaluation's expectation h = p h_prev + (1 - p) h~ (c alike); nothing where it is 0.
 #include "common.h"
 
 using namespace rnnkit;
@@ -29,7 +30,8 @@ Tensor linear(const Tensor& input, const Tensor& weight, const Tensor& bias) {
 
 }  // namespace
 
-std::vector<Tensor> stack_step(const std::string& kind, Tensor x, Tensor h, Opt c, std::vector<Tensor> params) {
+std::vector<Tensor> stack_step(const std::string& kind, Tensor x, Tensor h, Opt c, std::vector<Tensor> params,
+                               double zoneout_probability) {
   const int64_t C = h.size(0), N = h.size(1), H = h.size(2);
   Tensor h_new = at::empty_like(h, at::MemoryFormat::Contiguous);
   Tensor c_new = c ? at::empty_like(*c, at::MemoryFormat::Contiguous) : Tensor();
@@ -73,6 +75,16 @@ std::vector<Tensor> stack_step(const std::string& kind, Tensor x, Tensor h, Opt 
         SIMD for (int64_t k = 0; k < N * H; ++k) {
           const scalar_t pre = xi[k] + hh[k];
           ho[k] = relu ? std::max(pre, scalar_t(0)) : tanh_by_exp(pre);
+        }
+      }
+      if (zoneout_probability > 0) {  // over the new state in place: h~ -> p h_prev + (1 - p) h~, and c alike
+        const scalar_t p = scalar_t(zoneout_probability);
+        SIMD for (int64_t k = 0; k < N * H; ++k) ho[k] = zoneout(Expectation{}, p, hp[k], ho[k]);
+        if (c) {
+          const Tensor c_prev = (*c)[l].contiguous();
+          const scalar_t* cp = c_prev.data_ptr<scalar_t>();
+          scalar_t* co = c_new[l].data_ptr<scalar_t>();
+          SIMD for (int64_t k = 0; k < N * H; ++k) co[k] = zoneout(Expectation{}, p, cp[k], co[k]);
         }
       }
       input = h_new[l];
