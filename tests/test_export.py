@@ -3,13 +3,16 @@ example's, for the language model's step, the classifier, the forecaster and the
 model."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 from torch.testing import assert_close
 from typer.testing import CliRunner
 
+import rnnkit
 from rnnkit import checkpoint
 from rnnkit.cli import app
 from rnnkit.export import GRAPHS, export_onnx
@@ -149,6 +152,53 @@ def test_speech_encoder_matches_eager_at_other_batch_and_lengths(tmp_path, cell,
         assert_close(torch.from_numpy(frame_lengths), expected_lengths)
         valid = torch.arange(expected.shape[1])[None, :] < expected_lengths[:, None]  # frames past the end: padding
         assert_close(torch.from_numpy(log_probs)[valid], expected[valid], **TOLERANCE)
+
+
+class LayerOutputs(nn.Module):
+    """A layer's output and final ``h`` (and ``c`` without lengths: with them the export leaves it NaN)."""
+
+    def __init__(self, layer: nn.Module) -> None:
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        output, h_n = self.layer(x, lengths=lengths)
+        h_n = h_n if isinstance(h_n, tuple) else (h_n,)
+        return (output, h_n[0]) if lengths is not None else (output, *h_n)
+
+
+ZONEOUT_LAYERS = {
+    "lstm": lambda **kw: rnnkit.LSTM(3, 4, **kw),
+    "gru": lambda **kw: rnnkit.GRU(3, 4, **kw),
+    "rnn_tanh": lambda **kw: rnnkit.RNN(3, 4, **kw),
+    "rnn_relu": lambda **kw: rnnkit.RNN(3, 4, nonlinearity="relu", bias=False, **kw),
+}
+
+
+@pytest.mark.parametrize("with_lengths", [False, True], ids=["plain", "stacked_bidirectional_lengths"])
+@pytest.mark.parametrize("kind", ZONEOUT_LAYERS)
+def test_a_layer_with_zoneout_exports_its_eval_expectation(tmp_path, kind, with_lengths):
+    torch.manual_seed(0)
+    options = {"num_layers": 2, "bidirectional": True} if with_lengths else {}
+    layer = ZONEOUT_LAYERS[kind](zoneout=0.3, **options).eval()
+    module = LayerOutputs(layer).eval()
+    example = (torch.randn(5, 2, 3), torch.tensor([5, 3])) if with_lengths else (torch.randn(5, 2, 3),)
+    names = ["x", "lengths"][: len(example)]
+    axes = {"x": {0: "time", 1: "batch"}, "lengths": {0: "batch"}}
+    path = tmp_path / "layer.onnx"
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's notes about itself
+        torch.onnx.export(module, example, str(path), dynamo=False, input_names=names,
+                          dynamic_axes={name: axes[name] for name in names}, opset_version=17)  # fmt: skip
+    x, lengths = torch.randn(9, 3, 3), torch.tensor([9, 4, 1])  # other sizes than the example's
+    feeds = {"x": x.numpy(), "lengths": lengths.numpy()} if with_lengths else {"x": x.numpy()}
+    exported = [torch.from_numpy(a) for a in ort.InferenceSession(str(path)).run(None, feeds)]
+    with torch.no_grad():
+        expected = module(x, lengths if with_lengths else None)
+        plain = ZONEOUT_LAYERS[kind](**options).eval()
+        plain.load_state_dict(layer.state_dict())
+        assert not torch.allclose(LayerOutputs(plain)(x, lengths if with_lengths else None)[0], expected[0])
+    assert_close(exported, list(expected), **TOLERANCE)
 
 
 def test_every_task_with_a_model_has_a_graph():

@@ -16,7 +16,8 @@ forecast   ``target`` (N, L_ctx, C_y), ``past`` (N, L_ctx, C_p),  ``quantiles`` 
 =========  ===================================================  =========================================
 
 N is dynamic everywhere and the classifier's L too; a forecaster's context and horizon are part of the
-model. The recurrent layers export as ONNX's own LSTM / GRU / RNN nodes (:mod:`rnnkit.kernels.onnx_nodes`).
+model. The recurrent layers export as ONNX's own LSTM / GRU / RNN nodes (:mod:`rnnkit.kernels.onnx_nodes`; a
+layer with zoneout runs them a step at a time in an ONNX ``Loop``, for the blend of its eval expectation).
 
 The exporter is torch's TorchScript-based one (``dynamo=False``): torch 2.13's ``dynamo=True`` exporter
 traces ``torch.lstm`` into a graph whose reshapes keep the example's sequence length, so a model exported

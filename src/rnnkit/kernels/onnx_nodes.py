@@ -1,4 +1,4 @@
-"""The recurrence as ONNX has it, used while ``torch.onnx.export`` traces a layer (:mod:`rnnkit.export`).
+r"""The recurrence as ONNX has it, used while ``torch.onnx.export`` traces a layer (:mod:`rnnkit.export`).
 
 rnnkit's fused loops are C++ the exporter cannot see, and an explicit step loop would be traced into a graph
 of fixed length. PyTorch's aten loops (``torch.lstm``, ``torch.gru``, ``torch.rnn_tanh``) become ONNX's own
@@ -8,15 +8,23 @@ operations around them, which keep the numbers of :func:`rnnkit.unroll`: the rev
 sequence flipped within its own length, padded outputs are zeros, and ``h_n`` is each sequence's output at
 its last step. With lengths an LSTM's final cell state is not computed (ONNX's node would need ``lengths``
 in its own form); it comes back as NaN, so a model that reads it fails loudly (none of rnnkit's tasks does).
+
+Zoneout's expectation at evaluation, :math:`h_t = p\, h_{t-1} + (1 - p)\, \tilde h_t` (``c`` alike), blends every
+step with the state before it, which ONNX's nodes have no place for: a layer with zoneout runs its node one step
+at a time inside an ONNX ``Loop`` (a scripted loop, which the exporter keeps as one, as long as the input).
 """
 
 from __future__ import annotations
+
+import functools
+import warnings
 
 import torch
 from torch import Tensor
 
 from rnnkit.errors import RnnkitError
 from rnnkit.kernels import aten
+from rnnkit.kernels.recurrence import kind_of
 from rnnkit.unroll import reverse_within_lengths
 
 
@@ -48,7 +56,13 @@ def run(layer, x: Tensor, hx, lengths: Tensor | None):
                 state = tuple(s[index : index + 1] for s in hx) if is_lstm else (hx[index : index + 1],)
             reverse = direction == 1
             inputs = _flip(x, lengths) if reverse else x
-            result = function(inputs, state if is_lstm else state[0], weights, layer.bias, 1, 0.0, False, False, False)
+            if layer.zoneout > 0:  # evaluation's expectation, a blend at every step
+                kind = kind_of(layer.cells[index])
+                result = _zoneout_steps()(kind, inputs, state[0], state[-1], weights, layer.bias, layer.zoneout)
+                result = result if is_lstm else result[:2]
+            else:
+                hidden = state if is_lstm else state[0]
+                result = function(inputs, hidden, weights, layer.bias, 1, 0.0, False, False, False)
             output = _flip(result[0], lengths) if reverse else result[0]  # -> (L, N, H), the input's order
             if lengths is None:
                 final = tuple(result[1:]) if is_lstm else result[1]
@@ -68,3 +82,35 @@ def run(layer, x: Tensor, hx, lengths: Tensor | None):
 
 def _flip(x: Tensor, lengths: Tensor | None) -> Tensor:
     return x.flip(0) if lengths is None else reverse_within_lengths(x, lengths)
+
+
+def _zoneout_step_loop(kind: str, x: Tensor, h: Tensor, c: Tensor, weights: list[Tensor], has_biases: bool, p: float):
+    r"""``(output (L, N, H), h_n, c_n)``: torch's loop for ``kind`` one step at a time, each step's state
+    blended with the one before it, :math:`h_t = p\, h_{t-1} + (1 - p)\, \tilde h_t` (``c`` alike, an LSTM's;
+    ``c`` passes through otherwise). Scripted by :func:`_zoneout_steps`; ``kind`` is a constant of the trace,
+    so each exported loop holds the one branch it takes."""
+    outputs: list[Tensor] = []
+    for t in range(x.size(0)):
+        x_t = x[t : t + 1]  # (1, N, H_in): a one-step call, ONNX's node with a sequence of one
+        if kind == "lstm":
+            _, h_new, c_new = torch.lstm(x_t, [h, c], weights, has_biases, 1, 0.0, False, False, False)
+            c = p * c + (1 - p) * c_new
+        elif kind == "gru":
+            h_new = torch.gru(x_t, h, weights, has_biases, 1, 0.0, False, False, False)[1]
+        elif kind == "rnn_tanh":
+            h_new = torch.rnn_tanh(x_t, h, weights, has_biases, 1, 0.0, False, False, False)[1]
+        else:
+            h_new = torch.rnn_relu(x_t, h, weights, has_biases, 1, 0.0, False, False, False)[1]
+        h = p * h + (1 - p) * h_new
+        outputs.append(h)
+    return torch.cat(outputs), h, c  # -> (L, N, H)
+
+
+@functools.cache
+def _zoneout_steps():
+    """:func:`_zoneout_step_loop` scripted, on first use: the exporter keeps a scripted loop as an ONNX ``Loop``,
+    where a traced one would be unrolled to the example's length. The state is two tensors, not a list, as
+    ONNX's LSTM node is built from a hidden state the trace constructs."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # TorchScript's, as the exporter rnnkit uses is
+        return torch.jit.script(_zoneout_step_loop)
