@@ -125,7 +125,12 @@ def test_row_blocks_on_their_own_threads_match_unroll(kind, case, width, two_thr
     expected = run_and_grad(lambda: layer._unroll_layers(x, None, lengths, False)[:2])
     actual = run_and_grad(lambda: stack.run(layer, x, None, lengths, NATIVE))
     tolerance = 1e-10 if dtype == torch.float64 else 2e-5
-    torch.testing.assert_close(actual, expected, atol=tolerance, rtol=tolerance)
+    # a weight's gradient sums 360 steps' products in another order on each path: in fp32 an element near zero
+    # may differ by the sum's rounding, so the absolute bound scales with the tensor's largest entry
+    leaves = torch.utils._pytree.tree_leaves
+    for got, want in zip(leaves(actual), leaves(expected), strict=True):
+        scale = max(1.0, want.abs().max().item())
+        torch.testing.assert_close(got, want, atol=tolerance * scale, rtol=tolerance)
 
 
 # an LSTM splits its batch into row blocks from 8 rows a thread where oneDNN's micro-kernel takes its steps (16
