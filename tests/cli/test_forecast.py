@@ -76,6 +76,18 @@ def test_a_run_without_calendar_features_reports_and_predicts(weather, tmp_path)
     assert json.loads(result.stdout)["n"] == 5
 
 
+@pytest.mark.parametrize(
+    ("likelihood", "loss_name"), [("quantile", "pinball loss"), ("gaussian", "negative log likelihood")]
+)
+def test_train_names_the_validation_loss_of_its_likelihood(weather, tmp_path, likelihood, loss_name):
+    # a Gaussian forecaster validates on its negative log likelihood; the line called that a pinball loss
+    args = ["forecast", "train", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(tmp_path), *TINY]
+    result = runner.invoke(app, [*args, "--likelihood", likelihood])
+    assert result.exit_code == 0, result.output
+    line = next(line for line in result.stdout.splitlines() if line.startswith("validation:"))
+    assert loss_name in line and (likelihood == "quantile") == ("pinball" in line)
+
+
 def test_backtest_prints_the_table_and_json(weather, tmp_path):
     args = ["forecast", "backtest", "--csv", str(weather), *COLUMNS, "--horizon", "5", "--out", str(tmp_path), *TINY]
     args += ["--ensemble", "2", "--lookbacks", "1,0.5", "--valid-stretches", "2"]

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from rnnkit.checkpoint import read_config
 from rnnkit.cli import options as o
 from rnnkit.data.series import SeriesSpec
 from rnnkit.errors import RnnkitError
@@ -172,8 +173,11 @@ def train(
         return
     typer.echo(o.stop_line(summary))
     if valid:
+        # the loss the run's model trains on (--resume keeps the run's likelihood, not the flag's)
+        trained_on = read_config(out)["model"]["likelihood"]
+        loss_name = "pinball loss" if trained_on == "quantile" else "Gaussian negative log likelihood"
         typer.echo(
-            f"validation: pinball loss {valid['loss']:.4f}, median MAE {valid['mae']:.4f} (scaled units) over "
+            f"validation: {loss_name} {valid['loss']:.4f}, median MAE {valid['mae']:.4f} (scaled units) over "
             f"{valid['windows']} windows; model in {out}"
         )
 
