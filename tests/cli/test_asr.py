@@ -166,3 +166,7 @@ def test_streaming_model_transcribes_a_file_chunk_by_chunk(corpus, tmp_path):
     assert streamed.exit_code == 0, streamed.output
     result = json.loads(streamed.stdout)["results"][0]
     assert result["chunks"] >= 3 and "text" in result
+    # off a terminal the text so far is not redrawn on stderr (a log would keep every redraw): stdout alone
+    plain = runner.invoke(app, ["asr", "transcribe", str(out), str(corpus / wav), "--stream", "--chunk-ms", "200"])
+    assert plain.exit_code == 0, plain.output
+    assert plain.stderr == "" and plain.stdout == result["text"] + "\n"

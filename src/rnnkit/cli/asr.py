@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -253,8 +254,11 @@ def transcribe(
         if model.config.bidirectional:
             raise RnnkitError(f"{run} holds a bidirectional model; --stream needs one trained with --streaming.")
         results, skipped = [], {}
+        # the text so far, redrawn in place: a live view for a terminal, like a progress bar (a log or a pipe
+        # would collect every redraw)
+        live = not (quiet or json_output) and sys.stderr.isatty()
+        show = (lambda text: typer.echo(f"\r{text}", nl=False, err=True)) if live else None
         for path in files:
-            show = None if quiet or json_output else (lambda text: typer.echo(f"\r{text}", nl=False, err=True))
             try:
                 results.append(stream_file(model, path, decoder, chunk_seconds=chunk_ms / 1000, on_text=show))
             except RnnkitError as error:
