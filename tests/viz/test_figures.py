@@ -154,8 +154,12 @@ def test_attention_weights_are_drawn_on_one_hue_and_signed_scores_on_two(tmp_pat
     assert attribution_plot(["a", "b"], np.array([0.2, 0.8]), tmp_path / "why.png", signed=False).stat().st_size
 
 
-def test_terminal_colours_follow_the_sign_only_for_signed_scores():
+def test_terminal_colours_follow_the_sign_only_for_signed_scores(monkeypatch):
+    import sys
+
     from rnnkit.cli.classify import colour_tokens
+
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)
 
     signed = colour_tokens(["good", "bad"], [1.0, -1.0])
     assert "\x1b[32m" in signed and "\x1b[31m" in signed  # green, red

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -219,8 +220,11 @@ def _probabilities_line(prediction: dict) -> str:
 
 def colour_tokens(tokens: list[str], scores: list[float], *, signed: bool = True) -> str:
     """Tokens coloured by attribution, bold when strong: green for the predicted class and red against it, or,
-    for unsigned scores (attention weights), blue where the model looked; click drops the colours when stdout
-    is not a terminal."""
+    for unsigned scores (attention weights), blue where the model looked. Off a terminal click drops the
+    colours, so each token carries its score instead: ``boring(+0.84)``."""
+    if not sys.stdout.isatty():
+        shown = "{:+.2f}" if signed else "{:.2f}"
+        return " ".join(f"{token}({shown.format(score)})" for token, score in zip(tokens, scores, strict=True))
     scale = max((abs(s) for s in scores), default=0.0) or 1.0
     pieces = []
     for token, score in zip(tokens, scores, strict=True):
