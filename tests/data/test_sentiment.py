@@ -115,6 +115,15 @@ def test_labels_unseen_in_training_are_refused():
         check_known_labels(["pos", "neutral"], ["neg", "pos"], "eval.csv")
 
 
+def test_unseen_labels_among_many_classes_are_named_a_few_at_a_time():
+    # a text column given as the label column makes every text a class: the line named every one of them
+    classes = [f"text {i}" for i in range(1000)]
+    with pytest.raises(RnnkitError) as error:
+        check_known_labels([f"other {i}" for i in range(100)], classes, "valid split")
+    message = str(error.value)
+    assert len(message) < 300 and "'other 0'" in message and "it knows 1,000 classes ('text 0'" in message
+
+
 def _cached_or_skip(archive):
     path = cache_dir() / "pypi" / archive.filename
     if not path.is_file() or sha256_file(path) != archive.sha256:

