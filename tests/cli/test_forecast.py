@@ -263,6 +263,9 @@ def test_a_run_with_known_future_covariates_reports_from_its_training_file(promo
     result = runner.invoke(app, ["forecast", "predict", str(out), "--csv", str(promo / "ahead.csv"), "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["forecasts"][0]["date"].startswith("2021-05-31")
+    # the training file has no rows ahead: one series, named as such (the line said "series '0'", an inner id)
+    result = runner.invoke(app, ["forecast", "predict", str(out), "--csv", str(promo / "train.csv")])
+    assert result.exit_code == 2 and result.stderr.startswith("error: the series needs 5 known-future rows of promo")
 
 
 def test_an_empty_known_future_cell_is_refused_not_filled(promo, tmp_path):

@@ -90,7 +90,8 @@ def scaled_table(series: Series, series_set: SeriesSet, scaler: Scaler, steps: i
     if steps > len(future):
         if num_file:
             raise RnnkitError(
-                f"series {series.id!r} needs {steps - len(series)} known-future rows of "
+                f"{f'series {series.id!r}' if series_set.spec.id_col else 'the series'} needs "
+                f"{steps - len(series)} known-future rows of "
                 f"{', '.join(series_set.spec.future_covariates)} after its last target but the file has "
                 f"{len(future) - len(series)}; add rows with those covariates and empty targets."
             )
