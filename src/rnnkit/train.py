@@ -33,6 +33,7 @@ position and the whole batch's carried state, so a run resumes on any number of 
 from __future__ import annotations
 
 import csv
+import json
 import math
 import os
 import random
@@ -332,6 +333,7 @@ class Trainer:
         path = self.out / checkpoint.RESUME_FILE
         if not path.is_file():
             raise RnnkitError(f"nothing to resume in {self.out}: it has no {checkpoint.RESUME_FILE}.")
+        self._check_same_data()
         state = checkpoint.load_state(path)
         # the tasks rebuild a resumed run's model from its config.json; one interrupted before that was written
         # is rebuilt from the command line, which must then repeat the run's model options
@@ -350,6 +352,23 @@ class Trainer:
         if checkpoint.holds_named(carried):  # stored as field names: the classes come from the model's own state
             carried = checkpoint.restore_named(carried, self._live_state(), path)
         self.carried = distributed.scatter_state(to_device(carried, self.device), self.dist)
+
+    def _check_same_data(self) -> None:
+        """Refuse a resume whose data options differ from the run's: the saved position (epoch, batch) and the
+        carried state index these batches, and other windows or batch sizes would continue another run
+        silently (``--window 128`` left off a run started with 32 cut its epochs into other batches)."""
+        if not (self.out / checkpoint.CONFIG_FILE).is_file() or "data" not in self.run_config:
+            return
+        saved = checkpoint.read_config(self.out).get("data")
+        given = json.loads(checkpoint.strict_json(self.run_config["data"]))  # as written: tuples as lists
+        if not isinstance(saved, dict):
+            return
+        for name, value in given.items():
+            if name in saved and saved[name] != value:
+                raise RnnkitError(
+                    f"the run in {self.out} was started with {name} {saved[name]!r}, this command gives {value!r}; "
+                    "resume with the data options the run was started with."
+                )
 
     def _live_state(self) -> Any:
         """The state the model carries out of the next batch from a fresh start: a forward pass without gradients,

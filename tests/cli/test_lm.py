@@ -143,6 +143,18 @@ def test_resume_rebuilds_the_runs_own_model_whatever_the_model_flags_say(corpus,
     assert json.loads(result.stdout)["summary"]["epochs_completed"] == 2
 
 
+def test_resume_with_other_data_options_is_refused_and_the_run_kept(trained, corpus):
+    """The saved position indexes the run's own batches: another --window would continue another run silently."""
+    out, _ = trained
+    before = {name: (out / name).read_bytes() for name in ("config.json", "model.safetensors")}
+    other = [*TINY[:-3], "--window", "8", "--quiet"]
+    result = runner.invoke(app, ["lm", "train", "--data", str(corpus), "--out", str(out), "--epochs", "9", *other,
+                                 "--resume"])  # fmt: skip
+    assert result.exit_code == 2 and result.stderr.count("\n") == 1, result.output
+    assert "was started with window 16, this command gives 8" in result.stderr, result.stderr
+    assert {name: (out / name).read_bytes() for name in before} == before
+
+
 def test_resume_refuses_another_tasks_run_an_empty_directory_and_overwrite_before_any_work(corpus, tmp_path):
     run = tmp_path / "forecast"
     run.mkdir()
