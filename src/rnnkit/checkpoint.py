@@ -35,7 +35,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
-from rnnkit.errors import RnnkitError
+from rnnkit.errors import RnnkitError, a_task
 
 FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
@@ -322,8 +322,8 @@ def resumed_config(directory: Path | str, task: str) -> dict[str, Any]:
     config = read_config(directory)
     if config.get("task") != task:
         raise RnnkitError(
-            f"{directory} holds a {config.get('task')!r} run, not a {task!r} one; --resume continues a run of "
-            "the same task."
+            f"{directory} holds {a_task(str(config.get('task')))} run, not {a_task(task)} one; --resume continues "
+            "a run of the same task."
         )
     return config
 

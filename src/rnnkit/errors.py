@@ -14,6 +14,11 @@ def first_line(error: BaseException) -> str:
     return str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
 
 
+def a_task(task: str) -> str:
+    """``task`` with its article as read aloud: ``an lm``, ``an asr``, ``a forecast``."""
+    return f"{'an' if task[:1] in 'aeiou' or task == 'lm' else 'a'} {task}"
+
+
 def counted(count: int, noun: str) -> str:
     """``count`` and ``noun``, plural unless the count is one: ``1 step``, ``3,000 steps``."""
     return f"{count:,} {noun}{'' if count == 1 else 's'}"

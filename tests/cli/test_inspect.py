@@ -57,7 +57,7 @@ def test_one_step_and_one_layer_are_counted_in_the_singular(tmp_path):
 
 def test_a_wav_for_a_language_model_is_refused(lm_run, tmp_path):
     result = runner.invoke(app, ["inspect", str(lm_run), "--wav", str(tmp_path / "a.wav")])
-    assert result.exit_code == 2 and result.stderr.startswith("error: a lm run reads --text")
+    assert result.exit_code == 2 and result.stderr.startswith("error: an lm run reads --text")
     assert len(result.stderr.strip().splitlines()) == 1
 
 

@@ -163,7 +163,7 @@ def test_resume_refuses_another_tasks_run_an_empty_directory_and_overwrite_befor
     (run / "trainer_state" / "resume.safetensors").write_bytes(b"")
     base = ["lm", "train", "--data", str(corpus), *TINY, "--resume"]
     cases = [
-        (run, [], "holds a 'forecast' run, not a 'lm' one; --resume continues a run of the same task"),
+        (run, [], "holds a forecast run, not an lm one; --resume continues a run of the same task"),
         (tmp_path / "empty", [], "nothing to resume in"),
         (tmp_path / "empty", ["--overwrite"], "--resume continues the run in --out and --overwrite replaces it"),
     ]

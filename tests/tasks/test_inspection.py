@@ -85,8 +85,8 @@ def test_draws_every_picture_and_dumps_numbers(tmp_path):
 
 @pytest.mark.parametrize(
     ("inputs", "message"),
-    [({"wav": "a.wav"}, "a lm run reads --text"), ({"csv": "a.csv"}, "a lm run reads --text"),
-     ({}, "a lm run reads --text"), ({"text": ""}, "no tokens")],
+    [({"wav": "a.wav"}, "an lm run reads --text"), ({"csv": "a.csv"}, "an lm run reads --text"),
+     ({}, "an lm run reads --text"), ({"text": ""}, "no tokens")],
 )  # fmt: skip
 def test_wrong_inputs_are_refused_clearly(tmp_path, inputs, message):
     save_language_model(tmp_path)

@@ -66,7 +66,8 @@ def demo(
         o.print_json({"task": "lm", "metrics": test, "n": test["tokens"], "summary": summary, "sample": text})
         return
     typer.echo(
-        f"{summary['steps']} steps in {summary['train_seconds']:.0f} s; held-out plays: "
+        f"{summary['steps']} steps in {summary['train_seconds']:.0f} s; "
+        f"{'held-out plays' if data == 'shakespeare' else 'held-out test part'}: "
         f"{test['bits_per_token']:.3f} bits/char over {test['tokens']:,} characters"
     )
     typer.echo(f"loss curve: {out / 'loss.png'}; checkpoint: {out}\n")

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from rnnkit import checkpoint
 from rnnkit.cells import RecurrentCell
-from rnnkit.errors import RnnkitError, counted
+from rnnkit.errors import RnnkitError, a_task, counted
 from rnnkit.layers import GRU, LSTM, RNN, RecurrentLayer
 from rnnkit.tasks import load
 
@@ -251,7 +251,7 @@ def inspect_run(directory: Path | str, **inputs) -> Inspection:
         raise RnnkitError(f"cannot inspect a {task!r} run yet; inspectable tasks: {', '.join(INSPECTORS)}.")
     kind, inspector = INSPECTORS[task]
     if set(given) != {kind}:
-        raise RnnkitError(f"a {task} run reads --{kind}; give exactly that input.")
+        raise RnnkitError(f"{a_task(task)} run reads --{kind}; give exactly that input.")
     return inspector(load(directory), **given)
 
 
