@@ -73,7 +73,12 @@ def test_a_run_without_calendar_features_reports_and_predicts(weather, tmp_path)
     assert (out / "report.html").stat().st_size > 1000
     result = runner.invoke(app, ["forecast", "predict", str(out), "--csv", str(weather), "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.stdout)["n"] == 5
+    report = json.loads(result.stdout)
+    assert report["n"] == 5
+    # daily times as the CSV writes them, 2013-02-04, not 2013-02-04 00:00:00
+    csv = runner.invoke(app, ["forecast", "predict", str(out), "--csv", str(weather)]).stdout.splitlines()
+    assert [row["date"] for row in report["forecasts"]] == [line.split(",")[0] for line in csv[1:]]
+    assert len(report["forecasts"][0]["date"]) == len("2013-02-04")
 
 
 @pytest.mark.parametrize(

@@ -196,7 +196,7 @@ def predict_command(
     """
     table = predict(run, csv, out_csv=out_csv, plot=plot)
     if json_output:
-        records = _jsonable(table.to_dict("records"))
+        records = _jsonable(table)
         o.print_json({"task": "forecast", "n": len(table), "forecasts": records, "out_csv": out_csv and str(out_csv)})
         return
     if out_csv is None:
@@ -207,8 +207,18 @@ def predict_command(
         typer.echo(f"plot: {plot}")
 
 
-def _jsonable(records: list[dict]) -> list[dict]:
-    # timestamps become ISO strings; numbers stay numbers
+def _jsonable(table) -> list[dict]:
+    """The rows as the CSV writes them: times as text (dates alone when every time is midnight, as pandas
+    writes them), numbers as numbers."""
+    import pandas as pd  # here: the CLI starts without pandas
+
+    table = table.copy()
+    for name in table.columns:
+        column = table[name]
+        if pd.api.types.is_datetime64_any_dtype(column):
+            midnight = (column == column.dt.normalize()).all()
+            table[name] = column.dt.strftime("%Y-%m-%d" if midnight else "%Y-%m-%d %H:%M:%S")
+    records = table.to_dict("records")
     return [{k: (str(v) if not isinstance(v, int | float | str) else v) for k, v in r.items()} for r in records]
 
 
