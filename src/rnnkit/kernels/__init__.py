@@ -13,6 +13,10 @@ and gradients); :func:`run_fused` returns ``None`` when no kernel applies, and t
 - :mod:`rnnkit.kernels.aten`: PyTorch's own fused loops (``torch.lstm``, ``torch.gru``, ``torch.rnn_tanh``;
   oneDNN on CPU, cuDNN on GPU), fed with rnnkit's parameters.
 
+Under ``torch.func``: one level of ``grad``, ``vjp`` or ``jacrev`` runs the same kernels (their Functions are
+written for it, and their backward is differentiable once); ``vmap``, ``jvp``/``jacfwd``/``hessian`` and a
+``grad`` of a ``grad`` unroll the cells instead (:mod:`rnnkit.kernels.transforms`).
+
 Choice (measured by ``bench/kernels.py`` on a 2-core CPU): on GPUs aten (cuDNN) wherever it applies (the
 rnnkit loops run there only through their PyTorch twin, untested on CUDA); on the CPU the native loops for
 RNN, GRU and layer-norm LSTM, and for LSTM with lengths, recurrent dropout or zoneout, a batch of one or
@@ -33,7 +37,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnkit.kernels import aten, gemm, loops, native, onnx_nodes, stack
+from rnnkit.kernels import aten, gemm, loops, native, onnx_nodes, stack, transforms
 from rnnkit.kernels.recurrence import kind_of
 from rnnkit.kernels.streaming import step
 
@@ -110,6 +114,8 @@ def run_fused(layer, x: Tensor, hx, lengths: Tensor | None):
     """``(output (L, N, D*H_out), h_n)`` from the fastest applicable kernel, or ``None``."""
     if torch.onnx.is_in_onnx_export():
         return onnx_nodes.run(layer, x, hx, lengths)  # ONNX's own LSTM / GRU / RNN nodes (rnnkit.export)
+    if transforms.beyond_one_gradient():
+        return None  # vmap, jvp or a second derivative under torch.func: the cells unroll (rnnkit.kernels.transforms)
     if x.shape[0] == 0 or x.shape[1] == 0:
         return None  # nothing to loop over: the reference path returns the empty output and the initial state
     if prefers_aten(layer, x, lengths):  # first: a plain LSTM's call then skips the native loops' checks

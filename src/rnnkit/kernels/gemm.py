@@ -28,8 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.kernels import native
-from rnnkit.kernels.differentiable_once import differentiable_once
+from rnnkit.kernels import native, transforms
+from rnnkit.kernels.differentiable_once import run_backward
 
 
 def intel_cpu() -> bool:
@@ -125,25 +125,32 @@ class _Linear(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
+    def forward(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
         rows = x.reshape(-1, x.shape[-1])
         return _linear(rows, weight, bias).view(*x.shape[:-1], weight.shape[0])
 
     @staticmethod
-    @differentiable_once
+    def setup_context(ctx, inputs, output) -> None:
+        x, weight, bias = inputs
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+
+    @staticmethod
     def backward(ctx, grad: Tensor):
-        x, weight = ctx.saved_tensors
-        rows, grad_rows = x.reshape(-1, x.shape[-1]), grad.reshape(-1, grad.shape[-1])
-        dx = mm(grad_rows, weight).view(x.shape) if ctx.needs_input_grad[0] else None
-        dw = mm(grad_rows.t(), rows) if ctx.needs_input_grad[1] else None
-        db = grad_rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
-        return dx, dw, db
+        return run_backward(functools.partial(_linear_backward, ctx), grad, *ctx.saved_tensors)
+
+
+def _linear_backward(ctx, grad: Tensor, x: Tensor, weight: Tensor):
+    """:class:`_Linear`'s gradients ``(dx, dw, db)``."""
+    rows, grad_rows = x.reshape(-1, x.shape[-1]), grad.reshape(-1, grad.shape[-1])
+    dx = mm(grad_rows, weight).view(x.shape) if ctx.needs_input_grad[0] else None
+    dw = mm(grad_rows.t(), rows) if ctx.needs_input_grad[1] else None
+    db = grad_rows.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+    return dx, dw, db
 
 
 def linear(x: Tensor, weight: Tensor, bias: Tensor | None = None) -> Tensor:
     """``F.linear`` (``(..., in) -> (..., out)``) whose products, forward and backward, use oneDNN where it applies."""
     if not _onednn_pays(x, weight):
         return F.linear(x, weight, bias)  # torch's own backward, without a Python Function's overhead
-    return _Linear.apply(x, weight, bias)
+    return transforms.apply(_Linear, x, weight, bias)

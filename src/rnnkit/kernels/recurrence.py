@@ -19,11 +19,13 @@ read, and :math:`m` is the recurrent-dropout mask.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from rnnkit.cells import GRUCell, LayerNormLSTMCell, LSTMCell, RNNCell
-from rnnkit.kernels import gemm
-from rnnkit.kernels.differentiable_once import differentiable_once
+from rnnkit.kernels import gemm, transforms
+from rnnkit.kernels.differentiable_once import run_backward
 
 
 def kind_of(cell) -> str | None:
@@ -70,9 +72,11 @@ def apply(loops, kind: str, packing, x, state: tuple, cell, rmask, zmask_h, zmas
 
     ``zero_start``: the initial state is known to be zeros (the caller gave none), so the weight gradient
     skips its step-0 term."""
+    # each Function returns the activations its backward reads after the outputs: keep the outputs
     if kind == "layer_norm_lstm":
         ln_hh, ln_c = cell.ln_hh, cell.ln_c
-        return LayerNormRecurrence.apply(
+        return transforms.apply(
+            LayerNormRecurrence,
             loops,
             packing,
             project(kind, cell, x).to(state[0].dtype),
@@ -88,19 +92,20 @@ def apply(loops, kind: str, packing, x, state: tuple, cell, rmask, zmask_h, zmas
             zmask_h,
             zmask_c,
             zero_start,
-        )
+        )[:3]
     c0 = state[1] if kind == "lstm" else None
+    num_outputs = 3 if kind == "lstm" else 2
     bias = step_bias(kind, cell)
     if joint_weight_gradient(loops, kind, x, cell):
-        return ProjectedRecurrence.apply(
-            loops, kind, packing, x, cell.weight_ih, state[0], c0, cell.weight_hh, bias, rmask, zmask_h, zmask_c,
-            zero_start,
-        )  # fmt: skip
+        return transforms.apply(
+            ProjectedRecurrence, loops, kind, packing, x, cell.weight_ih, state[0], c0, cell.weight_hh, bias, rmask,
+            zmask_h, zmask_c, zero_start,
+        )[:num_outputs]  # fmt: skip
     # under bf16 autocast the product may come back in bf16; the loops run in the state's precision
     xp = project(kind, cell, x).to(state[0].dtype)
-    return Recurrence.apply(
-        loops, kind, packing, xp, state[0], c0, cell.weight_hh, bias, rmask, zmask_h, zmask_c, zero_start
-    )
+    return transforms.apply(
+        Recurrence, loops, kind, packing, xp, state[0], c0, cell.weight_hh, bias, rmask, zmask_h, zmask_c, zero_start
+    )[:num_outputs]
 
 
 # From this many multiply-adds in the joint product (rows x (H_in + H) x 4H) an LSTM's two weight gradients are one
@@ -135,7 +140,8 @@ def joint_weight_gradient(loops, kind: str, x, cell) -> bool:
 
 
 class Recurrence(torch.autograd.Function):
-    """``(out (T, H), h_n[, c_n])`` of one layer-direction from its packed projected input ``xp`` ``(T, G*H)``.
+    """``(out (T, H), h_n[, c_n])`` of one layer-direction from its packed projected input ``xp`` ``(T, G*H)``,
+    followed by the activations its backward reads (see :func:`_loop_forward`; :func:`apply` drops them).
 
     ``loops`` is the native module or :mod:`rnnkit.kernels.loops`; ``packing`` a
     :class:`rnnkit.kernels.packing.Packing`; masks as in :mod:`rnnkit.kernels.loops`. ``c0`` and ``zmask_c`` are
@@ -143,23 +149,37 @@ class Recurrence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, zero_start):
-        outputs, saved = _loop_forward(ctx, loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c)
-        ctx.save_for_backward(*saved)
-        ctx.zero_start = zero_start
-        return outputs
+    def forward(*inputs):  # (loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, zero_start)
+        # one starred parameter: torch binds forward's signature on every call, 20 us for twelve named ones
+        return _loop_forward(*inputs[:-1])
 
     @staticmethod
-    @differentiable_once
-    def backward(ctx, grad_out, grad_hn, grad_cn=None):
-        h0, _, _, out, _, _, rmask, _, _ = ctx.saved_tensors
-        dxp, dgh, dh0, dc0 = _loop_backward(ctx, grad_out, grad_hn, grad_cn)
-        dw_hh = db_hh = None
-        if ctx.needs_input_grad[6]:
-            dw_hh = recurrent_weight_grad(ctx.packing, dgh, h0, out, rmask, ctx.zero_start)
-        if ctx.has_bias and ctx.needs_input_grad[7]:
-            db_hh = dgh.sum(0)
-        return None, None, None, dxp, dh0, dc0, dw_hh, db_hh, None, None, None, None
+    def setup_context(ctx, inputs, output) -> None:
+        loops, kind, packing, _, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, zero_start = inputs
+        saved = _loop_context(
+            ctx, loops, kind, packing, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, output, zero_start
+        )
+        ctx.save_for_backward(*saved)
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_hn, *grads):
+        grad_cn = grads[0] if ctx.kind == "lstm" else None
+        grads = run_backward(
+            functools.partial(_recurrence_backward, ctx), grad_out, grad_hn, grad_cn, *ctx.saved_tensors
+        )
+        return None, None, None, *grads, None, None, None, None
+
+
+def _recurrence_backward(ctx, grad_out, grad_hn, grad_cn, h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c):
+    """:class:`Recurrence`'s gradients ``(dxp, dh0, dc0, dw_hh, db_hh)``."""
+    saved = (h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c)
+    dxp, dgh, dh0, dc0 = _loop_backward(ctx, grad_out, grad_hn, grad_cn, *saved)
+    dw_hh = db_hh = None
+    if ctx.needs_input_grad[6]:
+        dw_hh = recurrent_weight_grad(ctx.packing, dgh, h0, out, rmask, ctx.zero_start)
+    if ctx.has_bias and ctx.needs_input_grad[7]:
+        db_hh = dgh.sum(0)
+    return dxp, dh0, dc0, dw_hh, db_hh
 
 
 class ProjectedRecurrence(torch.autograd.Function):
@@ -175,38 +195,50 @@ class ProjectedRecurrence(torch.autograd.Function):
     """
 
     @staticmethod
-    def forward(ctx, loops, kind, packing, x, w_ih, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, zero_start):
-        ctx.in_steps = input_product_in_steps(kind, w_ih, packing.batch_size)
-        if ctx.in_steps:
-            outputs, saved = _loop_forward(
-                ctx, loops, kind, packing, x.new_empty(0), h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, x, w_ih
+    def forward(*inputs):  # starred as Recurrence.forward's
+        loops, kind, packing, x, w_ih, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, _ = inputs
+        if input_product_in_steps(kind, w_ih, packing.batch_size):
+            return _loop_forward(
+                loops, kind, packing, x.new_empty(0), h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, x, w_ih
             )
-        else:
-            xp = gemm.product(x, w_ih)
-            outputs, saved = _loop_forward(ctx, loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c)
-        ctx.save_for_backward(*saved, x, w_ih)
-        ctx.zero_start = zero_start
-        return outputs
+        xp = gemm.product(x, w_ih)
+        return _loop_forward(loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c)
 
     @staticmethod
-    @differentiable_once
-    def backward(ctx, grad_out, grad_hn, grad_cn=None):
-        h0, _, _, out, _, _, rmask, _, _, x, w_ih = ctx.saved_tensors
-        in_steps = ctx.in_steps and ctx.needs_input_grad[3]
-        dxp, _, dh0, dc0, *dx = _loop_backward(ctx, grad_out, grad_hn, grad_cn, w_ih if in_steps else None)
-        if in_steps:
-            dx = dx[0]
-        else:
-            dx = gemm.mm(dxp, w_ih) if ctx.needs_input_grad[3] else None
-        dw_ih = dw_hh = db_hh = None
-        if ctx.needs_input_grad[4] or ctx.needs_input_grad[7]:
-            rows = inputs_and_previous_states(ctx.packing, x, h0, out, rmask, ctx.zero_start)
-            dw = ctx.loops.onednn_mm(dxp.t(), rows)  # (G*H, H_in + H)
-            dw_ih = dw[:, : x.shape[1]] if ctx.needs_input_grad[4] else None
-            dw_hh = dw[:, x.shape[1] :] if ctx.needs_input_grad[7] else None
-        if ctx.has_bias and ctx.needs_input_grad[8]:
-            db_hh = dxp.sum(0)
-        return None, None, None, dx, dw_ih, dh0, dc0, dw_hh, db_hh, None, None, None, None
+    def setup_context(ctx, inputs, output) -> None:
+        loops, kind, packing, x, w_ih, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, zero_start = inputs
+        ctx.in_steps = input_product_in_steps(kind, w_ih, packing.batch_size)
+        saved = _loop_context(
+            ctx, loops, kind, packing, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, output, zero_start
+        )
+        ctx.save_for_backward(*saved, x, w_ih)
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_hn, *grads):
+        grad_cn = grads[0] if ctx.kind == "lstm" else None
+        run = functools.partial(_projected_recurrence_backward, ctx)
+        grads = run_backward(run, grad_out, grad_hn, grad_cn, *ctx.saved_tensors)
+        return None, None, None, *grads, None, None, None, None
+
+
+def _projected_recurrence_backward(ctx, grad_out, grad_hn, grad_cn, *saved):
+    """:class:`ProjectedRecurrence`'s gradients ``(dx, dw_ih, dh0, dc0, dw_hh, db_hh)``."""
+    h0, _, _, out, _, _, rmask, _, _, x, w_ih = saved
+    in_steps = ctx.in_steps and ctx.needs_input_grad[3]
+    dxp, _, dh0, dc0, *dx = _loop_backward(ctx, grad_out, grad_hn, grad_cn, *saved[:9], w_ih if in_steps else None)
+    if in_steps:
+        dx = dx[0]
+    else:
+        dx = gemm.mm(dxp, w_ih) if ctx.needs_input_grad[3] else None
+    dw_ih = dw_hh = db_hh = None
+    if ctx.needs_input_grad[4] or ctx.needs_input_grad[7]:
+        rows = inputs_and_previous_states(ctx.packing, x, h0, out, rmask, ctx.zero_start)
+        dw = ctx.loops.onednn_mm(dxp.t(), rows)  # (G*H, H_in + H)
+        dw_ih = dw[:, : x.shape[1]] if ctx.needs_input_grad[4] else None
+        dw_hh = dw[:, x.shape[1] :] if ctx.needs_input_grad[7] else None
+    if ctx.has_bias and ctx.needs_input_grad[8]:
+        db_hh = dxp.sum(0)
+    return dx, dw_ih, dh0, dc0, dw_hh, db_hh
 
 
 # Up to this many weights in W_ih an LSTM's input product runs inside its loop's steps, beside the recurrent one
@@ -231,29 +263,40 @@ def input_product_in_steps(kind: str, w_ih, batch_size: int) -> bool:
     return kind == "lstm" and w_ih.numel() <= INPUT_WEIGHT_IN_STEPS and batch_size >= IN_STEPS_MIN_BATCH
 
 
-def _loop_forward(ctx, loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, x=None, w_ih=None):
-    """The time loop of :class:`Recurrence` and :class:`ProjectedRecurrence`: its outputs, and the nine tensors
-    :func:`_loop_backward` reads (first in ``ctx.saved_tensors``)."""
-    ctx.loops, ctx.kind, ctx.packing = loops, kind, packing
+def _loop_forward(loops, kind, packing, xp, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, x=None, w_ih=None):
+    """The time loop of :class:`Recurrence` and :class:`ProjectedRecurrence`: ``(out, h_n[, c_n])``, then the
+    activations its backward reads: ``act`` (``(T, G*H)``; an RNN's without zoneout is ``out`` itself, and is not
+    repeated) and an LSTM's cell states ``cs``."""
     batch_sizes = packing.batch_sizes
-    ctx.has_bias = b_hh is not None
     if kind == "lstm":
-        out, h_n, c_n, act, cs = loops.lstm_forward(
-            xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h, zmask_c, x=x, w_ih=w_ih
-        )
-        return (out, h_n, c_n), (h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c)
+        return tuple(loops.lstm_forward(xp, h0, c0, w_hh, b_hh, batch_sizes, rmask, zmask_h, zmask_c, x=x, w_ih=w_ih))
     if kind == "gru":
-        out, h_n, act = loops.gru_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask_h)
+        return tuple(loops.gru_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask_h))
+    out, h_n, act = loops.rnn_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask_h, kind == "rnn_relu")
+    return (out, h_n) if act is out else (out, h_n, act)
+
+
+def _loop_context(ctx, loops, kind, packing, h0, c0, w_hh, b_hh, rmask, zmask_h, zmask_c, output, zero_start):
+    """Keep on ``ctx`` what :func:`_loop_backward` needs of :func:`_loop_forward`'s call; returns the nine
+    tensors it reads (first in ``ctx.saved_tensors``)."""
+    ctx.loops, ctx.kind, ctx.packing, ctx.zero_start = loops, kind, packing, zero_start
+    ctx.has_bias = b_hh is not None
+    ctx.set_materialize_grads(False)  # unused outputs' gradients (the activations' always) arrive as None
+    out, _, *rest = output
+    if kind == "lstm":
+        _, act, cs = rest
+        ctx.mark_non_differentiable(act, cs)
     else:
-        out, h_n, act = loops.rnn_forward(xp, h0, w_hh, b_hh, batch_sizes, rmask, zmask_h, kind == "rnn_relu")
-    return (out, h_n), (h0, None, w_hh, out, act, None, rmask, zmask_h, None)
+        (act,), cs = rest or (out,), None
+        if act is not out:
+            ctx.mark_non_differentiable(act)
+    return h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c
 
 
-def _loop_backward(ctx, grad_out, grad_hn, grad_cn, w_ih=None):
+def _loop_backward(ctx, grad_out, grad_hn, grad_cn, h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c, w_ih=None):
     """The time loop in reverse: ``(dXP, dGH, dh0, dc0)``; ``dGH`` is ``dXP`` itself except for a GRU, ``dc0``
     None except for an LSTM. With ``w_ih`` (an LSTM's), the input gradient ``dXP W_ih`` too, formed step by
     step, after them."""
-    h0, c0, w_hh, out, act, cs, rmask, zmask_h, zmask_c = ctx.saved_tensors[:9]
     loops, kind, batch_sizes = ctx.loops, ctx.kind, ctx.packing.batch_sizes
     # outputs nobody used arrive as None
     grad_out = torch.zeros_like(out) if grad_out is None else grad_out
@@ -309,31 +352,16 @@ def recurrent_weight_grad(packing, dgh, h0, out, rmask, zero_start: bool = False
 
 class LayerNormRecurrence(torch.autograd.Function):
     """:class:`Recurrence` for :class:`rnnkit.cells.LayerNormLSTMCell` (equations in
-    :mod:`rnnkit.kernels.layer_norm_loops`): ``(out (T, H), h_n, c_n)``, gradients for ``xp``, the states,
-    ``W_hh`` and the gains and offsets of ``ln_hh`` and ``ln_c``."""
+    :mod:`rnnkit.kernels.layer_norm_loops`): ``(out (T, H), h_n, c_n)``, then the activations and normalised
+    values its backward reads; gradients for ``xp``, the states, ``W_hh`` and the gains and offsets of ``ln_hh``
+    and ``ln_c``."""
 
     @staticmethod
-    def forward(
-        ctx,
-        loops,
-        packing,
-        xp,
-        h0,
-        c0,
-        w_hh,
-        gamma_hh,
-        beta_hh,
-        eps_hh,
-        gamma_c,
-        beta_c,
-        eps_c,
-        rmask,
-        zmask_h,
-        zmask_c,
-        zero_start,
-    ):
-        ctx.loops, ctx.packing, ctx.zero_start = loops, packing, zero_start
-        out, h_n, c_n, act, cs, a_hat, c_hat, rstd = loops.layer_norm_lstm_forward(
+    def forward(*inputs):  # starred as Recurrence.forward's
+        loops, packing, xp, h0, c0, w_hh, gamma_hh, beta_hh, eps_hh, gamma_c, beta_c, eps_c, *masks, _ = inputs
+        rmask, zmask_h, zmask_c = masks
+        # -> out, h_n, c_n, act, cs, a_hat, c_hat, rstd
+        outputs = loops.layer_norm_lstm_forward(
             xp,
             h0,
             c0,
@@ -349,42 +377,43 @@ class LayerNormRecurrence(torch.autograd.Function):
             zmask_h,
             zmask_c,
         )
-        ctx.save_for_backward(
-            h0, c0, w_hh, gamma_hh, gamma_c, out, cs, act, a_hat, c_hat, rstd, rmask, zmask_h, zmask_c
-        )
-        ctx.has_beta = (beta_hh is not None, beta_c is not None)
-        return out, h_n, c_n
+        return tuple(outputs)
 
     @staticmethod
-    @differentiable_once
-    def backward(ctx, grad_out, grad_hn, grad_cn):
-        h0, c0, w_hh, gamma_hh, gamma_c, out, cs, act, a_hat, c_hat, rstd, rmask, zmask_h, zmask_c = ctx.saved_tensors
-        grad_out = torch.zeros_like(out) if grad_out is None else grad_out
-        grad_hn = torch.zeros_like(h0) if grad_hn is None else grad_hn
-        grad_cn = torch.zeros_like(c0) if grad_cn is None else grad_cn
-        dxp, da, dy, dh0, dc0 = ctx.loops.layer_norm_lstm_backward(
-            grad_out,
-            grad_hn,
-            grad_cn,
+    def setup_context(ctx, inputs, output) -> None:
+        (
+            loops,
+            packing,
+            _,
+            h0,
             c0,
-            cs,
-            act,
-            a_hat,
-            c_hat,
-            rstd,
             w_hh,
             gamma_hh,
+            beta_hh,
+            _,
             gamma_c,
-            ctx.packing.batch_sizes,
+            beta_c,
+            _,
             rmask,
             zmask_h,
             zmask_c,
+            zero_start,
+        ) = inputs
+        out, _, _, act, cs, a_hat, c_hat, rstd = output
+        ctx.loops, ctx.packing, ctx.zero_start = loops, packing, zero_start
+        ctx.has_beta = (beta_hh is not None, beta_c is not None)
+        ctx.set_materialize_grads(False)  # unused outputs' gradients (the activations' always) arrive as None
+        ctx.mark_non_differentiable(act, cs, a_hat, c_hat, rstd)
+        ctx.save_for_backward(
+            h0, c0, w_hh, gamma_hh, gamma_c, out, cs, act, a_hat, c_hat, rstd, rmask, zmask_h, zmask_c
         )
-        # one product / reduction over all T rows each
-        dw_hh = recurrent_weight_grad(ctx.packing, da, h0, out, rmask, ctx.zero_start)
-        d_gamma_hh, d_gamma_c = ctx.loops.column_dot(dxp, a_hat), ctx.loops.column_dot(dy, c_hat)
-        d_beta_hh = dxp.sum(0) if ctx.has_beta[0] else None
-        d_beta_c = dy.sum(0) if ctx.has_beta[1] else None
+
+    @staticmethod
+    def backward(ctx, grad_out, grad_hn, grad_cn, *_):
+        grads = run_backward(
+            functools.partial(_layer_norm_recurrence_backward, ctx), grad_out, grad_hn, grad_cn, *ctx.saved_tensors
+        )
+        dxp, dh0, dc0, dw_hh, d_gamma_hh, d_beta_hh, d_gamma_c, d_beta_c = grads
         return (
             None,
             None,
@@ -403,3 +432,36 @@ class LayerNormRecurrence(torch.autograd.Function):
             None,
             None,
         )
+
+
+def _layer_norm_recurrence_backward(ctx, grad_out, grad_hn, grad_cn, *saved):
+    """:class:`LayerNormRecurrence`'s gradients ``(dxp, dh0, dc0, dw_hh, d_gamma_hh, d_beta_hh, d_gamma_c,
+    d_beta_c)``."""
+    h0, c0, w_hh, gamma_hh, gamma_c, out, cs, act, a_hat, c_hat, rstd, rmask, zmask_h, zmask_c = saved
+    grad_out = torch.zeros_like(out) if grad_out is None else grad_out
+    grad_hn = torch.zeros_like(h0) if grad_hn is None else grad_hn
+    grad_cn = torch.zeros_like(c0) if grad_cn is None else grad_cn
+    dxp, da, dy, dh0, dc0 = ctx.loops.layer_norm_lstm_backward(
+        grad_out,
+        grad_hn,
+        grad_cn,
+        c0,
+        cs,
+        act,
+        a_hat,
+        c_hat,
+        rstd,
+        w_hh,
+        gamma_hh,
+        gamma_c,
+        ctx.packing.batch_sizes,
+        rmask,
+        zmask_h,
+        zmask_c,
+    )
+    # one product / reduction over all T rows each
+    dw_hh = recurrent_weight_grad(ctx.packing, da, h0, out, rmask, ctx.zero_start)
+    d_gamma_hh, d_gamma_c = ctx.loops.column_dot(dxp, a_hat), ctx.loops.column_dot(dy, c_hat)
+    d_beta_hh = dxp.sum(0) if ctx.has_beta[0] else None
+    d_beta_c = dy.sum(0) if ctx.has_beta[1] else None
+    return dxp, dh0, dc0, dw_hh, d_gamma_hh, d_beta_hh, d_gamma_c, d_beta_c
