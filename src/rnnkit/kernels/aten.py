@@ -15,12 +15,13 @@ from torch import Tensor
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.kernels.recurrence import cell_type
 from rnnkit.unroll import map_state
 
 
 def _function(cell):
     """The aten loop for a cell kind, or ``None``: exact types only, so subclasses keep their own math."""
-    kind = type(cell)
+    kind = cell_type(cell)
     if kind is LSTMCell:
         return torch.lstm
     if kind is GRUCell:

@@ -34,7 +34,7 @@ def kind_of(cell) -> str | None:
 
     Exact types only, so a subclass with its own equations keeps them (it unrolls instead).
     """
-    kind = type(cell)
+    kind = cell_type(cell)
     if kind is RNNCell:
         return "rnn_" + cell.nonlinearity
     if kind is GRUCell:
@@ -44,6 +44,14 @@ def kind_of(cell) -> str | None:
     if kind is LayerNormLSTMCell and cell.weight_hr is None:
         return "layer_norm_lstm"
     return None
+
+
+def cell_type(cell) -> type:
+    """The cell's class; under torch.nn.utils.parametrize (``weight_norm(cell, "weight_hh")``), the class it had
+    before, which parametrize subclasses: its parametrized weights are properties, which the kernels read alike."""
+    if "parametrizations" in cell._modules:  # parametrize.type_before_parametrizations, without its getattr miss
+        return type(cell).__bases__[0]
+    return type(cell)
 
 
 def project(kind: str, cell, x):

@@ -46,7 +46,9 @@ def _plan(layer) -> tuple[str | None, list[dict]]:
     cached = layer.__dict__.get("_step_plan")
     if cached is not None and cached[0] == cells:  # modules compare by identity
         return cached[1]
-    plan = (kind_of(cells[0]), [cell._parameters for cell in cells])
+    # parametrized weights are not in the dicts: the cells compute them
+    parametrized = any("parametrizations" in cell._modules for cell in cells)
+    plan = (None if parametrized else kind_of(cells[0]), [cell._parameters for cell in cells])
     layer.__dict__["_step_plan"] = (cells, plan)
     return plan
 
