@@ -15,7 +15,7 @@ H_out = P if proj_size else H.
 
 from __future__ import annotations
 
-import functools
+import contextlib
 import warnings
 from collections.abc import Callable
 
@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit import kernels
+from rnnkit import kernels, torch_names
 from rnnkit.cells import (
     GRUCell,
     LayerNormGRUCell,
@@ -39,6 +39,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.unroll import Trace, check_lengths, map_state, unroll
 
 CellFactory = Callable[[int, int], RecurrentCell]
+_NO_STAND_INS = contextlib.nullcontext()  # a forward's context when no flat name stands in (rnnkit.torch_names)
 
 
 def _check_probability(name: str, value: float) -> None:
@@ -102,13 +103,9 @@ class RecurrentLayer(nn.Module):
         self.cells = nn.ModuleList(cells)
         self.output_size = _emitted_size(cells[0])
 
-        # torch.nn's flat names ("weight_hh_l1_reverse") <-> ours ("cells.3.weight_hh")
-        self._torch_names: dict[str, str] = {}
-        for index, cell in enumerate(self.cells):
-            layer, direction = divmod(index, self.num_directions)
-            suffix = f"_l{layer}" + ("_reverse" if direction else "")
-            for name, _ in cell.named_parameters():
-                self._torch_names[name.replace(".", "_") + suffix] = f"cells.{index}.{name}"
+        # torch.nn's flat names ("weight_hh_l1_reverse") -> ours ("cells.3.weight_hh"), see rnnkit.torch_names
+        self._stand_ins: dict[str, Tensor] = {}
+        self._torch_names = torch_names.flat_names(self.cells, self.num_directions)
         # (cell index, parameter name) of the top-level parameters torch.nn's fused loops take, in order
         self._flat_sources = [
             (int(ours.split(".")[1]), ours.split(".")[2]) for ours in self._torch_names.values() if ours.count(".") == 2
@@ -116,22 +113,30 @@ class RecurrentLayer(nn.Module):
         # the width of each state component (h; h and c for an LSTM), for validating a given hx
         template = self.cells[0].init_state(1, device="meta")
         self._state_sizes = tuple(p.shape[-1] for p in ((template,) if isinstance(template, Tensor) else template))
-        self._register_state_dict_hook(_to_torch_keys)
-        self._register_load_state_dict_pre_hook(_from_torch_keys, with_module=True)
+        self._register_state_dict_hook(torch_names.to_torch_keys)
+        self._register_load_state_dict_pre_hook(torch_names.from_torch_keys, with_module=True)
 
-    # --- torch.nn compatibility ----------------------------------------------------------------------------
+    # --- torch.nn compatibility: its flat parameter names (rnnkit.torch_names) --------------------------------
 
     def __getattr__(self, name: str):
         try:
             return super().__getattr__(name)
         except AttributeError:
-            names = self.__dict__.get("_torch_names", {})
-            if name in names:
-                # attribute walk, not get_parameter: under torch.func.functional_call the
-                # cells hold plain tensors in place of their parameters
-                cell_index, parameter = names[name].removeprefix("cells.").split(".", 1)
-                return functools.reduce(getattr, parameter.split("."), self.cells[int(cell_index)])
+            if name in self.__dict__.get("_torch_names", ()):
+                return torch_names.read(self, name)
             raise
+
+    def __setattr__(self, name: str, value) -> None:
+        if name in self.__dict__.get("_torch_names", ()):
+            torch_names.assign(self, name, value)
+        else:
+            super().__setattr__(name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if name in self.__dict__.get("_torch_names", ()):
+            torch_names.remove(self, name)
+        else:
+            super().__delattr__(name)
 
     @property
     def _flat_weights_names(self) -> list[str]:
@@ -232,7 +237,8 @@ class RecurrentLayer(nn.Module):
         if lengths is not None:
             lengths = check_lengths(lengths, num_steps, batch_size, x.device)
 
-        output, h_n, trace = self._run(x, hx, lengths, return_trace)
+        with torch_names.standing_in(self) if self._stand_ins else _NO_STAND_INS:
+            output, h_n, trace = self._run(x, hx, lengths, return_trace)
 
         # -> the caller's layout
         if packed:
@@ -329,7 +335,8 @@ class RecurrentLayer(nn.Module):
                 "first or use forward() for training."
             )
         # the cells one after the other, or one native call for the whole stack (rnnkit.kernels.streaming)
-        return kernels.step(self, x_t, state)
+        with torch_names.standing_in(self) if self._stand_ins else _NO_STAND_INS:
+            return kernels.step(self, x_t, state)
 
     # --- interchange with torch.nn -------------------------------------------------------------------------
 
@@ -361,18 +368,6 @@ def _emitted_size(cell: RecurrentCell) -> int:
     contract (``project`` / ``step`` / ``init_state``) need not have ``output_size``."""
     state = cell.init_state(1, device="meta")
     return (state if isinstance(state, Tensor) else state[0]).shape[-1]
-
-
-def _to_torch_keys(module: RecurrentLayer, state_dict: dict, prefix: str, local_metadata) -> None:
-    for torch_name, ours in module._torch_names.items():
-        if prefix + ours in state_dict:
-            state_dict[prefix + torch_name] = state_dict.pop(prefix + ours)
-
-
-def _from_torch_keys(module: RecurrentLayer, state_dict: dict, prefix: str, *args) -> None:
-    for torch_name, ours in module._torch_names.items():
-        if prefix + torch_name in state_dict:
-            state_dict[prefix + ours] = state_dict.pop(prefix + torch_name)
 
 
 def _repack_like(output: Tensor, lengths: Tensor, packed_input: PackedSequence) -> PackedSequence:
