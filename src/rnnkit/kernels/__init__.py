@@ -13,6 +13,9 @@ and gradients); :func:`run_fused` returns ``None`` when no kernel applies, and t
 - :mod:`rnnkit.kernels.aten`: PyTorch's own fused loops (``torch.lstm``, ``torch.gru``, ``torch.rnn_tanh``;
   oneDNN on CPU, cuDNN on GPU), fed with rnnkit's parameters.
 
+Under ``torch.jit.trace`` the aten loops run, which the tracer records as one operation each, or else the cells
+unroll (:mod:`rnnkit.kernels.capture`): it cannot see the native loops.
+
 Under ``torch.func``: one level of ``grad``, ``vjp`` or ``jacrev`` runs the same kernels (their Functions are
 written for it, and their backward is differentiable once); ``vmap``, ``jvp``/``jacfwd``/``hessian`` and a
 ``grad`` of a ``grad`` unroll the cells instead (:mod:`rnnkit.kernels.transforms`).
@@ -37,7 +40,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from rnnkit.kernels import aten, gemm, loops, native, onnx_nodes, stack, transforms
+from rnnkit.kernels import aten, capture, gemm, loops, native, onnx_nodes, stack, transforms
 from rnnkit.kernels.recurrence import kind_of
 from rnnkit.kernels.streaming import step
 
@@ -112,8 +115,10 @@ def release_buffers() -> None:
 
 def run_fused(layer, x: Tensor, hx, lengths: Tensor | None):
     """``(output (L, N, D*H_out), h_n)`` from the fastest applicable kernel, or ``None``."""
-    if torch.onnx.is_in_onnx_export():
-        return onnx_nodes.run(layer, x, hx, lengths)  # ONNX's own LSTM / GRU / RNN nodes (rnnkit.export)
+    if capture.active():  # a graph being recorded: what it can record (rnnkit.kernels.capture)
+        if torch.onnx.is_in_onnx_export():
+            return onnx_nodes.run(layer, x, hx, lengths)  # ONNX's own LSTM / GRU / RNN nodes (rnnkit.export)
+        return capture.run(layer, x, hx, lengths)
     if transforms.beyond_one_gradient():
         return None  # vmap, jvp or a second derivative under torch.func: the cells unroll (rnnkit.kernels.transforms)
     if x.shape[0] == 0 or x.shape[1] == 0:

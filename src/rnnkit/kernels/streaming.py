@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from rnnkit.kernels import native, transforms
+from rnnkit.kernels import capture, native, transforms
 from rnnkit.kernels.recurrence import kind_of
 from rnnkit.unroll import apply_zoneout, map_state
 
@@ -59,8 +59,10 @@ def _bias(bias: Tensor | None) -> Tensor:
 
 def _native_for(layer, x_t: Tensor, state):
     """The native module when it gives the cells' numbers: no autograd, no noise, a built-in cell, fp32/64 CPU,
-    no torch.func transform (it takes plain tensors and records no gradient)."""
+    no torch.func transform (it takes plain tensors and records no gradient), no trace (it cannot see the call)."""
     if x_t.device.type != "cpu" or x_t.dtype not in (torch.float32, torch.float64) or transforms.active():
+        return None
+    if capture.active():
         return None
     noisy = layer.training and (layer.zoneout > 0 or (layer.dropout > 0 and layer.num_layers > 1))
     if noisy or _plan(layer)[0] not in NATIVE_KINDS:
