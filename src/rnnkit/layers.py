@@ -237,8 +237,11 @@ class RecurrentLayer(nn.Module):
         if lengths is not None:
             lengths = check_lengths(lengths, num_steps, batch_size, x.device)
 
+        # under torch.compile the recurrence runs eagerly, as torch.nn's RNN modules do (TorchDynamo's allow_rnn):
+        # it cannot see the native loops, and inductor failed on aten's (mkldnn_rnn_layer at a new size)
+        run = self._run_eagerly if torch.compiler.is_compiling() else self._run
         with torch_names.standing_in(self) if self._stand_ins else _NO_STAND_INS:
-            output, h_n, trace = self._run(x, hx, lengths, return_trace)
+            output, h_n, trace = run(x, hx, lengths, return_trace)
 
         # -> the caller's layout
         if packed:
@@ -256,6 +259,8 @@ class RecurrentLayer(nn.Module):
             if fused is not None:
                 return (*fused, None)
         return self._unroll_layers(x, hx, lengths, return_trace)
+
+    _run_eagerly = torch.compiler.disable(_run)
 
     def _unroll_layers(self, x: Tensor, hx: State | None, lengths: Tensor | None, return_trace: bool):
         """The reference path: :func:`unroll` per layer and direction, dropout between layers."""

@@ -55,3 +55,21 @@ def test_tracing_a_cell_torch_has_no_loop_for_warns_that_the_length_is_fixed():
         traced = torch.jit.trace(layer, (torch.randn(4, 3, 5),))
     x = torch.randn(4, 2, 5)
     torch.testing.assert_close(traced(x), layer(x))
+
+
+@pytest.mark.parametrize(("make_torch", "make_ours"), TWINS)
+def test_a_compiled_layer_gives_torchs_outputs_and_gradients_at_two_sizes(make_torch, make_ours):
+    theirs, ours = _twins(make_torch, make_ours, num_layers=2)
+    compiled = torch.compile(ours)
+    for shape in ((6, 3, 5), (9, 4, 5)):
+        x = torch.randn(shape, requires_grad=True)
+        results = []
+        for layer in (compiled, theirs):
+            layer.zero_grad()
+            output, _ = layer(x)
+            output.pow(2).sum().backward()
+            results.append((output, x.grad.clone(), [p.grad for p in layer.parameters()]))
+            x.grad = None
+        torch.testing.assert_close(*results)
+    with torch.no_grad():
+        torch.testing.assert_close(compiled(x), theirs(x))

@@ -14,7 +14,8 @@ and gradients); :func:`run_fused` returns ``None`` when no kernel applies, and t
   oneDNN on CPU, cuDNN on GPU), fed with rnnkit's parameters.
 
 Under ``torch.jit.trace`` the aten loops run, which the tracer records as one operation each, or else the cells
-unroll (:mod:`rnnkit.kernels.capture`): it cannot see the native loops.
+unroll (:mod:`rnnkit.kernels.capture`): it cannot see the native loops. Under ``torch.compile`` a layer's
+recurrence runs eagerly, outside the graph, as torch.nn's RNN modules do.
 
 Under ``torch.func``: one level of ``grad``, ``vjp`` or ``jacrev`` runs the same kernels (their Functions are
 written for it, and their backward is differentiable once); ``vmap``, ``jvp``/``jacfwd``/``hessian`` and a
