@@ -410,6 +410,18 @@ def test_state_shape_mismatch_is_refused():
         GRU(3, 4, num_layers=2)(torch.randn(5, 2, 3), torch.zeros(1, 2, 4))
 
 
+@pytest.mark.parametrize("make", [RNN, LSTM, GRU])
+def test_a_state_of_another_dtype_or_device_than_the_input_is_one_clear_error(make):
+    layer, x = make(3, 4), torch.randn(5, 2, 3)
+    for state, message in ((torch.zeros(1, 2, 4, dtype=torch.float64), "hx has dtype torch.float64 but the input has"),
+                           (torch.zeros(1, 2, 4, device="meta"), "hx is on meta but the input is on cpu")):  # fmt: skip
+        hx = (state, state) if make is LSTM else state
+        with pytest.raises(RnnkitError, match=message):
+            layer(x, hx)
+        with pytest.raises(RnnkitError, match=message):
+            layer.step(x[0], hx)
+
+
 def test_lstm_state_must_be_a_pair():
     with pytest.raises(RnnkitError, match="hx must be a tuple of 2 tensors"):
         LSTM(3, 4)(torch.randn(5, 2, 3), torch.zeros(1, 2, 4))

@@ -232,7 +232,7 @@ class RecurrentLayer(nn.Module):
         if hx is not None:
             if unbatched:
                 hx = map_state(lambda s: s.unsqueeze(1) if s.dim() == 2 else s, hx)
-            self._check_state(hx, batch_size)
+            self._check_state(hx, x)
             hx = hx if isinstance(hx, Tensor) else tuple(hx)  # torch.nn takes a list [h, c] too; kernels test tuple
         if lengths is not None:
             lengths = check_lengths(lengths, num_steps, batch_size, x.device)
@@ -291,8 +291,9 @@ class RecurrentLayer(nn.Module):
         h_n = map_state(lambda *parts: torch.stack(parts), *finals)
         return x, h_n, traces
 
-    def _check_state(self, hx: State, batch_size: int) -> None:
-        """Refuse a state whose structure or shapes do not fit this layer and input."""
+    def _check_state(self, hx: State, x: Tensor, batch_dim: int = 1) -> None:
+        """Refuse a state whose structure, shapes, dtype or device do not fit this layer and the input ``x``."""
+        batch_size = x.shape[batch_dim]
         hx_parts = (hx,) if isinstance(hx, Tensor) else tuple(hx)
         sizes = self._state_sizes
         if len(hx_parts) != len(sizes) or not all(isinstance(p, Tensor) for p in hx_parts):
@@ -309,6 +310,13 @@ class RecurrentLayer(nn.Module):
                 raise RnnkitError(
                     f"hx must have shape {expected} (num_layers*num_directions, batch, hidden), got "
                     f"{tuple(given.shape)}."
+                )
+            if given.device != x.device:  # torch.nn refuses this too, in its own words
+                raise RnnkitError(f"hx is on {given.device} but the input is on {x.device}; move hx with .to().")
+            if given.dtype != x.dtype and not torch.is_autocast_enabled(x.device.type):
+                # else the loops fail deep inside ("expected scalar type Double but found Float")
+                raise RnnkitError(
+                    f"hx has dtype {given.dtype} but the input has {x.dtype}; convert hx with .to({x.dtype})."
                 )
 
     # --- one step at a time --------------------------------------------------------------------------------
@@ -333,7 +341,7 @@ class RecurrentLayer(nn.Module):
         if state is None:
             state = self.initial_state(x_t.shape[0], device=x_t.device, dtype=x_t.dtype)
         else:
-            self._check_state(state, x_t.shape[0])
+            self._check_state(state, x_t, batch_dim=0)
         if self.training and self.recurrent_dropout > 0:
             raise RnnkitError(
                 "step() cannot keep recurrent_dropout's one-mask-per-sequence across calls; call eval() "
