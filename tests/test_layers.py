@@ -568,3 +568,31 @@ def test_saturated_gates_reach_one_and_pass_no_gradient_as_in_torch(kind):
         output.sum().backward()
     assert reference.weight_ih_l0.grad.abs().max() == 0
     assert layer.weight_ih_l0.grad.abs().max() < 1e-6
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [(RNN, {}), (RNN, {"nonlinearity": "relu"}), (GRU, {}), (GRU, {"layer_norm": True}), (LSTM, {}),
+     (LSTM, {"layer_norm": True})],
+)  # fmt: skip
+def test_a_nan_in_the_input_reaches_outputs_states_and_gradients_as_in_torch(kind, options, dtype):
+    """A NaN must not come out as a finite number: under -ffinite-math-only the loops' clamps dropped it, so a
+    diverged model ran on with finite outputs."""
+    torch.manual_seed(0)
+    layer = kind(5, 6, num_layers=2, **options).to(dtype)
+    x = torch.randn(4, 3, 5, dtype=dtype)
+    x[1, 0, 2] = float("nan")
+    x.requires_grad_()
+    output, state = layer(x)
+    output.sum().backward()
+    # sequence 0 from step 1 on, through both layers; the other sequences stay finite
+    assert output[1:, 0].isnan().all() and not output[:1].isnan().any() and not output[:, 1:].isnan().any()
+    assert all(part[:, 0].isnan().all() for part in ((state,) if isinstance(state, torch.Tensor) else state))
+    assert layer.weight_hh_l0.grad.isnan().any()
+    with torch.no_grad():
+        assert layer(x)[0][1:, 0].isnan().all()
+    step_state = None
+    for x_t in x.detach():
+        y_t, step_state = layer.eval().step(x_t, step_state)
+    assert y_t[0].isnan().all() and not y_t[1:].isnan().any()
