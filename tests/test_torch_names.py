@@ -85,6 +85,19 @@ def test_named_parameters_keep_the_cells_names_in_torch_nns_order():
     assert all(getattr(layer, name) is ours for (name, _), ours in pairs)
 
 
+def test_load_state_dict_reports_missing_keys_by_torch_nns_names():
+    """As the state_dict names them and torch.nn reports them, below a parent too (strict=True's message alike)."""
+    reference, layer = _pair("lstm")
+    state = reference.state_dict()
+    del state["weight_hh_l0_reverse"]
+    assert layer.load_state_dict(state, strict=False).missing_keys == ["weight_hh_l0_reverse"]
+    parent = nn.Sequential(layer)
+    state = {f"0.{key}": value for key, value in state.items() if key != "bias_ih_l0"}
+    assert parent.load_state_dict(state, strict=False).missing_keys == ["0.bias_ih_l0", "0.weight_hh_l0_reverse"]
+    with pytest.raises(RuntimeError, match=r'Missing key.*"0\.bias_ih_l0", "0\.weight_hh_l0_reverse"'):
+        parent.load_state_dict(state)
+
+
 def test_assigning_a_flat_name_stands_in_or_replaces_as_torch_nn_does():
     reference, layer = _pair("rnn", bidirectional=False)
     x = torch.randn(5, 2, 3, dtype=torch.float64)

@@ -115,6 +115,7 @@ class RecurrentLayer(nn.Module):
         self._state_sizes = tuple(p.shape[-1] for p in ((template,) if isinstance(template, Tensor) else template))
         self._register_state_dict_hook(torch_names.to_torch_keys)
         self._register_load_state_dict_pre_hook(torch_names.from_torch_keys, with_module=True)
+        self.register_load_state_dict_post_hook(torch_names.missing_keys_as_torch)
 
     # --- torch.nn compatibility: its flat parameter names (rnnkit.torch_names) --------------------------------
 

@@ -4,7 +4,8 @@
 A layer's parameters stay the cells': ``named_parameters()`` (of the layer and of any model around it, which
 walks the cells' own), optimizers, DDP and the trainer see ``cells.3.weight_hh``. The flat names reach them:
 
-- ``state_dict`` and ``load_state_dict`` use torch's names (the hooks below), parametrized weights included:
+- ``state_dict`` and ``load_state_dict`` use torch's names (the hooks below; its missing keys too), parametrized
+  weights included:
   ``cells.0.parametrizations.weight_hh.original0`` is ``parametrizations.weight_hh_l0.original0``, as
   ``weight_norm(torch_lstm, "weight_hh_l0")`` names it on a ``torch.nn.LSTM``;
 - reading ``layer.weight_hh_l0`` (and ``get_parameter``) gives the cell's tensor;
@@ -129,6 +130,7 @@ def to_torch_keys(layer, state_dict: dict, prefix: str, local_metadata) -> None:
 
 def from_torch_keys(layer, state_dict: dict, prefix: str, *args) -> None:
     """``load_state_dict`` pre-hook: torch.nn's keys -> rnnkit's (so rnnkit's own load too, unchanged)."""
+    layer.__dict__["_loading_prefix"] = prefix  # for missing_keys_as_torch, which torch calls without the prefix
     for torch_name, ours in layer._torch_names.items():
         if prefix + torch_name in state_dict:
             state_dict[prefix + ours] = state_dict.pop(prefix + torch_name)
@@ -139,3 +141,12 @@ def from_torch_keys(layer, state_dict: dict, prefix: str, *args) -> None:
         if ours.count(".") == 2:  # a cell's own parameter: cells.<index>.<name>
             cell, name = ours.rsplit(".", 1)
             state_dict[f"{prefix}{cell}.parametrizations.{name}.{rest}"] = state_dict.pop(key)
+
+
+def missing_keys_as_torch(layer, incompatible_keys) -> None:
+    """``load_state_dict`` post-hook: the layer's missing keys by torch.nn's names, as the state_dict gives them
+    and torch.nn reports them (``weight_hh_l0``, not ``cells.0.weight_hh``); strict loading's message follows."""
+    prefix = layer.__dict__.pop("_loading_prefix", "")
+    theirs = {prefix + ours: prefix + torch_name for torch_name, ours in layer._torch_names.items()}
+    missing = incompatible_keys.missing_keys
+    missing[:] = [theirs.get(key, key) for key in missing]
