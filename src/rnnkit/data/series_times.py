@@ -153,7 +153,7 @@ def check_trained_kind(column: pd.Series, freq: Freq, name: str, source: str) ->
         )
 
 
-def _ordinal(times: pd.Series | pd.Index) -> np.ndarray:
+def ordinal(times: pd.Series | pd.Index) -> np.ndarray:
     """Times as int64 numbers: nanoseconds for dates, the steps themselves for an integer index."""
     if is_integer_dtype(times):
         return np.asarray(times, dtype=np.int64)
@@ -166,7 +166,7 @@ def check_order(times: pd.Series, label: str, source: str) -> None:
     if duplicated.any():
         when = times[duplicated].iloc[0]
         raise RnnkitError(f"time {when} appears more than once in {label} of {source}; keep one row per time step.")
-    backwards = np.flatnonzero(np.diff(_ordinal(times)) < 0)
+    backwards = np.flatnonzero(np.diff(ordinal(times)) < 0)
     if len(backwards):
         i = int(backwards[0])
         raise RnnkitError(
@@ -209,14 +209,14 @@ def infer_frequency(times_list: list[pd.Series], source: str) -> Freq:
                     inferred = pd.infer_freq(pd.DatetimeIndex(times))
                 if inferred:
                     return to_offset(inferred).freqstr
-    spacings = np.concatenate([np.diff(_ordinal(t)) for t in times_list])
+    spacings = np.concatenate([np.diff(ordinal(t)) for t in times_list])
     if len(spacings) == 0:
         raise RnnkitError(f"{source} has a single time step; a series needs many steps to forecast.")
     values, counts = np.unique(spacings, return_counts=True)
     most = int(values[np.argmax(counts)])
     if steps_index:
         # modulo, not a grid: a stray time far off (a typo) would make a grid of billions of steps
-        if all(((_ordinal(t) - int(t.iloc[0])) % most == 0).all() for t in times_list):
+        if all(((ordinal(t) - int(t.iloc[0])) % most == 0).all() for t in times_list):
             return most
         raise RnnkitError(
             f"the steps of {source} are not on a regular grid (the most common step is {most}); "

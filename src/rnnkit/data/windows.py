@@ -24,12 +24,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 import torch
 from torch import Tensor
 
 from rnnkit.data.series import Series, SeriesSet, future_times
-from rnnkit.data.series_times import calendar_features
+from rnnkit.data.series_times import calendar_features, ordinal
 from rnnkit.errors import RnnkitError
 
 
@@ -194,17 +193,12 @@ def window_keys(series: Series, freq: str, origins: np.ndarray) -> np.ndarray:
     integer step) of each window's last context step, t - 1. A file cut at an origin and the whole file give
     that window one key."""
     digest = hashlib.blake2b(series.id.encode(), digest_size=8).digest()
-    times = _as_int64(series.times)
+    times = ordinal(series.times)
     beyond = int(origins.max()) - len(times) if len(origins) else 0  # last context steps past the observed ones
     if beyond > 0:
-        times = np.concatenate([times, _as_int64(future_times(series, freq, beyond))])
+        times = np.concatenate([times, ordinal(future_times(series, freq, beyond))])
     last = times[origins - 1]
     return np.stack([np.full(len(origins), int.from_bytes(digest, "little", signed=True)), last], axis=1)
-
-
-def _as_int64(times: pd.Index) -> np.ndarray:
-    """Timestamps as nanoseconds, integer steps as they are."""
-    return times.as_unit("ns").asi8 if isinstance(times, pd.DatetimeIndex) else np.asarray(times, dtype=np.int64)
 
 
 def origins_between(first: int, last: int, *, stride: int = 1) -> np.ndarray:
